@@ -1,0 +1,121 @@
+import middy from '@middy/core';
+import httpRouterHandler from '@middy/http-router';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { z } from 'zod';
+import {
+  type AdminAuthOptions,
+  emptyResponse,
+  getValidatedInput,
+  httpErrorMapper,
+  jsonResponse,
+  lazyHandler,
+  type RequestSchemas,
+  requireAdmin,
+  validateRequest,
+} from '../../shared/http/index.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
+import { getPlatform } from '../../shared/platform.js';
+import type { TenantAdminService } from '../../shared/tenancy/tenant-admin-service.js';
+import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
+
+/** Serialised metadata above this size is refused: it lives in every registry row and response. */
+const MAX_METADATA_BYTES = 16 * 1024;
+
+const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
+
+const registerTenant = {
+  body: z.strictObject({
+    tenantId: tenantIdSchema,
+    name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .refine((metadata) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_METADATA_BYTES, {
+        message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
+      })
+      .optional(),
+  }),
+} satisfies RequestSchemas;
+
+export interface TenantsApiDependencies {
+  readonly tenantAdmin: TenantAdminService;
+  readonly adminAuth: AdminAuthOptions;
+  readonly logger: Logger;
+}
+
+type RouteHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
+
+/**
+ * The admin tenant routes, behind one Lambda: API Gateway (REST, Lambda proxy) sends
+ * `/tenants` and `/tenants/{tenantId}...` here, and the router picks the route.
+ */
+export function createTenantsApi(deps: TenantsApiDependencies) {
+  const { tenantAdmin } = deps;
+  const adminRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
+    middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+      .use(requireAdmin(deps.adminAuth))
+      .use(validateRequest(schemas))
+      .handler(fn);
+
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpErrorMapper({ logger: deps.logger }))
+    .handler(
+      httpRouterHandler([
+        {
+          method: 'POST',
+          path: '/tenants',
+          handler: adminRoute(registerTenant, async (event) => {
+            const { body } = getValidatedInput(event, registerTenant);
+            return jsonResponse(201, await tenantAdmin.register(body));
+          }),
+        },
+        {
+          method: 'GET',
+          path: '/tenants',
+          handler: adminRoute({}, async () => jsonResponse(200, { tenants: await tenantAdmin.list() })),
+        },
+        {
+          method: 'GET',
+          path: '/tenants/{tenantId}',
+          handler: adminRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            return jsonResponse(200, await tenantAdmin.get(pathParameters.tenantId));
+          }),
+        },
+        {
+          method: 'POST',
+          path: '/tenants/{tenantId}/activate',
+          handler: adminRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            return jsonResponse(200, await tenantAdmin.activate(pathParameters.tenantId));
+          }),
+        },
+        {
+          method: 'POST',
+          path: '/tenants/{tenantId}/deactivate',
+          handler: adminRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            return jsonResponse(200, await tenantAdmin.deactivate(pathParameters.tenantId));
+          }),
+        },
+        {
+          method: 'DELETE',
+          path: '/tenants/{tenantId}',
+          handler: adminRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            await tenantAdmin.remove(pathParameters.tenantId);
+            return emptyResponse(204);
+          }),
+        },
+      ]),
+    );
+}
+
+/** Lambda entry point. Dependencies come from the environment, once per sandbox. */
+export const handler = lazyHandler(async () => {
+  const platform = getPlatform();
+  return createTenantsApi({
+    tenantAdmin: platform.tenantAdmin,
+    adminAuth: platform.adminAuth,
+    logger: createLogger('tenants-api'),
+  });
+});

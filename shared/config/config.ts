@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { ConfigurationError } from '../errors.js';
+
+/**
+ * Every environment variable tenantflow reads, validated once. Lambdas get them from CDK; the
+ * local platform (`npm start`) fills them in before the first read.
+ */
+const environmentSchema = z.object({
+  TENANTFLOW_LOCAL: z.enum(['0', '1'], { message: "must be '0' or '1'" }).default('0'),
+  TENANTFLOW_STAGE: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or dashes, starting with a letter')
+    .optional(),
+  DATABASE_URL: z
+    .string({ message: "is required: the platform role's PostgreSQL connection string (the RDS Proxy endpoint in AWS)" })
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string'),
+  TENANTFLOW_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+  TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),
+});
+
+export interface TenantflowConfig {
+  /** True under `npm start`: local adapters, bearer admin token. */
+  readonly local: boolean;
+  readonly stage: string;
+  readonly databaseUrl: string;
+  /** Bearer token accepted on admin routes. Locally always set; in AWS optional (IAM is the default). */
+  readonly adminToken: string | undefined;
+  /**
+   * Whether an IAM caller identity on the event is proof of an admin. Only in AWS, where API
+   * Gateway sets it after verifying SigV4 on IAM-authorised routes; never locally.
+   */
+  readonly trustIamAdminIdentity: boolean;
+  readonly dbPoolMax: number;
+}
+
+/**
+ * Parses `env` into a {@link TenantflowConfig}. Throws a `ConfigurationError` that names every
+ * missing or invalid variable, so a misconfigured function fails at its first invocation with a
+ * message that says what to fix.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig({ DATABASE_URL: 'postgres://localhost/tenantflow', TENANTFLOW_LOCAL: '1' });
+ * ```
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConfig {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+    throw new ConfigurationError(`Invalid tenantflow configuration: ${problems.join('; ')}`);
+  }
+  const values = parsed.data;
+  const local = values.TENANTFLOW_LOCAL === '1';
+  return {
+    local,
+    stage: values.TENANTFLOW_STAGE ?? (local ? 'local' : 'dev'),
+    databaseUrl: values.DATABASE_URL,
+    adminToken: values.TENANTFLOW_ADMIN_TOKEN,
+    trustIamAdminIdentity: !local,
+    // One invocation at a time per Lambda sandbox needs one or two connections; the local server more.
+    dbPoolMax: values.TENANTFLOW_DB_POOL_MAX ?? (local ? 10 : 2),
+  };
+}
+
+let cached: TenantflowConfig | undefined;
+
+/** The process-wide configuration, read from `process.env` on first use and then kept. */
+export function getConfig(): TenantflowConfig {
+  cached ??= loadConfig(process.env);
+  return cached;
+}

@@ -1,0 +1,59 @@
+/**
+ * The one place identifiers are turned into SQL. Values are never spliced into SQL: they are
+ * always query parameters. Identifiers (schema and table names) cannot be parameters, so they go
+ * through {@link quoteIdent}, which quotes unconditionally: even a validated tenant id is quoted.
+ */
+
+/** The minimal query surface platform code needs; a `pg.Pool`, `pg.Client` or `pg.PoolClient` fits. */
+export interface Queryable {
+  query<R extends Record<string, unknown> = Record<string, unknown>>(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
+/** The control schema that holds the tenant registry. */
+export const CONTROL_SCHEMA = 'tenantflow';
+
+/**
+ * Quotes a PostgreSQL identifier. Rejects empty names and NUL bytes, which PostgreSQL cannot store
+ * and which would otherwise surface as a confusing server error.
+ *
+ * @example
+ * ```ts
+ * quoteIdent('acme');      // "acme"
+ * quoteIdent('we"ird');    // "we""ird"
+ * ```
+ */
+export function quoteIdent(name: string): string {
+  if (name.length === 0 || name.includes('\0')) {
+    throw new TypeError('An SQL identifier must be non-empty and contain no NUL byte');
+  }
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * A schema-qualified, quoted table name. Platform SQL always names tables this way, so no query
+ * depends on a connection's `search_path`.
+ *
+ * @example
+ * ```ts
+ * qualified('tenantflow', 'tenants'); // "tenantflow"."tenants"
+ * ```
+ */
+export function qualified(schema: string, table: string): string {
+  return `${quoteIdent(schema)}.${quoteIdent(table)}`;
+}
+
+/** PostgreSQL SQLSTATE of an error thrown by `pg`, if it is one. */
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
+    return error.code;
+  }
+  return undefined;
+}
+
+export const SQLSTATE = {
+  uniqueViolation: '23505',
+  undefinedTable: '42P01',
+} as const;

@@ -1,0 +1,54 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { UnauthenticatedError } from '../errors.js';
+import { getHeader } from './responses.js';
+
+export interface AdminAuthOptions {
+  /** The bearer token that proves an admin. `undefined` disables bearer auth. */
+  readonly adminToken: string | undefined;
+  /**
+   * Accept an IAM caller identity on the event as an admin. Only API Gateway can set it, after it
+   * verified a SigV4 signature on an IAM-authorised route, so this is on in AWS and off locally.
+   */
+  readonly trustIamIdentity: boolean;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/**
+ * Lets a request through only if it comes from an admin: a verified IAM identity (AWS), or
+ * `Authorization: Bearer <admin token>`. Anything else is a 401 that says what to send.
+ *
+ * @example
+ * ```ts
+ * middy().use(httpErrorMapper({ logger })).use(requireAdmin({ adminToken, trustIamIdentity: false }));
+ * ```
+ */
+export function requireAdmin(options: AdminAuthOptions): middy.MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
+  const expectedDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
+  return {
+    before: async function authenticateAdmin(request) {
+      const { event } = request;
+      if (options.trustIamIdentity && typeof event.requestContext?.identity?.userArn === 'string') {
+        return;
+      }
+      const header = getHeader(event.headers, 'authorization');
+      if (header === undefined || header.length === 0) {
+        throw new UnauthenticatedError('Missing Authorization header. Send "Authorization: Bearer <admin token>".');
+      }
+      const match = BEARER.exec(header);
+      if (match?.[1] === undefined) {
+        throw new UnauthenticatedError('The Authorization header must have the form "Bearer <admin token>".');
+      }
+      // Compare digests in constant time, so neither the token nor its length leaks through timing.
+      if (expectedDigest === undefined || !timingSafeEqual(digest(match[1]), expectedDigest)) {
+        throw new UnauthenticatedError('The admin token is not valid.');
+      }
+    },
+  };
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}

@@ -1,0 +1,5 @@
+export * from './admin-auth.middleware.js';
+export * from './error-mapper.middleware.js';
+export * from './lazy-handler.js';
+export * from './responses.js';
+export * from './validation.middleware.js';

@@ -1,0 +1,190 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import {
+  TenantContextRequiredError,
+  TenantInactiveError,
+  TenantNotFoundError,
+  TenantStateConflictError,
+  ValidationError,
+} from '../errors.js';
+import { assertValidTenantId } from './tenant-id.js';
+import type { TenantInfo, TenantMetadata, TenantRegistry } from './tenant-registry.js';
+
+/**
+ * The current tenant id, per async call chain. It is module-level on purpose: like the seed's
+ * ContextVar, every `TenantContextSwitch` in a process shares one notion of "current tenant",
+ * while each keeps its own registry. AsyncLocalStorage gives each invocation its own value, so
+ * concurrent invocations in one Lambda process never see each other's tenant.
+ */
+const currentTenantStorage = new AsyncLocalStorage<string>();
+
+/** How many unknown-tenant ids an error message lists before summarising. */
+const MAX_TENANTS_IN_MESSAGE = 20;
+
+/**
+ * The current tenant id, or `undefined` outside any `switch()`.
+ *
+ * @example
+ * ```ts
+ * await tenants.switch('acme', async () => getCurrentTenantId()); // 'acme'
+ * ```
+ */
+export function getCurrentTenantId(): string | undefined {
+  return currentTenantStorage.getStore();
+}
+
+export interface TenantContextStats {
+  readonly totalTenants: number;
+  readonly activeTenants: number;
+  /** Successful `switch()` entries since this instance was created. */
+  readonly totalSwitches: number;
+  /** `switch()` blocks open right now on this instance (nested and concurrent ones included). */
+  readonly activeSwitches: number;
+  readonly currentTenant: string | undefined;
+}
+
+/**
+ * Registers tenants and runs code inside one tenant's context.
+ *
+ * Semantics follow the DataFlow tenant context switch, made async because the registry may be a
+ * database: `switch()` refuses unknown and inactive tenants, restores the previous tenant when the
+ * callback returns or throws, and nests. Failing closed is the rule: {@link requireTenant} throws
+ * rather than fall back to any default.
+ *
+ * @example
+ * ```ts
+ * const tenants = new TenantContextSwitch(new MemoryTenantRegistry());
+ * await tenants.registerTenant('acme', 'Acme Corporation', { plan: 'enterprise' });
+ * await tenants.switch('acme', async (tenant) => {
+ *   tenants.requireTenant(); // 'acme'
+ *   return tenant.name;      // 'Acme Corporation'
+ * });
+ * ```
+ */
+export class TenantContextSwitch {
+  #totalSwitches = 0;
+  #activeSwitches = 0;
+
+  constructor(private readonly registry: TenantRegistry) {}
+
+  /**
+   * Registers an active tenant. Rejects an invalid id (listing every reason) and a duplicate
+   * (`Tenant 'x' is already registered`).
+   */
+  async registerTenant(tenantId: string, name: string, metadata: TenantMetadata = {}): Promise<TenantInfo> {
+    assertValidTenantId(tenantId);
+    if (typeof name !== 'string' || name.trim().length === 0) {
+      throw new ValidationError('Invalid tenant name', ['name must be a non-empty string']);
+    }
+    return this.registry.create({ tenantId, name, metadata, status: 'active' });
+  }
+
+  /**
+   * Removes a tenant from the registry. Refuses the caller's current tenant: the code running in
+   * that context would otherwise be left pointing at a tenant that no longer exists.
+   */
+  async unregisterTenant(tenantId: string): Promise<void> {
+    if (getCurrentTenantId() === tenantId) {
+      throw new TenantStateConflictError(`Cannot unregister tenant '${tenantId}' while it is the active context`);
+    }
+    const outcome = await this.registry.remove(tenantId);
+    if (outcome === 'not_found') {
+      throw new TenantNotFoundError(tenantId);
+    }
+  }
+
+  /** The tenant, or `undefined` when it is not registered. */
+  async getTenant(tenantId: string): Promise<TenantInfo | undefined> {
+    return this.registry.get(tenantId);
+  }
+
+  async listTenants(): Promise<TenantInfo[]> {
+    return this.registry.list();
+  }
+
+  async isTenantRegistered(tenantId: string): Promise<boolean> {
+    return (await this.registry.get(tenantId)) !== undefined;
+  }
+
+  async isTenantActive(tenantId: string): Promise<boolean> {
+    return (await this.registry.get(tenantId))?.active === true;
+  }
+
+  /** Reactivates a deactivated tenant; throws `TenantNotFoundError` if it is not registered. */
+  async activateTenant(tenantId: string): Promise<TenantInfo> {
+    return this.#setActive(tenantId, true);
+  }
+
+  /** Deactivates a tenant: it stays registered, but `switch()` to it is refused until reactivated. */
+  async deactivateTenant(tenantId: string): Promise<TenantInfo> {
+    return this.#setActive(tenantId, false);
+  }
+
+  /**
+   * Runs `fn` with `tenantId` as the current tenant and returns its result. The previous tenant
+   * (or none) is current again once `fn` settles, whether it returned or threw.
+   *
+   * @throws TenantNotFoundError when the tenant is not registered (the message lists those that are)
+   * @throws TenantInactiveError when the tenant is deactivated
+   */
+  async switch<T>(tenantId: string, fn: (tenant: TenantInfo) => T | Promise<T>): Promise<T> {
+    const tenant = await this.registry.get(tenantId);
+    if (tenant === undefined) {
+      throw new TenantNotFoundError(tenantId, await this.#unknownTenantMessage(tenantId));
+    }
+    if (!tenant.active) {
+      throw new TenantInactiveError(tenantId);
+    }
+    this.#totalSwitches += 1;
+    this.#activeSwitches += 1;
+    try {
+      return await currentTenantStorage.run(tenantId, fn, tenant);
+    } finally {
+      this.#activeSwitches -= 1;
+    }
+  }
+
+  /** The current tenant id, or `undefined` outside any `switch()`. */
+  getCurrentTenant(): string | undefined {
+    return getCurrentTenantId();
+  }
+
+  /** The current tenant id; throws when no tenant is current. Never falls back to a default. */
+  requireTenant(): string {
+    const tenantId = getCurrentTenantId();
+    if (tenantId === undefined) {
+      throw new TenantContextRequiredError(
+        "No tenant context is active. Use 'tenants.switch(tenantId, fn)' to run code in a tenant context.",
+      );
+    }
+    return tenantId;
+  }
+
+  async getStats(): Promise<TenantContextStats> {
+    const counts = await this.registry.countByStatus();
+    return {
+      totalTenants: counts.provisioning + counts.active + counts.inactive + counts.deprovisioning,
+      activeTenants: counts.active,
+      totalSwitches: this.#totalSwitches,
+      activeSwitches: this.#activeSwitches,
+      currentTenant: getCurrentTenantId(),
+    };
+  }
+
+  async #setActive(tenantId: string, active: boolean): Promise<TenantInfo> {
+    const updated = await this.registry.setStatus(tenantId, active ? 'active' : 'inactive');
+    if (updated === undefined) {
+      throw new TenantNotFoundError(tenantId);
+    }
+    return updated;
+  }
+
+  async #unknownTenantMessage(tenantId: string): Promise<string> {
+    const ids = (await this.registry.list()).map((tenant) => tenant.tenantId);
+    const shown = ids.slice(0, MAX_TENANTS_IN_MESSAGE).map((id) => `'${id}'`);
+    const more = ids.length > MAX_TENANTS_IN_MESSAGE ? `, and ${ids.length - MAX_TENANTS_IN_MESSAGE} more` : '';
+    return (
+      `Tenant '${tenantId}' is not registered. Available tenants: [${shown.join(', ')}${more}]. ` +
+      'Use registerTenant() to register this tenant first.'
+    );
+  }
+}

@@ -9,10 +9,16 @@ const environmentSchema = z.object({
   TENANTFLOW_LOCAL: z.enum(['0', '1'], { message: "must be '0' or '1'" }).default('0'),
   TENANTFLOW_STAGE: z
     .string()
-    .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lowercase letters, digits or dashes, starting with a letter')
+    .regex(
+      /^[a-z][a-z0-9-]{0,31}$/,
+      'must be 1-32 lowercase letters, digits or dashes, starting with a letter',
+    )
     .optional(),
   DATABASE_URL: z
-    .string({ message: "is required: the platform role's PostgreSQL connection string (the RDS Proxy endpoint in AWS)" })
+    .string({
+      message:
+        "is required: the platform role's PostgreSQL connection string (the RDS Proxy endpoint in AWS)",
+    })
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string'),
   TENANTFLOW_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
   TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),

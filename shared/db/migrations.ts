@@ -127,7 +127,11 @@ export async function migrateSchema(
       ]);
     }
     await client.query('COMMIT');
-    return { schema, applied: pending.map((m) => m.name), alreadyApplied: migrations.length - pending.length };
+    return {
+      schema,
+      applied: pending.map((m) => m.name),
+      alreadyApplied: migrations.length - pending.length,
+    };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;

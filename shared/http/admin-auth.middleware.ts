@@ -25,7 +25,9 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
  * middy().use(httpErrorMapper({ logger })).use(requireAdmin({ adminToken, trustIamIdentity: false }));
  * ```
  */
-export function requireAdmin(options: AdminAuthOptions): middy.MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
+export function requireAdmin(
+  options: AdminAuthOptions,
+): middy.MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
   const expectedDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
   return {
     before: async function authenticateAdmin(request) {
@@ -35,7 +37,9 @@ export function requireAdmin(options: AdminAuthOptions): middy.MiddlewareObj<API
       }
       const header = getHeader(event.headers, 'authorization');
       if (header === undefined || header.length === 0) {
-        throw new UnauthenticatedError('Missing Authorization header. Send "Authorization: Bearer <admin token>".');
+        throw new UnauthenticatedError(
+          'Missing Authorization header. Send "Authorization: Bearer <admin token>".',
+        );
       }
       const match = BEARER.exec(header);
       if (match?.[1] === undefined) {

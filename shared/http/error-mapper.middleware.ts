@@ -35,7 +35,11 @@ export function httpErrorMapper(
       const { error } = request;
       const requestId = request.context.awsRequestId;
       if (error instanceof TenantflowError && error.expose) {
-        logger.warn('request rejected', { code: error.code, statusCode: error.statusCode, message: error.message });
+        logger.warn('request rejected', {
+          code: error.code,
+          statusCode: error.statusCode,
+          message: error.message,
+        });
         request.response = jsonResponse(error.statusCode, {
           error: { code: error.code, message: error.publicMessage, ...error.details() },
         } satisfies ErrorBody);

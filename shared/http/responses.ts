@@ -15,7 +15,10 @@ export function emptyResponse(statusCode = 204): APIGatewayProxyResult {
 }
 
 /** Case-insensitive header lookup: API Gateway REST events keep the case the client sent. */
-export function getHeader(headers: Record<string, string | undefined> | null, name: string): string | undefined {
+export function getHeader(
+  headers: Record<string, string | undefined> | null,
+  name: string,
+): string | undefined {
   if (headers === null) {
     return undefined;
   }

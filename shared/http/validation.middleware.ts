@@ -67,7 +67,10 @@ export function validateRequest<S extends RequestSchemas>(
  * The input `validateRequest(schemas)` parsed for this event. Throws if the middleware did not run,
  * which is a wiring mistake, never something a client can cause.
  */
-export function getValidatedInput<S extends RequestSchemas>(event: APIGatewayProxyEvent, _schemas: S): ValidatedInput<S> {
+export function getValidatedInput<S extends RequestSchemas>(
+  event: APIGatewayProxyEvent,
+  _schemas: S,
+): ValidatedInput<S> {
   const input = validatedInputs.get(event);
   if (input === undefined) {
     throw new Error('getValidatedInput() called on an event that validateRequest() did not process');

@@ -1,5 +1,5 @@
-import { TenantAlreadyExistsError } from '../errors.js';
 import { CONTROL_SCHEMA, type Queryable, qualified, SQLSTATE, sqlState } from '../db/sql.js';
+import { TenantAlreadyExistsError } from '../errors.js';
 import {
   emptyStatusCounts,
   type NewTenant,
@@ -51,9 +51,10 @@ export class PgTenantRegistry implements TenantRegistry {
   }
 
   async get(tenantId: string): Promise<TenantInfo | undefined> {
-    const { rows } = await this.db.query<TenantRow>(`SELECT ${COLUMNS} FROM ${TENANTS} WHERE tenant_id = $1`, [
-      tenantId,
-    ]);
+    const { rows } = await this.db.query<TenantRow>(
+      `SELECT ${COLUMNS} FROM ${TENANTS} WHERE tenant_id = $1`,
+      [tenantId],
+    );
     return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
   }
 

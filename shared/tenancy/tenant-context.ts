@@ -84,7 +84,9 @@ export class TenantContextSwitch {
    */
   async unregisterTenant(tenantId: string): Promise<void> {
     if (getCurrentTenantId() === tenantId) {
-      throw new TenantStateConflictError(`Cannot unregister tenant '${tenantId}' while it is the active context`);
+      throw new TenantStateConflictError(
+        `Cannot unregister tenant '${tenantId}' while it is the active context`,
+      );
     }
     const outcome = await this.registry.remove(tenantId);
     if (outcome === 'not_found') {
@@ -181,7 +183,8 @@ export class TenantContextSwitch {
   async #unknownTenantMessage(tenantId: string): Promise<string> {
     const ids = (await this.registry.list()).map((tenant) => tenant.tenantId);
     const shown = ids.slice(0, MAX_TENANTS_IN_MESSAGE).map((id) => `'${id}'`);
-    const more = ids.length > MAX_TENANTS_IN_MESSAGE ? `, and ${ids.length - MAX_TENANTS_IN_MESSAGE} more` : '';
+    const more =
+      ids.length > MAX_TENANTS_IN_MESSAGE ? `, and ${ids.length - MAX_TENANTS_IN_MESSAGE} more` : '';
     return (
       `Tenant '${tenantId}' is not registered. Available tenants: [${shown.join(', ')}${more}]. ` +
       'Use registerTenant() to register this tenant first.'

@@ -4,7 +4,12 @@
  */
 export type TenantStatus = 'provisioning' | 'active' | 'inactive' | 'deprovisioning';
 
-export const TENANT_STATUSES: readonly TenantStatus[] = ['provisioning', 'active', 'inactive', 'deprovisioning'];
+export const TENANT_STATUSES: readonly TenantStatus[] = [
+  'provisioning',
+  'active',
+  'inactive',
+  'deprovisioning',
+];
 
 export type TenantMetadata = Record<string, unknown>;
 

@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+
+export type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+export interface LocalRoute {
+  readonly method: string;
+  /** API Gateway resource path, e.g. `/tenants/{tenantId}`. */
+  readonly resource: string;
+  readonly functionName: string;
+  readonly handler: ProxyHandler;
+}
+
+export interface LocalApiServerOptions {
+  readonly routes: readonly LocalRoute[];
+  readonly stage?: string;
+  /** API Gateway's own payload limit is 10 MB; locally we refuse earlier to keep memory bounded. */
+  readonly maxBodyBytes?: number;
+  readonly onHandlerCrash?: (error: unknown) => void;
+}
+
+const serverDefaults = { stage: 'local', maxBodyBytes: 1024 * 1024, onHandlerCrash: () => {} };
+
+/**
+ * An HTTP server that does locally what API Gateway (REST, Lambda proxy integration) does in AWS:
+ * it matches the route, turns the request into an `APIGatewayProxyEvent`, invokes the very same
+ * handler the Lambda runs, and turns the result back into a response.
+ *
+ * @example
+ * ```ts
+ * const server = createLocalApiServer({ routes: [{ method: 'GET', resource: '/health', functionName: 'health', handler }] });
+ * server.listen(3000);
+ * ```
+ */
+export function createLocalApiServer(options: LocalApiServerOptions): Server {
+  const settings = { ...serverDefaults, ...options };
+  const compiled = settings.routes.map((route) => ({ ...route, match: compileResource(route.resource) }));
+
+  return createServer(async function serveLikeApiGateway(req, res) {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    const method = (req.method ?? 'GET').toUpperCase();
+    const onPath = compiled
+      .map((route) => ({ route, params: route.match(path) }))
+      .filter((candidate) => candidate.params !== undefined);
+    const hit = onPath.find((candidate) => candidate.route.method === method);
+    if (hit === undefined || hit.params === undefined) {
+      if (onPath.length > 0) {
+        const allow = [...new Set(onPath.map((candidate) => candidate.route.method))].join(', ');
+        return sendJson(
+          res,
+          405,
+          { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${path}` } },
+          { allow },
+        );
+      }
+      return sendJson(res, 404, {
+        error: { code: 'ROUTE_NOT_FOUND', message: `No route for ${method} ${path}` },
+      });
+    }
+
+    let body: Buffer;
+    try {
+      body = await readBody(req, settings.maxBodyBytes);
+    } catch {
+      return sendJson(res, 413, {
+        error: { code: 'PAYLOAD_TOO_LARGE', message: `Request body exceeds ${settings.maxBodyBytes} bytes` },
+      });
+    }
+
+    const requestId = randomUUID();
+    const event = toApiGatewayEvent(req, {
+      url,
+      path,
+      method,
+      resource: hit.route.resource,
+      pathParameters: hit.params,
+      body,
+      requestId,
+      stage: settings.stage,
+    });
+    try {
+      const result = await hit.route.handler(event, lambdaContext(hit.route.functionName, requestId));
+      sendResult(res, result);
+    } catch (error) {
+      // A handler that throws past its error middleware: API Gateway answers 502 in that case too.
+      settings.onHandlerCrash(error);
+      sendJson(res, 502, { message: 'Internal server error' });
+    }
+  });
+}
+
+/** `/tenants/{tenantId}` → a matcher returning decoded path parameters, or undefined. */
+function compileResource(resource: string): (path: string) => Record<string, string> | undefined {
+  const names: string[] = [];
+  const pattern = resource
+    .split('/')
+    .map((segment) => {
+      const param = /^\{(\w+)\}$/.exec(segment);
+      if (param?.[1] !== undefined) {
+        names.push(param[1]);
+        return '([^/]+)';
+      }
+      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  const regex = new RegExp(`^${pattern}$`);
+  return (path) => {
+    const match = regex.exec(path);
+    if (match === null) {
+      return undefined;
+    }
+    const params: Record<string, string> = {};
+    names.forEach((name, index) => {
+      params[name] = safeDecode(match[index + 1] ?? '');
+    });
+    return params;
+  };
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+interface EventParts {
+  readonly url: URL;
+  readonly path: string;
+  readonly method: string;
+  readonly resource: string;
+  readonly pathParameters: Record<string, string>;
+  readonly body: Buffer;
+  readonly requestId: string;
+  readonly stage: string;
+}
+
+/** Builds the REST (v1) proxy event API Gateway would send for this request. */
+export function toApiGatewayEvent(req: IncomingMessage, parts: EventParts): APIGatewayProxyEvent {
+  const headers: Record<string, string> = {};
+  const multiValueHeaders: Record<string, string[]> = {};
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] ?? '';
+    const value = req.rawHeaders[i + 1] ?? '';
+    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
+  }
+  const query: Record<string, string> = {};
+  const multiQuery: Record<string, string[]> = {};
+  for (const [key, value] of parts.url.searchParams) {
+    query[key] = value;
+    multiQuery[key] = [...(multiQuery[key] ?? []), value];
+  }
+  const hasQuery = Object.keys(query).length > 0;
+  const now = Date.now();
+  return {
+    resource: parts.resource,
+    path: parts.path,
+    httpMethod: parts.method,
+    headers,
+    multiValueHeaders,
+    queryStringParameters: hasQuery ? query : null,
+    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+    pathParameters: Object.keys(parts.pathParameters).length > 0 ? parts.pathParameters : null,
+    stageVariables: null,
+    body: parts.body.length > 0 ? parts.body.toString('utf8') : null,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      authorizer: null,
+      protocol: `HTTP/${req.httpVersion}`,
+      httpMethod: parts.method,
+      path: `/${parts.stage}${parts.path}`,
+      stage: parts.stage,
+      requestId: parts.requestId,
+      requestTimeEpoch: now,
+      resourceId: 'local',
+      resourcePath: parts.resource,
+      // Never an IAM identity: locally, admin rights come only from the bearer token.
+      identity: {
+        accessKey: null,
+        accountId: null,
+        apiKey: null,
+        apiKeyId: null,
+        caller: null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        user: null,
+        userAgent: req.headers['user-agent'] ?? null,
+        userArn: null,
+      },
+    },
+  };
+}
+
+function lambdaContext(functionName: string, requestId: string): Context {
+  const deadline = Date.now() + 30_000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `tenantflow-local-${functionName}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:tenantflow-local-${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/tenantflow-local-${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new Error('body too large'));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sendResult(res: ServerResponse, result: APIGatewayProxyResult): void {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(result.headers ?? {})) {
+    headers[name] = String(value);
+  }
+  for (const [name, values] of Object.entries(result.multiValueHeaders ?? {})) {
+    headers[name] = values.map(String);
+  }
+  res.writeHead(result.statusCode, headers);
+  res.end(result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body);
+}
+
+function sendJson(
+  res: ServerResponse,
+  statusCode: number,
+  body: unknown,
+  extraHeaders: Record<string, string> = {},
+): void {
+  res.writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8', ...extraHeaders });
+  res.end(JSON.stringify(body));
+}

@@ -1,0 +1,146 @@
+import type { Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import { createHealthApi } from '../functions/api/health.js';
+import { API_ROUTES, type ApiFunctionName } from '../functions/api/routes.js';
+import { createTenantsApi } from '../functions/api/tenants.js';
+import { loadConfig } from '../shared/config/config.js';
+import { migrateControlSchema } from '../shared/db/control-schema.js';
+import { createLogger } from '../shared/logging/logger.js';
+import { createPlatform, type Platform } from '../shared/platform.js';
+import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
+import { type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
+import { loadOrCreateLocalSecrets } from './local-state.js';
+
+export interface LocalPlatformOptions {
+  /** Where local state lives (embedded PostgreSQL data, generated secrets). Default `./.tenantflow`. */
+  readonly home?: string;
+  /** HTTP port; 0 picks a free one. Default 3000. */
+  readonly port?: number;
+  readonly host?: string;
+  /** Use this PostgreSQL instead of the embedded one. */
+  readonly databaseUrl?: string;
+  /** Admin bearer token; generated and kept under `home` when not given. */
+  readonly adminToken?: string;
+  /** Fixed port for the embedded PostgreSQL; a free one when not given. */
+  readonly postgresPort?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalPlatform {
+  readonly url: string;
+  readonly adminToken: string;
+  readonly database: { readonly embedded: boolean; readonly description: string };
+  readonly platform: Platform;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole platform on one machine: a real PostgreSQL (embedded unless a URL is given), the
+ * control schema migrated, and the API Gateway routes served over HTTP by the same middy handlers
+ * the Lambdas run.
+ *
+ * @example
+ * ```ts
+ * const local = await startLocalPlatform({ port: 0 });
+ * console.log(local.url, local.adminToken);
+ * await local.stop();
+ * ```
+ */
+export async function startLocalPlatform(options: LocalPlatformOptions = {}): Promise<LocalPlatform> {
+  const log = options.log ?? (() => {});
+  const home = resolve(options.home ?? '.tenantflow');
+  const secrets = await loadOrCreateLocalSecrets(home);
+  const adminToken = options.adminToken ?? secrets.adminToken;
+
+  let postgres: RunningPostgres | undefined;
+  let databaseUrl = options.databaseUrl;
+  if (databaseUrl === undefined) {
+    const dataDir = join(home, 'pgdata');
+    postgres = await startEmbeddedPostgres({
+      dataDir,
+      password: secrets.postgresPassword,
+      persistent: true,
+      ...(options.postgresPort === undefined ? {} : { port: options.postgresPort }),
+      onLog: (line) => {
+        if (/Stopped a PostgreSQL|FATAL|PANIC/.test(line)) {
+          log(line);
+        }
+      },
+    });
+    databaseUrl = postgres.url('postgres');
+  }
+
+  let platform: Platform | undefined;
+  let server: Server | undefined;
+  try {
+    await migrateControlSchema(databaseUrl);
+    const config = loadConfig({
+      ...process.env,
+      TENANTFLOW_LOCAL: '1',
+      DATABASE_URL: databaseUrl,
+      TENANTFLOW_ADMIN_TOKEN: adminToken,
+    });
+    const started = createPlatform(config);
+    platform = started;
+    const handlers: Record<ApiFunctionName, ProxyHandler> = {
+      tenants: createTenantsApi({
+        tenantAdmin: started.tenantAdmin,
+        adminAuth: started.adminAuth,
+        logger: createLogger('tenants-api'),
+      }),
+      health: createHealthApi({ db: started.pool, stage: config.stage, logger: createLogger('health') }),
+    };
+    const crashLogger = createLogger('local-api');
+    const listening = createLocalApiServer({
+      routes: API_ROUTES.map((route) => ({
+        method: route.method,
+        resource: route.resource,
+        functionName: route.function,
+        handler: handlers[route.function],
+      })),
+      stage: config.stage,
+      onHandlerCrash: (error) => crashLogger.error('handler crashed', { error }),
+    });
+    server = listening;
+    const host = options.host ?? '127.0.0.1';
+    await new Promise<void>((resolveListen, rejectListen) => {
+      listening.once('error', rejectListen);
+      listening.listen(options.port ?? 3000, host, () => resolveListen());
+    });
+    const address = listening.address();
+    const port = typeof address === 'object' && address !== null ? address.port : options.port;
+
+    let stopping: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${port}`,
+      adminToken,
+      database: postgres
+        ? {
+            embedded: true,
+            description: `embedded PostgreSQL on 127.0.0.1:${postgres.port}, data in ${join(home, 'pgdata')}`,
+          }
+        : { embedded: false, description: 'PostgreSQL from DATABASE_URL' },
+      platform: started,
+      stop: () => {
+        stopping ??= shutDown(listening, started, postgres);
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await shutDown(server, platform, postgres).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function shutDown(
+  server: Server | undefined,
+  platform: Platform | undefined,
+  postgres: RunningPostgres | undefined,
+) {
+  if (server?.listening) {
+    server.closeAllConnections();
+    await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+  }
+  await platform?.close();
+  await postgres?.stop();
+}

@@ -1,0 +1,87 @@
+/**
+ * `npm start`: runs tenantflow locally on a real PostgreSQL and prints how to call it.
+ *
+ * Environment: PORT (default 3000), DATABASE_URL (skip the embedded PostgreSQL),
+ * TENANTFLOW_ADMIN_TOKEN (otherwise one is generated and kept in .tenantflow/),
+ * TENANTFLOW_HOME (default ./.tenantflow), TENANTFLOW_PG_PORT (embedded PostgreSQL port).
+ */
+import { type LocalPlatform, startLocalPlatform } from './local-platform.js';
+
+function optionalPort(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') {
+    return undefined;
+  }
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`${name} must be a port number between 0 and 65535 (got '${raw}')`);
+    process.exit(2);
+  }
+  return port;
+}
+
+async function main(): Promise<void> {
+  const port = optionalPort('PORT') ?? 3000;
+  const postgresPort = optionalPort('TENANTFLOW_PG_PORT');
+  console.log('Starting tenantflow locally…');
+  let local: LocalPlatform;
+  try {
+    local = await startLocalPlatform({
+      port,
+      ...(postgresPort === undefined ? {} : { postgresPort }),
+      ...(process.env.TENANTFLOW_HOME ? { home: process.env.TENANTFLOW_HOME } : {}),
+      ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
+      ...(process.env.TENANTFLOW_ADMIN_TOKEN ? { adminToken: process.env.TENANTFLOW_ADMIN_TOKEN } : {}),
+      log: (line) => console.log(line),
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      console.error(`Port ${port} is already in use. Set PORT to another port, e.g. PORT=3001 npm start`);
+    } else {
+      console.error('tenantflow could not start:', error);
+    }
+    process.exit(1);
+  }
+
+  const token = local.adminToken;
+  console.log(`
+tenantflow is running.
+  API          ${local.url}
+  Database     ${local.database.description}
+  Admin token  ${token}
+
+Register a tenant:
+  curl -s -X POST ${local.url}/tenants \\
+    -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' \\
+    -d '{"tenantId":"acme","name":"Acme Corp"}'
+
+List tenants:
+  curl -s ${local.url}/tenants -H 'Authorization: Bearer ${token}'
+
+Press Ctrl-C to stop.
+tenantflow ready on ${local.url}`);
+
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      console.log('Stopping immediately.');
+      process.exit(130);
+    }
+    console.log(`\n${signal} received: stopping tenantflow and PostgreSQL…`);
+    local.stop().then(
+      () => {
+        console.log('Stopped.');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error('Shutdown failed:', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+await main();

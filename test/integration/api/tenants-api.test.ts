@@ -1,0 +1,211 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
+import { createTestDatabase } from '../../support/database.js';
+import { apiClient } from '../../support/http.js';
+
+const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let home: string;
+let local: LocalPlatform;
+let api: ReturnType<typeof apiClient>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  home = await mkdtemp(join(tmpdir(), 'tenantflow-api-'));
+  local = await startLocalPlatform({ home, port: 0, databaseUrl: database.url, adminToken: ADMIN_TOKEN });
+  api = apiClient(local.url, ADMIN_TOKEN);
+});
+
+afterAll(async () => {
+  await local?.stop();
+  await database?.drop();
+  await rm(home, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await local.platform.pool.query('DELETE FROM "tenantflow"."tenants"');
+});
+
+describe('tenant admin API', () => {
+  describe('authentication', () => {
+    it('answers 401 without a bearer token, saying what to send', async () => {
+      const response = await api('GET', '/tenants', { token: null });
+      expect(response.status).toBe(401);
+      expect(response.body.error).toMatchObject({
+        code: 'UNAUTHENTICATED',
+        message: expect.stringContaining('Bearer'),
+      });
+    });
+
+    it('answers 401 for a wrong token and for a malformed Authorization header', async () => {
+      expect((await api('GET', '/tenants', { token: 'not-the-admin-token' })).status).toBe(401);
+      const malformed = await fetch(`${local.url}/tenants`, {
+        headers: { authorization: `Basic ${ADMIN_TOKEN}` },
+      });
+      expect(malformed.status).toBe(401);
+    });
+
+    it('checks the token before touching the body or the registry', async () => {
+      const response = await api('POST', '/tenants', {
+        token: null,
+        body: { tenantId: 'acme', name: 'Acme' },
+      });
+      expect(response.status).toBe(401);
+      expect((await api('GET', '/tenants')).body.tenants).toEqual([]);
+    });
+
+    it('serves /health without a token', async () => {
+      const response = await api('GET', '/health', { token: null });
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ status: 'ok', checks: { database: 'ok' } });
+    });
+  });
+
+  describe('POST /tenants', () => {
+    it('registers a tenant: 201 with the tenant', async () => {
+      const response = await api('POST', '/tenants', {
+        body: { tenantId: 'acme', name: 'Acme Corp', metadata: { plan: 'pro' } },
+      });
+
+      expect(response.status).toBe(201);
+      expect(response.body).toMatchObject({
+        tenantId: 'acme',
+        name: 'Acme Corp',
+        active: true,
+        status: 'active',
+        metadata: { plan: 'pro' },
+      });
+      expect(new Date(response.body.createdAt).toString()).not.toBe('Invalid Date');
+      expect((await api('GET', '/tenants/acme')).body.name).toBe('Acme Corp');
+    });
+
+    it('answers 409 for a duplicate and keeps the original', async () => {
+      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+
+      const response = await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Impostor' } });
+
+      expect(response.status).toBe(409);
+      expect(response.body.error).toEqual({
+        code: 'TENANT_ALREADY_EXISTS',
+        message: "Tenant 'acme' is already registered",
+      });
+      expect((await api('GET', '/tenants/acme')).body.name).toBe('Acme');
+    });
+
+    it('answers 400 listing every reason for a bad id and a bad name', async () => {
+      const response = await api('POST', '/tenants', { body: { tenantId: 'pg_Bad-Id', name: '   ' } });
+
+      expect(response.status).toBe(400);
+      expect(response.body.error.code).toBe('VALIDATION_FAILED');
+      expect(response.body.error.reasons).toEqual([
+        expect.stringMatching(/^body\.tenantId: must start with a lowercase letter/),
+        expect.stringMatching(/^body\.tenantId: must not start with 'pg_'/),
+        expect.stringMatching(/^body\.name: must not be empty/),
+      ]);
+    });
+
+    it.each([
+      ['a malformed JSON body', '{"tenantId": "acme",', /not valid JSON/],
+      ['an empty body', '', /a JSON body is required/],
+      ['a JSON array', '[]', /body: /],
+      ['unknown fields', '{"tenantId":"acme","name":"Acme","plan":"pro"}', /Unrecognized key/],
+      [
+        'metadata that is not an object',
+        '{"tenantId":"acme","name":"Acme","metadata":[1]}',
+        /body\.metadata/,
+      ],
+      [
+        'an SQL-injection id',
+        `{"tenantId":"acme'; DROP SCHEMA tenantflow CASCADE; --","name":"x"}`,
+        /body\.tenantId/,
+      ],
+    ])('answers 400, never 500, for %s', async (_case, rawBody, message) => {
+      const response = await api('POST', '/tenants', { rawBody });
+
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toMatch(message);
+      expect((await api('GET', '/tenants')).body.tenants).toEqual([]);
+    });
+
+    it('answers 400 for metadata over 16 KiB', async () => {
+      const response = await api('POST', '/tenants', {
+        body: { tenantId: 'acme', name: 'Acme', metadata: { blob: 'x'.repeat(17 * 1024) } },
+      });
+      expect(response.status).toBe(400);
+      expect(response.body.error.reasons).toEqual([
+        expect.stringMatching(/body\.metadata: must be at most 16384 bytes/),
+      ]);
+    });
+  });
+
+  describe('reading tenants', () => {
+    it('lists tenants ordered by id', async () => {
+      await api('POST', '/tenants', { body: { tenantId: 'globex', name: 'Globex' } });
+      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+
+      const response = await api('GET', '/tenants');
+
+      expect(response.status).toBe(200);
+      expect(response.body.tenants.map((t: { tenantId: string }) => t.tenantId)).toEqual(['acme', 'globex']);
+    });
+
+    it('answers 404 for an unknown tenant without revealing other tenants', async () => {
+      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+
+      const response = await api('GET', '/tenants/globex');
+
+      expect(response.status).toBe(404);
+      expect(response.body.error).toEqual({
+        code: 'TENANT_NOT_FOUND',
+        message: "Tenant 'globex' is not registered",
+      });
+    });
+
+    it('answers 400 for an invalid id in the path', async () => {
+      const response = await api('GET', '/tenants/Bad%20Id');
+      expect(response.status).toBe(400);
+      expect(response.body.error.reasons[0]).toMatch(/^path\.tenantId: /);
+    });
+  });
+
+  describe('lifecycle', () => {
+    it('deactivates, refuses to delete an active tenant, then deletes an inactive one', async () => {
+      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+
+      const refused = await api('DELETE', '/tenants/acme');
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.message).toContain('POST /tenants/acme/deactivate');
+
+      const deactivated = await api('POST', '/tenants/acme/deactivate');
+      expect(deactivated.status).toBe(200);
+      expect(deactivated.body).toMatchObject({ active: false, status: 'inactive' });
+
+      const reactivated = await api('POST', '/tenants/acme/activate');
+      expect(reactivated.body).toMatchObject({ active: true, status: 'active' });
+
+      await api('POST', '/tenants/acme/deactivate');
+      const deleted = await api('DELETE', '/tenants/acme');
+      expect(deleted.status).toBe(204);
+      expect((await api('GET', '/tenants/acme')).status).toBe(404);
+    });
+
+    it('answers 404 when activating, deactivating or deleting an unknown tenant', async () => {
+      expect((await api('POST', '/tenants/nobody/activate')).status).toBe(404);
+      expect((await api('POST', '/tenants/nobody/deactivate')).status).toBe(404);
+      expect((await api('DELETE', '/tenants/nobody')).status).toBe(404);
+    });
+  });
+
+  describe('routing', () => {
+    it('answers 404 for an unknown route and 405 for a wrong method', async () => {
+      expect((await api('GET', '/nope')).status).toBe(404);
+      const wrongMethod = await api('PUT', '/tenants');
+      expect(wrongMethod.status).toBe(405);
+      expect(wrongMethod.headers.get('allow')).toBe('POST, GET');
+    });
+  });
+});

@@ -38,7 +38,8 @@ export function httpErrorMapper(
         logger.warn('request rejected', {
           code: error.code,
           statusCode: error.statusCode,
-          message: error.message,
+          // Powertools reserves the `message` key for the log line itself.
+          reason: error.message,
         });
         request.response = jsonResponse(error.statusCode, {
           error: { code: error.code, message: error.publicMessage, ...error.details() },

@@ -36,7 +36,7 @@ export class MemoryTenantRegistry implements TenantRegistry {
     return info;
   }
 
-  async get(tenantId: string): Promise<TenantInfo | undefined> {
+  get(tenantId: string): TenantInfo | undefined {
     return this.#tenants.get(tenantId);
   }
 

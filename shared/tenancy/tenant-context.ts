@@ -125,24 +125,58 @@ export class TenantContextSwitch {
    * Runs `fn` with `tenantId` as the current tenant and returns its result. The previous tenant
    * (or none) is current again once `fn` settles, whether it returned or threw.
    *
-   * @throws TenantNotFoundError when the tenant is not registered (the message lists those that are)
-   * @throws TenantInactiveError when the tenant is deactivated
+   * Rejects with `TenantNotFoundError` when the tenant is not registered (the message lists those that
+   * are), and with `TenantInactiveError` when it is deactivated; `fn` does not run in either case.
    */
-  async switch<T>(tenantId: string, fn: (tenant: TenantInfo) => T | Promise<T>): Promise<T> {
-    const tenant = await this.registry.get(tenantId);
+  switch<T>(tenantId: string, fn: (tenant: TenantInfo) => T | Promise<T>): Promise<T> {
+    // Written without async/await on purpose: every promise costs extra while AsyncLocalStorage
+    // is in use, and the switch sits on the path of every task. A registry that answers
+    // synchronously (the memory adapter) costs no promise at all for the lookup.
+    const lookup = this.registry.get(tenantId);
+    if (isPromiseLike(lookup)) {
+      return Promise.resolve(lookup).then((tenant) => this.#enter(tenantId, tenant, fn));
+    }
+    return this.#enter(tenantId, lookup, fn);
+  }
+
+  #enter<T>(
+    tenantId: string,
+    tenant: TenantInfo | undefined,
+    fn: (tenant: TenantInfo) => T | Promise<T>,
+  ): Promise<T> {
     if (tenant === undefined) {
-      throw new TenantNotFoundError(tenantId, await this.#unknownTenantMessage(tenantId));
+      return this.#unknownTenantMessage(tenantId).then((message) => {
+        throw new TenantNotFoundError(tenantId, message);
+      });
     }
     if (!tenant.active) {
-      throw new TenantInactiveError(tenantId);
+      return Promise.reject(new TenantInactiveError(tenantId));
     }
     this.#totalSwitches += 1;
     this.#activeSwitches += 1;
+    let result: T | Promise<T>;
     try {
-      return await currentTenantStorage.run(tenantId, fn, tenant);
-    } finally {
+      result = currentTenantStorage.run(tenantId, fn, tenant);
+    } catch (error) {
       this.#activeSwitches -= 1;
+      return Promise.reject(error);
     }
+    if (!isPromiseLike(result)) {
+      this.#activeSwitches -= 1;
+      return Promise.resolve(result);
+    }
+    // The callback's continuations keep `tenantId` through AsyncLocalStorage; the block counts as
+    // open until its promise settles.
+    return Promise.resolve(result).then(
+      (value) => {
+        this.#activeSwitches -= 1;
+        return value;
+      },
+      (error: unknown) => {
+        this.#activeSwitches -= 1;
+        throw error;
+      },
+    );
   }
 
   /** The current tenant id, or `undefined` outside any `switch()`. */
@@ -190,4 +224,8 @@ export class TenantContextSwitch {
       'Use registerTenant() to register this tenant first.'
     );
   }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | undefined)?.then === 'function';
 }

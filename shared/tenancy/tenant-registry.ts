@@ -43,7 +43,11 @@ export type RemoveTenantOutcome = 'removed' | 'not_found' | 'status_mismatch';
 export interface TenantRegistry {
   /** Inserts a tenant; throws `TenantAlreadyExistsError` when the id is taken. */
   create(tenant: NewTenant): Promise<TenantInfo>;
-  get(tenantId: string): Promise<TenantInfo | undefined>;
+  /**
+   * The tenant, or `undefined`. May answer synchronously (the memory adapter does), which keeps
+   * `switch()` cheap; callers simply `await` it either way.
+   */
+  get(tenantId: string): Promise<TenantInfo | undefined> | TenantInfo | undefined;
   /** All tenants, ordered by id. */
   list(): Promise<TenantInfo[]>;
   /** Sets the status; returns the updated tenant, or `undefined` when it does not exist. */

@@ -1,0 +1,144 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient } from '../support/http.js';
+
+/**
+ * Drives `npm start`'s entry point as a user would: a separate process on a free port, with its
+ * own embedded PostgreSQL under a fresh TENANTFLOW_HOME, over real HTTP.
+ */
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly output: () => string;
+}
+
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
+let home: string;
+const children = new Set<ChildProcess>();
+
+function startTenantflow(): Promise<Started> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: '0',
+    TENANTFLOW_HOME: home,
+    TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN,
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
+  };
+  delete env.DATABASE_URL;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tenantflow did not become ready:\n${output}`)), 45_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const ready = /tenantflow ready on (http:\/\/\S+)/.exec(output);
+      if (ready?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve({ child, url: ready[1], output: () => output });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tenantflow exited with ${code} before it was ready:\n${output}`));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve(child.exitCode);
+  }
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+async function postmasterPid(): Promise<number | undefined> {
+  try {
+    return Number((await readFile(join(home, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'tenantflow-e2e-'));
+  // The embedded PostgreSQL runs as the `postgres` OS user when tests run as root.
+  await chmod(home, 0o755);
+});
+
+afterAll(async () => {
+  for (const child of children) {
+    child.kill('SIGKILL');
+  }
+  const pid = await postmasterPid();
+  if (pid !== undefined && isAlive(pid)) {
+    process.kill(pid, 'SIGINT');
+  }
+  await rm(home, { recursive: true, force: true });
+});
+
+describe('npm start', () => {
+  it('serves the admin API, keeps tenants across a restart, and recovers from a killed run', async () => {
+    // First start: initialises the embedded cluster.
+    const first = await startTenantflow();
+    const api = apiClient(first.url, ADMIN_TOKEN);
+    expect(first.output()).toContain(`Authorization: Bearer ${ADMIN_TOKEN}`);
+    expect(first.output()).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/tenants/);
+    expect((await api('GET', '/health')).body).toMatchObject({ status: 'ok' });
+    expect((await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme Corp' } })).status).toBe(
+      201,
+    );
+    expect((await api('GET', '/tenants', { token: null })).status).toBe(401);
+
+    // Ctrl-C (SIGINT) stops the server and PostgreSQL cleanly.
+    first.child.kill('SIGINT');
+    expect(await exited(first.child)).toBe(0);
+    const pidAfterCleanStop = await postmasterPid();
+    expect(pidAfterCleanStop === undefined || !isAlive(pidAfterCleanStop)).toBe(true);
+
+    // Restart: the tenant is still there.
+    const second = await startTenantflow();
+    const afterRestart = await apiClient(second.url, ADMIN_TOKEN)('GET', '/tenants/acme');
+    expect(afterRestart.status).toBe(200);
+    expect(afterRestart.body.name).toBe('Acme Corp');
+
+    // Kill -9: PostgreSQL is left running, holding the data directory.
+    await apiClient(second.url, ADMIN_TOKEN)('POST', '/tenants', {
+      body: { tenantId: 'globex', name: 'Globex' },
+    });
+    second.child.kill('SIGKILL');
+    await exited(second.child);
+    const stalePid = await postmasterPid();
+    expect(stalePid).toBeDefined();
+    expect(isAlive(stalePid as number)).toBe(true);
+
+    // The next start detects the stale server, stops it, and carries on with the same data.
+    const third = await startTenantflow();
+    expect(third.output()).toContain(`Stopped a PostgreSQL (pid ${stalePid})`);
+    expect(isAlive(stalePid as number)).toBe(false);
+    const tenants = await apiClient(third.url, ADMIN_TOKEN)('GET', '/tenants');
+    expect(tenants.body.tenants.map((t: { tenantId: string }) => t.tenantId)).toEqual(['acme', 'globex']);
+
+    third.child.kill('SIGTERM');
+    expect(await exited(third.child)).toBe(0);
+  }, 120_000);
+});

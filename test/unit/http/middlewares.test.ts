@@ -1,0 +1,179 @@
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import {
+  TenantInactiveError,
+  TenantNotFoundError,
+  TenantStateConflictError,
+  ValidationError,
+} from '../../../shared/errors.js';
+import { requireAdmin } from '../../../shared/http/admin-auth.middleware.js';
+import { httpErrorMapper } from '../../../shared/http/error-mapper.middleware.js';
+import { lazyHandler } from '../../../shared/http/lazy-handler.js';
+import { jsonResponse } from '../../../shared/http/responses.js';
+import { getValidatedInput, validateRequest } from '../../../shared/http/validation.middleware.js';
+import { lambdaContext, restEvent } from '../../support/api-gateway-events.js';
+
+function silentLogger() {
+  return { error: vi.fn(), warn: vi.fn() };
+}
+
+function failingHandler(error: unknown, logger = silentLogger()) {
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpErrorMapper({ logger }))
+    .handler(async () => {
+      throw error;
+    });
+}
+
+describe('httpErrorMapper', () => {
+  it.each([
+    [new ValidationError('Invalid request', ['body.name: required']), 400, 'VALIDATION_FAILED'],
+    [new TenantNotFoundError('acme'), 404, 'TENANT_NOT_FOUND'],
+    [new TenantStateConflictError('busy'), 409, 'TENANT_STATE_CONFLICT'],
+    [new TenantInactiveError('acme'), 423, 'TENANT_INACTIVE'],
+  ])('maps %s to its status and code', async (error, status, code) => {
+    const response = await failingHandler(error)(restEvent(), lambdaContext());
+
+    expect(response.statusCode).toBe(status);
+    expect(JSON.parse(response.body).error.code).toBe(code);
+  });
+
+  it('returns the public message, not an operator message that names other tenants', async () => {
+    const error = new TenantNotFoundError(
+      'globex',
+      "Tenant 'globex' is not registered. Available tenants: ['acme']",
+    );
+
+    const response = await failingHandler(error)(restEvent(), lambdaContext());
+
+    expect(JSON.parse(response.body).error.message).toBe("Tenant 'globex' is not registered");
+    expect(response.body).not.toContain('acme');
+  });
+
+  it('turns an unknown error into a generic 500 and logs the cause without returning it', async () => {
+    const logger = silentLogger();
+    const secretLeak = new Error('password authentication failed for user "acme_user" password=hunter2');
+
+    const response = await failingHandler(secretLeak, logger)(restEvent(), lambdaContext());
+
+    expect(response.statusCode).toBe(500);
+    expect(JSON.parse(response.body)).toEqual({
+      error: { code: 'INTERNAL_ERROR', message: 'Internal server error', requestId: 'aws-request-1' },
+    });
+    expect(response.body).not.toContain('hunter2');
+    expect(logger.error).toHaveBeenCalledWith(
+      'request failed',
+      expect.objectContaining({ error: secretLeak }),
+    );
+  });
+});
+
+describe('validateRequest', () => {
+  const schemas = {
+    pathParameters: z.object({ tenantId: z.string().min(3) }),
+    body: z.strictObject({ name: z.string(), size: z.number().int() }),
+  };
+  const handler = middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpErrorMapper({ logger: silentLogger() }))
+    .use(validateRequest(schemas))
+    .handler(async (event) => jsonResponse(200, getValidatedInput(event, schemas)));
+
+  it('hands the parsed input to the handler', async () => {
+    const response = await handler(
+      restEvent({ pathParameters: { tenantId: 'acme' }, body: '{"name":"x","size":2}' }),
+      lambdaContext(),
+    );
+    expect(JSON.parse(response.body)).toEqual({
+      pathParameters: { tenantId: 'acme' },
+      body: { name: 'x', size: 2 },
+    });
+  });
+
+  it('reports problems in the path and the body together', async () => {
+    const response = await handler(
+      restEvent({ pathParameters: { tenantId: 'a' }, body: '{"name":1,"size":1.5,"extra":true}' }),
+      lambdaContext(),
+    );
+    const { error } = JSON.parse(response.body);
+
+    expect(response.statusCode).toBe(400);
+    expect(error.reasons).toHaveLength(4);
+    expect(error.reasons[0]).toMatch(/^path\.tenantId: /);
+    expect(error.reasons.slice(1).every((reason: string) => reason.startsWith('body'))).toBe(true);
+  });
+
+  it('decodes a base64-encoded body', async () => {
+    const body = Buffer.from('{"name":"x","size":1}').toString('base64');
+    const response = await handler(
+      restEvent({ pathParameters: { tenantId: 'acme' }, body, isBase64Encoded: true }),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(200);
+  });
+});
+
+describe('requireAdmin', () => {
+  const token = 'admin-token-0123456789abcdef';
+  const protectedHandler = (trustIamIdentity: boolean, adminToken: string | undefined = token) =>
+    middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+      .use(httpErrorMapper({ logger: silentLogger() }))
+      .use(requireAdmin({ adminToken, trustIamIdentity }))
+      .handler(async () => jsonResponse(200, { ok: true }));
+  const withIamCaller = (event: APIGatewayProxyEvent): APIGatewayProxyEvent => ({
+    ...event,
+    requestContext: {
+      ...event.requestContext,
+      identity: { ...event.requestContext.identity, userArn: 'arn:aws:iam::123456789012:user/ops' },
+    },
+  });
+
+  it('accepts the bearer token, with any header case', async () => {
+    const response = await protectedHandler(false)(
+      restEvent({ headers: { AUTHORIZATION: `bearer ${token}` } }),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(200);
+  });
+
+  it('refuses a token that differs only in length', async () => {
+    const response = await protectedHandler(false)(
+      restEvent({ headers: { Authorization: `Bearer ${token}x` } }),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(401);
+  });
+
+  it('trusts an IAM caller identity only when told to (API Gateway with AWS_IAM in front)', async () => {
+    const event = withIamCaller(restEvent());
+    expect((await protectedHandler(true)(event, lambdaContext())).statusCode).toBe(200);
+    expect((await protectedHandler(false)(event, lambdaContext())).statusCode).toBe(401);
+  });
+
+  it('refuses every bearer token when no admin token is configured', async () => {
+    const response = await protectedHandler(false, undefined)(
+      restEvent({ headers: { Authorization: 'Bearer anything-at-all-0123456789' } }),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(401);
+  });
+});
+
+describe('lazyHandler', () => {
+  it('builds once, and retries a build that failed', async () => {
+    let builds = 0;
+    const handler = lazyHandler(async () => {
+      builds += 1;
+      if (builds === 1) {
+        throw new Error('configuration missing');
+      }
+      return async (event: number) => event * 2;
+    });
+
+    await expect(handler(1, lambdaContext())).rejects.toThrow('configuration missing');
+    expect(await handler(2, lambdaContext())).toBe(4);
+    expect(await handler(3, lambdaContext())).toBe(6);
+    expect(builds).toBe(2);
+  });
+});

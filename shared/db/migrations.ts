@@ -21,6 +21,13 @@ export interface MigrationReport {
   readonly alreadyApplied: number;
 }
 
+export interface MigrateSchemaOptions {
+  /** Create the schema when missing (control schema), or refuse (tenant schemas). Default true. */
+  readonly createSchema?: boolean;
+  /** Resolve the migrations' unqualified names in `schema` (tenant migrations). Default false. */
+  readonly unqualifiedNamesInSchema?: boolean;
+}
+
 const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 const MIGRATIONS_TABLE = 'schema_migrations';
 
@@ -83,14 +90,31 @@ export async function migrateSchema(
   client: Queryable,
   schema: string,
   migrations: readonly Migration[],
+  options: MigrateSchemaOptions = {},
 ): Promise<MigrationReport> {
+  const { createSchema = true, unqualifiedNamesInSchema = false } = options;
   const table = qualified(schema, MIGRATIONS_TABLE);
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
       `tenantflow:migrations:${schema}`,
     ]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    if (createSchema) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    } else {
+      const { rows: found } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (found.length === 0) {
+        throw new MigrationError(
+          `Schema '${schema}' does not exist; it is created when the tenant is provisioned`,
+        );
+      }
+    }
+    if (unqualifiedNamesInSchema) {
+      // Tenant migrations are written with unqualified names, so one file serves every tenant
+      // schema. SET LOCAL lasts until COMMIT/ROLLBACK and this is a dedicated, unpooled admin
+      // connection: the migration exception of the isolation rules, not session state.
+      await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
+    }
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${table} (
          version integer PRIMARY KEY,

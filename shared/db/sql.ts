@@ -1,3 +1,5 @@
+import { assertValidTenantId } from '../tenancy/tenant-id.js';
+
 /**
  * The one place identifiers are turned into SQL. Values are never spliced into SQL: they are
  * always query parameters. Identifiers (schema and table names) cannot be parameters, so they go
@@ -45,6 +47,21 @@ export function qualified(schema: string, table: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(table)}`;
 }
 
+/**
+ * A table in a tenant's schema, for platform code (which runs as the platform role and so must
+ * never rely on `search_path`). The tenant id is validated before it becomes an identifier.
+ *
+ * @example
+ * ```ts
+ * await pool.query(`SELECT status FROM ${tenantTable('acme', 'executions')} WHERE id = $1`, [id]);
+ * // SELECT status FROM "acme"."executions" WHERE id = $1
+ * ```
+ */
+export function tenantTable(tenantId: string, table: string): string {
+  assertValidTenantId(tenantId);
+  return qualified(tenantId, table);
+}
+
 /** PostgreSQL SQLSTATE of an error thrown by `pg`, if it is one. */
 export function sqlState(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
@@ -56,4 +73,8 @@ export function sqlState(error: unknown): string | undefined {
 export const SQLSTATE = {
   uniqueViolation: '23505',
   undefinedTable: '42P01',
+  invalidPassword: '28P01',
+  insufficientPrivilege: '42501',
+  duplicateObject: '42710',
+  duplicateSchema: '42P06',
 } as const;

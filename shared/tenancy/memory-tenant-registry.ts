@@ -1,8 +1,11 @@
 import { TenantAlreadyExistsError } from '../errors.js';
 import {
+  type ClaimRequest,
+  type ClaimResult,
   emptyStatusCounts,
   type NewTenant,
   type RemoveTenantOutcome,
+  type StatusChange,
   type TenantInfo,
   type TenantRegistry,
   type TenantStatus,
@@ -17,8 +20,18 @@ import {
  * const tenants = new TenantContextSwitch(new MemoryTenantRegistry());
  * ```
  */
+interface Private {
+  leaseOwner?: string | undefined;
+  leaseExpiresAt?: number | undefined;
+  secretRef?: string | undefined;
+  apiKeyHash?: string | undefined;
+}
+
 export class MemoryTenantRegistry implements TenantRegistry {
   readonly #tenants = new Map<string, TenantInfo>();
+  readonly #private = new Map<string, Private>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   async create(tenant: NewTenant): Promise<TenantInfo> {
     if (this.#tenants.has(tenant.tenantId)) {
@@ -33,6 +46,7 @@ export class MemoryTenantRegistry implements TenantRegistry {
       metadata: structuredClone(tenant.metadata),
     });
     this.#tenants.set(tenant.tenantId, info);
+    this.#private.set(tenant.tenantId, {});
     return info;
   }
 
@@ -44,14 +58,62 @@ export class MemoryTenantRegistry implements TenantRegistry {
     return [...this.#tenants.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : 1));
   }
 
-  async setStatus(tenantId: string, status: TenantStatus): Promise<TenantInfo | undefined> {
+  async setStatus(
+    tenantId: string,
+    status: TenantStatus,
+    allowedFrom?: readonly TenantStatus[],
+  ): Promise<StatusChange> {
     const current = this.#tenants.get(tenantId);
     if (current === undefined) {
-      return undefined;
+      return { kind: 'not_found' };
+    }
+    if (allowedFrom !== undefined && !allowedFrom.includes(current.status)) {
+      return { kind: 'status_mismatch', tenant: current };
     }
     const updated = freeze({ ...current, status, active: status === 'active' });
     this.#tenants.set(tenantId, updated);
+    return { kind: 'updated', tenant: updated };
+  }
+
+  async claim(tenantId: string, request: ClaimRequest): Promise<TenantInfo | undefined> {
+    const current = this.#tenants.get(tenantId);
+    const hidden = this.#private.get(tenantId);
+    if (current === undefined || hidden === undefined || current.status !== request.status) {
+      return undefined;
+    }
+    const held = hidden.leaseOwner !== undefined && (hidden.leaseExpiresAt ?? 0) > this.now();
+    if (held && hidden.leaseOwner !== request.owner) {
+      return undefined;
+    }
+    hidden.leaseOwner = request.owner;
+    hidden.leaseExpiresAt = this.now() + request.leaseMs;
+    return current;
+  }
+
+  async releaseClaim(tenantId: string, owner: string, result: ClaimResult): Promise<TenantInfo | undefined> {
+    const current = this.#tenants.get(tenantId);
+    const hidden = this.#private.get(tenantId);
+    if (current === undefined || hidden === undefined || hidden.leaseOwner !== owner) {
+      return undefined;
+    }
+    hidden.leaseOwner = undefined;
+    hidden.leaseExpiresAt = undefined;
+    if (result.secretRef !== undefined) {
+      hidden.secretRef = result.secretRef ?? undefined;
+    }
+    if (result.apiKeyHash !== undefined) {
+      hidden.apiKeyHash = result.apiKeyHash ?? undefined;
+    }
+    const status = result.status ?? current.status;
+    const lastError = result.lastError === undefined ? current.lastError : (result.lastError ?? undefined);
+    const updated = freeze({ ...current, status, active: status === 'active', lastError });
+    this.#tenants.set(tenantId, updated);
     return updated;
+  }
+
+  async getCredentialRefs(tenantId: string) {
+    const hidden = this.#private.get(tenantId);
+    return hidden === undefined ? undefined : { apiKeyHash: hidden.apiKeyHash, secretRef: hidden.secretRef };
   }
 
   async remove(tenantId: string, onlyIfStatus?: TenantStatus): Promise<RemoveTenantOutcome> {
@@ -63,6 +125,7 @@ export class MemoryTenantRegistry implements TenantRegistry {
       return 'status_mismatch';
     }
     this.#tenants.delete(tenantId);
+    this.#private.delete(tenantId);
     return 'removed';
   }
 

@@ -1,9 +1,12 @@
 import { CONTROL_SCHEMA, type Queryable, qualified, SQLSTATE, sqlState } from '../db/sql.js';
 import { TenantAlreadyExistsError } from '../errors.js';
 import {
+  type ClaimRequest,
+  type ClaimResult,
   emptyStatusCounts,
   type NewTenant,
   type RemoveTenantOutcome,
+  type StatusChange,
   type TenantInfo,
   type TenantRegistry,
   type TenantStatus,
@@ -15,10 +18,11 @@ interface TenantRow extends Record<string, unknown> {
   status: TenantStatus;
   metadata: Record<string, unknown>;
   created_at: Date;
+  last_error: string | null;
 }
 
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
-const COLUMNS = 'tenant_id, name, status, metadata, created_at';
+const COLUMNS = 'tenant_id, name, status, metadata, created_at, last_error';
 
 /**
  * The {@link TenantRegistry} kept in the `tenantflow.tenants` control table.
@@ -63,12 +67,73 @@ export class PgTenantRegistry implements TenantRegistry {
     return rows.map(toTenantInfo);
   }
 
-  async setStatus(tenantId: string, status: TenantStatus): Promise<TenantInfo | undefined> {
+  async setStatus(
+    tenantId: string,
+    status: TenantStatus,
+    allowedFrom?: readonly TenantStatus[],
+  ): Promise<StatusChange> {
     const { rows } = await this.db.query<TenantRow>(
-      `UPDATE ${TENANTS} SET status = $2, updated_at = now() WHERE tenant_id = $1 RETURNING ${COLUMNS}`,
-      [tenantId, status],
+      `UPDATE ${TENANTS} SET status = $2, updated_at = now()
+        WHERE tenant_id = $1 AND ($3::text[] IS NULL OR status = ANY($3::text[]))
+        RETURNING ${COLUMNS}`,
+      [tenantId, status, allowedFrom ?? null],
+    );
+    if (rows[0] !== undefined) {
+      return { kind: 'updated', tenant: toTenantInfo(rows[0]) };
+    }
+    const current = await this.get(tenantId);
+    return current === undefined ? { kind: 'not_found' } : { kind: 'status_mismatch', tenant: current };
+  }
+
+  async claim(tenantId: string, request: ClaimRequest): Promise<TenantInfo | undefined> {
+    const { rows } = await this.db.query<TenantRow>(
+      `UPDATE ${TENANTS}
+          SET lease_owner = $3, lease_expires_at = now() + make_interval(secs => $4::double precision / 1000),
+              updated_at = now()
+        WHERE tenant_id = $1 AND status = $2
+          AND (lease_owner IS NULL OR lease_owner = $3 OR lease_expires_at < now())
+        RETURNING ${COLUMNS}`,
+      [tenantId, request.status, request.owner, request.leaseMs],
     );
     return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
+  }
+
+  async releaseClaim(tenantId: string, owner: string, result: ClaimResult): Promise<TenantInfo | undefined> {
+    // A field is written only when the result names it (the boolean flags), so one statement
+    // serves success, failure and partial progress.
+    const { rows } = await this.db.query<TenantRow>(
+      `UPDATE ${TENANTS}
+          SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+              status       = COALESCE($3::text, status),
+              last_error   = CASE WHEN $4::boolean THEN $5::text ELSE last_error END,
+              secret_ref   = CASE WHEN $6::boolean THEN $7::text ELSE secret_ref END,
+              api_key_hash = CASE WHEN $8::boolean THEN $9::text ELSE api_key_hash END
+        WHERE tenant_id = $1 AND lease_owner = $2
+        RETURNING ${COLUMNS}`,
+      [
+        tenantId,
+        owner,
+        result.status ?? null,
+        result.lastError !== undefined,
+        result.lastError ?? null,
+        result.secretRef !== undefined,
+        result.secretRef ?? null,
+        result.apiKeyHash !== undefined,
+        result.apiKeyHash ?? null,
+      ],
+    );
+    return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
+  }
+
+  async getCredentialRefs(tenantId: string) {
+    const { rows } = await this.db.query<{ api_key_hash: string | null; secret_ref: string | null }>(
+      `SELECT api_key_hash, secret_ref FROM ${TENANTS} WHERE tenant_id = $1`,
+      [tenantId],
+    );
+    const row = rows[0];
+    return row === undefined
+      ? undefined
+      : { apiKeyHash: row.api_key_hash ?? undefined, secretRef: row.secret_ref ?? undefined };
   }
 
   async remove(tenantId: string, onlyIfStatus?: TenantStatus): Promise<RemoveTenantOutcome> {
@@ -109,6 +174,7 @@ function toTenantInfo(row: TenantRow): TenantInfo {
     active: row.status === 'active',
     createdAt: row.created_at,
     metadata: row.metadata,
+    ...(row.last_error === null ? {} : { lastError: row.last_error }),
   };
 }
 

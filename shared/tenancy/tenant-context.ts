@@ -150,7 +150,11 @@ export class TenantContextSwitch {
       });
     }
     if (!tenant.active) {
-      return Promise.reject(new TenantInactiveError(tenantId));
+      return Promise.reject(
+        tenant.status === 'inactive'
+          ? new TenantInactiveError(tenantId)
+          : new TenantInactiveError(tenantId, `Tenant '${tenantId}' is not active: it is ${tenant.status}.`),
+      );
     }
     this.#totalSwitches += 1;
     this.#activeSwitches += 1;
@@ -207,11 +211,21 @@ export class TenantContextSwitch {
   }
 
   async #setActive(tenantId: string, active: boolean): Promise<TenantInfo> {
-    const updated = await this.registry.setStatus(tenantId, active ? 'active' : 'inactive');
-    if (updated === undefined) {
+    // Only between active and inactive: a tenant still being provisioned or deprovisioned is not
+    // the operator's to flip, or a half-built tenant could be put to work.
+    const change = await this.registry.setStatus(tenantId, active ? 'active' : 'inactive', [
+      'active',
+      'inactive',
+    ]);
+    if (change.kind === 'not_found') {
       throw new TenantNotFoundError(tenantId);
     }
-    return updated;
+    if (change.kind === 'status_mismatch') {
+      throw new TenantStateConflictError(
+        `Tenant '${tenantId}' is ${change.tenant.status}; it can be ${active ? 'activated' : 'deactivated'} only once that finishes`,
+      );
+    }
+    return change.tenant;
   }
 
   async #unknownTenantMessage(tenantId: string): Promise<string> {

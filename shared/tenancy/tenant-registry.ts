@@ -22,6 +22,8 @@ export interface TenantInfo {
   readonly status: TenantStatus;
   readonly createdAt: Date;
   readonly metadata: TenantMetadata;
+  /** Why the last provisioning or deprovisioning attempt failed; cleared when one succeeds. */
+  readonly lastError?: string | undefined;
 }
 
 export interface NewTenant {
@@ -32,6 +34,29 @@ export interface NewTenant {
 }
 
 export type RemoveTenantOutcome = 'removed' | 'not_found' | 'status_mismatch';
+
+export type StatusChange =
+  | { readonly kind: 'updated'; readonly tenant: TenantInfo }
+  | { readonly kind: 'not_found' }
+  | { readonly kind: 'status_mismatch'; readonly tenant: TenantInfo };
+
+/** A claim on a tenant for one provisioning or deprovisioning run. */
+export interface ClaimRequest {
+  /** Who claims: unique per run, so a run that lost its lease cannot finish another run's work. */
+  readonly owner: string;
+  /** The status the tenant must be in. */
+  readonly status: TenantStatus;
+  /** After this long the claim lapses, so a crashed run never blocks a retry for good. */
+  readonly leaseMs: number;
+}
+
+/** What a run records when it releases its claim. `null` clears a field; absent leaves it. */
+export interface ClaimResult {
+  readonly status?: TenantStatus;
+  readonly lastError?: string | null;
+  readonly secretRef?: string | null;
+  readonly apiKeyHash?: string | null;
+}
 
 /**
  * Where tenants are kept. Adapters: {@link MemoryTenantRegistry} for the library and unit tests,
@@ -50,8 +75,29 @@ export interface TenantRegistry {
   get(tenantId: string): Promise<TenantInfo | undefined> | TenantInfo | undefined;
   /** All tenants, ordered by id. */
   list(): Promise<TenantInfo[]>;
-  /** Sets the status; returns the updated tenant, or `undefined` when it does not exist. */
-  setStatus(tenantId: string, status: TenantStatus): Promise<TenantInfo | undefined>;
+  /**
+   * Sets the status, but only from one of `allowedFrom` when given: the check and the update are
+   * one step, so two concurrent changes cannot both win.
+   */
+  setStatus(
+    tenantId: string,
+    status: TenantStatus,
+    allowedFrom?: readonly TenantStatus[],
+  ): Promise<StatusChange>;
+  /**
+   * Claims the tenant for a run if it is in `request.status` and nobody else holds a live claim
+   * (compare-and-set, no locks held). Returns the tenant, or `undefined` when it cannot be claimed.
+   */
+  claim(tenantId: string, request: ClaimRequest): Promise<TenantInfo | undefined>;
+  /**
+   * Records `result` and releases the claim, only if `owner` still holds it. Returns the tenant,
+   * or `undefined` when the claim was lost (expired and taken by another run).
+   */
+  releaseClaim(tenantId: string, owner: string, result: ClaimResult): Promise<TenantInfo | undefined>;
+  /** The stored API-key hash and secret reference; never part of `TenantInfo`. */
+  getCredentialRefs(
+    tenantId: string,
+  ): Promise<{ apiKeyHash: string | undefined; secretRef: string | undefined } | undefined>;
   /**
    * Deletes a tenant. With `onlyIfStatus`, the delete happens only if the tenant is in that status
    * at the moment of the delete, so a concurrent reactivation cannot be lost.

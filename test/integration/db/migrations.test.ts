@@ -36,8 +36,8 @@ describe('migrateControlSchema', () => {
     const first = await migrateControlSchema(database.url);
     const second = await migrateControlSchema(database.url);
 
-    expect(first.applied).toEqual(['0001_tenants.sql']);
-    expect(second).toEqual({ schema: 'tenantflow', applied: [], alreadyApplied: 1 });
+    expect(first.applied).toEqual(['0001_tenants.sql', '0002_provisioning.sql']);
+    expect(second).toEqual({ schema: 'tenantflow', applied: [], alreadyApplied: 2 });
     const tables = await query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tenantflow' ORDER BY table_name",
     );
@@ -48,14 +48,16 @@ describe('migrateControlSchema', () => {
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateControlSchema(database.url)));
 
     const appliedCount = runs.reduce((sum, run) => sum + run.applied.length, 0);
-    expect(appliedCount).toBe(1);
-    const recorded = await query<{ version: number }>('SELECT version FROM "tenantflow"."schema_migrations"');
-    expect(recorded).toEqual([{ version: 1 }]);
+    expect(appliedCount).toBe(2);
+    const recorded = await query<{ version: number }>(
+      'SELECT version FROM "tenantflow"."schema_migrations" ORDER BY version',
+    );
+    expect(recorded).toEqual([{ version: 1 }, { version: 2 }]);
   });
 
   it('loads the shipped control migrations with stable checksums', async () => {
     const migrations = await loadMigrations(CONTROL_MIGRATIONS_DIR);
-    expect(migrations.map((m) => m.version)).toEqual([1]);
+    expect(migrations.map((m) => m.version)).toEqual([1, 2]);
     expect(migrations[0]?.checksum).toMatch(/^[0-9a-f]{64}$/);
   });
 });

@@ -6,7 +6,7 @@ import { createTenantsApi } from '../functions/api/tenants.js';
 import { loadConfig } from '../shared/config/config.js';
 import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { createLogger } from '../shared/logging/logger.js';
-import { createPlatform, type Platform } from '../shared/platform.js';
+import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
 import { type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
@@ -24,6 +24,8 @@ export interface LocalPlatformOptions {
   /** Fixed port for the embedded PostgreSQL; a free one when not given. */
   readonly postgresPort?: number;
   readonly log?: (line: string) => void;
+  /** Test seams: another SecretStore, failure injection. */
+  readonly overrides?: PlatformOverrides;
 }
 
 export interface LocalPlatform {
@@ -79,8 +81,10 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       TENANTFLOW_LOCAL: '1',
       DATABASE_URL: databaseUrl,
       TENANTFLOW_ADMIN_TOKEN: adminToken,
+      TENANTFLOW_SECRETS: 'local',
+      TENANTFLOW_SECRETS_DIR: join(home, 'secrets'),
     });
-    const started = createPlatform(config);
+    const started = await createPlatform(config, options.overrides);
     platform = started;
     const handlers: Record<ApiFunctionName, ProxyHandler> = {
       tenants: createTenantsApi({

@@ -31,6 +31,6 @@ export function createHealthApi(deps: HealthApiDependencies) {
 
 /** Lambda entry point. */
 export const handler = lazyHandler(async () => {
-  const platform = getPlatform();
+  const platform = await getPlatform();
   return createHealthApi({ db: platform.pool, stage: platform.config.stage, logger: createLogger('health') });
 });

@@ -22,4 +22,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'DELETE', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
   { method: 'POST', resource: '/tenants/{tenantId}/activate', function: 'tenants', authorization: 'admin' },
   { method: 'POST', resource: '/tenants/{tenantId}/deactivate', function: 'tenants', authorization: 'admin' },
+  {
+    method: 'POST',
+    resource: '/tenants/{tenantId}/rotate-credentials',
+    function: 'tenants',
+    authorization: 'admin',
+  },
 ];

@@ -65,7 +65,9 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
           path: '/tenants',
           handler: adminRoute(registerTenant, async (event) => {
             const { body } = getValidatedInput(event, registerTenant);
-            return jsonResponse(201, await tenantAdmin.register(body));
+            const { tenant, apiKey } = await tenantAdmin.register(body);
+            // The API key is returned here once and never again: only its hash is stored.
+            return jsonResponse(201, { ...tenant, apiKey });
           }),
         },
         {
@@ -98,6 +100,14 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
           }),
         },
         {
+          method: 'POST',
+          path: '/tenants/{tenantId}/rotate-credentials',
+          handler: adminRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            return jsonResponse(200, await tenantAdmin.rotateCredentials(pathParameters.tenantId));
+          }),
+        },
+        {
           method: 'DELETE',
           path: '/tenants/{tenantId}',
           handler: adminRoute(tenantPath, async (event) => {
@@ -112,7 +122,7 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
 
 /** Lambda entry point. Dependencies come from the environment, once per sandbox. */
 export const handler = lazyHandler(async () => {
-  const platform = getPlatform();
+  const platform = await getPlatform();
   return createTenantsApi({
     tenantAdmin: platform.tenantAdmin,
     adminAuth: platform.adminAuth,

@@ -22,6 +22,16 @@ const environmentSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string'),
   TENANTFLOW_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
   TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),
+  TENANTFLOW_ADMIN_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string')
+    .optional(),
+  TENANTFLOW_TENANT_DB_HOST: z.string().min(1).optional(),
+  TENANTFLOW_TENANT_DB_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  TENANTFLOW_SECRETS: z
+    .enum(['local', 'secrets-manager'], { message: "must be 'local' or 'secrets-manager'" })
+    .optional(),
+  TENANTFLOW_SECRETS_DIR: z.string().min(1).optional(),
 });
 
 export interface TenantflowConfig {
@@ -37,6 +47,11 @@ export interface TenantflowConfig {
    */
   readonly trustIamAdminIdentity: boolean;
   readonly dbPoolMax: number;
+  /** Admin role connection for DDL (provisioning, migrations): dedicated connections only. */
+  readonly adminDatabaseUrl: string;
+  /** Where tenant roles connect (written into their secrets): the RDS Proxy endpoint in AWS. */
+  readonly tenantEndpoint: { readonly host: string; readonly port: number; readonly database: string };
+  readonly secrets: { readonly backend: 'local' | 'secrets-manager'; readonly directory: string };
 }
 
 /**
@@ -57,6 +72,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
   }
   const values = parsed.data;
   const local = values.TENANTFLOW_LOCAL === '1';
+  const platformUrl = new URL(values.DATABASE_URL);
+  const secretsBackend = values.TENANTFLOW_SECRETS ?? (local ? 'local' : 'secrets-manager');
+  if (secretsBackend === 'local' && !local) {
+    throw new ConfigurationError(
+      'Invalid tenantflow configuration: TENANTFLOW_SECRETS=local is for the local platform only (TENANTFLOW_LOCAL=1); Lambdas must use secrets-manager',
+    );
+  }
   return {
     local,
     stage: values.TENANTFLOW_STAGE ?? (local ? 'local' : 'dev'),
@@ -65,6 +87,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     trustIamAdminIdentity: !local,
     // One invocation at a time per Lambda sandbox needs one or two connections; the local server more.
     dbPoolMax: values.TENANTFLOW_DB_POOL_MAX ?? (local ? 10 : 2),
+    adminDatabaseUrl: values.TENANTFLOW_ADMIN_DATABASE_URL ?? values.DATABASE_URL,
+    tenantEndpoint: {
+      host: values.TENANTFLOW_TENANT_DB_HOST ?? platformUrl.hostname,
+      port: values.TENANTFLOW_TENANT_DB_PORT ?? (platformUrl.port === '' ? 5432 : Number(platformUrl.port)),
+      database: decodeURIComponent(platformUrl.pathname.replace(/^\//, '')) || 'postgres',
+    },
+    secrets: { backend: secretsBackend, directory: values.TENANTFLOW_SECRETS_DIR ?? '.tenantflow/secrets' },
   };
 }
 

@@ -1,31 +1,38 @@
-import { TenantNotFoundError, TenantStateConflictError } from '../errors.js';
+import { TenantNotFoundError } from '../errors.js';
+import type { ProvisioningService, ProvisionResult } from '../provisioning/provisioning-service.js';
 import type { TenantContextSwitch } from './tenant-context.js';
-import type { TenantInfo, TenantMetadata, TenantRegistry } from './tenant-registry.js';
+import { assertValidTenantId } from './tenant-id.js';
+import type { TenantInfo, TenantMetadata } from './tenant-registry.js';
 
 export interface RegisterTenantCommand {
   readonly tenantId: string;
   readonly name: string;
-  readonly metadata?: TenantMetadata;
+  readonly metadata?: TenantMetadata | undefined;
 }
 
 /**
- * What the admin API does with tenants. It adds the operator-facing rules on top of the context
- * switch: an unknown tenant is a `TenantNotFoundError`, and an active tenant cannot be deleted.
+ * What the admin API does with tenants. Registration provisions (schema, role, secret,
+ * migrations) and deletion deprovisions; the rest reads and flips the registry through the
+ * context switch.
  *
  * @example
  * ```ts
- * const admin = new TenantAdminService(registry, new TenantContextSwitch(registry));
- * await admin.register({ tenantId: 'acme', name: 'Acme Corp' });
+ * const admin = new TenantAdminService(tenants, provisioning);
+ * const { tenant, apiKey } = await admin.register({ tenantId: 'acme', name: 'Acme Corp' });
  * ```
  */
 export class TenantAdminService {
   constructor(
-    private readonly registry: TenantRegistry,
     private readonly tenants: TenantContextSwitch,
+    private readonly provisioning: ProvisioningService,
   ) {}
 
-  register(command: RegisterTenantCommand): Promise<TenantInfo> {
-    return this.tenants.registerTenant(command.tenantId, command.name, command.metadata ?? {});
+  register(command: RegisterTenantCommand): Promise<ProvisionResult> {
+    return this.provisioning.provision({
+      tenantId: command.tenantId,
+      name: command.name,
+      metadata: command.metadata ?? {},
+    });
   }
 
   list(): Promise<TenantInfo[]> {
@@ -33,6 +40,7 @@ export class TenantAdminService {
   }
 
   async get(tenantId: string): Promise<TenantInfo> {
+    assertValidTenantId(tenantId);
     const tenant = await this.tenants.getTenant(tenantId);
     if (tenant === undefined) {
       throw new TenantNotFoundError(tenantId);
@@ -48,21 +56,12 @@ export class TenantAdminService {
     return this.tenants.deactivateTenant(tenantId);
   }
 
-  /**
-   * Deletes an inactive tenant. Requiring deactivation first means a tenant is never removed
-   * while work may still be running for it; the check and the delete are one statement, so a
-   * concurrent reactivation wins rather than being lost.
-   */
-  async remove(tenantId: string): Promise<void> {
-    const outcome = await this.registry.remove(tenantId, 'inactive');
-    if (outcome === 'not_found') {
-      throw new TenantNotFoundError(tenantId);
-    }
-    if (outcome === 'status_mismatch') {
-      throw new TenantStateConflictError(
-        `Tenant '${tenantId}' must be inactive before it can be deleted. ` +
-          `Deactivate it first: POST /tenants/${tenantId}/deactivate`,
-      );
-    }
+  /** Deprovisions an inactive tenant: never one that may still have work running. */
+  remove(tenantId: string): Promise<void> {
+    return this.provisioning.deprovision(tenantId);
+  }
+
+  rotateCredentials(tenantId: string): Promise<{ tenantId: string; rotatedAt: Date }> {
+    return this.provisioning.rotateCredentials(tenantId);
   }
 }

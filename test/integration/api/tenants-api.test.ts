@@ -1,12 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
 import { createTestDatabase } from '../../support/database.js';
 import { apiClient } from '../../support/http.js';
+import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+const suffix = tenantIdSuffix();
+const acme = `acme_${suffix}`;
+const globex = `globex_${suffix}`;
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let home: string;
@@ -23,11 +27,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await local?.stop();
   await database?.drop();
+  await dropTenantRoles(inject('databaseUrl'), suffix);
   await rm(home, { recursive: true, force: true });
 });
 
 beforeEach(async () => {
-  await local.platform.pool.query('DELETE FROM "tenantflow"."tenants"');
+  // Offboard for real, so each test starts with no tenant, schema, role or secret.
+  for (const tenant of await local.platform.registry.list()) {
+    if (tenant.status === 'active') {
+      await local.platform.tenantAdmin.deactivate(tenant.tenantId);
+    }
+    await local.platform.provisioning.deprovision(tenant.tenantId);
+  }
 });
 
 describe('tenant admin API', () => {
@@ -52,7 +63,7 @@ describe('tenant admin API', () => {
     it('checks the token before touching the body or the registry', async () => {
       const response = await api('POST', '/tenants', {
         token: null,
-        body: { tenantId: 'acme', name: 'Acme' },
+        body: { tenantId: acme, name: 'Acme' },
       });
       expect(response.status).toBe(401);
       expect((await api('GET', '/tenants')).body.tenants).toEqual([]);
@@ -68,32 +79,33 @@ describe('tenant admin API', () => {
   describe('POST /tenants', () => {
     it('registers a tenant: 201 with the tenant', async () => {
       const response = await api('POST', '/tenants', {
-        body: { tenantId: 'acme', name: 'Acme Corp', metadata: { plan: 'pro' } },
+        body: { tenantId: acme, name: 'Acme Corp', metadata: { plan: 'pro' } },
       });
 
       expect(response.status).toBe(201);
+      expect(response.body.apiKey).toMatch(new RegExp(`^tfk_${acme}_[A-Za-z0-9_-]{43}$`));
       expect(response.body).toMatchObject({
-        tenantId: 'acme',
+        tenantId: acme,
         name: 'Acme Corp',
         active: true,
         status: 'active',
         metadata: { plan: 'pro' },
       });
       expect(new Date(response.body.createdAt).toString()).not.toBe('Invalid Date');
-      expect((await api('GET', '/tenants/acme')).body.name).toBe('Acme Corp');
+      expect((await api('GET', `/tenants/${acme}`)).body.name).toBe('Acme Corp');
     });
 
     it('answers 409 for a duplicate and keeps the original', async () => {
-      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
 
-      const response = await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Impostor' } });
+      const response = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Impostor' } });
 
       expect(response.status).toBe(409);
       expect(response.body.error).toEqual({
         code: 'TENANT_ALREADY_EXISTS',
-        message: "Tenant 'acme' is already registered",
+        message: `Tenant '${acme}' is already registered`,
       });
-      expect((await api('GET', '/tenants/acme')).body.name).toBe('Acme');
+      expect((await api('GET', `/tenants/${acme}`)).body.name).toBe('Acme');
     });
 
     it('answers 400 listing every reason for a bad id and a bad name', async () => {
@@ -133,7 +145,7 @@ describe('tenant admin API', () => {
 
     it('answers 400 for metadata over 16 KiB', async () => {
       const response = await api('POST', '/tenants', {
-        body: { tenantId: 'acme', name: 'Acme', metadata: { blob: 'x'.repeat(17 * 1024) } },
+        body: { tenantId: acme, name: 'Acme', metadata: { blob: 'x'.repeat(17 * 1024) } },
       });
       expect(response.status).toBe(400);
       expect(response.body.error.reasons).toEqual([
@@ -144,24 +156,24 @@ describe('tenant admin API', () => {
 
   describe('reading tenants', () => {
     it('lists tenants ordered by id', async () => {
-      await api('POST', '/tenants', { body: { tenantId: 'globex', name: 'Globex' } });
-      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+      await api('POST', '/tenants', { body: { tenantId: globex, name: 'Globex' } });
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
 
       const response = await api('GET', '/tenants');
 
       expect(response.status).toBe(200);
-      expect(response.body.tenants.map((t: { tenantId: string }) => t.tenantId)).toEqual(['acme', 'globex']);
+      expect(response.body.tenants.map((t: { tenantId: string }) => t.tenantId)).toEqual([acme, globex]);
     });
 
     it('answers 404 for an unknown tenant without revealing other tenants', async () => {
-      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
 
-      const response = await api('GET', '/tenants/globex');
+      const response = await api('GET', `/tenants/${globex}`);
 
       expect(response.status).toBe(404);
       expect(response.body.error).toEqual({
         code: 'TENANT_NOT_FOUND',
-        message: "Tenant 'globex' is not registered",
+        message: `Tenant '${globex}' is not registered`,
       });
     });
 
@@ -174,23 +186,23 @@ describe('tenant admin API', () => {
 
   describe('lifecycle', () => {
     it('deactivates, refuses to delete an active tenant, then deletes an inactive one', async () => {
-      await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme' } });
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
 
-      const refused = await api('DELETE', '/tenants/acme');
+      const refused = await api('DELETE', `/tenants/${acme}`);
       expect(refused.status).toBe(409);
-      expect(refused.body.error.message).toContain('POST /tenants/acme/deactivate');
+      expect(refused.body.error.message).toContain(`POST /tenants/${acme}/deactivate`);
 
-      const deactivated = await api('POST', '/tenants/acme/deactivate');
+      const deactivated = await api('POST', `/tenants/${acme}/deactivate`);
       expect(deactivated.status).toBe(200);
       expect(deactivated.body).toMatchObject({ active: false, status: 'inactive' });
 
-      const reactivated = await api('POST', '/tenants/acme/activate');
+      const reactivated = await api('POST', `/tenants/${acme}/activate`);
       expect(reactivated.body).toMatchObject({ active: true, status: 'active' });
 
-      await api('POST', '/tenants/acme/deactivate');
-      const deleted = await api('DELETE', '/tenants/acme');
+      await api('POST', `/tenants/${acme}/deactivate`);
+      const deleted = await api('DELETE', `/tenants/${acme}`);
       expect(deleted.status).toBe(204);
-      expect((await api('GET', '/tenants/acme')).status).toBe(404);
+      expect((await api('GET', `/tenants/${acme}`)).status).toBe(404);
     });
 
     it('answers 404 when activating, deactivating or deleting an unknown tenant', async () => {

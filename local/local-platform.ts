@@ -9,6 +9,7 @@ import { createLogger } from '../shared/logging/logger.js';
 import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
 import { type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
+import { claimHome } from './local-database.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
 
 export interface LocalPlatformOptions {
@@ -56,7 +57,9 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
 
   let postgres: RunningPostgres | undefined;
   let databaseUrl = options.databaseUrl;
+  let releaseHome: () => Promise<void> = async () => {};
   if (databaseUrl === undefined) {
+    releaseHome = await claimHome(home);
     const dataDir = join(home, 'pgdata');
     postgres = await startEmbeddedPostgres({
       dataDir,
@@ -126,12 +129,13 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
         : { embedded: false, description: 'PostgreSQL from DATABASE_URL' },
       platform: started,
       stop: () => {
-        stopping ??= shutDown(listening, started, postgres);
+        stopping ??= shutDown(listening, started, postgres).finally(releaseHome);
         return stopping;
       },
     };
   } catch (error) {
     await shutDown(server, platform, postgres).catch(() => undefined);
+    await releaseHome();
     throw error;
   }
 }

@@ -1,0 +1,80 @@
+/**
+ * `npm run migrate`: brings the control schema and every tenant schema up to date.
+ *
+ * Uses DATABASE_URL (and TENANTFLOW_ADMIN_DATABASE_URL for DDL, if set) when given; otherwise the
+ * local platform's embedded PostgreSQL, whether `npm start` is running or not.
+ * TENANTFLOW_MIGRATE_CONCURRENCY sets how many tenants migrate at once (default 8).
+ */
+import cliProgress from 'cli-progress';
+import { createPlatformPool } from '../shared/db/connections.js';
+import { migrateControlSchema } from '../shared/db/control-schema.js';
+import { DatabaseAdmin } from '../shared/provisioning/database-admin.js';
+import { migrateFleet } from '../shared/provisioning/fleet-migrator.js';
+import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
+import { PgTenantRegistry } from '../shared/tenancy/pg-tenant-registry.js';
+import { withLocalDatabase } from './local-database.js';
+
+const concurrency = Number(process.env.TENANTFLOW_MIGRATE_CONCURRENCY ?? 8);
+if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+  console.error(
+    `TENANTFLOW_MIGRATE_CONCURRENCY must be an integer from 1 to 64 (got '${process.env.TENANTFLOW_MIGRATE_CONCURRENCY}')`,
+  );
+  process.exit(2);
+}
+
+const failedCount = await withLocalDatabase(process.env.TENANTFLOW_HOME ?? '.tenantflow', async (url) => {
+  const adminUrl = process.env.TENANTFLOW_ADMIN_DATABASE_URL || url;
+  const control = await migrateControlSchema(adminUrl);
+  console.log(
+    `control schema: ${control.applied.length === 0 ? 'up to date' : `applied ${control.applied.join(', ')}`}`,
+  );
+
+  const pool = createPlatformPool({ connectionString: url, max: 2 });
+  try {
+    const admin = new DatabaseAdmin({ adminUrl, tenantMigrations: await loadTenantMigrations() });
+    const bar = process.stdout.isTTY
+      ? new cliProgress.SingleBar(
+          {
+            format: 'tenant schemas [{bar}] {value}/{total} · {failed} failed · {eta_formatted} left',
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
+    let failed = 0;
+    let barStarted = false;
+    const summary = await migrateFleet(new PgTenantRegistry(pool), admin, {
+      concurrency,
+      onTenantDone: (outcome, done, total) => {
+        if (!outcome.ok) {
+          failed += 1;
+          bar?.stop();
+          barStarted = false;
+          console.error(`  ✗ ${outcome.tenantId}: ${outcome.error}`);
+        }
+        if (bar !== undefined) {
+          if (!barStarted) {
+            bar.start(total, done, { failed });
+            barStarted = true;
+          }
+          bar.update(done, { failed });
+        } else if (done === total || done % 100 === 0) {
+          console.log(`  ${done}/${total} tenant schemas`);
+        }
+      },
+    });
+    bar?.stop();
+    console.log(
+      `tenant schemas: ${summary.total} in all, ${summary.migrated} migrated, ${summary.upToDate} already up to date, ` +
+        `${summary.failed.length} failed (${(summary.durationMs / 1000).toFixed(1)} s)`,
+    );
+    return summary.failed.length;
+  } finally {
+    await pool.end();
+  }
+});
+
+if (failedCount > 0) {
+  console.error(`${failedCount} tenant schema(s) failed to migrate; fix them and run npm run migrate again.`);
+  process.exitCode = 1;
+}

@@ -15,14 +15,16 @@ export {
 } from './local-secret-store.js';
 export type { SecretStore, TenantSecret } from './secret-store.js';
 export {
-  MalformedSecretError,
-  parseTenantSecret,
   SecretsManagerSecretStore,
   type SecretsManagerSecretStoreProps,
   STAGE_TAG_KEY,
-  serializeTenantSecret,
   TENANT_TAG_KEY,
   tenantSecretName,
   tenantSecretPrefix,
-  tenantSecretProblems,
 } from './secrets-manager-secret-store.js';
+export {
+  MalformedSecretError,
+  parseTenantSecret,
+  serializeTenantSecret,
+  tenantSecretProblems,
+} from './tenant-secret.js';

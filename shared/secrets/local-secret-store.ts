@@ -3,7 +3,7 @@ import { chmod, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/p
 import { dirname, join, resolve } from 'node:path';
 import { assertValidTenantId, isValidTenantId } from '../tenancy/tenant-id.js';
 import type { SecretStore, TenantSecret } from './secret-store.js';
-import { parseTenantSecret, serializeTenantSecret } from './secrets-manager-secret-store.js';
+import { parseTenantSecret, serializeTenantSecret } from './tenant-secret.js';
 
 /** Where `npm start` keeps tenant secrets, relative to the working directory. */
 export const DEFAULT_LOCAL_SECRET_DIRECTORY = '.tenantflow/secrets';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../shared/errors.js';
 import { LocalSecretStore } from '../../../shared/secrets/local-secret-store.js';
-import { MalformedSecretError } from '../../../shared/secrets/secrets-manager-secret-store.js';
+import { MalformedSecretError } from '../../../shared/secrets/tenant-secret.js';
 import { describeSecretStoreContract, tenantSecret } from '../../support/secret-store.contract.js';
 
 let root: string;

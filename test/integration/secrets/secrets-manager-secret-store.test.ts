@@ -9,11 +9,11 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import {
-  MalformedSecretError,
   SecretsManagerSecretStore,
   type SecretsManagerSecretStoreProps,
   tenantSecretName,
 } from '../../../shared/secrets/secrets-manager-secret-store.js';
+import { MalformedSecretError } from '../../../shared/secrets/tenant-secret.js';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 import { describeSecretStoreContract, tenantSecret } from '../../support/secret-store.contract.js';
 

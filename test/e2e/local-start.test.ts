@@ -105,9 +105,28 @@ describe('npm start', () => {
     expect(first.output()).toContain(`Authorization: Bearer ${ADMIN_TOKEN}`);
     expect(first.output()).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/tenants/);
     expect((await api('GET', '/health')).body).toMatchObject({ status: 'ok' });
-    expect((await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme Corp' } })).status).toBe(
-      201,
-    );
+    const created = await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme Corp' } });
+    expect(created.status).toBe(201);
+    expect(created.body.apiKey).toMatch(/^tfk_acme_/);
+
+    // The stored credentials log in as acme's own role, which can use acme's schema and nothing else.
+    const secret = JSON.parse(await readFile(join(home, 'secrets', 'acme.json'), 'utf8'));
+    const asAcme = new pg.Client({
+      host: secret.host,
+      port: secret.port,
+      database: secret.dbname,
+      user: secret.username,
+      password: secret.password,
+    });
+    await asAcme.connect();
+    try {
+      await asAcme.query(`INSERT INTO executions (id, workflow) VALUES ('e1', 'demo')`);
+      expect((await asAcme.query('SELECT id FROM acme.executions')).rows).toEqual([{ id: 'e1' }]);
+      await expect(asAcme.query('SELECT * FROM tenantflow.tenants')).rejects.toThrow(/permission denied/);
+      await expect(asAcme.query('CREATE TABLE public.x (i int)')).rejects.toThrow(/permission denied/);
+    } finally {
+      await asAcme.end();
+    }
     expect((await api('GET', '/tenants', { token: null })).status).toBe(401);
 
     // Ctrl-C (SIGINT) stops the server and PostgreSQL cleanly.

@@ -18,7 +18,8 @@ export interface DatabaseAdminOptions {
   readonly tenantMigrations: readonly Migration[];
   /**
    * `cluster` (default) also revokes PUBLIC's CONNECT on the cluster's other databases that the
-   * admin role owns, so a tenant role cannot even open a session elsewhere. tenantflow expects a
+   * admin role owns (`template1` included: creating databases from it needs no CONNECT), so a
+   * tenant role cannot even open a session elsewhere. tenantflow expects a
    * cluster of its own; choose `database` to touch only the platform database.
    */
   readonly lockDownScope?: 'cluster' | 'database';
@@ -71,7 +72,7 @@ export class DatabaseAdmin {
                 SELECT 1 FROM pg_database d, aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a
                  WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT' AND d.datallowconn
                    AND (d.datname = current_database()
-                        OR ($1 AND pg_has_role(current_user, d.datdba, 'USAGE') AND NOT d.datistemplate)))
+                        OR ($1 AND pg_has_role(current_user, d.datdba, 'USAGE'))))
            OR EXISTS (
                 SELECT 1 FROM pg_namespace n, aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
                  WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE') AS needed`,
@@ -84,7 +85,7 @@ export class DatabaseAdmin {
       await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
       const { rows: databases } = await client.query<{ datname: string }>(
         `SELECT datname FROM pg_database d
-          WHERE d.datallowconn AND NOT d.datistemplate
+          WHERE d.datallowconn
             AND (d.datname = current_database() OR ($1 AND pg_has_role(current_user, d.datdba, 'USAGE')))`,
         [this.#options.lockDownScope === 'cluster'],
       );

@@ -112,12 +112,16 @@ describe('tenant isolation, enforced by PostgreSQL', () => {
     await expectDenied(`SELECT pg_read_file('postgresql.conf')`);
   });
 
-  it('refuses to connect to another database', async () => {
+  it.each([
+    ['another application database', () => new URL(otherDatabase.url).pathname.slice(1)],
+    ['the postgres maintenance database', () => 'postgres'],
+    ['template1', () => 'template1'],
+  ])('refuses to connect to %s', async (_name, database) => {
     const secret = await env.platform.secrets.get(acme);
     const elsewhere = new pg.Client({
       host: secret?.host,
       port: secret?.port,
-      database: new URL(otherDatabase.url).pathname.slice(1),
+      database: database(),
       user: secret?.username,
       password: secret?.password,
     });

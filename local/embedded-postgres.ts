@@ -84,7 +84,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   try {
     await server.start();
   } catch (cause) {
-    throw new Error(`PostgreSQL did not start on port ${port} with data in ${options.dataDir}`, { cause });
+    throw new Error(
+      `PostgreSQL did not start on port ${port} with data in ${options.dataDir} (is the port in use?)`,
+      {
+        cause,
+      },
+    );
   }
   return {
     port,

@@ -59,7 +59,12 @@ export async function withLocalDatabase<T>(home: string, work: (url: string) => 
   const release = await claimHome(absoluteHome);
   let postgres: RunningPostgres | undefined;
   try {
-    postgres = await startEmbeddedPostgres({ dataDir, password: secrets.postgresPassword, persistent: true });
+    postgres = await startEmbeddedPostgres({
+      dataDir,
+      password: secrets.postgresPassword,
+      persistent: true,
+      ...(secrets.postgresPort === undefined ? {} : { port: secrets.postgresPort }),
+    });
     return await work(postgres.url('postgres'));
   } finally {
     await postgres?.stop();

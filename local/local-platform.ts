@@ -8,7 +8,7 @@ import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
-import { type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
+import { findFreePort, type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { claimHome } from './local-database.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
 
@@ -52,7 +52,10 @@ export interface LocalPlatform {
 export async function startLocalPlatform(options: LocalPlatformOptions = {}): Promise<LocalPlatform> {
   const log = options.log ?? (() => {});
   const home = resolve(options.home ?? '.tenantflow');
-  const secrets = await loadOrCreateLocalSecrets(home);
+  const secrets = await loadOrCreateLocalSecrets(
+    home,
+    options.databaseUrl === undefined ? (options.postgresPort ?? (await findFreePort())) : undefined,
+  );
   const adminToken = options.adminToken ?? secrets.adminToken;
 
   let postgres: RunningPostgres | undefined;
@@ -65,7 +68,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       dataDir,
       password: secrets.postgresPassword,
       persistent: true,
-      ...(options.postgresPort === undefined ? {} : { port: options.postgresPort }),
+      port: options.postgresPort ?? secrets.postgresPort ?? (await findFreePort()),
       onLog: (line) => {
         if (/Stopped a PostgreSQL|FATAL|PANIC/.test(line)) {
           log(line);

@@ -9,15 +9,24 @@ export interface LocalSecrets {
   readonly postgresPassword: string;
   /** Admin bearer token, used when `TENANTFLOW_ADMIN_TOKEN` is not set. */
   readonly adminToken: string;
+  /**
+   * Port of the embedded PostgreSQL, chosen once and then kept: tenant secrets record host and
+   * port, so a server that moved to another port would strand every tenant's credentials.
+   */
+  readonly postgresPort?: number | undefined;
 }
 
-const localSecretsSchema = z.object({ postgresPassword: z.string().min(16), adminToken: z.string().min(24) });
+const localSecretsSchema = z.object({
+  postgresPassword: z.string().min(16),
+  adminToken: z.string().min(24),
+  postgresPort: z.number().int().min(1).max(65535).optional(),
+});
 
 /**
  * Reads the local secrets, generating and saving any that are missing. The file is written to a
  * temporary name and renamed, so a crash never leaves a half-written file; its mode is 0600.
  */
-export async function loadOrCreateLocalSecrets(home: string): Promise<LocalSecrets> {
+export async function loadOrCreateLocalSecrets(home: string, postgresPort?: number): Promise<LocalSecrets> {
   await mkdir(home, { recursive: true, mode: 0o755 });
   const file = join(home, 'local-secrets.json');
   let existing: Partial<LocalSecrets> = {};
@@ -36,8 +45,13 @@ export async function loadOrCreateLocalSecrets(home: string): Promise<LocalSecre
   const secrets: LocalSecrets = {
     postgresPassword: existing.postgresPassword ?? randomBytes(24).toString('base64url'),
     adminToken: existing.adminToken ?? `tfa_${randomBytes(24).toString('base64url')}`,
+    postgresPort: existing.postgresPort ?? postgresPort,
   };
-  if (secrets.postgresPassword !== existing.postgresPassword || secrets.adminToken !== existing.adminToken) {
+  if (
+    secrets.postgresPassword !== existing.postgresPassword ||
+    secrets.adminToken !== existing.adminToken ||
+    secrets.postgresPort !== existing.postgresPort
+  ) {
     const temporary = `${file}.${process.pid}.tmp`;
     await writeFile(temporary, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
     await rename(temporary, file);

@@ -80,6 +80,24 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Connects with the tenant's stored credentials, as task code would. */
+async function asTenant(tenantId: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
+  const secret = JSON.parse(await readFile(join(home, 'secrets', `${tenantId}.json`), 'utf8'));
+  const client = new pg.Client({
+    host: secret.host,
+    port: secret.port,
+    database: secret.dbname,
+    user: secret.username,
+    password: secret.password,
+  });
+  await client.connect();
+  try {
+    await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'tenantflow-e2e-'));
   // The embedded PostgreSQL runs as the `postgres` OS user when tests run as root.
@@ -110,24 +128,12 @@ describe('npm start', () => {
     expect(created.body.apiKey).toMatch(/^tfk_acme_/);
 
     // The stored credentials log in as acme's own role, which can use acme's schema and nothing else.
-    const secret = JSON.parse(await readFile(join(home, 'secrets', 'acme.json'), 'utf8'));
-    const asAcme = new pg.Client({
-      host: secret.host,
-      port: secret.port,
-      database: secret.dbname,
-      user: secret.username,
-      password: secret.password,
+    await asTenant('acme', async (client) => {
+      await client.query(`INSERT INTO executions (id, workflow) VALUES ('e1', 'demo')`);
+      expect((await client.query('SELECT id FROM acme.executions')).rows).toEqual([{ id: 'e1' }]);
+      await expect(client.query('SELECT * FROM tenantflow.tenants')).rejects.toThrow(/permission denied/);
+      await expect(client.query('CREATE TABLE public.x (i int)')).rejects.toThrow(/permission denied/);
     });
-    await asAcme.connect();
-    try {
-      await asAcme.query(`INSERT INTO executions (id, workflow) VALUES ('e1', 'demo')`);
-      expect((await asAcme.query('SELECT id FROM acme.executions')).rows).toEqual([{ id: 'e1' }]);
-      await expect(asAcme.query('SELECT * FROM tenantflow.tenants')).rejects.toThrow(/permission denied/);
-      await expect(asAcme.query('CREATE TABLE public.x (i int)')).rejects.toThrow(/permission denied/);
-    } finally {
-      await asAcme.end();
-    }
-    expect((await api('GET', '/tenants', { token: null })).status).toBe(401);
 
     // Ctrl-C (SIGINT) stops the server and PostgreSQL cleanly.
     first.child.kill('SIGINT');
@@ -140,6 +146,10 @@ describe('npm start', () => {
     const afterRestart = await apiClient(second.url, ADMIN_TOKEN)('GET', '/tenants/acme');
     expect(afterRestart.status).toBe(200);
     expect(afterRestart.body.name).toBe('Acme Corp');
+    // PostgreSQL came back on the same port, so the stored tenant credentials still work.
+    await asTenant('acme', async (client) => {
+      expect((await client.query('SELECT id FROM executions')).rows).toEqual([{ id: 'e1' }]);
+    });
 
     // Kill -9: PostgreSQL is left running, holding the data directory.
     await apiClient(second.url, ADMIN_TOKEN)('POST', '/tenants', {

@@ -67,15 +67,14 @@ export class DatabaseAdmin {
    * CONNECT (the platform role and each tenant role) may connect. Skips itself when already done.
    */
   async lockDown(client: pg.Client): Promise<void> {
+    // has_*_privilege('public', …) answers from the ACL directly; exploding the ACLs instead grew
+    // with every tenant's CONNECT entry and made this check the slowest step at 1,000 tenants.
     const { rows } = await client.query<{ needed: boolean }>(
-      `SELECT EXISTS (
-                SELECT 1 FROM pg_database d, aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a
-                 WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT' AND d.datallowconn
-                   AND (d.datname = current_database()
-                        OR ($1 AND pg_has_role(current_user, d.datdba, 'USAGE'))))
-           OR EXISTS (
-                SELECT 1 FROM pg_namespace n, aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a
-                 WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'CREATE') AS needed`,
+      `SELECT has_schema_privilege('public', 'public', 'CREATE')
+           OR EXISTS (SELECT 1 FROM pg_database d
+                       WHERE d.datallowconn
+                         AND (d.datname = current_database() OR ($1 AND pg_has_role(current_user, d.datdba, 'USAGE')))
+                         AND has_database_privilege('public', d.oid, 'CONNECT')) AS needed`,
       [this.#options.lockDownScope === 'cluster'],
     );
     if (rows[0]?.needed !== true) {
@@ -180,15 +179,22 @@ export class DatabaseAdmin {
   }
 
   /** Brings the tenant schema up to date with the tenant migrations. */
-  async migrateTenant(client: pg.Client, tenantId: string): Promise<MigrationReport> {
+  async migrateTenant(
+    client: pg.Client,
+    tenantId: string,
+    options: { readonly alwaysProtectHistory?: boolean } = {},
+  ): Promise<MigrationReport> {
     assertValidTenantId(tenantId);
     const report = await migrateSchema(client, tenantId, this.#options.tenantMigrations, {
       createSchema: false,
       unqualifiedNamesInSchema: true,
     });
     // The migration history is the platform's: the tenant role may read it, never rewrite it.
+    // A fleet run that applied nothing touches no ACL; provisioning always checks, because a run
+    // that crashed right after migrating may not have got this far.
     const role = quoteIdent(tenantRoleName(tenantId));
-    if (await this.#roleExists(client, tenantId)) {
+    const mayHaveChanged = report.applied.length > 0 || options.alwaysProtectHistory === true;
+    if (mayHaveChanged && (await this.#roleExists(client, tenantId))) {
       await client.query(`REVOKE ALL ON ${qualified(tenantId, 'schema_migrations')} FROM ${role}`);
       await client.query(`GRANT SELECT ON ${qualified(tenantId, 'schema_migrations')} TO ${role}`);
     }

@@ -212,7 +212,7 @@ export class ProvisioningService {
         await this.#step('grants', tenantId, () => admin.grantTenantAccess(client, tenantId));
         await this.#step('search-path', tenantId, () => admin.pinSearchPath(client, tenantId));
         await this.#step('migrations', tenantId, async () => {
-          await admin.migrateTenant(client, tenantId);
+          await admin.migrateTenant(client, tenantId, { alwaysProtectHistory: true });
         });
       });
       const apiKey = generateApiKey(tenantId);

@@ -1,0 +1,222 @@
+/**
+ * What the database benchmarks share: one PostgreSQL for the whole run, a database of their own on
+ * it, a platform wired the way `npm start` wires it, and small statistics helpers.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { type RunningPostgres, startEmbeddedPostgres } from '../local/embedded-postgres.js';
+import { loadConfig } from '../shared/config/config.js';
+import { migrateControlSchema } from '../shared/db/control-schema.js';
+import { quoteIdent } from '../shared/db/sql.js';
+import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
+
+/** How many tenants and schemas each benchmark uses; `BENCH_QUICK=1` scales them down for a smoke run. */
+export interface BenchScale {
+  readonly quick: boolean;
+  /** Tenants provisioned one after another, and floor tenants created the same way. */
+  readonly provisionedTenants: number;
+  /** Tenant schemas a fleet migration runs across, and tenants the connection benchmark serves. */
+  readonly fleetTenants: number;
+  /** Tenants provisioned one after another once the fleet is there. */
+  readonly tenantsAtScale: number;
+}
+
+export function benchScale(env: NodeJS.ProcessEnv = process.env): BenchScale {
+  const quick = env.BENCH_QUICK === '1';
+  return quick
+    ? { quick, provisionedTenants: 20, fleetTenants: 100, tenantsAtScale: 5 }
+    : { quick, provisionedTenants: 200, fleetTenants: 1_000, tenantsAtScale: 20 };
+}
+
+export interface BenchDatabase {
+  /** Superuser connection string of the benchmarks' own database. */
+  readonly url: string;
+  /** Where the server came from, for the report header. */
+  readonly description: string;
+  /**
+   * Appended to every tenant id, because roles are cluster-wide: on a shared server (DATABASE_URL)
+   * the run must neither collide with nor drop anyone else's roles.
+   */
+  readonly suffix: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A database of the benchmarks' own, with the control schema migrated. On an embedded PostgreSQL
+ * started here (durable commits: the floors are measured with fsync on) unless DATABASE_URL names
+ * a server; its role then needs CREATEDB and CREATEROLE, and everything the run created is dropped.
+ */
+export async function openBenchDatabase(env: NodeJS.ProcessEnv = process.env): Promise<BenchDatabase> {
+  const external = env.DATABASE_URL;
+  let serverUrl: string;
+  let description: string;
+  let stopServer: () => Promise<void> = async () => {};
+  if (external !== undefined && external.length > 0) {
+    serverUrl = external;
+    description = 'PostgreSQL from DATABASE_URL';
+  } else {
+    // Under /tmp and world-readable: as root the server runs as the `postgres` OS user.
+    const root = await mkdtemp(join(tmpdir(), 'tenantflow-bench-pg-'));
+    await chmod(root, 0o755);
+    let postgres: RunningPostgres;
+    try {
+      postgres = await startEmbeddedPostgres({
+        dataDir: join(root, 'data'),
+        password: randomBytes(18).toString('base64url'),
+        persistent: false,
+      });
+    } catch (error) {
+      await rm(root, { recursive: true, force: true });
+      throw error;
+    }
+    serverUrl = postgres.url('postgres');
+    description = `embedded PostgreSQL on 127.0.0.1:${postgres.port}`;
+    stopServer = async () => {
+      await postgres.stop();
+      await rm(root, { recursive: true, force: true });
+    };
+  }
+
+  const suffix = randomBytes(3).toString('hex');
+  const name = `tenantflow_bench_${suffix}`;
+  try {
+    await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${quoteIdent(name)}`));
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    await migrateControlSchema(url.toString());
+    // Printed with the figures: the floors are only comparable with commits that reach the disk.
+    const settings = await withClient(serverUrl, async (client) => {
+      const { rows } = await client.query<{ name: string; setting: string }>(
+        `SELECT name, setting FROM pg_settings
+          WHERE name IN ('server_version', 'fsync', 'synchronous_commit', 'wal_sync_method') ORDER BY name`,
+      );
+      return rows.map((row) => `${row.name}=${row.setting}`).join(', ');
+    });
+    return {
+      url: url.toString(),
+      description: `${description}: ${settings}`,
+      suffix,
+      close: async () => {
+        try {
+          await withClient(serverUrl, async (client) => {
+            await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+            await dropRolesWithSuffix(client, suffix);
+          });
+        } finally {
+          await stopServer();
+        }
+      },
+    };
+  } catch (error) {
+    await stopServer();
+    throw error;
+  }
+}
+
+/** Drops the tenant roles (`<id>_<suffix>_user`) one run created, once their database is gone. */
+async function dropRolesWithSuffix(client: pg.Client, suffix: string): Promise<void> {
+  const { rows } = await client.query<{ rolname: string }>(
+    `SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_' || $1 || '\\_user'`,
+    [suffix],
+  );
+  for (const { rolname } of rows) {
+    await client.query(`DROP ROLE IF EXISTS ${quoteIdent(rolname)}`);
+  }
+}
+
+export interface BenchPlatform {
+  readonly platform: Platform;
+  close(): Promise<void>;
+}
+
+/**
+ * The platform as `npm start` wires it (local mode, LocalSecretStore), with its secrets in a
+ * temporary directory. Each secret write is fsynced, like the real local store's.
+ */
+export async function createBenchPlatform(
+  databaseUrl: string,
+  overrides: PlatformOverrides = {},
+): Promise<BenchPlatform> {
+  const secretsDir = await mkdtemp(join(tmpdir(), 'tenantflow-bench-secrets-'));
+  const platform = await createPlatform(
+    loadConfig({
+      TENANTFLOW_LOCAL: '1',
+      DATABASE_URL: databaseUrl,
+      TENANTFLOW_SECRETS: 'local',
+      TENANTFLOW_SECRETS_DIR: secretsDir,
+    }),
+    overrides,
+  );
+  return {
+    platform,
+    close: async () => {
+      await platform.close();
+      await rm(secretsDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `work` on a new connection named `tenantflow-bench`, so the connection counts never include it. */
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: 'tenantflow-bench' });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** `kind0042_<suffix>`: a valid tenant id, unique to this run, sortable by index. */
+export function benchTenantId(kind: string, index: number, suffix: string): string {
+  return `${kind}${String(index).padStart(4, '0')}_${suffix}`;
+}
+
+/** Applies `work` to every item with at most `concurrency` in flight, in order of the items. */
+export async function forEachConcurrently<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) {
+      await work(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+}
+
+export interface Distribution {
+  readonly count: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly mean: number;
+  readonly total: number;
+}
+
+/** p50/p95 by the nearest-rank method: always a value that was actually measured. */
+export function distribution(samples: readonly number[]): Distribution {
+  if (samples.length === 0) {
+    throw new Error('no samples to summarise');
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+  const total = sorted.reduce((sum, value) => sum + value, 0);
+  return { count: sorted.length, p50: rank(50), p95: rank(95), mean: total / sorted.length, total };
+}
+
+/** Milliseconds `work` took, with its result. */
+export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const start = performance.now();
+  const result = await work();
+  return { ms: performance.now() - start, result };
+}
+
+/** `1,234.5` style: figures in the report read the same whatever the locale. */
+export function fmt(value: number, digits = 1): string {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { findFreePort } from '../../local/embedded-postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -67,7 +67,7 @@ async function startMoto(executable: string): Promise<RunningMoto> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     try {
-      return await startMotoOnce(executable, await freePort());
+      return await startMotoOnce(executable, await findFreePort());
     } catch (error) {
       lastError = error;
     }
@@ -140,23 +140,6 @@ async function terminate(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
   await exited;
   clearTimeout(timer);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') {
-          resolve(address.port);
-        } else {
-          reject(new Error('could not determine a free port'));
-        }
-      });
-    });
-  });
 }
 
 async function findOnPath(command: string): Promise<string | undefined> {

@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { anonymousIdentity } from '../../local/api-gateway-adapter.js';
 
 /** A REST (v1) proxy event as API Gateway sends it, with overrides. */
 export function restEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
@@ -26,23 +27,7 @@ export function restEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGat
       requestTimeEpoch: 0,
       resourceId: 'r',
       resourcePath: overrides.resource ?? '/tenants',
-      identity: {
-        accessKey: null,
-        accountId: null,
-        apiKey: null,
-        apiKeyId: null,
-        caller: null,
-        clientCert: null,
-        cognitoAuthenticationProvider: null,
-        cognitoAuthenticationType: null,
-        cognitoIdentityId: null,
-        cognitoIdentityPoolId: null,
-        principalOrgId: null,
-        sourceIp: '127.0.0.1',
-        user: null,
-        userAgent: null,
-        userArn: null,
-      },
+      identity: anonymousIdentity('127.0.0.1', null),
     },
     ...overrides,
   };

@@ -148,6 +148,46 @@ export class LimitExceededError extends TenantflowError {
   readonly statusCode: number = 429;
 }
 
+/** The request body is larger than the tenant's limit allows (`limits.maxInputBytes`). */
+export class PayloadTooLargeError extends TenantflowError {
+  readonly code: string = 'PAYLOAD_TOO_LARGE';
+  readonly statusCode: number = 413;
+}
+
+/** No workflow is registered under the requested name. */
+export class WorkflowNotFoundError extends NotFoundError {
+  override readonly code: string = 'WORKFLOW_NOT_FOUND';
+
+  constructor(
+    readonly workflow: string,
+    known: readonly string[],
+  ) {
+    super(
+      `Workflow '${workflow}' is not registered. Registered workflows: ${known.length > 0 ? known.join(', ') : '(none)'}`,
+    );
+  }
+}
+
+/** The tenant has no execution with this id (another tenant's ids are never visible). */
+export class ExecutionNotFoundError extends NotFoundError {
+  override readonly code: string = 'EXECUTION_NOT_FOUND';
+
+  constructor(
+    readonly tenantId: string,
+    readonly executionId: string,
+  ) {
+    super(`Execution '${executionId}' does not exist for tenant '${tenantId}'`);
+  }
+}
+
+/**
+ * A workflow definition is invalid: an unknown dependency, a cycle, a duplicate task id or a name
+ * Step Functions would refuse. Raised when the definition is made, so a bad workflow never deploys.
+ */
+export class WorkflowDefinitionError extends ValidationError {
+  override readonly code: string = 'WORKFLOW_DEFINITION_INVALID';
+}
+
 /** The configuration read from the environment is missing or invalid. */
 export class ConfigurationError extends TenantflowError {
   readonly code: string = 'CONFIGURATION_INVALID';

@@ -89,7 +89,7 @@ export async function createPlatform(
     tenantConnections,
     admin,
     provisioning,
-    tenantAdmin: new TenantAdminService(tenants, provisioning),
+    tenantAdmin: new TenantAdminService(tenants, provisioning, registry),
     adminAuth: { adminToken: config.adminToken, trustIamIdentity: config.trustIamAdminIdentity },
     close: async () => {
       await tenantConnections.close();

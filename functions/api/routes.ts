@@ -19,6 +19,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', resource: '/tenants', function: 'tenants', authorization: 'admin' },
   { method: 'GET', resource: '/tenants', function: 'tenants', authorization: 'admin' },
   { method: 'GET', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
+  { method: 'PATCH', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
   { method: 'DELETE', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
   { method: 'POST', resource: '/tenants/{tenantId}/activate', function: 'tenants', authorization: 'admin' },
   { method: 'POST', resource: '/tenants/{tenantId}/deactivate', function: 'tenants', authorization: 'admin' },

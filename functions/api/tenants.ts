@@ -16,6 +16,7 @@ import {
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { getPlatform } from '../../shared/platform.js';
 import type { TenantAdminService } from '../../shared/tenancy/tenant-admin-service.js';
+import { tenantConfigPatchSchema, tenantConfigSchema } from '../../shared/tenancy/tenant-config.js';
 import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
 
 /** Serialised metadata above this size is refused: it lives in every registry row and response. */
@@ -23,17 +24,27 @@ const MAX_METADATA_BYTES = 16 * 1024;
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
 
+const tenantName = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
+const tenantMetadata = z
+  .record(z.string(), z.unknown())
+  .refine((metadata) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_METADATA_BYTES, {
+    message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
+  });
+
 const registerTenant = {
   body: z.strictObject({
     tenantId: tenantIdSchema,
-    name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
-    metadata: z
-      .record(z.string(), z.unknown())
-      .refine((metadata) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_METADATA_BYTES, {
-        message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
-      })
-      .optional(),
+    name: tenantName,
+    metadata: tenantMetadata.optional(),
+    config: tenantConfigSchema.optional(),
   }),
+} satisfies RequestSchemas;
+
+const updateTenant = {
+  ...tenantPath,
+  body: z
+    .strictObject({ name: tenantName.optional(), metadata: tenantMetadata.optional(), config: tenantConfigPatchSchema.optional() })
+    .refine((patch) => Object.keys(patch).length > 0, { message: 'must change at least one of name, metadata, config' }),
 } satisfies RequestSchemas;
 
 export interface TenantsApiDependencies {
@@ -81,6 +92,14 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
           handler: adminRoute(tenantPath, async (event) => {
             const { pathParameters } = getValidatedInput(event, tenantPath);
             return jsonResponse(200, await tenantAdmin.get(pathParameters.tenantId));
+          }),
+        },
+        {
+          method: 'PATCH',
+          path: '/tenants/{tenantId}',
+          handler: adminRoute(updateTenant, async (event) => {
+            const { pathParameters, body } = getValidatedInput(event, updateTenant);
+            return jsonResponse(200, await tenantAdmin.update(pathParameters.tenantId, body));
           }),
         },
         {

@@ -62,3 +62,35 @@ export async function withDedicatedClient<T>(
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * Runs `work` in one transaction on one pooled connection, rolling back if it throws. A
+ * transaction is safe on a pooled connection (RDS Proxy multiplexes between transactions, not
+ * inside one); locks taken with `FOR UPDATE` end with it, so no session state is left behind.
+ *
+ * @example
+ * ```ts
+ * await inTransaction(pool, async (client) => {
+ *   await client.query(`SELECT 1 FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`, [tenantId]);
+ * });
+ * ```
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let result: T;
+  try {
+    await client.query('BEGIN');
+    result = await work(client);
+    await client.query('COMMIT');
+  } catch (error) {
+    // A connection whose rollback fails is in an unknown state: destroy it rather than reuse it.
+    const rollbackError = await client.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackFailure: unknown) => rollbackFailure,
+    );
+    client.release(rollbackError === undefined ? undefined : new Error('rollback failed', { cause: rollbackError }));
+    throw error;
+  }
+  client.release();
+  return result;
+}

@@ -6,11 +6,15 @@ import { ValidationError } from '../errors.js';
 /** Zod schemas for the parts of a request a route accepts. */
 export interface RequestSchemas {
   readonly pathParameters?: z.ZodType;
+  readonly queryStringParameters?: z.ZodType;
   readonly body?: z.ZodType;
 }
 
 export type ValidatedInput<S extends RequestSchemas> = {
   readonly pathParameters: S['pathParameters'] extends z.ZodType ? z.output<S['pathParameters']> : undefined;
+  readonly queryStringParameters: S['queryStringParameters'] extends z.ZodType
+    ? z.output<S['queryStringParameters']>
+    : undefined;
   readonly body: S['body'] extends z.ZodType ? z.output<S['body']> : undefined;
 };
 
@@ -38,6 +42,7 @@ export function validateRequest<S extends RequestSchemas>(
       const { event } = request;
       const reasons: string[] = [];
       let pathParameters: unknown;
+      let queryStringParameters: unknown;
       let body: unknown;
       if (schemas.pathParameters !== undefined) {
         const result = schemas.pathParameters.safeParse(event.pathParameters ?? {});
@@ -45,6 +50,14 @@ export function validateRequest<S extends RequestSchemas>(
           pathParameters = result.data;
         } else {
           reasons.push(...describeIssues('path', result.error.issues));
+        }
+      }
+      if (schemas.queryStringParameters !== undefined) {
+        const result = schemas.queryStringParameters.safeParse(event.queryStringParameters ?? {});
+        if (result.success) {
+          queryStringParameters = result.data;
+        } else {
+          reasons.push(...describeIssues('query', result.error.issues));
         }
       }
       if (schemas.body !== undefined) {
@@ -58,7 +71,7 @@ export function validateRequest<S extends RequestSchemas>(
       if (reasons.length > 0) {
         throw new ValidationError('Invalid request', reasons);
       }
-      validatedInputs.set(event, { pathParameters, body });
+      validatedInputs.set(event, { pathParameters, queryStringParameters, body });
     },
   };
 }

@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import { ConflictError, TenantNotFoundError, TenantStateConflictError } from '../errors.js';
 import type { SecretStore, TenantSecret } from '../secrets/secret-store.js';
+import { emptyTenantConfig, type TenantConfig } from '../tenancy/tenant-config.js';
 import { assertValidTenantId } from '../tenancy/tenant-id.js';
 import type { TenantInfo, TenantMetadata, TenantRegistry } from '../tenancy/tenant-registry.js';
 import { generateApiKey, hashApiKey } from './api-keys.js';
@@ -55,6 +56,8 @@ export interface ProvisionRequest {
   readonly tenantId: string;
   readonly name: string;
   readonly metadata?: TenantMetadata;
+  /** Settings, features and limits; empty when not given. */
+  readonly config?: TenantConfig;
 }
 
 export interface ProvisionResult {
@@ -100,12 +103,14 @@ export class ProvisioningService {
     const { registry } = this.#deps;
     assertValidTenantId(request.tenantId);
     const metadata = request.metadata ?? {};
+    const config = request.config ?? emptyTenantConfig();
     let tenant: TenantInfo;
     try {
       tenant = await registry.create({
         tenantId: request.tenantId,
         name: request.name,
         metadata,
+        config,
         status: 'provisioning',
       });
     } catch (error) {
@@ -113,9 +118,13 @@ export class ProvisioningService {
       if (existing === undefined || existing.status !== 'provisioning') {
         throw error; // TenantAlreadyExistsError for a provisioned tenant
       }
-      if (existing.name !== request.name || !isDeepStrictEqual(existing.metadata, metadata)) {
+      if (
+        existing.name !== request.name ||
+        !isDeepStrictEqual(existing.metadata, metadata) ||
+        !isDeepStrictEqual(existing.config, config)
+      ) {
         throw new TenantStateConflictError(
-          `Tenant '${request.tenantId}' is being provisioned with a different name or metadata; ` +
+          `Tenant '${request.tenantId}' is being provisioned with a different name, metadata or config; ` +
             'retry with the original request, or wait for it to finish',
         );
       }

@@ -1,4 +1,5 @@
 import { TenantAlreadyExistsError } from '../errors.js';
+import { applyMergePatch, emptyTenantConfig, type TenantConfig } from './tenant-config.js';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -7,6 +8,8 @@ import {
   type RemoveTenantOutcome,
   type StatusChange,
   type TenantInfo,
+  type TenantMetadata,
+  type TenantProfilePatch,
   type TenantRegistry,
   type TenantStatus,
 } from './tenant-registry.js';
@@ -44,6 +47,7 @@ export class MemoryTenantRegistry implements TenantRegistry {
       active: tenant.status === 'active',
       createdAt: new Date(),
       metadata: structuredClone(tenant.metadata),
+      config: structuredClone(tenant.config ?? emptyTenantConfig()),
     });
     this.#tenants.set(tenant.tenantId, info);
     this.#private.set(tenant.tenantId, {});
@@ -129,6 +133,30 @@ export class MemoryTenantRegistry implements TenantRegistry {
     return 'removed';
   }
 
+  async updateProfile(tenantId: string, patch: TenantProfilePatch): Promise<TenantInfo | undefined> {
+    const current = this.#tenants.get(tenantId);
+    if (current === undefined) {
+      return undefined;
+    }
+    const updated = freeze({
+      ...current,
+      name: patch.name ?? current.name,
+      metadata: applyMergePatch(current.metadata, patch.metadata ?? {}) as TenantMetadata,
+      config: applyMergePatch(current.config, patch.config ?? {}) as TenantConfig,
+    });
+    this.#tenants.set(tenantId, updated);
+    return updated;
+  }
+
+  async findByApiKeyHash(apiKeyHash: string): Promise<TenantInfo | undefined> {
+    for (const [tenantId, hidden] of this.#private) {
+      if (hidden.apiKeyHash === apiKeyHash) {
+        return this.#tenants.get(tenantId);
+      }
+    }
+    return undefined;
+  }
+
   async countByStatus(): Promise<Record<TenantStatus, number>> {
     const counts = emptyStatusCounts();
     for (const tenant of this.#tenants.values()) {
@@ -139,5 +167,13 @@ export class MemoryTenantRegistry implements TenantRegistry {
 }
 
 function freeze(info: TenantInfo): TenantInfo {
-  return Object.freeze({ ...info, metadata: Object.freeze(info.metadata) });
+  return Object.freeze({
+    ...info,
+    metadata: Object.freeze(info.metadata),
+    config: Object.freeze({
+      settings: Object.freeze(info.config.settings),
+      features: Object.freeze(info.config.features),
+      limits: Object.freeze(info.config.limits),
+    }),
+  });
 }

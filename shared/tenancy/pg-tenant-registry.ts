@@ -1,5 +1,6 @@
 import { CONTROL_SCHEMA, type Queryable, qualified, SQLSTATE, sqlState } from '../db/sql.js';
 import { TenantAlreadyExistsError } from '../errors.js';
+import { emptyTenantConfig, type TenantConfig } from './tenant-config.js';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -8,6 +9,7 @@ import {
   type RemoveTenantOutcome,
   type StatusChange,
   type TenantInfo,
+  type TenantProfilePatch,
   type TenantRegistry,
   type TenantStatus,
 } from './tenant-registry.js';
@@ -17,12 +19,14 @@ interface TenantRow extends Record<string, unknown> {
   name: string;
   status: TenantStatus;
   metadata: Record<string, unknown>;
+  config: TenantConfig;
   created_at: Date;
   last_error: string | null;
 }
 
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
-const COLUMNS = 'tenant_id, name, status, metadata, created_at, last_error';
+const MERGE_PATCH = qualified(CONTROL_SCHEMA, 'jsonb_merge_patch');
+const COLUMNS = 'tenant_id, name, status, metadata, config, created_at, last_error';
 
 /**
  * The {@link TenantRegistry} kept in the `tenantflow.tenants` control table.
@@ -42,8 +46,15 @@ export class PgTenantRegistry implements TenantRegistry {
   async create(tenant: NewTenant): Promise<TenantInfo> {
     try {
       const { rows } = await this.db.query<TenantRow>(
-        `INSERT INTO ${TENANTS} (tenant_id, name, status, metadata) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-        [tenant.tenantId, tenant.name, tenant.status, JSON.stringify(tenant.metadata)],
+        `INSERT INTO ${TENANTS} (tenant_id, name, status, metadata, config)
+         VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+        [
+          tenant.tenantId,
+          tenant.name,
+          tenant.status,
+          JSON.stringify(tenant.metadata),
+          JSON.stringify(tenant.config ?? emptyTenantConfig()),
+        ],
       );
       return toTenantInfo(single(rows));
     } catch (error) {
@@ -154,6 +165,34 @@ export class PgTenantRegistry implements TenantRegistry {
     return outcome.existed ? 'status_mismatch' : 'not_found';
   }
 
+  async updateProfile(tenantId: string, patch: TenantProfilePatch): Promise<TenantInfo | undefined> {
+    // One statement, so two concurrent PATCHes each apply in full and neither is lost.
+    const { rows } = await this.db.query<TenantRow>(
+      `UPDATE ${TENANTS}
+          SET name     = COALESCE($2::text, name),
+              metadata = ${MERGE_PATCH}(metadata, COALESCE($3::jsonb, '{}'::jsonb)),
+              config   = ${MERGE_PATCH}(config, COALESCE($4::jsonb, '{}'::jsonb)),
+              updated_at = now()
+        WHERE tenant_id = $1
+        RETURNING ${COLUMNS}`,
+      [
+        tenantId,
+        patch.name ?? null,
+        patch.metadata === undefined ? null : JSON.stringify(patch.metadata),
+        patch.config === undefined ? null : JSON.stringify(patch.config),
+      ],
+    );
+    return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
+  }
+
+  async findByApiKeyHash(apiKeyHash: string): Promise<TenantInfo | undefined> {
+    const { rows } = await this.db.query<TenantRow>(
+      `SELECT ${COLUMNS} FROM ${TENANTS} WHERE api_key_hash = $1`,
+      [apiKeyHash],
+    );
+    return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
+  }
+
   async countByStatus(): Promise<Record<TenantStatus, number>> {
     const { rows } = await this.db.query<{ status: TenantStatus; count: number }>(
       `SELECT status, count(*)::int AS count FROM ${TENANTS} GROUP BY status`,
@@ -174,6 +213,7 @@ function toTenantInfo(row: TenantRow): TenantInfo {
     active: row.status === 'active',
     createdAt: row.created_at,
     metadata: row.metadata,
+    config: { ...emptyTenantConfig(), ...row.config },
     ...(row.last_error === null ? {} : { lastError: row.last_error }),
   };
 }

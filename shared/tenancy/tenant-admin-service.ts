@@ -2,12 +2,14 @@ import { TenantNotFoundError } from '../errors.js';
 import type { ProvisioningService, ProvisionResult } from '../provisioning/provisioning-service.js';
 import type { TenantContextSwitch } from './tenant-context.js';
 import { assertValidTenantId } from './tenant-id.js';
-import type { TenantInfo, TenantMetadata } from './tenant-registry.js';
+import type { TenantConfig } from './tenant-config.js';
+import type { TenantInfo, TenantMetadata, TenantProfilePatch, TenantRegistry } from './tenant-registry.js';
 
 export interface RegisterTenantCommand {
   readonly tenantId: string;
   readonly name: string;
   readonly metadata?: TenantMetadata | undefined;
+  readonly config?: TenantConfig | undefined;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface RegisterTenantCommand {
  *
  * @example
  * ```ts
- * const admin = new TenantAdminService(tenants, provisioning);
+ * const admin = new TenantAdminService(tenants, provisioning, registry);
  * const { tenant, apiKey } = await admin.register({ tenantId: 'acme', name: 'Acme Corp' });
  * ```
  */
@@ -25,6 +27,7 @@ export class TenantAdminService {
   constructor(
     private readonly tenants: TenantContextSwitch,
     private readonly provisioning: ProvisioningService,
+    private readonly registry: TenantRegistry,
   ) {}
 
   register(command: RegisterTenantCommand): Promise<ProvisionResult> {
@@ -32,7 +35,18 @@ export class TenantAdminService {
       tenantId: command.tenantId,
       name: command.name,
       metadata: command.metadata ?? {},
+      ...(command.config === undefined ? {} : { config: command.config }),
     });
+  }
+
+  /** Renames a tenant, or merge-patches its metadata or config; the next task sees the change. */
+  async update(tenantId: string, patch: TenantProfilePatch): Promise<TenantInfo> {
+    assertValidTenantId(tenantId);
+    const updated = await this.registry.updateProfile(tenantId, patch);
+    if (updated === undefined) {
+      throw new TenantNotFoundError(tenantId);
+    }
+    return updated;
   }
 
   list(): Promise<TenantInfo[]> {

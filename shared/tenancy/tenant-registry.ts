@@ -1,3 +1,5 @@
+import type { TenantConfig, TenantConfigPatch } from './tenant-config.js';
+
 /**
  * Lifecycle of a tenant in the registry. `provisioning` and `deprovisioning` are the resumable
  * in-between states of onboarding and offboarding; only `active` tenants may run work.
@@ -13,6 +15,8 @@ export const TENANT_STATUSES: readonly TenantStatus[] = [
 
 export type TenantMetadata = Record<string, unknown>;
 
+export type { TenantConfig } from './tenant-config.js';
+
 /** What the platform knows about one tenant. */
 export interface TenantInfo {
   readonly tenantId: string;
@@ -22,6 +26,8 @@ export interface TenantInfo {
   readonly status: TenantStatus;
   readonly createdAt: Date;
   readonly metadata: TenantMetadata;
+  /** Settings, features and limits; every task sees them as `ctx.tenant.config`. */
+  readonly config: TenantConfig;
   /** Why the last provisioning or deprovisioning attempt failed; cleared when one succeeds. */
   readonly lastError?: string | undefined;
 }
@@ -30,7 +36,19 @@ export interface NewTenant {
   readonly tenantId: string;
   readonly name: string;
   readonly metadata: TenantMetadata;
+  /** Defaults to empty settings, features and limits. */
+  readonly config?: TenantConfig | undefined;
   readonly status: TenantStatus;
+}
+
+/**
+ * A change to a tenant's profile. `name` replaces; `metadata` and `config` are JSON Merge Patches
+ * (RFC 7396): `null` removes a key, absent keys are kept.
+ */
+export interface TenantProfilePatch {
+  readonly name?: string | undefined;
+  readonly metadata?: Record<string, unknown> | undefined;
+  readonly config?: TenantConfigPatch | undefined;
 }
 
 export type RemoveTenantOutcome = 'removed' | 'not_found' | 'status_mismatch';
@@ -104,6 +122,10 @@ export interface TenantRegistry {
    */
   remove(tenantId: string, onlyIfStatus?: TenantStatus): Promise<RemoveTenantOutcome>;
   countByStatus(): Promise<Record<TenantStatus, number>>;
+  /** Applies `patch` in one atomic step; `undefined` when the tenant does not exist. */
+  updateProfile(tenantId: string, patch: TenantProfilePatch): Promise<TenantInfo | undefined>;
+  /** The tenant whose API key hashes to `apiKeyHash`, if any. */
+  findByApiKeyHash(apiKeyHash: string): Promise<TenantInfo | undefined>;
 }
 
 export function emptyStatusCounts(): Record<TenantStatus, number> {

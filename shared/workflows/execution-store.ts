@@ -1,0 +1,403 @@
+import type pg from 'pg';
+import { inTransaction } from '../db/connections.js';
+import { CONTROL_SCHEMA, type Queryable, qualified, tenantTable } from '../db/sql.js';
+import { LimitExceededError, TenantInactiveError, TenantNotFoundError } from '../errors.js';
+import type { JsonValue } from './task.js';
+
+export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'aborted';
+export const EXECUTION_STATUSES: readonly ExecutionStatus[] = ['pending', 'running', 'succeeded', 'failed', 'aborted'];
+export type FinalOutcome = 'succeeded' | 'failed' | 'aborted';
+export type TaskRunStatus = 'running' | 'succeeded' | 'failed';
+
+export interface ExecutionSummary {
+  readonly executionId: string;
+  readonly workflow: string;
+  readonly status: ExecutionStatus;
+  readonly error: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly startedAt: Date | null;
+  readonly finishedAt: Date | null;
+}
+
+export interface TaskRunRecord {
+  readonly taskId: string;
+  readonly status: TaskRunStatus;
+  readonly attempt: number;
+  readonly error: string | null;
+  readonly startedAt: Date;
+  readonly finishedAt: Date | null;
+  readonly heartbeatAt: Date;
+}
+
+export interface ExecutionRecord extends ExecutionSummary {
+  readonly input: JsonValue;
+  readonly context: Record<string, JsonValue>;
+  readonly orchestratorRef: string | null;
+  /** How many times recovery has acted on this execution. */
+  readonly attempts: number;
+  readonly tasks: readonly TaskRunRecord[];
+}
+
+export interface TenantMetrics {
+  readonly executionsFinished: number;
+  readonly executionsSucceeded: number;
+  readonly executionsFailed: number;
+  readonly executionsAborted: number;
+  readonly totalDurationMs: number;
+  readonly lastActivityAt: Date | null;
+}
+
+/** What a task changed in the workflow context: keys set and keys removed. */
+export interface ContextChanges {
+  readonly set: Readonly<Record<string, JsonValue>>;
+  readonly unset: readonly string[];
+}
+
+export type TaskAttemptStart =
+  | { readonly kind: 'started'; readonly attempt: number }
+  | { readonly kind: 'already_succeeded' };
+
+const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
+const METRICS = qualified(CONTROL_SCHEMA, 'tenant_metrics');
+const SUMMARY_COLUMNS = 'id, workflow, status, error, created_at, updated_at, started_at, finished_at';
+
+interface SummaryRow extends Record<string, unknown> {
+  id: string;
+  workflow: string;
+  status: ExecutionStatus;
+  error: string | null;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+/**
+ * Executions and task runs, kept in each tenant's own schema, plus the per-tenant counters in the
+ * control schema. Platform code: every statement runs on the platform pool with schema-qualified
+ * names ({@link tenantTable}), never relying on a `search_path`; the one exception is
+ * {@link completeTask}, which runs inside the task's own transaction on the tenant-role connection,
+ * so the task's writes, its context changes and its completion commit together.
+ */
+export class ExecutionStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /**
+   * Inserts a `pending` execution if the tenant is active and has fewer than `maxConcurrent`
+   * executions pending or running. The tenant's registry row is locked for the check, so two
+   * concurrent starts cannot both take the last slot, and a deactivation cannot slip in between.
+   */
+  async insertWithinLimit(
+    tenantId: string,
+    execution: { executionId: string; workflow: string; input: JsonValue },
+    maxConcurrent: number,
+  ): Promise<ExecutionSummary> {
+    const executions = tenantTable(tenantId, 'executions');
+    return inTransaction(this.pool, async (client) => {
+      const tenant = await client.query<{ status: string }>(
+        `SELECT status FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`,
+        [tenantId],
+      );
+      const status = tenant.rows[0]?.status;
+      if (status === undefined) {
+        throw new TenantNotFoundError(tenantId);
+      }
+      if (status !== 'active') {
+        throw new TenantInactiveError(tenantId);
+      }
+      const inFlight = await client.query<{ count: number }>(
+        `SELECT count(*)::int AS count FROM ${executions} WHERE status IN ('pending', 'running')`,
+      );
+      const count = inFlight.rows[0]?.count ?? 0;
+      if (count >= maxConcurrent) {
+        throw new LimitExceededError(
+          `Tenant '${tenantId}' already has ${count} executions pending or running, its limit (limits.maxConcurrentExecutions = ${maxConcurrent}); retry when one finishes`,
+        );
+      }
+      const { rows } = await client.query<SummaryRow>(
+        `INSERT INTO ${executions} (id, workflow, input) VALUES ($1, $2, $3) RETURNING ${SUMMARY_COLUMNS}`,
+        [execution.executionId, execution.workflow, JSON.stringify(execution.input)],
+      );
+      return toSummary(single(rows));
+    });
+  }
+
+  /** Records the orchestrator's reference; `pending` becomes `running` unless a task got there first. */
+  async markStarted(tenantId: string, executionId: string, ref: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${tenantTable(tenantId, 'executions')}
+          SET orchestrator_ref = $2, updated_at = now(), started_at = COALESCE(started_at, now()),
+              status = CASE WHEN status = 'pending' THEN 'running' ELSE status END
+        WHERE id = $1`,
+      [executionId, ref],
+    );
+  }
+
+  async get(tenantId: string, executionId: string): Promise<ExecutionRecord | undefined> {
+    const { rows } = await this.pool.query<
+      SummaryRow & { input: JsonValue; context: Record<string, JsonValue>; orchestrator_ref: string | null; attempts: number }
+    >(
+      `SELECT ${SUMMARY_COLUMNS}, input, context, orchestrator_ref, attempts
+         FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
+      [executionId],
+    );
+    const row = rows[0];
+    if (row === undefined) {
+      return undefined;
+    }
+    const tasks = await this.pool.query<{
+      task_id: string;
+      status: TaskRunStatus;
+      attempt: number;
+      error: string | null;
+      started_at: Date;
+      finished_at: Date | null;
+      heartbeat_at: Date;
+    }>(
+      `SELECT task_id, status, attempt, error, started_at, finished_at, heartbeat_at
+         FROM ${tenantTable(tenantId, 'task_runs')} WHERE execution_id = $1 ORDER BY started_at, task_id`,
+      [executionId],
+    );
+    return {
+      ...toSummary(row),
+      input: row.input,
+      context: row.context,
+      orchestratorRef: row.orchestrator_ref,
+      attempts: row.attempts,
+      tasks: tasks.rows.map((task) => ({
+        taskId: task.task_id,
+        status: task.status,
+        attempt: task.attempt,
+        error: task.error,
+        startedAt: task.started_at,
+        finishedAt: task.finished_at,
+        heartbeatAt: task.heartbeat_at,
+      })),
+    };
+  }
+
+  /**
+   * A page of executions, newest first. `after` is the last execution id of the previous page:
+   * paging by (created_at, id) stays stable while new executions arrive.
+   */
+  async list(
+    tenantId: string,
+    options: { status?: ExecutionStatus | undefined; limit: number; after?: string | undefined },
+  ): Promise<{ executions: ExecutionSummary[]; next: string | undefined }> {
+    const executions = tenantTable(tenantId, 'executions');
+    const { rows } = await this.pool.query<SummaryRow>(
+      `SELECT ${SUMMARY_COLUMNS} FROM ${executions}
+        WHERE ($1::text IS NULL OR status = $1)
+          AND ($2::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM ${executions} WHERE id = $2))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $3`,
+      [options.status ?? null, options.after ?? null, options.limit + 1],
+    );
+    const page = rows.slice(0, options.limit).map(toSummary);
+    return { executions: page, next: rows.length > options.limit ? page.at(-1)?.executionId : undefined };
+  }
+
+  async exists(tenantId: string, executionId: string): Promise<boolean> {
+    const { rows } = await this.pool.query(`SELECT 1 FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`, [
+      executionId,
+    ]);
+    return rows.length > 0;
+  }
+
+  /** What the task runner needs of an execution before it runs a task. */
+  async loadForTask(
+    tenantId: string,
+    executionId: string,
+  ): Promise<{ workflow: string; status: ExecutionStatus; input: JsonValue; context: Record<string, JsonValue> } | undefined> {
+    const { rows } = await this.pool.query<{
+      workflow: string;
+      status: ExecutionStatus;
+      input: JsonValue;
+      context: Record<string, JsonValue>;
+    }>(`SELECT workflow, status, input, context FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`, [
+      executionId,
+    ]);
+    return rows[0];
+  }
+
+  /**
+   * Starts (or restarts) a task's attempt: the attempt counter goes up by one and the heartbeat is
+   * fresh. A task that already succeeded is left alone and reported, which is what makes a retried
+   * invocation a no-op.
+   */
+  async beginTaskAttempt(tenantId: string, executionId: string, taskId: string): Promise<TaskAttemptStart> {
+    const { rows } = await this.pool.query<{ attempt: number }>(
+      `WITH started AS (
+         UPDATE ${tenantTable(tenantId, 'executions')}
+            SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+          WHERE id = $1 AND status = 'pending')
+       INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run (execution_id, task_id)
+       VALUES ($1, $2)
+       ON CONFLICT (execution_id, task_id) DO UPDATE
+          SET attempt = run.attempt + 1, status = 'running', error = NULL,
+              heartbeat_at = now(), started_at = now(), finished_at = NULL
+        WHERE run.status <> 'succeeded'
+       RETURNING attempt`,
+      [executionId, taskId],
+    );
+    const row = rows[0];
+    return row === undefined ? { kind: 'already_succeeded' } : { kind: 'started', attempt: row.attempt };
+  }
+
+  /** Proves the attempt is alive; recovery treats a stale heartbeat as a crashed task. */
+  async heartbeat(tenantId: string, executionId: string, taskId: string, attempt: number): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${tenantTable(tenantId, 'task_runs')} SET heartbeat_at = now()
+        WHERE execution_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'`,
+      [executionId, taskId, attempt],
+    );
+  }
+
+  /** Records a failed attempt, unless a later attempt has already taken over the row. */
+  async recordTaskFailure(
+    tenantId: string,
+    executionId: string,
+    taskId: string,
+    attempt: number,
+    error: string,
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${tenantTable(tenantId, 'task_runs')} SET status = 'failed', error = $4, finished_at = now()
+        WHERE execution_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'`,
+      [executionId, taskId, attempt, error],
+    );
+  }
+
+  /**
+   * Inside the task's transaction (the tenant-role connection): applies the task's context changes
+   * and marks it succeeded. Returns `false` when another attempt has already succeeded; the caller
+   * must then roll back, so the task's effects are never committed twice.
+   */
+  async completeTask(
+    client: Queryable,
+    tenantId: string,
+    executionId: string,
+    taskId: string,
+    changes: ContextChanges,
+  ): Promise<boolean> {
+    // Mark the task first: its row lock makes a concurrent attempt wait here and then find it done.
+    const completed = await client.query(
+      `UPDATE ${tenantTable(tenantId, 'task_runs')}
+          SET status = 'succeeded', error = NULL, finished_at = now(), heartbeat_at = now()
+        WHERE execution_id = $1 AND task_id = $2 AND status <> 'succeeded'
+        RETURNING 1`,
+      [executionId, taskId],
+    );
+    if (completed.rows.length === 0) {
+      return false;
+    }
+    // `||` merges only the keys this task set, so parallel tasks never overwrite each other.
+    await client.query(
+      `UPDATE ${tenantTable(tenantId, 'executions')}
+          SET context = (context || $2::jsonb) - $3::text[], updated_at = now()
+        WHERE id = $1`,
+      [executionId, JSON.stringify(changes.set), [...changes.unset]],
+    );
+    return true;
+  }
+
+  /**
+   * Records the final status and counts it in the tenant's counters, once: an execution that is
+   * already final is left as it is (finalize may be retried, and recovery may finalize too).
+   * Returns whether this call finalized it.
+   */
+  async finalize(tenantId: string, executionId: string, outcome: FinalOutcome, error: string | null): Promise<boolean> {
+    return inTransaction(this.pool, async (client) => {
+      const { rows } = await client.query<{ duration_ms: number }>(
+        `UPDATE ${tenantTable(tenantId, 'executions')}
+            SET status = $2, error = $3, finished_at = now(), updated_at = now()
+          WHERE id = $1 AND status IN ('pending', 'running')
+          RETURNING (extract(epoch FROM (now() - COALESCE(started_at, created_at))) * 1000)::bigint AS duration_ms`,
+        [executionId, outcome, error],
+      );
+      const finalized = rows[0];
+      if (finalized === undefined) {
+        return false;
+      }
+      await client.query(
+        `INSERT INTO ${METRICS} AS m (tenant_id, executions_finished, executions_succeeded, executions_failed,
+                                      executions_aborted, total_duration_ms, last_activity_at)
+         VALUES ($1, 1, ($2 = 'succeeded')::int, ($2 = 'failed')::int, ($2 = 'aborted')::int, $3, now())
+         ON CONFLICT (tenant_id) DO UPDATE SET
+           executions_finished  = m.executions_finished + 1,
+           executions_succeeded = m.executions_succeeded + EXCLUDED.executions_succeeded,
+           executions_failed    = m.executions_failed + EXCLUDED.executions_failed,
+           executions_aborted   = m.executions_aborted + EXCLUDED.executions_aborted,
+           total_duration_ms    = m.total_duration_ms + EXCLUDED.total_duration_ms,
+           last_activity_at     = EXCLUDED.last_activity_at`,
+        [tenantId, outcome, Number(finalized.duration_ms)],
+      );
+      return true;
+    });
+  }
+
+  /** The task that failed last, with its error: what a failed execution reports. */
+  async lastFailedTask(
+    tenantId: string,
+    executionId: string,
+  ): Promise<{ taskId: string; attempt: number; error: string | null } | undefined> {
+    const { rows } = await this.pool.query<{ task_id: string; attempt: number; error: string | null }>(
+      `SELECT task_id, attempt, error FROM ${tenantTable(tenantId, 'task_runs')}
+        WHERE execution_id = $1 AND status = 'failed' ORDER BY finished_at DESC NULLS LAST LIMIT 1`,
+      [executionId],
+    );
+    const row = rows[0];
+    return row === undefined ? undefined : { taskId: row.task_id, attempt: row.attempt, error: row.error };
+  }
+
+  async metrics(tenantId: string): Promise<TenantMetrics & { pending: number; running: number }> {
+    const [counters, current] = await Promise.all([
+      this.pool.query<{
+        executions_finished: string;
+        executions_succeeded: string;
+        executions_failed: string;
+        executions_aborted: string;
+        total_duration_ms: string;
+        last_activity_at: Date | null;
+      }>(`SELECT * FROM ${METRICS} WHERE tenant_id = $1`, [tenantId]),
+      this.pool.query<{ status: ExecutionStatus; count: number }>(
+        `SELECT status, count(*)::int AS count FROM ${tenantTable(tenantId, 'executions')}
+          WHERE status IN ('pending', 'running') GROUP BY status`,
+      ),
+    ]);
+    const row = counters.rows[0];
+    const inFlight = (status: ExecutionStatus) => current.rows.find((r) => r.status === status)?.count ?? 0;
+    return {
+      executionsFinished: Number(row?.executions_finished ?? 0),
+      executionsSucceeded: Number(row?.executions_succeeded ?? 0),
+      executionsFailed: Number(row?.executions_failed ?? 0),
+      executionsAborted: Number(row?.executions_aborted ?? 0),
+      totalDurationMs: Number(row?.total_duration_ms ?? 0),
+      lastActivityAt: row?.last_activity_at ?? null,
+      pending: inFlight('pending'),
+      running: inFlight('running'),
+    };
+  }
+}
+
+function toSummary(row: SummaryRow): ExecutionSummary {
+  return {
+    executionId: row.id,
+    workflow: row.workflow,
+    status: row.status,
+    error: row.error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function single<T>(rows: T[]): T {
+  const [row] = rows;
+  if (row === undefined) {
+    throw new Error('Expected one row');
+  }
+  return row;
+}

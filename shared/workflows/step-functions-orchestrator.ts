@@ -1,0 +1,295 @@
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
+  type ExecutionStatus,
+  RedriveExecutionCommand,
+  type SFNClient,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { ConfigurationError, ConflictError } from '../errors.js';
+import type {
+  ExecutionDescription,
+  ExecutionHandle,
+  ExecutionInput,
+  OrchestratedStatus,
+  Orchestrator,
+  RedriveOutcome,
+  StartExecutionRequest,
+  StartedExecution,
+} from './orchestrator.js';
+
+/** `arn:<partition>:states:<region>:<account>:stateMachine:<name>`, unqualified (no version or alias). */
+const STATE_MACHINE_ARN_PATTERN = /^(arn:[^:]+:states:[^:]+:[^:]+):stateMachine:([^:]+)$/;
+
+/**
+ * The ARN Step Functions gives the execution of a Standard state machine named `executionId`:
+ * `arn:<partition>:states:<region>:<account>:execution:<stateMachineName>:<executionId>`.
+ *
+ * Deriving it (rather than storing what `StartExecution` returned) is what lets recovery ask about
+ * an execution whose start response was lost. Express executions have other ARNs and cannot be
+ * described, so they are not supported. Throws a `ConfigurationError` for anything but an
+ * unqualified state machine ARN.
+ *
+ * @example
+ * ```ts
+ * executionArnFor('arn:aws:states:eu-west-1:123456789012:stateMachine:onboarding', 'exec_42');
+ * // 'arn:aws:states:eu-west-1:123456789012:execution:onboarding:exec_42'
+ * ```
+ */
+export function executionArnFor(stateMachineArn: string, executionId: string): string {
+  const match = STATE_MACHINE_ARN_PATTERN.exec(stateMachineArn);
+  if (match === null) {
+    throw new ConfigurationError(
+      `'${stateMachineArn}' is not an unqualified state machine ARN (arn:<partition>:states:<region>:<account>:stateMachine:<name>)`,
+    );
+  }
+  const [, accountPrefix, stateMachineName] = match;
+  return `${accountPrefix}:execution:${stateMachineName}:${executionId}`;
+}
+
+/**
+ * Step Functions statuses and what the port calls them. Typed over the SDK's `ExecutionStatus`, so
+ * an SDK upgrade that adds a status fails the type check here instead of being mapped by guesswork.
+ */
+const ORCHESTRATED_STATUS_OF: Readonly<Record<ExecutionStatus, OrchestratedStatus>> = {
+  RUNNING: 'running',
+  SUCCEEDED: 'succeeded',
+  FAILED: 'failed',
+  TIMED_OUT: 'timed_out',
+  ABORTED: 'aborted',
+  PENDING_REDRIVE: 'pending_redrive',
+};
+
+/** Statuses after which stopping has nothing left to do. */
+const ENDED_STATUSES: ReadonlySet<OrchestratedStatus> = new Set([
+  'succeeded',
+  'failed',
+  'timed_out',
+  'aborted',
+  'not_found',
+]);
+
+export interface StepFunctionsOrchestratorProps {
+  /** The Step Functions client, built once at module scope by the caller. */
+  readonly client: SFNClient;
+  /** Workflow name → ARN of its Standard state machine (one state machine per workflow). */
+  readonly stateMachineArns: Readonly<Record<string, string>>;
+}
+
+/**
+ * {@link Orchestrator} over AWS Step Functions (Standard workflows). Each execution is started with
+ * `name = executionId` and input `{ tenantId, executionId }` only: the context stays in the tenant
+ * schema, because state payloads are capped at 256 KB. Every other call addresses the execution by
+ * the ARN {@link executionArnFor} derives, so nothing needs the ARN `start` returned.
+ *
+ * AWS errors are matched by their SDK v3 exception `name`, never by message.
+ *
+ * Needs `states:StartExecution` on the state machines and `states:DescribeExecution,
+ * StopExecution, RedriveExecution` on their executions.
+ *
+ * @example
+ * ```ts
+ * const client = new SFNClient({});
+ * const orchestrator = new StepFunctionsOrchestrator({
+ *   client,
+ *   stateMachineArns: { onboarding: 'arn:aws:states:eu-west-1:123456789012:stateMachine:onboarding' },
+ * });
+ * const { ref } = await orchestrator.start({ workflow: 'onboarding', tenantId: 'acme', executionId });
+ * const { status } = await orchestrator.describe({ workflow: 'onboarding', executionId });
+ * ```
+ */
+export class StepFunctionsOrchestrator implements Orchestrator {
+  private readonly client: SFNClient;
+  private readonly stateMachineArns: ReadonlyMap<string, string>;
+
+  constructor(props: StepFunctionsOrchestratorProps) {
+    this.client = props.client;
+    const entries = Object.entries(props.stateMachineArns);
+    // A malformed ARN would otherwise surface only when recovery derives an execution ARN from it.
+    for (const [workflow, arn] of entries) {
+      if (!STATE_MACHINE_ARN_PATTERN.test(arn)) {
+        throw new ConfigurationError(
+          `The state machine ARN configured for workflow '${workflow}' is not an unqualified state machine ARN: '${arn}'`,
+        );
+      }
+    }
+    this.stateMachineArns = new Map(entries);
+  }
+
+  /**
+   * Starts the workflow's state machine. A start repeated after the execution ended is reported as
+   * `alreadyStarted: true` with the existing execution's ARN.
+   *
+   * A start repeated while the first execution is still RUNNING is reported as
+   * `alreadyStarted: false`: AWS documents that such a call "succeeds and returns the same response
+   * as the original request", so there is nothing to tell it apart by. The ARN is the same, and no
+   * second execution is created.
+   *
+   * Throws a `ConflictError` when the execution id is already the name of an execution with other
+   * input (another tenant's), rather than handing out a reference to someone else's execution.
+   */
+  async start(request: StartExecutionRequest): Promise<StartedExecution> {
+    const stateMachineArn = this.stateMachineArnOf(request.workflow);
+    // Key order is fixed, so a retried start sends the same input string, which AWS's
+    // idempotency compares.
+    const input: ExecutionInput = { tenantId: request.tenantId, executionId: request.executionId };
+    try {
+      const started = await this.client.send(
+        new StartExecutionCommand({
+          stateMachineArn,
+          name: request.executionId,
+          input: JSON.stringify(input),
+        }),
+      );
+      return {
+        ref: started.executionArn ?? executionArnFor(stateMachineArn, request.executionId),
+        alreadyStarted: false,
+      };
+    } catch (error) {
+      if (!isAwsError(error, 'ExecutionAlreadyExists')) {
+        throw error;
+      }
+      const ref = executionArnFor(stateMachineArn, request.executionId);
+      await this.assertExecutionCarries(ref, input, request.workflow, error);
+      return { ref, alreadyStarted: true };
+    }
+  }
+
+  async describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
+    const executionArn = this.executionArnOf(handle);
+    let described: DescribeExecutionCommandOutput;
+    try {
+      described = await this.client.send(new DescribeExecutionCommand({ executionArn }));
+    } catch (error) {
+      if (isAwsError(error, 'ExecutionDoesNotExist')) {
+        return { status: 'not_found', redrivable: false };
+      }
+      throw error;
+    }
+    return {
+      status: orchestratedStatusOf(described.status, executionArn),
+      ref: described.executionArn ?? executionArn,
+      startedAt: described.startDate,
+      stoppedAt: described.stopDate,
+      error: described.error,
+      cause: described.cause,
+      // REDRIVABLE_BY_MAP_RUN is a child of a Distributed Map: only its Map Run can redrive it, and
+      // RedriveExecution on it is refused. A missing status (moto never sends one) is not redrivable.
+      redrivable: described.redriveStatus === 'REDRIVABLE',
+      redriveCount: described.redriveCount,
+    };
+  }
+
+  /**
+   * Stops the execution. Not an error when the execution does not exist (`ExecutionDoesNotExist`)
+   * or has already ended: AWS does not document what stopping an ended execution answers (moto
+   * answers success), so any other failure is checked against the execution's status and ignored
+   * when the execution is no longer running. Otherwise the failure propagates.
+   */
+  async stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
+    const executionArn = this.executionArnOf(handle);
+    try {
+      await this.client.send(
+        new StopExecutionCommand({ executionArn, error: reason.error, cause: reason.cause }),
+      );
+    } catch (error) {
+      if (isAwsError(error, 'ExecutionDoesNotExist') || (await this.hasEnded(handle))) {
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Redrives a failed, timed-out or aborted execution from where it stopped. AWS's
+   * `ExecutionNotRedrivable` becomes `not_redrivable` with AWS's reason; other errors propagate.
+   */
+  async redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
+    const executionArn = this.executionArnOf(handle);
+    try {
+      const redriven = await this.client.send(new RedriveExecutionCommand({ executionArn }));
+      // redriveDate is required by the API; the local clock only covers a non-conforming endpoint,
+      // because the redrive itself did happen and must not be reported as a failure.
+      return { kind: 'redriven', redrivenAt: redriven.redriveDate ?? new Date() };
+    } catch (error) {
+      if (isAwsError(error, 'ExecutionNotRedrivable')) {
+        return { kind: 'not_redrivable', reason: error.message };
+      }
+      throw error;
+    }
+  }
+
+  private stateMachineArnOf(workflow: string): string {
+    const arn = this.stateMachineArns.get(workflow);
+    if (arn === undefined) {
+      const known = [...this.stateMachineArns.keys()];
+      throw new ConfigurationError(
+        `No state machine ARN is configured for workflow '${workflow}'. Configured workflows: ${known.length > 0 ? known.join(', ') : '(none)'}`,
+      );
+    }
+    return arn;
+  }
+
+  private executionArnOf(handle: ExecutionHandle): string {
+    return executionArnFor(this.stateMachineArnOf(handle.workflow), handle.executionId);
+  }
+
+  /**
+   * AWS also answers ExecutionAlreadyExists when the name is taken by an execution with different
+   * input. Execution ids are names in one namespace per state machine, shared by every tenant, so
+   * the existing execution must be checked to be this tenant's before its reference is returned.
+   */
+  private async assertExecutionCarries(
+    executionArn: string,
+    input: ExecutionInput,
+    workflow: string,
+    alreadyExists: Error,
+  ): Promise<void> {
+    const existing = await this.client.send(new DescribeExecutionCommand({ executionArn }));
+    const existingInput = parseExecutionInput(existing.input);
+    if (existingInput?.tenantId !== input.tenantId || existingInput.executionId !== input.executionId) {
+      // The other tenant's id stays out of the message: a ConflictError is shown to the client.
+      throw new ConflictError(
+        `Execution id '${input.executionId}' of workflow '${workflow}' is already the name of an execution with other input`,
+        { cause: alreadyExists },
+      );
+    }
+  }
+
+  /** Whether the execution has ended; `false` when that cannot be found out either. */
+  private async hasEnded(handle: ExecutionHandle): Promise<boolean> {
+    try {
+      return ENDED_STATUSES.has((await this.describe(handle)).status);
+    } catch {
+      // The caller rethrows the stop error, which says more than this one.
+      return false;
+    }
+  }
+}
+
+function orchestratedStatusOf(status: string | undefined, executionArn: string): OrchestratedStatus {
+  if (status !== undefined && Object.hasOwn(ORCHESTRATED_STATUS_OF, status)) {
+    return ORCHESTRATED_STATUS_OF[status as ExecutionStatus];
+  }
+  // Guessing would hand recovery a wrong answer to act on; failing makes the gap visible.
+  throw new Error(
+    `Step Functions reported status ${JSON.stringify(status)} for ${executionArn}, which tenantflow does not know how to map`,
+  );
+}
+
+function parseExecutionInput(input: string | undefined): Partial<ExecutionInput> | undefined {
+  if (input === undefined) {
+    return undefined;
+  }
+  try {
+    const parsed: unknown = JSON.parse(input);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<ExecutionInput>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAwsError(error: unknown, name: string): error is Error {
+  return error instanceof Error && error.name === name;
+}

@@ -1,8 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type {
+  APIGatewayAuthorizerResult,
+  APIGatewayProxyEvent,
+  APIGatewayProxyResult,
+  APIGatewayRequestAuthorizerEvent,
+  Context,
+} from 'aws-lambda';
 
 export type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+/** A Lambda REQUEST authorizer, as API Gateway invokes it. */
+export type RequestAuthorizerHandler = (
+  event: APIGatewayRequestAuthorizerEvent,
+  context: Context,
+) => Promise<APIGatewayAuthorizerResult>;
+
+/** What API Gateway answers itself when the authorizer refuses (its gateway responses). */
+export interface GatewayResponses {
+  readonly UNAUTHORIZED: { readonly statusCode: number; readonly body: unknown };
+  readonly ACCESS_DENIED: { readonly statusCode: number; readonly body: unknown };
+}
 
 export interface LocalRoute {
   readonly method: string;
@@ -10,6 +28,8 @@ export interface LocalRoute {
   readonly resource: string;
   readonly functionName: string;
   readonly handler: ProxyHandler;
+  /** Runs before the handler, as a REQUEST authorizer with `Authorization` as identity source. */
+  readonly authorizer?: RequestAuthorizerHandler;
 }
 
 export interface LocalApiServerOptions {
@@ -18,9 +38,18 @@ export interface LocalApiServerOptions {
   /** API Gateway's own payload limit is 10 MB; locally we refuse earlier to keep memory bounded. */
   readonly maxBodyBytes?: number;
   readonly onHandlerCrash?: (error: unknown) => void;
+  readonly gatewayResponses?: GatewayResponses;
 }
 
-const serverDefaults = { stage: 'local', maxBodyBytes: 1024 * 1024, onHandlerCrash: () => {} };
+const serverDefaults = {
+  stage: 'local',
+  maxBodyBytes: 1024 * 1024,
+  onHandlerCrash: () => {},
+  gatewayResponses: {
+    UNAUTHORIZED: { statusCode: 401, body: { message: 'Unauthorized' } },
+    ACCESS_DENIED: { statusCode: 403, body: { message: 'User is not authorized to access this resource' } },
+  } as GatewayResponses,
+};
 
 /**
  * An HTTP server that does locally what API Gateway (REST, Lambda proxy integration) does in AWS:
@@ -80,6 +109,17 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
       requestId,
       stage: settings.stage,
     });
+    if (hit.route.authorizer !== undefined) {
+      const refusal = await authorizeLikeApiGateway(
+        hit.route.authorizer,
+        event,
+        settings.gatewayResponses,
+        (error) => settings.onHandlerCrash(error),
+      );
+      if (refusal !== undefined) {
+        return sendJson(res, refusal.statusCode, refusal.body);
+      }
+    }
     try {
       const result = await hit.route.handler(event, lambdaContext(hit.route.functionName, requestId));
       sendResult(res, result);
@@ -89,6 +129,89 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
       sendJson(res, 502, { message: 'Internal server error' });
     }
   });
+}
+
+/**
+ * What API Gateway does for a route with a Lambda REQUEST authorizer: no `Authorization` header
+ * (the identity source) is a 401 without calling it; `Error('Unauthorized')` is a 401; a policy
+ * that does not allow `execute-api:Invoke` on this method ARN is a 403; otherwise the authorizer's
+ * context lands in `requestContext.authorizer`. Returns the refusal, or `undefined` to go on.
+ */
+async function authorizeLikeApiGateway(
+  authorizer: RequestAuthorizerHandler,
+  event: APIGatewayProxyEvent,
+  responses: GatewayResponses,
+  onCrash: (error: unknown) => void,
+): Promise<{ statusCode: number; body: unknown } | undefined> {
+  const authorization = Object.entries(event.headers).find(
+    ([name]) => name.toLowerCase() === 'authorization',
+  )?.[1];
+  if (authorization === undefined || authorization.length === 0) {
+    return responses.UNAUTHORIZED;
+  }
+  const { requestContext } = event;
+  const methodArn = `arn:aws:execute-api:local:${requestContext.accountId}:${requestContext.apiId}/${requestContext.stage}/${event.httpMethod}${event.path}`;
+  let result: APIGatewayAuthorizerResult;
+  try {
+    result = await authorizer(
+      {
+        type: 'REQUEST',
+        methodArn,
+        resource: event.resource,
+        path: event.path,
+        httpMethod: event.httpMethod,
+        headers: event.headers,
+        multiValueHeaders: event.multiValueHeaders,
+        pathParameters: event.pathParameters,
+        queryStringParameters: event.queryStringParameters,
+        multiValueQueryStringParameters: event.multiValueQueryStringParameters,
+        stageVariables: event.stageVariables,
+        requestContext: { ...event.requestContext, authorizer: undefined },
+      },
+      lambdaContext('authorizer', requestContext.requestId),
+    );
+  } catch (error) {
+    if (error instanceof Error && error.message === 'Unauthorized') {
+      return responses.UNAUTHORIZED;
+    }
+    onCrash(error);
+    return { statusCode: 500, body: { message: null } };
+  }
+  if (!allows(result, methodArn)) {
+    return responses.ACCESS_DENIED;
+  }
+  (event.requestContext as { authorizer: unknown }).authorizer = {
+    ...result.context,
+    principalId: result.principalId,
+  };
+  return undefined;
+}
+
+/** IAM evaluation, for the statements an authorizer returns: an explicit Deny wins, then any Allow. */
+function allows(result: APIGatewayAuthorizerResult, methodArn: string): boolean {
+  const matching = (effect: string) =>
+    result.policyDocument.Statement.some((statement) => {
+      const { Effect } = statement;
+      const action = 'Action' in statement ? statement.Action : undefined;
+      const resource = 'Resource' in statement ? statement.Resource : undefined;
+      const actions = [action ?? []].flat();
+      const resources = [resource ?? []].flat();
+      return (
+        Effect === effect &&
+        actions.some((a) => a === '*' || a === 'execute-api:*' || a === 'execute-api:Invoke') &&
+        resources.some((pattern) => wildcardMatch(pattern, methodArn))
+      );
+    });
+  return !matching('Deny') && matching('Allow');
+}
+
+/** IAM resource matching: `*` matches any run of characters (slashes included), `?` any one. */
+function wildcardMatch(pattern: string, value: string): boolean {
+  const regex = pattern
+    .split('')
+    .map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${regex}$`).test(value);
 }
 
 /** `/tenants/{tenantId}` → a matcher returning decoded path parameters, or undefined. */

@@ -1,16 +1,38 @@
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
+import { createAuthorizerHandler } from '../functions/api/authorizer.js';
+import { createExecutionsApi } from '../functions/api/executions.js';
 import { createHealthApi } from '../functions/api/health.js';
-import { API_ROUTES, type ApiFunctionName } from '../functions/api/routes.js';
+import { API_ROUTES, type ApiFunctionName, GATEWAY_RESPONSES } from '../functions/api/routes.js';
 import { createTenantsApi } from '../functions/api/tenants.js';
+import { createFinalizeHandler } from '../functions/workflow/finalize.js';
+import { createRunTaskHandler } from '../functions/workflow/run-task.js';
 import { loadConfig } from '../shared/config/config.js';
 import { migrateControlSchema } from '../shared/db/control-schema.js';
+import { RequestAuthorizer } from '../shared/http/request-authorizer.js';
 import { createLogger } from '../shared/logging/logger.js';
 import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
+import { compileToAsl } from '../shared/workflows/asl.js';
+import { ExecutionFinalizer } from '../shared/workflows/execution-finalizer.js';
+import { ExecutionService } from '../shared/workflows/execution-service.js';
+import { ExecutionStore } from '../shared/workflows/execution-store.js';
+import { TaskRunner } from '../shared/workflows/task-runner.js';
+import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
+import { workflows as registeredWorkflows } from '../workflows/index.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
 import { findFreePort, type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { claimHome } from './local-database.js';
+import { LocalOrchestrator } from './local-orchestrator.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
+
+/** The Lambda ARNs the local state machines invoke, mapped to the in-process handlers. */
+export const LOCAL_TARGETS = {
+  taskRunnerArn: 'arn:aws:lambda:local:000000000000:function:tenantflow-local-run-task',
+  finalizeArn: 'arn:aws:lambda:local:000000000000:function:tenantflow-local-finalize',
+} as const;
+
+/** On stop, executions in flight get this long to finish before the database goes away. */
+const DRAIN_TIMEOUT_MS = 5_000;
 
 export interface LocalPlatformOptions {
   /** Where local state lives (embedded PostgreSQL data, generated secrets). Default `./.tenantflow`. */
@@ -27,6 +49,10 @@ export interface LocalPlatformOptions {
   readonly log?: (line: string) => void;
   /** Test seams: another SecretStore, failure injection. */
   readonly overrides?: PlatformOverrides;
+  /** The workflows to run; default the installation's (`workflows/index.ts`). */
+  readonly workflows?: WorkflowRegistry;
+  /** Retry waits in milliseconds instead of the definitions' seconds (tests and benchmarks). */
+  readonly retryIntervalMs?: number;
 }
 
 export interface LocalPlatform {
@@ -34,6 +60,8 @@ export interface LocalPlatform {
   readonly adminToken: string;
   readonly database: { readonly embedded: boolean; readonly description: string };
   readonly platform: Platform;
+  readonly orchestrator: LocalOrchestrator;
+  readonly executions: ExecutionService;
   stop(): Promise<void>;
 }
 
@@ -80,6 +108,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
 
   let platform: Platform | undefined;
   let server: Server | undefined;
+  let orchestrator: LocalOrchestrator | undefined;
   try {
     await migrateControlSchema(databaseUrl);
     const config = loadConfig({
@@ -92,12 +121,49 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     });
     const started = await createPlatform(config, options.overrides);
     platform = started;
+    const workflows = options.workflows ?? registeredWorkflows;
+    const store = new ExecutionStore(started.pool);
+    const workflowLogger = createLogger('workflows');
+    orchestrator = new LocalOrchestrator({
+      definitions: Object.fromEntries(
+        workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
+      ),
+      lambdas: {
+        [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
+          logger: createLogger('run-task'),
+          runner: new TaskRunner({
+            tenants: started.tenants,
+            workflows,
+            store,
+            tenantConnections: started.tenantConnections,
+            logger: createLogger('run-task'),
+          }),
+        }),
+        [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
+          logger: createLogger('finalize'),
+          finalizer: new ExecutionFinalizer(store, createLogger('finalize')),
+        }),
+      },
+      ...(options.retryIntervalMs === undefined ? {} : { retryIntervalMs: options.retryIntervalMs }),
+    });
+    const executions = new ExecutionService({
+      registry: started.registry,
+      workflows,
+      store,
+      orchestrator,
+      logger: workflowLogger,
+    });
+    const authorizer = createAuthorizerHandler({
+      authorizer: new RequestAuthorizer({ registry: started.registry, adminToken }),
+      logger: createLogger('authorizer'),
+    });
     const handlers: Record<ApiFunctionName, ProxyHandler> = {
       tenants: createTenantsApi({
         tenantAdmin: started.tenantAdmin,
         adminAuth: started.adminAuth,
         logger: createLogger('tenants-api'),
       }),
+      executions: createExecutionsApi({ executions, workflows, logger: createLogger('executions-api') }),
       health: createHealthApi({ db: started.pool, stage: config.stage, logger: createLogger('health') }),
     };
     const crashLogger = createLogger('local-api');
@@ -107,7 +173,9 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
         resource: route.resource,
         functionName: route.function,
         handler: handlers[route.function],
+        ...(route.authorization === 'tenant' ? { authorizer } : {}),
       })),
+      gatewayResponses: GATEWAY_RESPONSES,
       stage: config.stage,
       onHandlerCrash: (error) => crashLogger.error('handler crashed', { error }),
     });
@@ -131,13 +199,15 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
           }
         : { embedded: false, description: 'PostgreSQL from DATABASE_URL' },
       platform: started,
+      orchestrator,
+      executions,
       stop: () => {
-        stopping ??= shutDown(listening, started, postgres).finally(releaseHome);
+        stopping ??= shutDown(listening, started, postgres, orchestrator).finally(releaseHome);
         return stopping;
       },
     };
   } catch (error) {
-    await shutDown(server, platform, postgres).catch(() => undefined);
+    await shutDown(server, platform, postgres, orchestrator).catch(() => undefined);
     await releaseHome();
     throw error;
   }
@@ -147,10 +217,22 @@ async function shutDown(
   server: Server | undefined,
   platform: Platform | undefined,
   postgres: RunningPostgres | undefined,
+  orchestrator: LocalOrchestrator | undefined,
 ) {
   if (server?.listening) {
     server.closeAllConnections();
     await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+  }
+  if (orchestrator !== undefined) {
+    // Executions still running after this are left as they are: recovery picks them up.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      orchestrator.drain(),
+      new Promise<void>((resolveWait) => {
+        timer = setTimeout(resolveWait, DRAIN_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
   await platform?.close();
   await postgres?.stop();

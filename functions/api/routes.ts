@@ -2,7 +2,7 @@
  * The REST API's routes, in one table that both the local server and (later) the CDK API read,
  * so the two cannot disagree about what exists and who may call it.
  */
-export type ApiFunctionName = 'tenants' | 'health';
+export type ApiFunctionName = 'tenants' | 'executions' | 'health';
 
 export interface ApiRoute {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -10,8 +10,11 @@ export interface ApiRoute {
   readonly resource: string;
   /** Which Lambda handler serves the route (`functions/api/<name>.ts`). */
   readonly function: ApiFunctionName;
-  /** `admin`: IAM (SigV4) in AWS, the bearer admin token locally. `none`: open. */
-  readonly authorization: 'admin' | 'none';
+  /**
+   * `admin`: IAM (SigV4) in AWS, the bearer admin token locally. `tenant`: the Lambda REQUEST
+   * authorizer (`authorizer.ts`), which takes a tenant API key or the admin token. `none`: open.
+   */
+  readonly authorization: 'admin' | 'tenant' | 'none';
 }
 
 export const API_ROUTES: readonly ApiRoute[] = [
@@ -29,4 +32,47 @@ export const API_ROUTES: readonly ApiRoute[] = [
     function: 'tenants',
     authorization: 'admin',
   },
+  { method: 'GET', resource: '/workflows', function: 'executions', authorization: 'tenant' },
+  {
+    method: 'POST',
+    resource: '/tenants/{tenantId}/executions',
+    function: 'executions',
+    authorization: 'tenant',
+  },
+  {
+    method: 'GET',
+    resource: '/tenants/{tenantId}/executions',
+    function: 'executions',
+    authorization: 'tenant',
+  },
+  {
+    method: 'GET',
+    resource: '/tenants/{tenantId}/executions/{executionId}',
+    function: 'executions',
+    authorization: 'tenant',
+  },
+  { method: 'GET', resource: '/tenants/{tenantId}/metrics', function: 'executions', authorization: 'tenant' },
 ];
+
+/**
+ * The bodies API Gateway itself answers with when the authorizer refuses a request (its "gateway
+ * responses"), shaped like every other tenantflow error. CDK installs them; the local server uses
+ * them too.
+ */
+export const GATEWAY_RESPONSES = {
+  UNAUTHORIZED: {
+    statusCode: 401,
+    body: {
+      error: {
+        code: 'UNAUTHENTICATED',
+        message: 'Missing or invalid credentials. Send "Authorization: Bearer <tenant API key>".',
+      },
+    },
+  },
+  ACCESS_DENIED: {
+    statusCode: 403,
+    body: {
+      error: { code: 'FORBIDDEN', message: 'These credentials do not grant access to this resource.' },
+    },
+  },
+} as const;

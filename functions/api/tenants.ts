@@ -43,8 +43,14 @@ const registerTenant = {
 const updateTenant = {
   ...tenantPath,
   body: z
-    .strictObject({ name: tenantName.optional(), metadata: tenantMetadata.optional(), config: tenantConfigPatchSchema.optional() })
-    .refine((patch) => Object.keys(patch).length > 0, { message: 'must change at least one of name, metadata, config' }),
+    .strictObject({
+      name: tenantName.optional(),
+      metadata: tenantMetadata.optional(),
+      config: tenantConfigPatchSchema.optional(),
+    })
+    .refine((patch) => Object.keys(patch).length > 0, {
+      message: 'must change at least one of name, metadata, config',
+    }),
 } satisfies RequestSchemas;
 
 export interface TenantsApiDependencies {

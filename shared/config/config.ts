@@ -32,6 +32,29 @@ const environmentSchema = z.object({
     .enum(['local', 'secrets-manager'], { message: "must be 'local' or 'secrets-manager'" })
     .optional(),
   TENANTFLOW_SECRETS_DIR: z.string().min(1).optional(),
+  TENANTFLOW_STATE_MACHINE_ARNS: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be a JSON object of workflow name to state machine ARN',
+        });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.record(
+        z.string(),
+        z
+          .string()
+          .regex(/^arn:aws[a-z-]*:states:[^:]+:\d{12}:stateMachine:[^:]+$/, 'must be a state machine ARN'),
+        { message: 'must be a JSON object of workflow name to state machine ARN' },
+      ),
+    )
+    .optional(),
 });
 
 export interface TenantflowConfig {
@@ -52,6 +75,8 @@ export interface TenantflowConfig {
   /** Where tenant roles connect (written into their secrets): the RDS Proxy endpoint in AWS. */
   readonly tenantEndpoint: { readonly host: string; readonly port: number; readonly database: string };
   readonly secrets: { readonly backend: 'local' | 'secrets-manager'; readonly directory: string };
+  /** Workflow name → its Step Functions state machine ARN (set by CDK; empty locally). */
+  readonly stateMachineArns: Readonly<Record<string, string>>;
 }
 
 /**
@@ -94,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
       database: decodeURIComponent(platformUrl.pathname.replace(/^\//, '')) || 'postgres',
     },
     secrets: { backend: secretsBackend, directory: values.TENANTFLOW_SECRETS_DIR ?? '.tenantflow/secrets' },
+    stateMachineArns: values.TENANTFLOW_STATE_MACHINE_ARNS ?? {},
   };
 }
 

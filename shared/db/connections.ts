@@ -75,7 +75,10 @@ export async function withDedicatedClient<T>(
  * });
  * ```
  */
-export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let result: T;
   try {
@@ -88,7 +91,9 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
       () => undefined,
       (rollbackFailure: unknown) => rollbackFailure,
     );
-    client.release(rollbackError === undefined ? undefined : new Error('rollback failed', { cause: rollbackError }));
+    client.release(
+      rollbackError === undefined ? undefined : new Error('rollback failed', { cause: rollbackError }),
+    );
     throw error;
   }
   client.release();

@@ -12,8 +12,11 @@ import { type Queryable, SQLSTATE, sqlState } from './sql.js';
  */
 export interface TenantDb extends Queryable {
   readonly tenantId: string;
-  /** Runs `work` in one transaction on one connection; rolls back if it throws. */
-  transaction<T>(work: (client: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in one transaction on one connection; rolls back if it throws. When `signal`
+   * aborts, the connection is closed at once, which rolls the transaction back on the server.
+   */
+  transaction<T>(work: (client: Queryable) => Promise<T>, options?: { signal?: AbortSignal }): Promise<T>;
 }
 
 export interface TenantConnectionsOptions {
@@ -61,20 +64,40 @@ export class TenantConnections {
       tenantId,
       query: (text, values) =>
         this.#withRetryOnAuthFailure(tenantId, async () => (await this.#pool(tenantId)).query(text, values)),
-      transaction: async (work) => {
+      transaction: async (work, options) => {
         const client = await this.#withRetryOnAuthFailure(tenantId, async () =>
           (await this.#pool(tenantId)).connect(),
         );
+        let destroyed = false;
+        // An abandoned transaction (its work timed out) must not be finished by late queries of
+        // that work in autocommit mode: closing the connection makes the server roll it back and
+        // every later query on it fail.
+        const destroy = () => {
+          if (!destroyed) {
+            destroyed = true;
+            client.release(new Error('transaction abandoned'));
+          }
+        };
+        if (options?.signal?.aborted) {
+          destroy();
+          throw options.signal.reason;
+        }
+        options?.signal?.addEventListener('abort', destroy, { once: true });
         try {
           await client.query('BEGIN');
           const result = await work(client);
           await client.query('COMMIT');
           return result;
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
+          if (!destroyed) {
+            await client.query('ROLLBACK').catch(destroy);
+          }
           throw error;
         } finally {
-          client.release();
+          options?.signal?.removeEventListener('abort', destroy);
+          if (!destroyed) {
+            client.release();
+          }
         }
       },
     } as TenantDb;

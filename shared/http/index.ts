@@ -1,5 +1,7 @@
 export * from './admin-auth.middleware.js';
 export * from './error-mapper.middleware.js';
 export * from './lazy-handler.js';
+export * from './request-authorizer.js';
 export * from './responses.js';
+export * from './tenant-access.middleware.js';
 export * from './validation.middleware.js';

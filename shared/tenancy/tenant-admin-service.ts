@@ -1,8 +1,8 @@
 import { TenantNotFoundError } from '../errors.js';
 import type { ProvisioningService, ProvisionResult } from '../provisioning/provisioning-service.js';
+import type { TenantConfig } from './tenant-config.js';
 import type { TenantContextSwitch } from './tenant-context.js';
 import { assertValidTenantId } from './tenant-id.js';
-import type { TenantConfig } from './tenant-config.js';
 import type { TenantInfo, TenantMetadata, TenantProfilePatch, TenantRegistry } from './tenant-registry.js';
 
 export interface RegisterTenantCommand {

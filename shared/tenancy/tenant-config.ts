@@ -42,7 +42,11 @@ export function effectiveLimits(config: TenantConfig): PlatformLimits {
 const limitValue = z.number().finite('must be a finite number').nonnegative('must not be negative');
 const knownLimits = {
   maxConcurrentExecutions: z.number().int('must be a whole number').min(1).max(10_000),
-  maxInputBytes: z.number().int('must be a whole number').min(2).max(10 * 1024 * 1024),
+  maxInputBytes: z
+    .number()
+    .int('must be a whole number')
+    .min(2)
+    .max(10 * 1024 * 1024),
 };
 const fitsSize = (value: unknown) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONFIG_BYTES;
 

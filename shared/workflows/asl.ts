@@ -64,14 +64,20 @@ const LAMBDA_SERVICE_RETRY = {
  */
 export function compileToAsl(workflow: WorkflowDefinition, targets: AslTargets): AslDefinition {
   const states: Record<string, AslState> = {};
-  const catchToFailure = [{ ErrorEquals: ['States.ALL'], ResultPath: FAILURE_PATH, Next: PLATFORM_STATES.recordFailure }];
+  const catchToFailure = [
+    { ErrorEquals: ['States.ALL'], ResultPath: FAILURE_PATH, Next: PLATFORM_STATES.recordFailure },
+  ];
   const waveNames = workflow.waves.map((wave, index) => waveStateName(wave, index));
 
   workflow.waves.forEach((wave, index) => {
     const next = waveNames[index + 1] ?? PLATFORM_STATES.finalize;
     const [onlyTask] = wave;
     if (wave.length === 1 && onlyTask !== undefined) {
-      states[onlyTask] = { ...taskState(requireTask(workflow, onlyTask), targets), Catch: catchToFailure, Next: next };
+      states[onlyTask] = {
+        ...taskState(requireTask(workflow, onlyTask), targets),
+        Catch: catchToFailure,
+        Next: next,
+      };
       return;
     }
     states[waveNames[index] ?? ''] = {
@@ -186,7 +192,9 @@ export function taskStates(definition: {
     for (const branch of (state.Branches as Array<{ States: Record<string, unknown> }> | undefined) ?? []) {
       found.push(...taskStates(branch));
     }
-    const iterator = (state.ItemProcessor ?? state.Iterator) as { States: Record<string, unknown> } | undefined;
+    const iterator = (state.ItemProcessor ?? state.Iterator) as
+      | { States: Record<string, unknown> }
+      | undefined;
     if (iterator !== undefined) {
       found.push(...taskStates(iterator));
     }

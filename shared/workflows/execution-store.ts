@@ -5,7 +5,13 @@ import { LimitExceededError, TenantInactiveError, TenantNotFoundError } from '..
 import type { JsonValue } from './task.js';
 
 export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'aborted';
-export const EXECUTION_STATUSES: readonly ExecutionStatus[] = ['pending', 'running', 'succeeded', 'failed', 'aborted'];
+export const EXECUTION_STATUSES: readonly ExecutionStatus[] = [
+  'pending',
+  'running',
+  'succeeded',
+  'failed',
+  'aborted',
+];
 export type FinalOutcome = 'succeeded' | 'failed' | 'aborted';
 export type TaskRunStatus = 'running' | 'succeeded' | 'failed';
 
@@ -136,7 +142,12 @@ export class ExecutionStore {
 
   async get(tenantId: string, executionId: string): Promise<ExecutionRecord | undefined> {
     const { rows } = await this.pool.query<
-      SummaryRow & { input: JsonValue; context: Record<string, JsonValue>; orchestrator_ref: string | null; attempts: number }
+      SummaryRow & {
+        input: JsonValue;
+        context: Record<string, JsonValue>;
+        orchestrator_ref: string | null;
+        attempts: number;
+      }
     >(
       `SELECT ${SUMMARY_COLUMNS}, input, context, orchestrator_ref, attempts
          FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
@@ -199,9 +210,10 @@ export class ExecutionStore {
   }
 
   async exists(tenantId: string, executionId: string): Promise<boolean> {
-    const { rows } = await this.pool.query(`SELECT 1 FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`, [
-      executionId,
-    ]);
+    const { rows } = await this.pool.query(
+      `SELECT 1 FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
+      [executionId],
+    );
     return rows.length > 0;
   }
 
@@ -209,7 +221,10 @@ export class ExecutionStore {
   async loadForTask(
     tenantId: string,
     executionId: string,
-  ): Promise<{ workflow: string; status: ExecutionStatus; input: JsonValue; context: Record<string, JsonValue> } | undefined> {
+  ): Promise<
+    | { workflow: string; status: ExecutionStatus; input: JsonValue; context: Record<string, JsonValue> }
+    | undefined
+  > {
     const { rows } = await this.pool.query<{
       workflow: string;
       status: ExecutionStatus;
@@ -307,7 +322,12 @@ export class ExecutionStore {
    * already final is left as it is (finalize may be retried, and recovery may finalize too).
    * Returns whether this call finalized it.
    */
-  async finalize(tenantId: string, executionId: string, outcome: FinalOutcome, error: string | null): Promise<boolean> {
+  async finalize(
+    tenantId: string,
+    executionId: string,
+    outcome: FinalOutcome,
+    error: string | null,
+  ): Promise<boolean> {
     return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{ duration_ms: number }>(
         `UPDATE ${tenantTable(tenantId, 'executions')}

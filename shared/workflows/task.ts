@@ -1,6 +1,6 @@
-import type { Logger } from '../logging/logger.js';
 import type { Queryable } from '../db/sql.js';
 import { WorkflowDefinitionError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
 import type { TenantConfig } from '../tenancy/tenant-config.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -58,7 +58,7 @@ export interface TaskContext {
   /** A value from the workflow context, as the task's predecessors left it. */
   get<T extends JsonValue = JsonValue>(key: string): T | undefined;
   /** Sets (or with `undefined`, removes) a context value; it must be JSON. */
-  set(key: string, value: JsonValue | undefined): void;
+  set(key: string, value: unknown): void;
 }
 
 export interface TaskDefinition {

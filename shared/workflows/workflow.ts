@@ -30,7 +30,7 @@ export interface WorkflowOptions {
  * Step Functions' own rule for state machine names: 1-80 characters, no whitespace, brackets,
  * wildcards, control characters or any of `" # % \ ^ | ~ ` $ & , ; : /`.
  */
-const STATE_MACHINE_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/u;
+const STATE_MACHINE_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\p{Cc}]{1,80}$/u;
 
 /**
  * Defines a workflow and checks it is a DAG Step Functions can run. Everything wrong is reported
@@ -94,8 +94,15 @@ export function defineWorkflow(options: WorkflowOptions): WorkflowDefinition {
     name,
     description,
     tasks: Object.freeze([...tasks]),
-    dependsOn: Object.freeze(Object.fromEntries(Object.entries(dependsOn).map(([id, deps]) => [id, Object.freeze(deps)]))),
-    waves: Object.freeze(waves(tasks.map((task) => task.id), dependsOn).map((wave) => Object.freeze(wave))),
+    dependsOn: Object.freeze(
+      Object.fromEntries(Object.entries(dependsOn).map(([id, deps]) => [id, Object.freeze(deps)])),
+    ),
+    waves: Object.freeze(
+      waves(
+        tasks.map((task) => task.id),
+        dependsOn,
+      ).map((wave) => Object.freeze(wave)),
+    ),
     task: (taskId: string) => byId.get(taskId),
   });
 }
@@ -106,7 +113,9 @@ function waves(ids: readonly string[], dependsOn: Record<string, readonly string
   const placed = new Set<string>();
   let remaining = [...ids];
   while (remaining.length > 0) {
-    const wave = remaining.filter((id) => (dependsOn[id] ?? []).every((dependency) => placed.has(dependency)));
+    const wave = remaining.filter((id) =>
+      (dependsOn[id] ?? []).every((dependency) => placed.has(dependency)),
+    );
     for (const id of wave) {
       placed.add(id);
     }

@@ -1,0 +1,68 @@
+import { defineTask } from '../shared/workflows/task.js';
+import { defineWorkflow } from '../shared/workflows/workflow.js';
+
+/**
+ * The configurable workflow (after DataFlow's per-tenant configuration example): one workflow,
+ * whose behaviour each tenant's config decides. `limits.max_items_per_workflow` caps how many items
+ * a run processes (premium 10000, standard 1000, basic 100 in the examples), and the limit applied
+ * is recorded in the context. `features.detailed_report` adds a breakdown.
+ *
+ * Input: `{ "items": [numbers] }`.
+ */
+const prepareItems = defineTask({
+  id: 'prepare_items',
+  run: (ctx) => {
+    const input = ctx.input as { items?: unknown };
+    ctx.set('requestedItems', Array.isArray(input.items) ? input.items.length : 0);
+  },
+});
+
+const processItems = defineTask({
+  id: 'process_items',
+  run: async (ctx) => {
+    const items = ((ctx.input as { items?: unknown }).items as unknown[] | undefined) ?? [];
+    const limit = ctx.tenant.config.limits.max_items_per_workflow;
+    const processed = limit === undefined ? items : items.slice(0, limit);
+    const total = processed.reduce<number>((sum, item) => sum + (typeof item === 'number' ? item : 0), 0);
+    ctx.set('processedItems', processed.length);
+    ctx.set('limitApplied', {
+      max_items_per_workflow: limit ?? null,
+      truncated: processed.length < items.length,
+      skippedItems: items.length - processed.length,
+    });
+    ctx.set('total', total);
+    await ctx.db.query(
+      'INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ($1, $2, $3, $4)',
+      [
+        ctx.executionId,
+        ctx.workflow,
+        ctx.tenant.id,
+        JSON.stringify({ processedItems: processed.length, total }),
+      ],
+    );
+  },
+});
+
+const summarize = defineTask({
+  id: 'summarize',
+  run: (ctx) => {
+    const processed = ctx.get<number>('processedItems') ?? 0;
+    const requested = ctx.get<number>('requestedItems') ?? 0;
+    ctx.set('summary', `${processed} of ${requested} items processed for ${ctx.tenant.name}`);
+    if (ctx.tenant.config.features.detailed_report === true) {
+      ctx.set('report', {
+        processed,
+        requested,
+        total: ctx.get('total') ?? 0,
+        tier: ctx.tenant.config.settings.tier ?? null,
+      });
+    }
+  },
+});
+
+export const configurableWorkflow = defineWorkflow({
+  name: 'configurable_processing',
+  description: "Process items up to the tenant's limits.max_items_per_workflow",
+  tasks: [prepareItems, processItems, summarize],
+  dependsOn: { process_items: ['prepare_items'], summarize: ['process_items'] },
+});

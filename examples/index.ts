@@ -1,0 +1,3 @@
+export { configurableWorkflow } from './configurable-workflow.js';
+export { reportPipelineWorkflow } from './report-pipeline.js';
+export { tenantIsolationWorkflow } from './tenant-isolation.js';

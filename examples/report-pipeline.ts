@@ -1,0 +1,90 @@
+import { defineTask } from '../shared/workflows/task.js';
+import { defineWorkflow } from '../shared/workflows/workflow.js';
+
+/**
+ * A multi-step DAG: `extract` fans out to three independent tasks that run in parallel, which
+ * `publish` joins. It shows the failure semantics:
+ * - `enrich` is flaky: it fails its first two attempts and succeeds on the third, within its retry
+ *   policy (3 attempts);
+ * - `publish` fails for good unless the input's `destination` is one of the tenant's
+ *   `settings.allowedDestinations`; after its 2 attempts the execution is `failed`, and says which
+ *   task failed and why.
+ *
+ * Input: `{ "rows": [{ "id": string, "amount": number }], "destination": string }`.
+ */
+interface Row {
+  readonly id: string;
+  readonly amount: number;
+}
+
+const extract = defineTask({
+  id: 'extract',
+  run: (ctx) => {
+    const rows = ((ctx.input as { rows?: unknown }).rows as Row[] | undefined) ?? [];
+    ctx.set('extracted', rows.length);
+  },
+});
+
+const clean = defineTask({
+  id: 'clean',
+  run: (ctx) => {
+    const rows = ((ctx.input as { rows?: Row[] }).rows ?? []).filter((row) => Number.isFinite(row.amount));
+    ctx.set('cleanRows', rows.length);
+  },
+});
+
+const enrich = defineTask({
+  id: 'enrich',
+  retry: { attempts: 3, intervalSeconds: 1, backoffRate: 2 },
+  run: (ctx) => {
+    if (ctx.attempt < 3) {
+      throw new Error(`enrichment service unavailable (simulated outage, attempt ${ctx.attempt})`);
+    }
+    ctx.set('enrichedOnAttempt', ctx.attempt);
+  },
+});
+
+const score = defineTask({
+  id: 'score',
+  run: (ctx) => {
+    const rows = (ctx.input as { rows?: Row[] }).rows ?? [];
+    ctx.set(
+      'score',
+      rows.reduce((sum, row) => sum + (Number.isFinite(row.amount) ? row.amount : 0), 0),
+    );
+  },
+});
+
+const publish = defineTask({
+  id: 'publish',
+  retry: { attempts: 2 },
+  run: async (ctx) => {
+    const destination = String((ctx.input as { destination?: unknown }).destination ?? '');
+    const allowed = ctx.tenant.config.settings.allowedDestinations;
+    if (!Array.isArray(allowed) || !allowed.includes(destination)) {
+      throw new Error(`destination '${destination}' is not in the tenant's settings.allowedDestinations`);
+    }
+    await ctx.db.query(
+      'INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ($1, $2, $3, $4)',
+      [
+        ctx.executionId,
+        ctx.workflow,
+        ctx.tenant.id,
+        JSON.stringify({ destination, score: ctx.get('score') }),
+      ],
+    );
+    ctx.set('publishedTo', destination);
+  },
+});
+
+export const reportPipelineWorkflow = defineWorkflow({
+  name: 'report_pipeline',
+  description: 'Extract, then clean, enrich (flaky) and score in parallel, then publish',
+  tasks: [extract, clean, enrich, score, publish],
+  dependsOn: {
+    clean: ['extract'],
+    enrich: ['extract'],
+    score: ['extract'],
+    publish: ['clean', 'enrich', 'score'],
+  },
+});

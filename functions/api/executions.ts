@@ -1,0 +1,154 @@
+import { SFNClient } from '@aws-sdk/client-sfn';
+import middy from '@middy/core';
+import httpRouterHandler from '@middy/http-router';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { z } from 'zod';
+import {
+  getValidatedInput,
+  httpErrorMapper,
+  jsonResponse,
+  lazyHandler,
+  principalOf,
+  type RequestSchemas,
+  requireTenantAccess,
+  validateRequest,
+} from '../../shared/http/index.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
+import { getPlatform } from '../../shared/platform.js';
+import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
+import { ExecutionService } from '../../shared/workflows/execution-service.js';
+import { EXECUTION_STATUSES, ExecutionStore } from '../../shared/workflows/execution-store.js';
+import { executionIdSchema } from '../../shared/workflows/invocations.js';
+import { StepFunctionsOrchestrator } from '../../shared/workflows/step-functions-orchestrator.js';
+import type { WorkflowRegistry } from '../../shared/workflows/workflow-registry.js';
+import { workflows } from '../../workflows/index.js';
+
+const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
+
+const startExecution = {
+  ...tenantPath,
+  body: z.strictObject({
+    workflow: z.string().min(1, 'must name a registered workflow (GET /workflows lists them)'),
+    input: z.json().default({}),
+  }),
+} satisfies RequestSchemas;
+
+const executionPath = {
+  pathParameters: z.object({ tenantId: tenantIdSchema, executionId: executionIdSchema }),
+} satisfies RequestSchemas;
+
+const listExecutions = {
+  ...tenantPath,
+  queryStringParameters: z.strictObject({
+    status: z
+      .enum(EXECUTION_STATUSES, { message: `must be one of ${EXECUTION_STATUSES.join(', ')}` })
+      .optional(),
+    limit: z.coerce.number().int('must be a whole number').min(1).max(100).default(20),
+    nextToken: z.string().max(512).optional(),
+  }),
+} satisfies RequestSchemas;
+
+export interface ExecutionsApiDependencies {
+  readonly executions: ExecutionService;
+  readonly workflows: WorkflowRegistry;
+  readonly logger: Logger;
+}
+
+type RouteHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
+
+/**
+ * The tenant routes, behind the REQUEST authorizer (`authorizer.ts`): a tenant's own client, with
+ * its API key, starts and reads its workflow executions. An admin token works on any tenant.
+ */
+export function createExecutionsApi(deps: ExecutionsApiDependencies) {
+  const { executions } = deps;
+  const tenantRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
+    middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+      .use(requireTenantAccess())
+      .use(validateRequest(schemas))
+      .handler(fn);
+
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(httpErrorMapper({ logger: deps.logger }))
+    .handler(
+      httpRouterHandler([
+        {
+          method: 'GET',
+          path: '/workflows',
+          handler: async (event: APIGatewayProxyEvent) => {
+            principalOf(event);
+            return jsonResponse(200, { workflows: deps.workflows.list().map(describeWorkflow) });
+          },
+        },
+        {
+          method: 'POST',
+          path: '/tenants/{tenantId}/executions',
+          handler: tenantRoute(startExecution, async (event) => {
+            const { pathParameters, body } = getValidatedInput(event, startExecution);
+            const started = await executions.start(pathParameters.tenantId, body);
+            return jsonResponse(202, started);
+          }),
+        },
+        {
+          method: 'GET',
+          path: '/tenants/{tenantId}/executions',
+          handler: tenantRoute(listExecutions, async (event) => {
+            const { pathParameters, queryStringParameters } = getValidatedInput(event, listExecutions);
+            return jsonResponse(200, await executions.list(pathParameters.tenantId, queryStringParameters));
+          }),
+        },
+        {
+          method: 'GET',
+          path: '/tenants/{tenantId}/executions/{executionId}',
+          handler: tenantRoute(executionPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, executionPath);
+            return jsonResponse(
+              200,
+              await executions.get(pathParameters.tenantId, pathParameters.executionId),
+            );
+          }),
+        },
+        {
+          method: 'GET',
+          path: '/tenants/{tenantId}/metrics',
+          handler: tenantRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            return jsonResponse(200, await executions.metrics(pathParameters.tenantId));
+          }),
+        },
+      ]),
+    );
+}
+
+function describeWorkflow(workflow: ReturnType<WorkflowRegistry['list']>[number]) {
+  return {
+    name: workflow.name,
+    description: workflow.description,
+    tasks: workflow.tasks.map((task) => ({
+      id: task.id,
+      dependsOn: workflow.dependsOn[task.id] ?? [],
+      retry: task.retry,
+      timeoutSeconds: task.timeoutSeconds,
+    })),
+  };
+}
+
+/** Lambda entry point: Step Functions in AWS, one state machine per registered workflow. */
+export const handler = lazyHandler(async () => {
+  const platform = await getPlatform();
+  const logger = createLogger('executions-api');
+  return createExecutionsApi({
+    workflows,
+    logger,
+    executions: new ExecutionService({
+      registry: platform.registry,
+      workflows,
+      store: new ExecutionStore(platform.pool),
+      orchestrator: new StepFunctionsOrchestrator({
+        client: new SFNClient({}),
+        stateMachineArns: platform.config.stateMachineArns,
+      }),
+      logger,
+    }),
+  });
+});

@@ -1,0 +1,113 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { APIGatewayAuthorizerResult } from 'aws-lambda';
+import { UnauthenticatedError } from '../errors.js';
+import { hashApiKey } from '../provisioning/api-keys.js';
+import type { TenantRegistry } from '../tenancy/tenant-registry.js';
+
+/** Who a request comes from, as the authorizer established it. */
+export type Principal = { readonly kind: 'admin' } | { readonly kind: 'tenant'; readonly tenantId: string };
+
+/** What the authorizer passes to the handlers (`requestContext.authorizer`): strings only, as API Gateway requires. */
+export interface AuthorizerContext {
+  readonly principal: Principal['kind'];
+  /** The key's tenant; empty for an admin. */
+  readonly tenantId: string;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+const API_KEY = /^tfk_([a-z][a-z0-9_]*)_[A-Za-z0-9_-]{43}$/;
+
+export interface RequestAuthorizerOptions {
+  readonly registry: Pick<TenantRegistry, 'findByApiKeyHash'>;
+  /** The admin bearer token, accepted on tenant routes too; `undefined` accepts tenant keys only. */
+  readonly adminToken: string | undefined;
+}
+
+/**
+ * Authenticates the `Authorization: Bearer <credential>` of a tenant route: a tenant API key
+ * (looked up by its SHA-256, the only form stored) or the admin token. It answers who the caller
+ * is; which tenant paths that caller may use is the policy's job ({@link policyFor}).
+ *
+ * @example
+ * ```ts
+ * const principal = await authorizer.authenticate(headers.Authorization);
+ * return policyFor(principal, event.methodArn);
+ * ```
+ */
+export class RequestAuthorizer {
+  readonly #registry: RequestAuthorizerOptions['registry'];
+  readonly #adminDigest: Buffer | undefined;
+
+  constructor(options: RequestAuthorizerOptions) {
+    this.#registry = options.registry;
+    this.#adminDigest = options.adminToken === undefined ? undefined : digest(options.adminToken);
+  }
+
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    if (authorization === undefined || authorization.length === 0) {
+      throw new UnauthenticatedError(
+        'Missing Authorization header. Send "Authorization: Bearer <tenant API key>".',
+      );
+    }
+    const credential = BEARER.exec(authorization)?.[1];
+    if (credential === undefined) {
+      throw new UnauthenticatedError(
+        'The Authorization header must have the form "Bearer <tenant API key>".',
+      );
+    }
+    const keyTenant = API_KEY.exec(credential)?.[1];
+    if (keyTenant !== undefined) {
+      const tenant = await this.#registry.findByApiKeyHash(hashApiKey(credential));
+      // The hash is unique, so a match is the key; the tenant check guards against a stale row.
+      if (tenant === undefined || tenant.tenantId !== keyTenant) {
+        throw new UnauthenticatedError('The API key is not valid.');
+      }
+      return { kind: 'tenant', tenantId: tenant.tenantId };
+    }
+    // Compare digests in constant time, so neither the token nor its length leaks through timing.
+    if (this.#adminDigest !== undefined && timingSafeEqual(digest(credential), this.#adminDigest)) {
+      return { kind: 'admin' };
+    }
+    throw new UnauthenticatedError('The API key is not valid.');
+  }
+}
+
+/**
+ * The IAM policy an API Gateway REQUEST authorizer returns. A tenant may invoke its own
+ * `/tenants/{tenantId}/...` routes and `GET /workflows`, nothing else, so API Gateway itself
+ * answers 403 to a key used on another tenant's path, even from its authorizer cache. The policy
+ * covers all of the caller's routes (not only `methodArn`), which keeps that cache correct.
+ *
+ * @example
+ * ```ts
+ * policyFor({ kind: 'tenant', tenantId: 'acme' }, 'arn:aws:execute-api:eu-west-1:1:api/prod/GET/tenants/acme/metrics');
+ * ```
+ */
+export function policyFor(principal: Principal, methodArn: string): APIGatewayAuthorizerResult {
+  const [apiArn, stage] = methodArn.split('/');
+  const base = `${apiArn}/${stage}`;
+  const resources =
+    principal.kind === 'admin'
+      ? [`${base}/*`]
+      : [
+          `${base}/*/tenants/${principal.tenantId}`,
+          `${base}/*/tenants/${principal.tenantId}/*`,
+          `${base}/GET/workflows`,
+        ];
+  const context: AuthorizerContext = {
+    principal: principal.kind,
+    tenantId: principal.kind === 'tenant' ? principal.tenantId : '',
+  };
+  return {
+    principalId: principal.kind === 'tenant' ? `tenant:${principal.tenantId}` : 'admin',
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'execute-api:Invoke', Resource: resources }],
+    },
+    context: { ...context },
+  };
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}

@@ -1,0 +1,272 @@
+import type { TenantConnections } from '../db/tenant-connections.js';
+import { ExecutionNotFoundError } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
+import type { ExecutionStore } from './execution-store.js';
+import {
+  ExecutionNotRunnableError,
+  TaskFailedError,
+  TaskTimedOutError,
+  UnknownTaskError,
+} from './state-errors.js';
+import type { JsonValue, TaskContext, TaskDefinition } from './task.js';
+import type { WorkflowRegistry } from './workflow-registry.js';
+
+/** What Step Functions sends the run-task Lambda: ids only. */
+export interface TaskInvocation {
+  readonly tenantId: string;
+  readonly executionId: string;
+  readonly taskId: string;
+}
+
+export type TaskRunOutcome =
+  | { readonly outcome: 'succeeded'; readonly attempt: number }
+  /** The task had already been committed: a retried invocation, so nothing ran. */
+  | { readonly outcome: 'already_succeeded' };
+
+/**
+ * Points in a task's life where a crash can be injected, to prove every one of them recoverable.
+ * `before-commit` is inside the transaction, after the task's completion is written; `after-commit` just after `COMMIT`.
+ */
+export type TaskFailpoint = 'after-body' | 'before-commit' | 'after-commit';
+
+export interface TaskRunnerDependencies {
+  readonly tenants: TenantContextSwitch;
+  readonly workflows: WorkflowRegistry;
+  readonly store: ExecutionStore;
+  readonly tenantConnections: Pick<TenantConnections, 'tenantDb'>;
+  readonly logger: Logger;
+  /** How often a running task proves it is alive. Default 10 s. */
+  readonly heartbeatIntervalMs?: number;
+  /** Crash injection for the recovery tests; never set in production. */
+  readonly failpoint?: (point: TaskFailpoint, invocation: TaskInvocation) => void | Promise<void>;
+}
+
+/** Task errors are stored and returned to clients; keep a runaway message from bloating both. */
+const MAX_ERROR_LENGTH = 2000;
+
+/**
+ * Runs one task of one execution, as the run-task Lambda does for each Task state:
+ * 1. inside `switch(tenantId)`, so an unknown or inactive tenant runs nothing (fail closed);
+ * 2. skipping a task already committed for this execution (a retried invocation);
+ * 3. in **one transaction on the tenant-role connection**: the task body's own writes, its context
+ *    changes and its completion commit together or not at all;
+ * 4. under the task's timeout, after which the transaction is abandoned and rolled back;
+ * 5. heartbeating while it runs, and recording a failed attempt with its error.
+ *
+ * @example
+ * ```ts
+ * const runner = new TaskRunner({ tenants, workflows, store, tenantConnections, logger });
+ * await runner.run({ tenantId: 'acme', executionId, taskId: 'extract' });
+ * ```
+ */
+export class TaskRunner {
+  readonly #deps: TaskRunnerDependencies;
+  readonly #heartbeatIntervalMs: number;
+
+  constructor(deps: TaskRunnerDependencies) {
+    this.#deps = deps;
+    this.#heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 10_000;
+  }
+
+  run(invocation: TaskInvocation): Promise<TaskRunOutcome> {
+    return this.#deps.tenants.switch(invocation.tenantId, (tenant) =>
+      this.#runInTenant(invocation, {
+        id: tenant.tenantId,
+        name: tenant.name,
+        metadata: tenant.metadata,
+        config: tenant.config,
+      }),
+    );
+  }
+
+  async #runInTenant(invocation: TaskInvocation, tenant: TaskContext['tenant']): Promise<TaskRunOutcome> {
+    const { store } = this.#deps;
+    const { tenantId, executionId, taskId } = invocation;
+    const execution = await store.loadForTask(tenantId, executionId);
+    if (execution === undefined) {
+      throw new ExecutionNotFoundError(tenantId, executionId);
+    }
+    if (execution.status !== 'pending' && execution.status !== 'running') {
+      throw new ExecutionNotRunnableError(
+        `Execution '${executionId}' is ${execution.status}; its tasks no longer run`,
+      );
+    }
+    const workflow = this.#deps.workflows.get(execution.workflow);
+    const task = workflow?.task(taskId);
+    if (task === undefined) {
+      throw new UnknownTaskError(
+        `Workflow '${execution.workflow}' has no task '${taskId}' in this deployment`,
+      );
+    }
+
+    const start = await store.beginTaskAttempt(tenantId, executionId, taskId);
+    if (start.kind === 'already_succeeded') {
+      return { outcome: 'already_succeeded' };
+    }
+    const { attempt } = start;
+    const logger = this.#deps.logger.createChild({
+      persistentKeys: { tenantId, workflow: execution.workflow, executionId, taskId, attempt },
+    });
+    const heartbeat = setInterval(() => {
+      store.heartbeat(tenantId, executionId, taskId, attempt).catch((error: unknown) => {
+        logger.warn('heartbeat failed', { error });
+      });
+    }, this.#heartbeatIntervalMs);
+    heartbeat.unref();
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () => timeout.abort(new TaskTimedOutError(`Task '${taskId}' timed out after ${task.timeoutSeconds} s`)),
+      task.timeoutSeconds * 1000,
+    );
+    timer.unref();
+
+    try {
+      const db = await this.#deps.tenantConnections.tenantDb(tenantId);
+      const committed = await db
+        .transaction(
+          async (client) => {
+            const context = new ContextDraft(execution.context);
+            await untilAborted(
+              Promise.resolve(
+                task.run({
+                  taskId,
+                  workflow: execution.workflow,
+                  executionId,
+                  attempt,
+                  input: execution.input,
+                  tenant,
+                  db: client,
+                  logger,
+                  signal: timeout.signal,
+                  get: (key) => context.get(key) as never,
+                  set: (key, value) => context.set(key, value),
+                }),
+              ),
+              timeout.signal,
+            );
+            await this.#deps.failpoint?.('after-body', invocation);
+            const completed = await store.completeTask(
+              client,
+              tenantId,
+              executionId,
+              taskId,
+              context.changes(),
+            );
+            if (!completed) {
+              // Another attempt committed first: roll this one back so its effects never count twice.
+              throw new AlreadyCommitted();
+            }
+            await this.#deps.failpoint?.('before-commit', invocation);
+            return true;
+          },
+          { signal: timeout.signal },
+        )
+        .catch((error: unknown) => {
+          if (error instanceof AlreadyCommitted) {
+            return false;
+          }
+          throw error;
+        });
+      if (!committed) {
+        return { outcome: 'already_succeeded' };
+      }
+      await this.#deps.failpoint?.('after-commit', invocation);
+      return { outcome: 'succeeded', attempt };
+    } catch (error) {
+      throw await this.#recordFailure(invocation, task, attempt, error, logger);
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(timer);
+    }
+  }
+
+  async #recordFailure(
+    invocation: TaskInvocation,
+    task: TaskDefinition,
+    attempt: number,
+    error: unknown,
+    logger: Logger,
+  ): Promise<Error> {
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_LENGTH);
+    logger.error('task attempt failed', { error });
+    await this.#deps.store
+      .recordTaskFailure(invocation.tenantId, invocation.executionId, invocation.taskId, attempt, message)
+      .catch((recordError: unknown) =>
+        logger.error('could not record the failed attempt', { error: recordError }),
+      );
+    if (error instanceof TaskTimedOutError) {
+      return error;
+    }
+    return new TaskFailedError(
+      `Task '${task.id}' failed on attempt ${attempt} of ${task.retry.attempts}: ${message}`,
+      { cause: error },
+    );
+  }
+}
+
+class AlreadyCommitted extends Error {}
+
+/** The workflow context as one task sees and changes it; only its changes are written back. */
+class ContextDraft {
+  readonly #base: Record<string, JsonValue>;
+  readonly #set = new Map<string, JsonValue>();
+  readonly #unset = new Set<string>();
+
+  constructor(base: Record<string, JsonValue>) {
+    this.#base = base;
+  }
+
+  get(key: string): JsonValue | undefined {
+    if (this.#unset.has(key)) {
+      return undefined;
+    }
+    const value = this.#set.has(key) ? this.#set.get(key) : this.#base[key];
+    return value === undefined ? undefined : structuredClone(value);
+  }
+
+  set(key: string, value: unknown): void {
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new TypeError('A context key must be a non-empty string');
+    }
+    if (value === undefined) {
+      this.#set.delete(key);
+      this.#unset.add(key);
+      return;
+    }
+    let copy: JsonValue;
+    try {
+      // A JSON round trip both copies the value and proves it can be stored as jsonb.
+      copy = JSON.parse(JSON.stringify(value)) as JsonValue;
+    } catch (cause) {
+      throw new TypeError(`The context value for '${key}' must be JSON`, { cause });
+    }
+    this.#unset.delete(key);
+    this.#set.set(key, copy);
+  }
+
+  changes() {
+    return { set: Object.fromEntries(this.#set), unset: [...this.#unset] };
+  }
+}
+
+/** Settles with `work`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -50,13 +50,23 @@ tenantflow is running.
   Database     ${local.database.description}
   Admin token  ${token}
 
-Register a tenant:
+1. Register a tenant (the response carries its API key, shown only once):
   curl -s -X POST ${local.url}/tenants \\
     -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' \\
-    -d '{"tenantId":"acme","name":"Acme Corp"}'
+    -d '{"tenantId":"acme","name":"Acme Corp","config":{"limits":{"max_items_per_workflow":100}}}'
 
-List tenants:
-  curl -s ${local.url}/tenants -H 'Authorization: Bearer ${token}'
+2. As the tenant, with that key, start a workflow (the response carries the execution id):
+  export TENANT_KEY=<apiKey from step 1>
+  curl -s -X POST ${local.url}/tenants/acme/executions \\
+    -H "Authorization: Bearer $TENANT_KEY" -H 'Content-Type: application/json' \\
+    -d '{"workflow":"configurable_processing","input":{"items":[1,2,3,4,5]}}'
+
+3. Read it back (status, context, each task):
+  curl -s ${local.url}/tenants/acme/executions/<executionId> -H "Authorization: Bearer $TENANT_KEY"
+
+Workflows:      curl -s ${local.url}/workflows -H "Authorization: Bearer $TENANT_KEY"
+Tenant metrics: curl -s ${local.url}/tenants/acme/metrics -H "Authorization: Bearer $TENANT_KEY"
+List tenants:   curl -s ${local.url}/tenants -H 'Authorization: Bearer ${token}'
 
 Press Ctrl-C to stop.
 tenantflow ready on ${local.url}`);

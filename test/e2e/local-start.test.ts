@@ -1,84 +1,28 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from '../support/http.js';
+import {
+  exited,
+  isAlive,
+  killTenantflow,
+  postmasterPid as postmasterPidOf,
+  startTenantflow as startProcess,
+} from '../support/tenantflow-process.js';
+
+const postmasterPid = () => postmasterPidOf(home);
 
 /**
  * Drives `npm start`'s entry point as a user would: a separate process on a free port, with its
  * own embedded PostgreSQL under a fresh TENANTFLOW_HOME, over real HTTP.
  */
 
-interface Started {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly output: () => string;
-}
-
 const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
 let home: string;
-const children = new Set<ChildProcess>();
 
-function startTenantflow(): Promise<Started> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: '0',
-    TENANTFLOW_HOME: home,
-    TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN,
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-  };
-  delete env.DATABASE_URL;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tenantflow did not become ready:\n${output}`)), 45_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const ready = /tenantflow ready on (http:\/\/\S+)/.exec(output);
-      if (ready?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve({ child, url: ready[1], output: () => output });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tenantflow exited with ${code} before it was ready:\n${output}`));
-    });
-  });
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve(child.exitCode);
-  }
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-async function postmasterPid(): Promise<number | undefined> {
-  try {
-    return Number((await readFile(join(home, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]);
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const startTenantflow = () => startProcess(home, { TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN });
 
 /** Connects with the tenant's stored credentials, as task code would. */
 async function asTenant(tenantId: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
@@ -105,13 +49,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) {
-    child.kill('SIGKILL');
-  }
-  const pid = await postmasterPid();
-  if (pid !== undefined && isAlive(pid)) {
-    process.kill(pid, 'SIGINT');
-  }
+  await killTenantflow(home);
   await rm(home, { recursive: true, force: true });
 });
 

@@ -63,7 +63,7 @@ describe('migrateFleet', () => {
     expect(first.total).toBe(4);
     expect(first.migrated).toBe(3);
     expect(first.failed).toEqual([
-      { tenantId: bravo, error: expect.stringContaining('0002_execution_priority.sql failed') },
+      { tenantId: bravo, error: expect.stringContaining(`${next.name} failed`) },
     ]);
     expect(progress.sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
     const client = new pg.Client({ connectionString: env.databaseUrl });

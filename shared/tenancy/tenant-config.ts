@@ -57,7 +57,7 @@ export const tenantConfigSchema = z
     features: z.record(z.string(), z.boolean()).default({}),
     limits: z.record(z.string(), limitValue).default({}),
   })
-  .superRefine((config, issues) => checkKnownLimits(config.limits, issues))
+  .superRefine((config, issues) => checkKnownLimits(config.limits, issues, ['limits']))
   .refine(fitsSize, { message: `must be at most ${MAX_CONFIG_BYTES} bytes as JSON` });
 
 /**
@@ -69,13 +69,19 @@ export const tenantConfigPatchSchema = z.strictObject({
   features: z.record(z.string(), z.boolean().nullable()).optional(),
   limits: z
     .record(z.string(), limitValue.nullable())
-    .superRefine((limits, issues) => checkKnownLimits(limits, issues))
+    // Refined on the record itself, so the issue path is already inside `limits`.
+    .superRefine((limits, issues) => checkKnownLimits(limits, issues, []))
     .optional(),
 });
 
 export type TenantConfigPatch = z.infer<typeof tenantConfigPatchSchema>;
 
-function checkKnownLimits(limits: Record<string, number | null>, ctx: z.RefinementCtx) {
+/** `at` is where the limits record sits relative to the schema being refined. */
+function checkKnownLimits(
+  limits: Record<string, number | null>,
+  ctx: z.RefinementCtx,
+  at: readonly string[],
+) {
   for (const [name, schema] of Object.entries(knownLimits)) {
     const value = limits[name];
     if (value === undefined || value === null) {
@@ -84,7 +90,7 @@ function checkKnownLimits(limits: Record<string, number | null>, ctx: z.Refineme
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
-        ctx.addIssue({ code: 'custom', path: ['limits', name], message: issue.message });
+        ctx.addIssue({ code: 'custom', path: [...at, name], message: issue.message });
       }
     }
   }
@@ -109,7 +115,14 @@ export function applyMergePatch(target: unknown, patch: unknown): unknown {
     if (value === null) {
       delete result[key];
     } else {
-      result[key] = applyMergePatch(result[key], value);
+      // Defined, not assigned: a `__proto__` key from JSON must stay a key, as it does in jsonb,
+      // rather than replace the result's prototype.
+      Object.defineProperty(result, key, {
+        value: applyMergePatch(Object.hasOwn(result, key) ? result[key] : undefined, value),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
   }
   return result;

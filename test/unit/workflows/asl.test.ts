@@ -6,7 +6,7 @@ import {
   reportPipelineWorkflow,
   tenantIsolationWorkflow,
 } from '../../../examples/index.js';
-import { TaskFailedError, TenantInactiveError } from '../../../shared/errors.js';
+import { TenantInactiveError } from '../../../shared/errors.js';
 import {
   type AslDefinition,
   type AslTargets,
@@ -17,6 +17,7 @@ import {
 import {
   LAMBDA_SERVICE_ERRORS,
   NON_RETRYABLE_STATE_ERRORS,
+  TaskFailedError,
   toStateError,
 } from '../../../shared/workflows/state-errors.js';
 import { defineTask, type TaskOptions } from '../../../shared/workflows/task.js';

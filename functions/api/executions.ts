@@ -5,13 +5,14 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { z } from 'zod';
 import {
   getValidatedInput,
+  guardedRoute,
   httpErrorMapper,
   jsonResponse,
   lazyHandler,
   principalOf,
   type RequestSchemas,
+  type RouteHandler,
   requireTenantAccess,
-  validateRequest,
 } from '../../shared/http/index.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { getPlatform } from '../../shared/platform.js';
@@ -54,8 +55,6 @@ export interface ExecutionsApiDependencies {
   readonly logger: Logger;
 }
 
-type RouteHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
-
 /**
  * The tenant routes, behind the REQUEST authorizer (`authorizer.ts`): a tenant's own client, with
  * its API key, starts and reads its workflow executions. An admin token works on any tenant.
@@ -63,10 +62,7 @@ type RouteHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResu
 export function createExecutionsApi(deps: ExecutionsApiDependencies) {
   const { executions } = deps;
   const tenantRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
-    middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-      .use(requireTenantAccess())
-      .use(validateRequest(schemas))
-      .handler(fn);
+    guardedRoute(requireTenantAccess(), schemas, fn);
 
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(httpErrorMapper({ logger: deps.logger }))

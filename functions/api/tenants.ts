@@ -6,12 +6,13 @@ import {
   type AdminAuthOptions,
   emptyResponse,
   getValidatedInput,
+  guardedRoute,
   httpErrorMapper,
   jsonResponse,
   lazyHandler,
   type RequestSchemas,
+  type RouteHandler,
   requireAdmin,
-  validateRequest,
 } from '../../shared/http/index.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { getPlatform } from '../../shared/platform.js';
@@ -59,8 +60,6 @@ export interface TenantsApiDependencies {
   readonly logger: Logger;
 }
 
-type RouteHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
-
 /**
  * The admin tenant routes, behind one Lambda: API Gateway (REST, Lambda proxy) sends
  * `/tenants` and `/tenants/{tenantId}...` here, and the router picks the route.
@@ -68,10 +67,7 @@ type RouteHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResu
 export function createTenantsApi(deps: TenantsApiDependencies) {
   const { tenantAdmin } = deps;
   const adminRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
-    middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-      .use(requireAdmin(deps.adminAuth))
-      .use(validateRequest(schemas))
-      .handler(fn);
+    guardedRoute(requireAdmin(deps.adminAuth), schemas, fn);
 
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
     .use(httpErrorMapper({ logger: deps.logger }))

@@ -3,5 +3,6 @@ export * from './error-mapper.middleware.js';
 export * from './lazy-handler.js';
 export * from './request-authorizer.js';
 export * from './responses.js';
+export * from './route.js';
 export * from './tenant-access.middleware.js';
 export * from './validation.middleware.js';

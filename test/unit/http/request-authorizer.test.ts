@@ -39,10 +39,10 @@ function allowed(policy: ReturnType<typeof policyFor>, arn: string): boolean {
   return policy.policyDocument.Statement.some((statement) =>
     [('Resource' in statement ? statement.Resource : []) ?? []]
       .flat()
-      .some((pattern) => new RegExp(`^${pattern.split('*').map(escape).join('.*')}$`).test(arn)),
+      .some((pattern) => new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`).test(arn)),
   );
 }
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('RequestAuthorizer', () => {
   it('knows a tenant by its API key, and the admin by the admin token', async () => {

@@ -87,7 +87,9 @@ const cases: Array<[string, WorkflowDefinition]> = [
   ['a linear workflow', linearWorkflow],
   ['a diamond workflow', diamondWorkflow],
   ['a wide fan-out with long task ids', wideWorkflow],
-  ...workflows.list().map((workflow): [string, WorkflowDefinition] => [`example '${workflow.name}'`, workflow]),
+  ...workflows
+    .list()
+    .map((workflow): [string, WorkflowDefinition] => [`example '${workflow.name}'`, workflow]),
 ];
 
 /** The states the execution passes through before Finalize, following `StartAt` and each `Next`. */
@@ -230,7 +232,9 @@ describe.each(cases)('compileToAsl on %s', (_, workflow) => {
     const someIndependentPair = workflow.tasks.some(({ id }) =>
       workflow.tasks.some(
         (other) =>
-          other.id !== id && !upstreamOf(workflow, id).has(other.id) && !upstreamOf(workflow, other.id).has(id),
+          other.id !== id &&
+          !upstreamOf(workflow, id).has(other.id) &&
+          !upstreamOf(workflow, other.id).has(id),
       ),
     );
 
@@ -290,7 +294,7 @@ describe.each(cases)('compileToAsl on %s', (_, workflow) => {
     }
   });
 
-  it("starts at the first step and describes the workflow in the Comment", () => {
+  it('starts at the first step and describes the workflow in the Comment', () => {
     expect(asl.StartAt).toBe(mainPath(asl)[0]?.name);
     expect(asl.Comment).toContain(workflow.description.length > 0 ? workflow.description : workflow.name);
   });
@@ -372,7 +376,9 @@ describe('the compiled ASL, run by aws-local-stepfunctions', () => {
       return { Payload: { taskId, attempt } };
     };
     const names = taskStates(asl).map(({ name }) => name);
-    const machine = new StateMachine(asl as never, { validationOptions: { checkArn: true, checkPaths: true } });
+    const machine = new StateMachine(asl as never, {
+      validationOptions: { checkArn: true, checkPaths: true },
+    });
 
     const execution = machine.run(input, {
       overrides: {
@@ -395,7 +401,11 @@ describe('the compiled ASL, run by aws-local-stepfunctions', () => {
     const names = taskStates(asl).map(({ name }) => name);
 
     expect(names).toEqual(
-      expect.arrayContaining([...fanOut.tasks.map((t) => t.id), PLATFORM_STATES.finalize, PLATFORM_STATES.recordFailure]),
+      expect.arrayContaining([
+        ...fanOut.tasks.map((t) => t.id),
+        PLATFORM_STATES.finalize,
+        PLATFORM_STATES.recordFailure,
+      ]),
     );
     expect(names).toHaveLength(fanOut.tasks.length + 2);
   });
@@ -409,9 +419,10 @@ describe('the compiled ASL, run by aws-local-stepfunctions', () => {
     for (const { id } of fanOut.tasks) {
       expect(events.filter((event) => event === `start ${id}`)).toHaveLength(1);
       for (const dependency of fanOut.dependsOn[id] ?? []) {
-        expect(events.indexOf(`end ${dependency}`), `'${id}' started before '${dependency}' ended`).toBeLessThan(
-          events.indexOf(`start ${id}`),
-        );
+        expect(
+          events.indexOf(`end ${dependency}`),
+          `'${id}' started before '${dependency}' ended`,
+        ).toBeLessThan(events.indexOf(`start ${id}`));
       }
     }
   });

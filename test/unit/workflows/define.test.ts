@@ -109,7 +109,11 @@ describe('defineTask', () => {
     ['an id with a dot', { id: 'load.data' }, /^id must be/],
     ['a 65-character id', { id: `a${'b'.repeat(64)}` }, /^id must be/],
     ['an id that is not a string', { id: 42 as unknown as string }, /^id must be/],
-    ['a run that is not a function', { run: 'noop' as unknown as TaskOptions['run'] }, /^run must be a function/],
+    [
+      'a run that is not a function',
+      { run: 'noop' as unknown as TaskOptions['run'] },
+      /^run must be a function/,
+    ],
     ['0 attempts', { retry: { attempts: 0 } }, /^retry\.attempts must be a whole number from 1 to 25/],
     ['26 attempts', { retry: { attempts: 26 } }, /^retry\.attempts/],
     ['a fractional number of attempts', { retry: { attempts: 2.5 } }, /^retry\.attempts/],

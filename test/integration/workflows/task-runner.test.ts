@@ -1,0 +1,491 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tenantTable } from '../../../shared/db/sql.js';
+import { TenantflowError } from '../../../shared/errors.js';
+import { createLogger } from '../../../shared/logging/logger.js';
+import { ExecutionStore, type TaskRunRecord } from '../../../shared/workflows/execution-store.js';
+import { toStateError } from '../../../shared/workflows/state-errors.js';
+import { defineTask, type TaskContext } from '../../../shared/workflows/task.js';
+import { TaskRunner } from '../../../shared/workflows/task-runner.js';
+import { defineWorkflow } from '../../../shared/workflows/workflow.js';
+import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
+
+/**
+ * The task runner against a real PostgreSQL: each task runs as its tenant's own role, in one
+ * transaction with its context changes and its completion, at most once per execution, under its
+ * timeout, and never for a tenant that is unknown or inactive.
+ */
+
+let env: TestPlatform;
+let acme: string;
+let globex: string;
+let dormant: string;
+let store: ExecutionStore;
+let runner: TaskRunner;
+const logger = createLogger('task-runner-test');
+
+/** How many times each task body was entered: what proves a body did, or did not, run. */
+const bodyCalls = new Map<string, number>();
+function countCall(ctx: TaskContext): void {
+  bodyCalls.set(ctx.taskId, (bodyCalls.get(ctx.taskId) ?? 0) + 1);
+}
+const callsOf = (taskId: string) => bodyCalls.get(taskId) ?? 0;
+
+/** Writes one row to the tenant's own results table, by its unqualified name. */
+async function insertResult(ctx: TaskContext, label: string): Promise<void> {
+  await ctx.db.query(
+    'INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ($1, $2, $3, $4)',
+    [ctx.executionId, label, ctx.tenant.id, JSON.stringify({ attempt: ctx.attempt })],
+  );
+}
+
+/** A promise each concurrent body arrives at; it opens once `parties` have arrived (or after 2 s). */
+function barrier(parties: number): () => Promise<void> {
+  let arrived = 0;
+  let open: () => void = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return async () => {
+    arrived += 1;
+    if (arrived >= parties) {
+      open();
+    }
+    await Promise.race([opened, sleep(2_000)]);
+  };
+}
+
+let concurrentArrival = barrier(2);
+let parallelArrival = barrier(2);
+let lateQuery: Promise<'refused' | 'accepted'> | undefined;
+let heartbeatSeen: { status: string; startedAt: Date; heartbeatAt: Date } | undefined;
+
+const whoAmI = defineTask({
+  id: 'who_am_i',
+  run: async (ctx) => {
+    countCall(ctx);
+    const { rows } = await ctx.db.query<{ user: string; schema: string }>(
+      `SELECT current_user AS user,
+              (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.oid = 'example_results'::regclass) AS schema`,
+    );
+    ctx.set('user', rows[0]?.user);
+    ctx.set('resolvedSchema', rows[0]?.schema);
+    await insertResult(ctx, 'who_am_i');
+  },
+});
+
+const seed = defineTask({
+  id: 'seed',
+  run: (ctx) => {
+    ctx.set('keep', 'kept');
+    ctx.set('drop', 'dropped');
+  },
+});
+
+/** Writes, changes the context, then throws on its first attempt only. */
+const writeThenThrow = defineTask({
+  id: 'write_then_throw',
+  run: async (ctx) => {
+    countCall(ctx);
+    await insertResult(ctx, `write_then_throw-${ctx.attempt}`);
+    ctx.set('touched', ctx.attempt);
+    if (ctx.attempt === 1) {
+      throw new Error('exploded after writing');
+    }
+  },
+});
+
+const countOnce = defineTask({
+  id: 'count_once',
+  run: (ctx) => {
+    countCall(ctx);
+    ctx.set('counted', true);
+  },
+});
+
+/** Both invocations' bodies are in flight together before either inserts (see the barrier). */
+const raceToCommit = defineTask({
+  id: 'race_to_commit',
+  run: async (ctx) => {
+    countCall(ctx);
+    await concurrentArrival();
+    await sleep(100);
+    // A label per attempt, so the table's unique key cannot be what keeps the second row out.
+    await insertResult(ctx, `race_to_commit-${ctx.attempt}`);
+  },
+});
+
+const outlive = defineTask({
+  id: 'outlive',
+  timeoutSeconds: 1,
+  run: async (ctx) => {
+    countCall(ctx);
+    await insertResult(ctx, 'outlive-before');
+    await sleep(3_000);
+    // The transaction was abandoned meanwhile: a late write must not land, not even in autocommit.
+    lateQuery = insertResult(ctx, 'outlive-after').then(
+      () => 'accepted' as const,
+      () => 'refused' as const,
+    );
+    await lateQuery;
+  },
+});
+
+const left = defineTask({
+  id: 'left',
+  run: async (ctx) => {
+    await parallelArrival();
+    ctx.set('left', 'from left');
+  },
+});
+
+const right = defineTask({
+  id: 'right',
+  run: async (ctx) => {
+    await parallelArrival();
+    ctx.set('right', 'from right');
+    ctx.set('drop', undefined);
+    ctx.set('dropSeenAs', ctx.get('drop') ?? 'gone');
+  },
+});
+
+/** Reads, then tries to change, another tenant's table, named in the execution input. */
+const trespass = defineTask({
+  id: 'trespass',
+  run: async (ctx) => {
+    countCall(ctx);
+    const { target, statement } = ctx.input as { target: string; statement: 'select' | 'delete' };
+    const table = tenantTable(target, 'example_results');
+    const { rows } = await ctx.db.query(
+      statement === 'select' ? `SELECT * FROM ${table}` : `DELETE FROM ${table} RETURNING *`,
+    );
+    ctx.set('stolen', rows as never);
+  },
+});
+
+const slowBeat = defineTask({
+  id: 'slow_beat',
+  run: async (ctx) => {
+    await sleep(300);
+    const { rows } = await env.platform.pool.query<{
+      status: string;
+      started_at: Date;
+      heartbeat_at: Date;
+    }>(
+      `SELECT status, started_at, heartbeat_at FROM ${tenantTable(ctx.tenant.id, 'task_runs')}
+        WHERE execution_id = $1 AND task_id = $2`,
+      [ctx.executionId, ctx.taskId],
+    );
+    const row = rows[0];
+    heartbeatSeen =
+      row === undefined
+        ? undefined
+        : { status: row.status, startedAt: row.started_at, heartbeatAt: row.heartbeat_at };
+  },
+});
+
+const workflows = new WorkflowRegistry([
+  defineWorkflow({ name: 'identity', tasks: [whoAmI, countOnce] }),
+  defineWorkflow({
+    name: 'atomic',
+    tasks: [seed, writeThenThrow],
+    dependsOn: { write_then_throw: ['seed'] },
+  }),
+  defineWorkflow({ name: 'once', tasks: [countOnce] }),
+  defineWorkflow({ name: 'race', tasks: [raceToCommit] }),
+  defineWorkflow({ name: 'timeout', tasks: [outlive] }),
+  defineWorkflow({
+    name: 'fan_out',
+    tasks: [seed, left, right],
+    dependsOn: { left: ['seed'], right: ['seed'] },
+  }),
+  defineWorkflow({ name: 'trespass', tasks: [trespass] }),
+  defineWorkflow({ name: 'heartbeat', tasks: [slowBeat] }),
+]);
+
+beforeAll(async () => {
+  env = await createTestPlatform();
+  acme = env.id('acme');
+  globex = env.id('globex');
+  dormant = env.id('dormant');
+  for (const [tenantId, name] of [
+    [acme, 'Acme'],
+    [globex, 'Globex'],
+    [dormant, 'Dormant'],
+  ] as const) {
+    await env.platform.provisioning.provision({ tenantId, name });
+  }
+  store = new ExecutionStore(env.platform.pool);
+  runner = newRunner();
+  // globex has data of its own, for the isolation test to aim at.
+  const globexDb = await env.platform.tenantConnections.tenantDb(globex);
+  await globexDb.query(
+    `INSERT INTO example_results (execution_id, workflow, tenant_id, payload)
+     VALUES ('g-1', 'billing', $1, '{"secret": "globex"}')`,
+    [globex],
+  );
+});
+
+afterAll(async () => {
+  await env?.cleanup();
+});
+
+function newRunner(heartbeatIntervalMs?: number): TaskRunner {
+  return new TaskRunner({
+    tenants: env.platform.tenants,
+    workflows,
+    store,
+    tenantConnections: env.platform.tenantConnections,
+    logger,
+    ...(heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs }),
+  });
+}
+
+async function newExecution(tenantId: string, workflow: string, input: object = {}): Promise<string> {
+  const executionId = randomUUID();
+  await store.insertWithinLimit(tenantId, { executionId, workflow, input: input as never }, 1_000);
+  return executionId;
+}
+
+/** The rows a tenant's results table holds for an execution, read by the platform role. */
+async function results(tenantId: string, executionId: string): Promise<string[]> {
+  const { rows } = await env.platform.pool.query<{ workflow: string }>(
+    `SELECT workflow FROM ${tenantTable(tenantId, 'example_results')} WHERE execution_id = $1 ORDER BY id`,
+    [executionId],
+  );
+  return rows.map((row) => row.workflow);
+}
+
+async function execution(tenantId: string, executionId: string) {
+  const record = await store.get(tenantId, executionId);
+  if (record === undefined) {
+    throw new Error(`execution ${executionId} is gone`);
+  }
+  return record;
+}
+
+async function taskRun(tenantId: string, executionId: string, taskId: string): Promise<TaskRunRecord> {
+  const run = (await execution(tenantId, executionId)).tasks.find((task) => task.taskId === taskId);
+  if (run === undefined) {
+    throw new Error(`no task run for ${taskId}`);
+  }
+  return run;
+}
+
+/** The error a run rejected with; fails the test if it resolved instead. */
+async function rejection(work: Promise<unknown>): Promise<TenantflowError> {
+  const error = await work.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error, 'the invocation should have failed').toBeInstanceOf(TenantflowError);
+  return error as TenantflowError;
+}
+
+describe('TaskRunner', () => {
+  it("runs the body as the tenant's own role in its own schema and commits its context and writes", async () => {
+    const executionId = await newExecution(acme, 'identity');
+
+    const outcome = await runner.run({ tenantId: acme, executionId, taskId: 'who_am_i' });
+
+    expect(outcome).toEqual({ outcome: 'succeeded', attempt: 1 });
+    const record = await execution(acme, executionId);
+    expect(record.context).toEqual({ user: `${acme}_user`, resolvedSchema: acme });
+    expect(record.status).toBe('running');
+    expect(record.tasks).toMatchObject([{ taskId: 'who_am_i', status: 'succeeded', attempt: 1, error: null }]);
+    expect(record.tasks[0]?.finishedAt).toBeInstanceOf(Date);
+    expect(await results(acme, executionId)).toEqual(['who_am_i']);
+    expect(await results(globex, executionId)).toEqual([]);
+  });
+
+  it('commits nothing of an attempt that throws, and counts the next invocation as attempt 2', async () => {
+    const executionId = await newExecution(acme, 'atomic');
+    await runner.run({ tenantId: acme, executionId, taskId: 'seed' });
+    const contextBefore = (await execution(acme, executionId)).context;
+
+    const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'write_then_throw' }));
+
+    expect(error.code).toBe('TASK_FAILED');
+    expect(toStateError(error).name).toBe('TASK_FAILED');
+    expect(error.message).toContain('exploded after writing');
+    expect(await results(acme, executionId)).toEqual([]);
+    expect((await execution(acme, executionId)).context).toEqual(contextBefore);
+    expect(contextBefore).toEqual({ keep: 'kept', drop: 'dropped' });
+    expect(await taskRun(acme, executionId, 'write_then_throw')).toMatchObject({
+      status: 'failed',
+      attempt: 1,
+      error: 'exploded after writing',
+    });
+
+    const retried = await runner.run({ tenantId: acme, executionId, taskId: 'write_then_throw' });
+
+    expect(retried).toEqual({ outcome: 'succeeded', attempt: 2 });
+    expect(await results(acme, executionId)).toEqual(['write_then_throw-2']);
+    expect((await execution(acme, executionId)).context).toEqual({ ...contextBefore, touched: 2 });
+    expect(await taskRun(acme, executionId, 'write_then_throw')).toMatchObject({
+      status: 'succeeded',
+      attempt: 2,
+      error: null,
+    });
+  });
+
+  it('does not run a task again once it succeeded', async () => {
+    const executionId = await newExecution(acme, 'once');
+    const callsBefore = callsOf('count_once');
+    await runner.run({ tenantId: acme, executionId, taskId: 'count_once' });
+
+    const repeated = await runner.run({ tenantId: acme, executionId, taskId: 'count_once' });
+
+    expect(repeated).toEqual({ outcome: 'already_succeeded' });
+    expect(callsOf('count_once') - callsBefore).toBe(1);
+    expect(await taskRun(acme, executionId, 'count_once')).toMatchObject({ status: 'succeeded', attempt: 1 });
+  });
+
+  it('commits exactly one of two concurrent invocations of the same task', async () => {
+    const executionId = await newExecution(acme, 'race');
+    concurrentArrival = barrier(2);
+    const callsBefore = callsOf('race_to_commit');
+
+    const outcomes = await Promise.all([
+      runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' }),
+      runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' }),
+    ]);
+
+    // Both bodies ran (the interesting case): only the commit decides.
+    expect(callsOf('race_to_commit') - callsBefore).toBe(2);
+    expect(outcomes.map((outcome) => outcome.outcome).sort()).toEqual(['already_succeeded', 'succeeded']);
+    expect(await results(acme, executionId)).toHaveLength(1);
+    expect(await taskRun(acme, executionId, 'race_to_commit')).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('abandons a task past its timeout, rolls it back and records why', async () => {
+    const executionId = await newExecution(acme, 'timeout');
+    lateQuery = undefined;
+    const started = Date.now();
+
+    const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'outlive' }));
+
+    const elapsed = Date.now() - started;
+    expect(error.code).toBe('TASK_TIMED_OUT');
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(2_000);
+    expect(await results(acme, executionId)).toEqual([]);
+    const run = await taskRun(acme, executionId, 'outlive');
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(/timed out/);
+
+    // The body keeps going after it was abandoned: its late write is refused, nothing ever lands.
+    await expect.poll(() => lateQuery, { timeout: 5_000 }).toBeDefined();
+    expect(await lateQuery).toBe('refused');
+    expect(await results(acme, executionId)).toEqual([]);
+  });
+
+  describe('fails closed', () => {
+    it('runs nothing for an inactive tenant', async () => {
+      const executionId = await newExecution(dormant, 'once');
+      await env.platform.tenants.deactivateTenant(dormant);
+      const callsBefore = callsOf('count_once');
+
+      const error = await rejection(runner.run({ tenantId: dormant, executionId, taskId: 'count_once' }));
+
+      expect(error.code).toBe('TENANT_INACTIVE');
+      expect(callsOf('count_once')).toBe(callsBefore);
+      expect((await execution(dormant, executionId)).tasks).toEqual([]);
+    });
+
+    it('refuses an unknown tenant', async () => {
+      const error = await rejection(
+        runner.run({ tenantId: env.id('nobody'), executionId: randomUUID(), taskId: 'count_once' }),
+      );
+
+      expect(error.code).toBe('TENANT_NOT_FOUND');
+    });
+
+    it('refuses an unknown execution', async () => {
+      const executionId = randomUUID();
+
+      const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'count_once' }));
+
+      expect(error.code).toBe('EXECUTION_NOT_FOUND');
+      expect(await store.exists(acme, executionId)).toBe(false);
+    });
+
+    it("refuses a task the execution's workflow does not have", async () => {
+      const executionId = await newExecution(acme, 'once');
+      const callsBefore = callsOf('who_am_i');
+
+      const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'who_am_i' }));
+
+      expect(error.code).toBe('UNKNOWN_TASK');
+      expect(callsOf('who_am_i')).toBe(callsBefore);
+      expect((await execution(acme, executionId)).tasks).toEqual([]);
+    });
+
+    it('refuses to run a task of an execution already finalized', async () => {
+      const executionId = await newExecution(acme, 'once');
+      await store.finalize(acme, executionId, 'aborted', 'stopped by an operator');
+      const callsBefore = callsOf('count_once');
+
+      const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'count_once' }));
+
+      expect(error.code).toBe('EXECUTION_NOT_RUNNABLE');
+      expect(callsOf('count_once')).toBe(callsBefore);
+      const record = await execution(acme, executionId);
+      expect(record.status).toBe('aborted');
+      expect(record.tasks).toEqual([]);
+    });
+  });
+
+  it('merges the context changes of parallel tasks, and removes a key set to undefined', async () => {
+    const executionId = await newExecution(acme, 'fan_out');
+    await runner.run({ tenantId: acme, executionId, taskId: 'seed' });
+    parallelArrival = barrier(2);
+
+    const outcomes = await Promise.all([
+      runner.run({ tenantId: acme, executionId, taskId: 'left' }),
+      runner.run({ tenantId: acme, executionId, taskId: 'right' }),
+    ]);
+
+    expect(outcomes).toEqual([
+      { outcome: 'succeeded', attempt: 1 },
+      { outcome: 'succeeded', attempt: 1 },
+    ]);
+    expect((await execution(acme, executionId)).context).toEqual({
+      keep: 'kept',
+      left: 'from left',
+      right: 'from right',
+      dropSeenAs: 'gone',
+    });
+  });
+
+  it("refuses a task access to another tenant's tables, schema-qualified", async () => {
+    const globexBefore = await results(globex, 'g-1');
+    const callsBefore = callsOf('trespass');
+
+    for (const statement of ['select', 'delete'] as const) {
+      const executionId = await newExecution(acme, 'trespass', { target: globex, statement });
+
+      const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'trespass' }));
+
+      expect(error.code).toBe('TASK_FAILED');
+      expect(error.message).toMatch(/permission denied for schema/);
+      expect((await execution(acme, executionId)).context).toEqual({});
+    }
+    expect(callsOf('trespass') - callsBefore).toBe(2);
+    expect(globexBefore).toEqual(['billing']);
+    expect(await results(globex, 'g-1')).toEqual(globexBefore);
+  });
+
+  it('moves the heartbeat forward while the task runs', async () => {
+    const executionId = await newExecution(acme, 'heartbeat');
+    heartbeatSeen = undefined;
+
+    await newRunner(50).run({ tenantId: acme, executionId, taskId: 'slow_beat' });
+
+    expect(heartbeatSeen?.status).toBe('running');
+    expect(heartbeatSeen?.heartbeatAt.getTime()).toBeGreaterThan(heartbeatSeen?.startedAt.getTime() ?? Infinity);
+  });
+});

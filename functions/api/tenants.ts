@@ -17,18 +17,20 @@ import {
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { getPlatform } from '../../shared/platform.js';
 import type { TenantAdminService } from '../../shared/tenancy/tenant-admin-service.js';
-import { tenantConfigPatchSchema, tenantConfigSchema } from '../../shared/tenancy/tenant-config.js';
+import {
+  jsonBytes,
+  MAX_METADATA_BYTES,
+  tenantConfigPatchSchema,
+  tenantConfigSchema,
+} from '../../shared/tenancy/tenant-config.js';
 import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
-
-/** Serialised metadata above this size is refused: it lives in every registry row and response. */
-const MAX_METADATA_BYTES = 16 * 1024;
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
 
 const tenantName = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 const tenantMetadata = z
   .record(z.string(), z.unknown())
-  .refine((metadata) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_METADATA_BYTES, {
+  .refine((metadata) => jsonBytes(metadata) <= MAX_METADATA_BYTES, {
     message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
   });
 

@@ -1,5 +1,13 @@
 import { TenantAlreadyExistsError } from '../errors.js';
-import { applyMergePatch, emptyTenantConfig, type TenantConfig } from './tenant-config.js';
+import {
+  applyMergePatch,
+  emptyTenantConfig,
+  jsonBytes,
+  MAX_CONFIG_BYTES,
+  MAX_METADATA_BYTES,
+  profileTooLarge,
+  type TenantConfig,
+} from './tenant-config.js';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -138,12 +146,12 @@ export class MemoryTenantRegistry implements TenantRegistry {
     if (current === undefined) {
       return undefined;
     }
-    const updated = freeze({
-      ...current,
-      name: patch.name ?? current.name,
-      metadata: applyMergePatch(current.metadata, patch.metadata ?? {}) as TenantMetadata,
-      config: applyMergePatch(current.config, patch.config ?? {}) as TenantConfig,
-    });
+    const metadata = applyMergePatch(current.metadata, patch.metadata ?? {}) as TenantMetadata;
+    const config = applyMergePatch(current.config, patch.config ?? {}) as TenantConfig;
+    if (jsonBytes(metadata) > MAX_METADATA_BYTES || jsonBytes(config) > MAX_CONFIG_BYTES) {
+      throw profileTooLarge();
+    }
+    const updated = freeze({ ...current, name: patch.name ?? current.name, metadata, config });
     this.#tenants.set(tenantId, updated);
     return updated;
   }

@@ -1,6 +1,12 @@
 import { CONTROL_SCHEMA, type Queryable, qualified, SQLSTATE, sqlState } from '../db/sql.js';
 import { TenantAlreadyExistsError } from '../errors.js';
-import { emptyTenantConfig, type TenantConfig } from './tenant-config.js';
+import {
+  emptyTenantConfig,
+  MAX_CONFIG_BYTES,
+  MAX_METADATA_BYTES,
+  profileTooLarge,
+  type TenantConfig,
+} from './tenant-config.js';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -166,23 +172,35 @@ export class PgTenantRegistry implements TenantRegistry {
   }
 
   async updateProfile(tenantId: string, patch: TenantProfilePatch): Promise<TenantInfo | undefined> {
-    // One statement, so two concurrent PATCHes each apply in full and neither is lost.
+    // One statement, so two concurrent PATCHes each apply in full and neither is lost; the size
+    // limits hold for the merged result, so repeated patches cannot grow a tenant without bound.
+    const merged = {
+      metadata: `${MERGE_PATCH}(metadata, COALESCE($3::jsonb, '{}'::jsonb))`,
+      config: `${MERGE_PATCH}(config, COALESCE($4::jsonb, '{}'::jsonb))`,
+    };
     const { rows } = await this.db.query<TenantRow>(
       `UPDATE ${TENANTS}
-          SET name     = COALESCE($2::text, name),
-              metadata = ${MERGE_PATCH}(metadata, COALESCE($3::jsonb, '{}'::jsonb)),
-              config   = ${MERGE_PATCH}(config, COALESCE($4::jsonb, '{}'::jsonb)),
+          SET name = COALESCE($2::text, name), metadata = ${merged.metadata}, config = ${merged.config},
               updated_at = now()
         WHERE tenant_id = $1
+          AND octet_length(${merged.metadata}::text) <= $5 AND octet_length(${merged.config}::text) <= $6
         RETURNING ${COLUMNS}`,
       [
         tenantId,
         patch.name ?? null,
         patch.metadata === undefined ? null : JSON.stringify(patch.metadata),
         patch.config === undefined ? null : JSON.stringify(patch.config),
+        MAX_METADATA_BYTES,
+        MAX_CONFIG_BYTES,
       ],
     );
-    return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
+    if (rows[0] !== undefined) {
+      return toTenantInfo(rows[0]);
+    }
+    if ((await this.get(tenantId)) === undefined) {
+      return undefined;
+    }
+    throw profileTooLarge();
   }
 
   async findByApiKeyHash(apiKeyHash: string): Promise<TenantInfo | undefined> {

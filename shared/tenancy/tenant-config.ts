@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ValidationError } from '../errors.js';
 
 /**
  * Per-tenant configuration, set at `POST /tenants`, changed with `PATCH /tenants/{id}`, and handed
@@ -26,6 +27,20 @@ export type PlatformLimits = { readonly [K in keyof typeof PLATFORM_LIMITS]: num
 
 /** A configuration bigger than this is refused: it is read on every task invocation. */
 export const MAX_CONFIG_BYTES = 16 * 1024;
+/** Metadata bigger than this is refused: it lives in every registry row and response. */
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+/** Size as stored and sent: the UTF-8 bytes of the JSON text. */
+export function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
+}
+
+/** A patch whose merged result would pass the size limits (checked on the result, atomically). */
+export function profileTooLarge(): ValidationError {
+  return new ValidationError('Invalid request', [
+    `body: after this patch, metadata would exceed ${MAX_METADATA_BYTES} bytes or config ${MAX_CONFIG_BYTES} bytes as JSON; remove keys (set them to null) first`,
+  ]);
+}
 
 export function emptyTenantConfig(): TenantConfig {
   return { settings: {}, features: {}, limits: {} };

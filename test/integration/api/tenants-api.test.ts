@@ -212,6 +212,65 @@ describe('tenant admin API', () => {
     });
   });
 
+  describe('PATCH /tenants/{tenantId}', () => {
+    it('renames, and merge-patches metadata and config (null removes a key)', async () => {
+      await api('POST', '/tenants', {
+        body: {
+          tenantId: acme,
+          name: 'Acme',
+          metadata: { plan: 'gold', region: 'eu' },
+          config: { settings: { colour: 'blue' }, limits: { maxConcurrentExecutions: 5 } },
+        },
+      });
+      const patched = await api('PATCH', `/tenants/${acme}`, {
+        body: {
+          name: 'Acme Corp',
+          metadata: { region: null, tier: 2 },
+          config: {
+            settings: { size: 'L' },
+            features: { beta: true },
+            limits: { maxConcurrentExecutions: null },
+          },
+        },
+      });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toMatchObject({
+        name: 'Acme Corp',
+        metadata: { plan: 'gold', tier: 2 },
+        config: { settings: { colour: 'blue', size: 'L' }, features: { beta: true }, limits: {} },
+      });
+      expect((await api('GET', `/tenants/${acme}`)).body).toEqual(patched.body);
+    });
+
+    it('answers 400 for an empty or invalid patch and 404 for an unknown tenant', async () => {
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      expect((await api('PATCH', `/tenants/${acme}`, { body: {} })).status).toBe(400);
+      const badLimit = await api('PATCH', `/tenants/${acme}`, {
+        body: { config: { limits: { maxConcurrentExecutions: 0 } } },
+      });
+      expect(badLimit.status).toBe(400);
+      expect(badLimit.body.error.reasons).toEqual([
+        expect.stringMatching(/^body\.config\.limits\.maxConcurrentExecutions: /),
+      ]);
+      expect((await api('PATCH', '/tenants/nobody', { body: { name: 'x' } })).status).toBe(404);
+    });
+
+    it('keeps the merged config within its size limit, however many patches arrive', async () => {
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      const chunk = 'x'.repeat(6000);
+      expect(
+        (await api('PATCH', `/tenants/${acme}`, { body: { config: { settings: { a: chunk } } } })).status,
+      ).toBe(200);
+      expect(
+        (await api('PATCH', `/tenants/${acme}`, { body: { config: { settings: { b: chunk } } } })).status,
+      ).toBe(200);
+      const third = await api('PATCH', `/tenants/${acme}`, { body: { config: { settings: { c: chunk } } } });
+      expect(third.status).toBe(400);
+      expect(third.body.error.reasons[0]).toContain('16384');
+      expect(Object.keys((await api('GET', `/tenants/${acme}`)).body.config.settings)).toEqual(['a', 'b']);
+    });
+  });
+
   describe('routing', () => {
     it('answers 404 for an unknown route and 405 for a wrong method', async () => {
       expect((await api('GET', '/nope')).status).toBe(404);

@@ -64,6 +64,9 @@ export async function createPlatform(
   const secrets = overrides.secrets ?? createSecretStore(config);
   const tenantConnections = new TenantConnections({
     secrets,
+    // A Lambda sandbox serves one invocation at a time, so a few tenants' pools suffice; the local
+    // server runs every tenant's tasks in one process (32 × 2 stays under PostgreSQL's default 100).
+    maxTenants: config.local ? 32 : 8,
     ...(hasInvalidate(secrets)
       ? { invalidateSecret: (tenantId: string) => secrets.invalidate(tenantId) }
       : {}),

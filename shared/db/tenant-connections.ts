@@ -182,6 +182,10 @@ export class TenantConnections {
     try {
       return await work();
     } catch (error) {
+      if (isEndedPoolError(error)) {
+        // The pool was evicted between being looked up and being used: the retry gets a live one.
+        return work();
+      }
       if (sqlState(error) !== SQLSTATE.invalidPassword) {
         throw error;
       }
@@ -189,4 +193,9 @@ export class TenantConnections {
       return work();
     }
   }
+}
+
+/** What `pg.Pool` throws when used after `end()`; it has no code, only this message. */
+function isEndedPoolError(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('Cannot use a pool after calling end');
 }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
 import { CONTROL_SCHEMA, type Queryable, qualified, tenantTable } from '../db/sql.js';
 import { LimitExceededError, TenantInactiveError, TenantNotFoundError } from '../errors.js';
+import { ExecutionNotRunnableError } from './state-errors.js';
 import type { JsonValue } from './task.js';
 
 export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'aborted';
@@ -287,7 +288,8 @@ export class ExecutionStore {
   /**
    * Inside the task's transaction (the tenant-role connection): applies the task's context changes
    * and marks it succeeded. Returns `false` when another attempt has already succeeded; the caller
-   * must then roll back, so the task's effects are never committed twice.
+   * must then roll back, so the task's effects are never committed twice. Throws when the execution
+   * has ended meanwhile, so nothing commits after an execution's end.
    */
   async completeTask(
     client: Queryable,
@@ -308,12 +310,17 @@ export class ExecutionStore {
       return false;
     }
     // `||` merges only the keys this task set, so parallel tasks never overwrite each other.
-    await client.query(
+    const updated = await client.query(
       `UPDATE ${tenantTable(tenantId, 'executions')}
           SET context = (context || $2::jsonb) - $3::text[], updated_at = now()
-        WHERE id = $1`,
+        WHERE id = $1 AND status IN ('pending', 'running')
+        RETURNING 1`,
       [executionId, JSON.stringify(changes.set), [...changes.unset]],
     );
+    if (updated.rows.length === 0) {
+      // Finalized (failed, aborted) while this task ran: its effects must not land after the end.
+      throw new ExecutionNotRunnableError(`Execution '${executionId}' ended while task '${taskId}' ran`);
+    }
     return true;
   }
 

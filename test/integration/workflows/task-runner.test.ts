@@ -60,7 +60,8 @@ function barrier(parties: number): () => Promise<void> {
 let concurrentArrival = barrier(2);
 let parallelArrival = barrier(2);
 let lateQuery: Promise<'refused' | 'accepted'> | undefined;
-let heartbeatSeen: { status: string; startedAt: Date; heartbeatAt: Date } | undefined;
+/** What the heartbeat task saw of its own task run, mid-run. */
+const heartbeatsSeen: Array<{ status: string; startedAt: Date; heartbeatAt: Date }> = [];
 
 const whoAmI = defineTask({
   id: 'who_am_i',
@@ -179,16 +180,30 @@ const slowBeat = defineTask({
         WHERE execution_id = $1 AND task_id = $2`,
       [ctx.executionId, ctx.taskId],
     );
-    const row = rows[0];
-    heartbeatSeen =
-      row === undefined
-        ? undefined
-        : { status: row.status, startedAt: row.started_at, heartbeatAt: row.heartbeat_at };
+    for (const row of rows) {
+      heartbeatsSeen.push({ status: row.status, startedAt: row.started_at, heartbeatAt: row.heartbeat_at });
+    }
+  },
+});
+
+/** Writes, then waits until the test has finalized its execution, then tries to commit. */
+let releaseOutlived: () => void = () => {};
+const outlivedReleased = new Promise<void>((resolve) => {
+  releaseOutlived = resolve;
+});
+let outlivedWaiting = false;
+const outlivedExecution = defineTask({
+  id: 'outlived_execution',
+  run: async (ctx) => {
+    await insertResult(ctx, 'outlived_execution');
+    ctx.set('late', true);
+    outlivedWaiting = true;
+    await outlivedReleased;
   },
 });
 
 const workflows = new WorkflowRegistry([
-  defineWorkflow({ name: 'identity', tasks: [whoAmI, countOnce] }),
+  defineWorkflow({ name: 'identity', tasks: [whoAmI] }),
   defineWorkflow({
     name: 'atomic',
     tasks: [seed, writeThenThrow],
@@ -204,6 +219,7 @@ const workflows = new WorkflowRegistry([
   }),
   defineWorkflow({ name: 'trespass', tasks: [trespass] }),
   defineWorkflow({ name: 'heartbeat', tasks: [slowBeat] }),
+  defineWorkflow({ name: 'outlived', tasks: [outlivedExecution] }),
 ]);
 
 beforeAll(async () => {
@@ -221,9 +237,8 @@ beforeAll(async () => {
   store = new ExecutionStore(env.platform.pool);
   runner = newRunner();
   // globex has data of its own, for the isolation test to aim at.
-  const globexDb = await env.platform.tenantConnections.tenantDb(globex);
-  await globexDb.query(
-    `INSERT INTO example_results (execution_id, workflow, tenant_id, payload)
+  await env.platform.pool.query(
+    `INSERT INTO ${tenantTable(globex, 'example_results')} (execution_id, workflow, tenant_id, payload)
      VALUES ('g-1', 'billing', $1, '{"secret": "globex"}')`,
     [globex],
   );
@@ -295,7 +310,9 @@ describe('TaskRunner', () => {
     const record = await execution(acme, executionId);
     expect(record.context).toEqual({ user: `${acme}_user`, resolvedSchema: acme });
     expect(record.status).toBe('running');
-    expect(record.tasks).toMatchObject([{ taskId: 'who_am_i', status: 'succeeded', attempt: 1, error: null }]);
+    expect(record.tasks).toMatchObject([
+      { taskId: 'who_am_i', status: 'succeeded', attempt: 1, error: null },
+    ]);
     expect(record.tasks[0]?.finishedAt).toBeInstanceOf(Date);
     expect(await results(acme, executionId)).toEqual(['who_am_i']);
     expect(await results(globex, executionId)).toEqual([]);
@@ -371,7 +388,7 @@ describe('TaskRunner', () => {
     const elapsed = Date.now() - started;
     expect(error.code).toBe('TASK_TIMED_OUT');
     expect(elapsed).toBeGreaterThanOrEqual(900);
-    expect(elapsed).toBeLessThan(2_000);
+    expect(elapsed).toBeLessThan(2_500);
     expect(await results(acme, executionId)).toEqual([]);
     const run = await taskRun(acme, executionId, 'outlive');
     expect(run.status).toBe('failed');
@@ -481,11 +498,31 @@ describe('TaskRunner', () => {
 
   it('moves the heartbeat forward while the task runs', async () => {
     const executionId = await newExecution(acme, 'heartbeat');
-    heartbeatSeen = undefined;
+    heartbeatsSeen.length = 0;
 
     await newRunner(50).run({ tenantId: acme, executionId, taskId: 'slow_beat' });
 
-    expect(heartbeatSeen?.status).toBe('running');
-    expect(heartbeatSeen?.heartbeatAt.getTime()).toBeGreaterThan(heartbeatSeen?.startedAt.getTime() ?? Infinity);
+    expect(heartbeatsSeen).toHaveLength(1);
+    const [seen] = heartbeatsSeen;
+    expect(seen?.status).toBe('running');
+    expect(seen?.heartbeatAt.getTime()).toBeGreaterThan(seen?.startedAt.getTime() ?? Infinity);
+  });
+
+  it('commits nothing of a task whose execution ended while it ran', async () => {
+    const executionId = await newExecution(acme, 'outlived');
+    const running = runner.run({ tenantId: acme, executionId, taskId: 'outlived_execution' });
+    await expect
+      .poll(() => taskRun(acme, executionId, 'outlived_execution').then((run) => run.status))
+      .toBe('running');
+    await store.finalize(acme, executionId, 'aborted', 'Stopped by an operator');
+
+    releaseOutlived();
+    const error = await rejection(running);
+
+    expect(error.message).toContain('ended while');
+    expect(await results(acme, executionId)).toEqual([]);
+    const record = await execution(acme, executionId);
+    expect(record).toMatchObject({ status: 'aborted', context: {} });
+    expect(record.tasks).toMatchObject([{ taskId: 'outlived_execution', status: 'failed' }]);
   });
 });

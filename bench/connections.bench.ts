@@ -3,13 +3,6 @@ import { tenantTable } from '../shared/db/sql.js';
 import type { Platform } from '../shared/platform.js';
 import { forEachConcurrently, timed, withClient } from './support.js';
 
-/**
- * TenantConnections' defaults (the platform passes neither): pools kept open at once, and
- * connections per pool. Their product bounds the tenant-role backends of one process.
- */
-const TENANT_POOLS_KEPT = 8;
-const CONNECTIONS_PER_TENANT_POOL = 2;
-
 /** Requests in flight on the platform path: more than the pool's max, so the pool is saturated. */
 const PLATFORM_CONCURRENCY = 16;
 /** Tenants served at once on the tenant-role path, each with two queries in flight. */
@@ -93,14 +86,16 @@ export async function benchmarkConnections(
         await Promise.all([db.query('SELECT 1'), db.query('SELECT 1')]);
       }),
     );
+    // Pools kept open at once × connections per pool bounds the tenant-role backends of a process.
+    const { maxTenants, maxConnectionsPerTenant } = platform.tenantConnections.limits;
     return {
       tenants,
       platformPath: { ...platformPath, bound: platform.config.dbPoolMax },
       tenantPath: {
         ...tenantPath,
-        bound: TENANT_POOLS_KEPT * CONNECTIONS_PER_TENANT_POOL,
-        poolsKept: TENANT_POOLS_KEPT,
-        connectionsPerPool: CONNECTIONS_PER_TENANT_POOL,
+        bound: maxTenants * maxConnectionsPerTenant,
+        poolsKept: maxTenants,
+        connectionsPerPool: maxConnectionsPerTenant,
         openPools: platform.tenantConnections.openPools,
       },
     };

@@ -5,10 +5,16 @@
  * The database benchmarks share one PostgreSQL (embedded, durable commits, unless DATABASE_URL is
  * set) and run in order: provisioning leaves tenants that the fleet migration tops up to its fleet,
  * and the connection benchmark serves that fleet. `BENCH_QUICK=1` scales them down for a smoke run.
+ *
+ * The workflow benchmarks follow on the same server, on the local platform (`startLocalPlatform`)
+ * with tenants of their own, once the first platform has closed its connections. The handler
+ * bundles are measured last, with the server stopped.
  */
 import { cpus } from 'node:os';
+import { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
 import { benchmarkFleetMigration, type FleetMigrationBenchmarkResult } from './fleet-migration.bench.js';
+import { BUNDLE_TARGETS, benchmarkHandlerBundles, type HandlerBundleResult } from './handler-bundle.bench.js';
 import {
   benchmarkProvisioning,
   benchmarkProvisioningAtScale,
@@ -19,14 +25,27 @@ import {
   type StepSegment,
 } from './provisioning.bench.js';
 import {
+  type BenchDatabase,
   benchScale,
   createBenchPlatform,
   type Distribution,
   fmt,
   openBenchDatabase,
+  startBenchLocalPlatform,
   timed,
+  workflowBenchScale,
 } from './support.js';
 import { benchmarkTenantSwitch } from './tenant-switch.bench.js';
+import {
+  benchmarkWorkflowOverhead,
+  linearWorkflow,
+  type WorkflowOverheadResult,
+} from './workflow-overhead.bench.js';
+import {
+  benchmarkWorkflowThroughput,
+  fanOutWorkflow,
+  type WorkflowThroughputResult,
+} from './workflow-throughput.bench.js';
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`tenantflow benchmarks — Node ${process.version}, ${cpus().length} × ${cpu}\n`);
@@ -39,6 +58,7 @@ console.log(`  switch() (memory registry)  ${result.switchNsPerCall.toFixed(0)} 
 console.log(`  ratio                       ${result.ratio.toFixed(2)}× (target ≤ 2×)`);
 
 const scale = benchScale();
+const workflowScale = workflowBenchScale();
 const database = await openBenchDatabase();
 console.log(`\n${database.description}${scale.quick ? ' — BENCH_QUICK=1, counts scaled down' : ''}`);
 const stepTimer = new ProvisioningStepTimer();
@@ -83,11 +103,133 @@ const databaseRun = await timed(async () => {
     } finally {
       await bench.close();
     }
+    // After the first platform has closed: its tenant pools and the local platform's together
+    // would pass PostgreSQL's default 100 connections.
+    await runWorkflowBenchmarks(database);
   } finally {
     await database.close();
   }
 });
 console.log(`\nDatabase benchmarks took ${fmt(databaseRun.ms / 1000)} s`);
+
+const bundles = await timed(() => benchmarkHandlerBundles(workflowScale.bundleImports));
+printHandlerBundles(bundles.result, workflowScale.bundleImports);
+console.log(`\nHandler bundle benchmarks took ${fmt(bundles.ms / 1000)} s`);
+
+async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void> {
+  // The finalize handler logs a line per execution at INFO: hundreds of JSON lines between the
+  // figures. Loggers read the level when they are built, so this covers the local platform's.
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  const workflows = new WorkflowRegistry([linearWorkflow, fanOutWorkflow]);
+  const bench = await startBenchLocalPlatform(benchDatabase.url, workflows);
+  try {
+    printWorkflowOverhead(
+      await benchmarkWorkflowOverhead(
+        bench.local,
+        workflows,
+        benchDatabase.suffix,
+        workflowScale.overheadExecutions,
+      ),
+    );
+    printWorkflowThroughput(
+      await benchmarkWorkflowThroughput(bench.local, benchDatabase.url, benchDatabase.suffix, {
+        tenants: workflowScale.throughputTenants,
+        executionsPerTenant: workflowScale.executionsPerTenant,
+        rounds: workflowScale.throughputRounds,
+      }),
+    );
+  } finally {
+    await bench.close();
+  }
+}
+
+function printWorkflowOverhead(figures: WorkflowOverheadResult): void {
+  console.log(
+    `\nLocal orchestration overhead: a ${figures.tasks}-task linear workflow vs its ${figures.tasks} task bodies called directly (${figures.executions} executions each, interleaved, one after another)`,
+  );
+  const path = (label: string, times: Distribution, cpuMs: number) =>
+    console.log(`  ${label.padEnd(40)} ${describe(times)}   process CPU ${fmt(cpuMs, 2).padStart(5)} ms`);
+  path('task bodies called directly', figures.direct, figures.cpuMeanMs.direct);
+  path('handlers in sequence, no state machine', figures.handlers, figures.cpuMeanMs.handlers);
+  path('LocalOrchestrator (startLocalPlatform)', figures.orchestrated, figures.cpuMeanMs.orchestrated);
+  console.log(
+    `  overhead per task (p50s)                 ${fmt(figures.overheadPerTaskMs, 2).padStart(6)} ms   (from the means: ${fmt(figures.overheadPerTaskMeanMs, 2)} ms)`,
+  );
+  console.log(
+    `    start, run-task and finalize bookkeeping ${fmt(figures.handlersPerTaskMs, 2).padStart(6)} ms/task`,
+  );
+  console.log(
+    `    state machine (aws-local-stepfunctions)  ${fmt(figures.interpreterPerTaskMs, 2).padStart(6)} ms/task`,
+  );
+  console.log('  handler path, per call:');
+  console.log(`    ExecutionService.start                 ${describe(figures.handlerSegments.start)}`);
+  console.log(`    run-task (task body included)          ${describe(figures.handlerSegments.runTask)}`);
+  console.log(`    finalize                               ${describe(figures.handlerSegments.finalize)}`);
+}
+
+function printWorkflowThroughput(figures: WorkflowThroughputResult): void {
+  const executions = figures.tenants * figures.executionsPerTenant;
+  console.log(
+    `\nLocal throughput: ${figures.tenants} tenants × ${figures.executionsPerTenant} executions at once (${executions} executions of a ${figures.tasksPerExecution}-task fan-out workflow per round)`,
+  );
+  console.log(
+    `  setup, not measured: provisioned ${figures.tenants} tenants in ${fmt(figures.setupMs / 1000)} s`,
+  );
+  figures.rounds.forEach((round, index) => {
+    console.log(
+      `  round ${index + 1}: ${round.succeeded}/${round.executions} succeeded, ${round.tasksCompleted} tasks in ${fmt(round.wallMs / 1000, 2)} s = ${fmt(round.tasksPerSecond)} tasks/s (${round.tasksRetried} retried)`,
+    );
+    console.log(`    execution latency        ${describe(round.latency)}`);
+    console.log(`      of which until started ${describe(round.startLatency)}`);
+    console.log(
+      `    process CPU              ${fmt(round.processCpuMs / 1000, 2)} s in ${fmt(round.wallMs / 1000, 2)} s (${fmt((100 * round.processCpuMs) / round.wallMs, 0)} % of one core)`,
+    );
+    console.log(
+      `    peak backends            ${round.peakBackends} (platform pool ${round.peakPlatformBackends}, tenant roles ${round.peakTenantBackends}; sampled every 10 ms); ${round.backendsBefore} open before the round`,
+    );
+    if (round.firstFailure !== undefined) {
+      console.log(`    first failure            ${round.firstFailure}`);
+    }
+  });
+  const rates = figures.rounds.map((round) => round.tasksPerSecond).sort((a, b) => a - b);
+  console.log(
+    `  median of ${rates.length} round(s): ${fmt(rates[Math.floor((rates.length - 1) / 2)] ?? 0)} tasks/s`,
+  );
+  console.log(
+    `  bound: ${figures.backendBound} backends = pool max ${figures.platformPoolMax} + ${figures.tenants} tenant pools × 2 (the local server keeps up to 32)`,
+  );
+}
+
+function printHandlerBundles(results: readonly HandlerBundleResult[], imports: number): void {
+  console.log(
+    `\nHandler bundles: esbuild (node, esm, target node22, minified, external source map); import in a fresh node with an empty environment, ${imports} times each`,
+  );
+  for (const result of results) {
+    const kb = result.bytes / 1024;
+    console.log(
+      `  ${result.entry} — ${result.packaging === 'runtime-sdk' ? 'as CDK ships it (AWS SDK from the Lambda runtime)' : 'self-contained (AWS SDK bundled)'}`,
+    );
+    console.log(
+      `    size        ${fmt(kb).padStart(7)} KB  (map ${fmt(result.mapBytes / 1024)} KB)   target ≤ ${BUNDLE_TARGETS.maxKb} KB: ${kb <= BUNDLE_TARGETS.maxKb ? 'met' : 'missed'}`,
+    );
+    console.log(
+      `    import      ${describe(result.importMs)}   target ≤ ${BUNDLE_TARGETS.maxImportMs} ms: ${result.importMs.p50 <= BUNDLE_TARGETS.maxImportMs ? 'met' : 'missed'} (p50)`,
+    );
+    console.log(`    process     ${describe(result.processMs)}   (node start + import + exit)`);
+    console.log(
+      `    handler after an import with no environment: ${result.handlerType}${result.handlerType === 'function' ? ' (built lazily, on first invocation)' : ''}`,
+    );
+    if (kb > BUNDLE_TARGETS.maxKb) {
+      console.log('    largest inputs (bytes in the minified bundle):');
+      for (const input of result.topFiles) {
+        console.log(`      ${fmt(input.bytes / 1024).padStart(6)} KB  ${input.name}`);
+      }
+      console.log(
+        `    largest packages: ${result.topPackages.map((input) => `${input.name} ${fmt(input.bytes / 1024)} KB`).join(', ')}`,
+      );
+    }
+  }
+}
 
 function printProvisioning(figures: ProvisioningBenchmarkResult): void {
   console.log(

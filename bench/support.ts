@@ -8,10 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { type RunningPostgres, startEmbeddedPostgres } from '../local/embedded-postgres.js';
+import { type LocalPlatform, startLocalPlatform } from '../local/local-platform.js';
 import { loadConfig } from '../shared/config/config.js';
 import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { quoteIdent } from '../shared/db/sql.js';
 import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
+import type { TaskContext } from '../shared/workflows/task.js';
+import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
 
 /** How many tenants and schemas each benchmark uses; `BENCH_QUICK=1` scales them down for a smoke run. */
 export interface BenchScale {
@@ -219,4 +222,131 @@ export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; re
 /** `1,234.5` style: figures in the report read the same whatever the locale. */
 export function fmt(value: number, digits = 1): string {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** How much each workflow benchmark runs; `BENCH_QUICK=1` scales it down for a smoke run. */
+export interface WorkflowBenchScale {
+  readonly quick: boolean;
+  /** Executions of the 10-task workflow timed on each path, after the warm-up. */
+  readonly overheadExecutions: number;
+  /** Tenants whose executions run at once in the throughput benchmark. */
+  readonly throughputTenants: number;
+  /** Executions started at once per tenant (at most the default `maxConcurrentExecutions`, 25). */
+  readonly executionsPerTenant: number;
+  /** Rounds of `tenants × executionsPerTenant` executions, after a warm-up round. */
+  readonly throughputRounds: number;
+  /** Fresh `node` processes that import each handler bundle. */
+  readonly bundleImports: number;
+}
+
+export function workflowBenchScale(env: NodeJS.ProcessEnv = process.env): WorkflowBenchScale {
+  const quick = env.BENCH_QUICK === '1';
+  return quick
+    ? {
+        quick,
+        overheadExecutions: 5,
+        throughputTenants: 4,
+        executionsPerTenant: 5,
+        throughputRounds: 1,
+        bundleImports: 5,
+      }
+    : {
+        quick,
+        overheadExecutions: 30,
+        throughputTenants: 20,
+        executionsPerTenant: 10,
+        throughputRounds: 3,
+        bundleImports: 15,
+      };
+}
+
+export interface BenchLocalPlatform {
+  readonly local: LocalPlatform;
+  close(): Promise<void>;
+}
+
+/**
+ * The platform as `npm start` runs workflows: `startLocalPlatform`, so the LocalOrchestrator runs
+ * the ASL `compileToAsl` gives CDK and invokes the in-process run-task and finalize handlers. On
+ * the benchmarks' database, with `workflows`, and its home (generated secrets, tenant secrets) in a
+ * temporary directory. Its HTTP server listens on a free port; the benchmarks do not use it.
+ * Retry waits are 0 ms, so a retry shows up in the counts rather than as a one-second stall.
+ */
+export async function startBenchLocalPlatform(
+  databaseUrl: string,
+  workflows: WorkflowRegistry,
+): Promise<BenchLocalPlatform> {
+  const home = await mkdtemp(join(tmpdir(), 'tenantflow-bench-local-'));
+  let local: LocalPlatform;
+  try {
+    local = await startLocalPlatform({ home, port: 0, databaseUrl, workflows, retryIntervalMs: 0 });
+  } catch (error) {
+    await rm(home, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    local,
+    close: async () => {
+      try {
+        await local.stop();
+      } finally {
+        await rm(home, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/**
+ * The body of every task of the workflow benchmarks: a little real work on the tenant's own
+ * connection (one INSERT into the tenant schema's `example_results`, see
+ * migrations/tenant/0003_example_results.sql) and one `ctx.set`. The row's `workflow` column takes
+ * the task id too, because the table allows one row per execution and workflow.
+ */
+export async function recordBenchResult(ctx: TaskContext): Promise<void> {
+  const { rows } = await ctx.db.query<{ id: string }>(
+    `INSERT INTO example_results (execution_id, workflow, tenant_id, payload)
+     VALUES ($1, $2, $3, $4) RETURNING id`,
+    [
+      ctx.executionId,
+      `${ctx.workflow}/${ctx.taskId}`,
+      ctx.tenant.id,
+      JSON.stringify({ attempt: ctx.attempt }),
+    ],
+  );
+  ctx.set(ctx.taskId, Number(rows[0]?.id));
+}
+
+/**
+ * Runs `work` while `sample` is called every `intervalMs`, one call at a time, and returns the
+ * work's result with every sample taken. A failing sample is reported after the work, not as an
+ * unhandled rejection while it runs.
+ */
+export async function sampleWhile<T, S>(
+  sample: () => Promise<S>,
+  intervalMs: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; samples: S[] }> {
+  const samples: S[] = [];
+  let running = true;
+  const poll = async () => {
+    while (running) {
+      samples.push(await sample());
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  };
+  const polling = poll().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    running = false;
+  }
+  const pollFailure = await polling;
+  if (pollFailure !== undefined) {
+    throw new Error('sampling failed', { cause: pollFailure });
+  }
+  return { result, samples };
 }

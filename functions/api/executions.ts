@@ -2,7 +2,6 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
 import httpRouterHandler from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { z } from 'zod';
 import {
   getValidatedInput,
   guardedRoute,
@@ -17,6 +16,7 @@ import {
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { getPlatform } from '../../shared/platform.js';
 import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
+import { z } from '../../shared/validation/zod.js';
 import { ExecutionService } from '../../shared/workflows/execution-service.js';
 import { EXECUTION_STATUSES, ExecutionStore } from '../../shared/workflows/execution-store.js';
 import { executionIdSchema } from '../../shared/workflows/invocations.js';

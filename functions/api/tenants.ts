@@ -1,7 +1,6 @@
 import middy from '@middy/core';
 import httpRouterHandler from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { z } from 'zod';
 import {
   type AdminAuthOptions,
   emptyResponse,
@@ -24,6 +23,7 @@ import {
   tenantConfigSchema,
 } from '../../shared/tenancy/tenant-config.js';
 import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
+import { z } from '../../shared/validation/zod.js';
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
 

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { ConfigurationError } from '../errors.js';
+import { z } from '../validation/zod.js';
 
 /**
  * Every environment variable tenantflow reads, validated once. Lambdas get them from CDK; the

@@ -49,6 +49,7 @@ export class TenantConnections {
     Pick<TenantConnectionsOptions, 'invalidateSecret'>;
   /** Insertion order is recency order: a hit is moved to the end, eviction takes the first. */
   readonly #pools = new Map<string, pg.Pool>();
+  readonly #creating = new Map<string, Promise<pg.Pool>>();
 
   constructor(options: TenantConnectionsOptions) {
     this.#options = { ...connectionDefaults, ...options };
@@ -120,6 +121,14 @@ export class TenantConnections {
     await pool?.end().catch(() => undefined);
   }
 
+  /** The bound on tenant-role connections: pools kept open at once × connections per pool. */
+  get limits(): { readonly maxTenants: number; readonly maxConnectionsPerTenant: number } {
+    return {
+      maxTenants: this.#options.maxTenants,
+      maxConnectionsPerTenant: this.#options.maxConnectionsPerTenant,
+    };
+  }
+
   /** How many tenant pools are open: for tests and metrics. */
   get openPools(): number {
     return this.#pools.size;
@@ -138,6 +147,17 @@ export class TenantConnections {
       this.#pools.set(tenantId, existing);
       return existing;
     }
+    // Concurrent first uses of one tenant share one creation: each making its own pool would open
+    // connections outside the bound, kept by no one.
+    let creating = this.#creating.get(tenantId);
+    if (creating === undefined) {
+      creating = this.#createPool(tenantId).finally(() => this.#creating.delete(tenantId));
+      this.#creating.set(tenantId, creating);
+    }
+    return creating;
+  }
+
+  async #createPool(tenantId: string): Promise<pg.Pool> {
     const secret = await this.#options.secrets.get(tenantId);
     if (secret === undefined) {
       throw new TenantNotFoundError(

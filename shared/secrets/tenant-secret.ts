@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { TenantflowError, ValidationError } from '../errors.js';
+import { z } from '../validation/zod.js';
 import type { TenantSecret } from './secret-store.js';
 
 /**

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { ValidationError } from '../errors.js';
+import { z } from '../validation/zod.js';
 
 /**
  * Per-tenant configuration, set at `POST /tenants`, changed with `PATCH /tenants/{id}`, and handed

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { tenantIdSchema } from '../tenancy/tenant-id.schema.js';
+import { z } from '../validation/zod.js';
 import { TASK_ID_PATTERN } from './task.js';
 
 /** Execution ids are UUIDs: unique across tenants, as the orchestrator's execution names must be. */

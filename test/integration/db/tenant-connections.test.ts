@@ -49,6 +49,30 @@ describe('TenantConnections', () => {
     }
   });
 
+  it("opens one pool for concurrent first uses of a tenant, within the tenant's connection bound", async () => {
+    const connections = new TenantConnections({ secrets: env.platform.secrets, maxConnectionsPerTenant: 2 });
+    const [first] = tenantIds as [string];
+    try {
+      // Ten first uses at once, each holding its connection until all have one or time is up.
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const db = await connections.tenantDb(first);
+          await db.transaction(async (client) => {
+            await client.query('SELECT pg_sleep(0.05)');
+          });
+        }),
+      );
+      const { rows } = await env.platform.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1',
+        [`${first}_user`],
+      );
+      expect(connections.openPools).toBe(1);
+      expect(rows[0]?.n).toBeLessThanOrEqual(2);
+    } finally {
+      await connections.close();
+    }
+  });
+
   it('keeps a handle usable after its pool was evicted', async () => {
     const connections = new TenantConnections({ secrets: env.platform.secrets, maxTenants: 1 });
     try {

@@ -74,13 +74,23 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Kills every tenantflow this module started and the embedded PostgreSQL under `home`. */
+/**
+ * Kills every tenantflow this module started and stops the embedded PostgreSQL under `home`,
+ * waiting until it has exited: a postmaster still writing its files would make removing `home`
+ * fail.
+ */
 export async function killTenantflow(home: string): Promise<void> {
   for (const child of children) {
     child.kill('SIGKILL');
+    await exited(child);
   }
   const pid = await postmasterPid(home);
-  if (pid !== undefined && isAlive(pid)) {
-    process.kill(pid, 'SIGINT');
+  if (pid === undefined || !isAlive(pid)) {
+    return;
+  }
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 15_000;
+  while (isAlive(pid) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -1,5 +1,7 @@
 import './promise-with-resolvers.js';
 import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import {
   ExecutionAbortedError,
@@ -8,6 +10,7 @@ import {
   StateMachine,
 } from 'aws-local-stepfunctions';
 import { ConfigurationError } from '../shared/errors.js';
+import { z } from '../shared/validation/zod.js';
 import { type AslDefinition, taskStates } from '../shared/workflows/asl.js';
 import type {
   ExecutionDescription,
@@ -39,6 +42,32 @@ export interface LocalOrchestratorOptions {
     executionId: string;
     status: OrchestratedStatus;
   }) => void;
+  /**
+   * Where executions are journaled, one file each: `<journalDirectory>/<workflow>/<executionId>.json`.
+   * With a journal, an execution that was in flight when the local process died is described as
+   * lost (and redrivable) after a restart, instead of `not_found`.
+   *
+   * @default undefined: executions live in memory only, and are forgotten when the process exits
+   */
+  readonly journalDirectory?: string;
+  /**
+   * Told when a settled execution's final status could not be journaled. The execution then stays
+   * described from memory while this process lives. Must not throw: nothing awaits it.
+   *
+   * @default ignore the failure
+   */
+  readonly onJournalError?: (error: unknown) => void;
+}
+
+/** The error a lost execution is described with: its process exited while it was running. */
+export const LOCAL_PROCESS_EXITED = 'Local.ProcessExited';
+
+/** A journal file that cannot be read, parsed or written; the message names the file. */
+export class ExecutionJournalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ExecutionJournalError';
+  }
 }
 
 interface LocalExecution {
@@ -54,27 +83,71 @@ interface LocalExecution {
   settled: Promise<void>;
 }
 
+interface RunHistory {
+  readonly startedAt: Date;
+  readonly redriveCount: number;
+}
+
+interface CompiledWorkflow {
+  readonly machine: StateMachine;
+  readonly taskStateNames: string[];
+}
+
+/** How a run ended, before it is recorded. */
+interface RunOutcome {
+  readonly status: Exclude<JournaledStatus, 'running'>;
+  readonly error?: string | undefined;
+  readonly cause?: string | undefined;
+}
+
+/**
+ * The orchestrator instances alive in this process. A journal entry names the process and the
+ * instance that runs it: within this process the pid cannot tell a live instance from one that
+ * "crashed" (`simulateCrash`) or from a previous process that had the same pid. It describes the
+ * process, not an invocation, hence module scope.
+ */
+const liveInstanceIds = new Set<string>();
+
 /**
  * The Orchestrator of `npm start`: it runs **the same ASL** that CDK deploys, in-process, with
  * `aws-local-stepfunctions`; each `lambda:invoke` Task state calls the local handler mapped to its
  * `FunctionName`, with a Lambda-shaped context, as Step Functions would call the Lambda.
  *
- * What it knows lives in memory: after the process restarts, it honestly answers `not_found` for
- * executions it never ran, and recovery takes it from there.
+ * Without `journalDirectory`, what it knows lives in memory: after the process restarts, it answers
+ * `not_found` for executions it never ran, and recovery starts them again.
+ *
+ * With `journalDirectory`, each execution is journaled before its run begins and again when it
+ * settles, and leaves memory once its final status is on disk. After a crash, an execution whose
+ * entry still says `running` while the process (or orchestrator instance) that owned it is gone is
+ * described as `failed` with {@link LOCAL_PROCESS_EXITED} and is redrivable: the redrive runs the
+ * ASL from the top, and the task runner skips the tasks already committed, so it resumes after the
+ * last completed task. Owner liveness is the pid, so an unrelated process that reused a dead
+ * owner's pid keeps its executions `running` until that process exits too. One orchestrator at a
+ * time should own a journal directory (the local platform's home lock ensures it).
  *
  * @example
  * ```ts
  * const orchestrator = new LocalOrchestrator({
  *   definitions: { etl: compileToAsl(etl, LOCAL_TARGETS) },
  *   lambdas: { [LOCAL_TARGETS.taskRunnerArn]: runTask, [LOCAL_TARGETS.finalizeArn]: finalize },
+ *   journalDirectory: join(home, 'executions'),
  * });
  * await orchestrator.start({ workflow: 'etl', tenantId: 'acme', executionId });
  * ```
  */
 export class LocalOrchestrator implements Orchestrator {
   readonly #options: LocalOrchestratorOptions;
-  readonly #machines = new Map<string, { machine: StateMachine; taskStateNames: string[] }>();
+  readonly #machines = new Map<string, CompiledWorkflow>();
   readonly #executions = new Map<string, LocalExecution>();
+  readonly #tenantOf = new Map<string, string>();
+  readonly #instanceId = randomUUID();
+  readonly #journal: ExecutionJournal | undefined;
+  /**
+   * The start or redrive under way for each execution. With a journal there are awaits between
+   * "is this name free?" and "run it", so two calls for one name must take turns or both would run.
+   */
+  readonly #claims = new Map<string, Promise<unknown>>();
+  #crashed = false;
 
   constructor(options: LocalOrchestratorOptions) {
     this.#options = options;
@@ -95,38 +168,57 @@ export class LocalOrchestrator implements Orchestrator {
         taskStateNames: taskStates(definition).map((task) => task.name),
       });
     }
+    this.#journal =
+      options.journalDirectory === undefined
+        ? undefined
+        : new ExecutionJournal(options.journalDirectory, this.#instanceId);
+    liveInstanceIds.add(this.#instanceId);
   }
 
   async start(request: StartExecutionRequest): Promise<StartedExecution> {
+    this.#refuseIfCrashed();
     const key = executionKey(request);
-    const existing = this.#executions.get(key);
-    if (existing !== undefined) {
-      return { ref: existing.ref, alreadyStarted: true };
-    }
-    const ref = `arn:aws:states:local:000000000000:execution:${request.workflow}:${request.executionId}`;
-    const execution = this.#run(request, ref, { startedAt: new Date(), redriveCount: 0 });
-    this.#executions.set(key, execution);
-    return { ref, alreadyStarted: false };
+    return this.#oneAtATime(key, async () => {
+      const existing = this.#executions.get(key);
+      if (existing !== undefined) {
+        return { ref: existing.ref, alreadyStarted: true };
+      }
+      const compiled = this.#compiled(request.workflow);
+      // Step Functions never reuses a name, even one whose execution ended long ago.
+      const journaled = await this.#journal?.read(request);
+      if (journaled !== undefined) {
+        return { ref: journaled.ref, alreadyStarted: true };
+      }
+      const ref = `arn:aws:states:local:000000000000:execution:${request.workflow}:${request.executionId}`;
+      await this.#launch(compiled, request, ref, { startedAt: new Date(), redriveCount: 0 });
+      return { ref, alreadyStarted: false };
+    });
   }
 
   async describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
+    this.#refuseIfCrashed();
     const execution = this.#executions.get(executionKey(handle));
-    if (execution === undefined) {
+    if (execution !== undefined) {
+      return {
+        status: execution.status,
+        ref: execution.ref,
+        startedAt: execution.startedAt,
+        stoppedAt: execution.stoppedAt,
+        error: execution.error,
+        cause: execution.cause,
+        redrivable: isRedrivable(execution.status),
+        redriveCount: execution.redriveCount,
+      };
+    }
+    const entry = await this.#journal?.read(handle);
+    if (entry === undefined) {
       return { status: 'not_found', redrivable: false };
     }
-    return {
-      status: execution.status,
-      ref: execution.ref,
-      startedAt: execution.startedAt,
-      stoppedAt: execution.stoppedAt,
-      error: execution.error,
-      cause: execution.cause,
-      redrivable: isRedrivable(execution.status),
-      redriveCount: execution.redriveCount,
-    };
+    return describeJournaled(entry);
   }
 
   async stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
+    this.#refuseIfCrashed();
     const execution = this.#executions.get(executionKey(handle));
     if (execution?.status !== 'running') {
       return;
@@ -138,51 +230,150 @@ export class LocalOrchestrator implements Orchestrator {
   }
 
   /**
-   * Runs a failed, timed-out or aborted execution again from the top. The task runner skips every
-   * task already committed, so in effect it resumes at the task that failed, as a Step Functions
-   * redrive does.
+   * Runs a failed, timed-out, aborted or lost execution again from the top. The task runner skips
+   * every task already committed, so in effect it resumes at the task that failed, as a Step
+   * Functions redrive does.
    */
   async redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
+    this.#refuseIfCrashed();
     const key = executionKey(handle);
-    const previous = this.#executions.get(key);
-    if (previous === undefined || !isRedrivable(previous.status)) {
-      return {
-        kind: 'not_redrivable',
-        reason: previous === undefined ? 'Execution does not exist' : `Execution is ${previous.status}`,
-      };
-    }
-    const tenantId = this.#tenantOf.get(key);
-    if (tenantId === undefined) {
-      return { kind: 'not_redrivable', reason: 'Execution input is unknown' };
-    }
-    this.#executions.set(
-      key,
-      this.#run({ ...handle, tenantId }, previous.ref, {
-        startedAt: previous.startedAt,
-        redriveCount: previous.redriveCount + 1,
-      }),
-    );
-    return { kind: 'redriven', redrivenAt: new Date() };
+    return this.#oneAtATime(key, async (): Promise<RedriveOutcome> => {
+      const previous = this.#executions.get(key);
+      if (previous !== undefined) {
+        if (!isRedrivable(previous.status)) {
+          return { kind: 'not_redrivable', reason: `Execution is ${previous.status}` };
+        }
+        const tenantId = this.#tenantOf.get(key);
+        if (tenantId === undefined) {
+          return { kind: 'not_redrivable', reason: 'Execution input is unknown' };
+        }
+        await this.#launch(this.#compiled(handle.workflow), { ...handle, tenantId }, previous.ref, {
+          startedAt: previous.startedAt,
+          redriveCount: previous.redriveCount + 1,
+        });
+        return { kind: 'redriven', redrivenAt: new Date() };
+      }
+      const entry = await this.#journal?.read(handle);
+      if (entry === undefined) {
+        return { kind: 'not_redrivable', reason: 'Execution does not exist' };
+      }
+      const refusal = whyNotRedrivable(entry);
+      if (refusal !== undefined) {
+        return { kind: 'not_redrivable', reason: refusal };
+      }
+      await this.#launch(
+        this.#compiled(handle.workflow),
+        { ...handle, tenantId: entry.tenantId },
+        entry.ref,
+        { startedAt: new Date(entry.startedAt), redriveCount: entry.redriveCount + 1 },
+      );
+      return { kind: 'redriven', redrivenAt: new Date() };
+    });
   }
 
-  /** Waits for every execution in flight, e.g. before the local server shuts down. */
+  /**
+   * Waits for every execution in flight, and for its final journal entry, e.g. before the local
+   * server shuts down.
+   */
   async drain(): Promise<void> {
+    this.#refuseIfCrashed();
+    // A start under way has not put its run in memory yet; the claims themselves never reject.
+    await Promise.all(this.#claims.values());
     await Promise.all([...this.#executions.values()].map((execution) => execution.settled));
   }
 
-  readonly #tenantOf = new Map<string, string>();
+  /**
+   * Test seam: what a crash of the local process leaves behind, for tests that cannot kill their
+   * own process. The instance stops counting as alive, its runs are aborted without a word more to
+   * the journal or to `onExecutionSettled` (a dead process writes nothing), and every later call
+   * throws. Lambda handlers already running cannot be interrupted in-process and finish on their
+   * own, but the state machines take no further step.
+   */
+  simulateCrash(): void {
+    this.#crashed = true;
+    liveInstanceIds.delete(this.#instanceId);
+    for (const execution of this.#executions.values()) {
+      execution.abort();
+    }
+  }
 
-  #run(
-    request: StartExecutionRequest,
-    ref: string,
-    history: { startedAt: Date; redriveCount: number },
-  ): LocalExecution {
-    const compiled = this.#machines.get(request.workflow);
+  #refuseIfCrashed(): void {
+    if (this.#crashed) {
+      throw new Error('This LocalOrchestrator has crashed (simulateCrash); use a new instance');
+    }
+  }
+
+  async #oneAtATime<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const current = (this.#claims.get(key) ?? Promise.resolve()).then(work);
+    const claim = current.catch(() => undefined);
+    this.#claims.set(key, claim);
+    try {
+      return await current;
+    } finally {
+      if (this.#claims.get(key) === claim) {
+        this.#claims.delete(key);
+      }
+    }
+  }
+
+  #compiled(workflow: string): CompiledWorkflow {
+    const compiled = this.#machines.get(workflow);
     if (compiled === undefined) {
       throw new ConfigurationError(
-        `No local state machine for workflow '${request.workflow}'. Known: ${[...this.#machines.keys()].join(', ')}`,
+        `No local state machine for workflow '${workflow}'. Known: ${[...this.#machines.keys()].join(', ')}`,
       );
     }
+    return compiled;
+  }
+
+  /**
+   * Journals the execution as running, then runs it. The entry comes first so that a crash at any
+   * moment of the run leaves a trace recovery can find; when it cannot be written, nothing runs.
+   */
+  async #launch(
+    compiled: CompiledWorkflow,
+    request: StartExecutionRequest,
+    ref: string,
+    history: RunHistory,
+  ): Promise<void> {
+    await this.#journal?.write(this.#entry(request, ref, history, { status: 'running' }));
+    this.#refuseIfCrashed();
+    this.#executions.set(executionKey(request), this.#run(compiled, request, ref, history));
+  }
+
+  #entry(
+    request: StartExecutionRequest,
+    ref: string,
+    history: RunHistory,
+    state: {
+      status: JournaledStatus;
+      stoppedAt?: Date | undefined;
+      error?: string | undefined;
+      cause?: string | undefined;
+    },
+  ): JournalEntry {
+    return {
+      version: 1,
+      workflow: request.workflow,
+      executionId: request.executionId,
+      tenantId: request.tenantId,
+      ref,
+      status: state.status,
+      startedAt: history.startedAt.toISOString(),
+      stoppedAt: state.stoppedAt?.toISOString(),
+      error: state.error,
+      cause: state.cause,
+      redriveCount: history.redriveCount,
+      owner: { pid: process.pid, instanceId: this.#instanceId },
+    };
+  }
+
+  #run(
+    compiled: CompiledWorkflow,
+    request: StartExecutionRequest,
+    ref: string,
+    history: RunHistory,
+  ): LocalExecution {
     this.#tenantOf.set(executionKey(request), request.tenantId);
     const handlers = Object.fromEntries(
       compiled.taskStateNames.map((name) => [name, (input: unknown) => this.#invokeLambda(input)]),
@@ -215,35 +406,76 @@ export class LocalOrchestrator implements Orchestrator {
       settled: Promise.resolve(),
     };
     execution.settled = run.result
-      .then(
-        () => {
-          execution.status = 'succeeded';
-        },
-        (error: unknown) => {
-          if (error instanceof ExecutionAbortedError) {
-            execution.status = 'aborted';
-          } else if (error instanceof ExecutionTimeoutError) {
-            execution.status = 'timed_out';
-          } else {
-            execution.status = 'failed';
-            const failure =
-              error instanceof ExecutionError
-                ? (error.cause as { name?: string; message?: string })
-                : undefined;
-            execution.error = failure?.name ?? (error instanceof Error ? error.name : 'Error');
-            execution.cause = failure?.message ?? (error instanceof Error ? error.message : String(error));
-          }
-        },
-      )
-      .then(() => {
-        execution.stoppedAt = new Date();
-        this.#options.onExecutionSettled?.({
-          workflow: request.workflow,
-          executionId: request.executionId,
-          status: execution.status,
-        });
-      });
+      .then((): RunOutcome => ({ status: 'succeeded' }), outcomeOfFailure)
+      .then((outcome) => this.#settle(request, ref, history, execution, outcome));
     return execution;
+  }
+
+  /**
+   * Records how a run ended: in the journal first, then in memory. Until the journal has the final
+   * status the execution still reads as running, so a redrive cannot start before the old run's
+   * last write lands and be overwritten by it.
+   */
+  async #settle(
+    request: StartExecutionRequest,
+    ref: string,
+    history: RunHistory,
+    execution: LocalExecution,
+    outcome: RunOutcome,
+  ): Promise<void> {
+    if (this.#crashed) {
+      return;
+    }
+    const final = {
+      status: outcome.status,
+      stoppedAt: new Date(),
+      // An abort keeps the reason `stop` gave it.
+      error: outcome.error ?? (outcome.status === 'aborted' ? execution.error : undefined),
+      cause: outcome.cause ?? (outcome.status === 'aborted' ? execution.cause : undefined),
+    };
+    const journaled = await this.#journalFinal(request, ref, history, final);
+    if (this.#crashed) {
+      return;
+    }
+    execution.status = final.status;
+    execution.stoppedAt = final.stoppedAt;
+    execution.error = final.error;
+    execution.cause = final.cause;
+    const key = executionKey(request);
+    // Once on disk the journal answers for it, so memory stays bounded over a long `npm start`.
+    if (journaled && this.#executions.get(key) === execution) {
+      this.#executions.delete(key);
+      this.#tenantOf.delete(key);
+    }
+    this.#options.onExecutionSettled?.({
+      workflow: request.workflow,
+      executionId: request.executionId,
+      status: final.status,
+    });
+  }
+
+  /** Whether the final entry is on disk. A failure is reported, not thrown: no caller awaits it. */
+  async #journalFinal(
+    request: StartExecutionRequest,
+    ref: string,
+    history: RunHistory,
+    final: {
+      status: JournaledStatus;
+      stoppedAt: Date;
+      error?: string | undefined;
+      cause?: string | undefined;
+    },
+  ): Promise<boolean> {
+    if (this.#journal === undefined) {
+      return false;
+    }
+    try {
+      await this.#journal.write(this.#entry(request, ref, history, final));
+      return true;
+    } catch (error) {
+      this.#options.onJournalError?.(error);
+      return false;
+    }
   }
 
   /** What the `arn:aws:states:::lambda:invoke` integration does: call the function, wrap its result. */
@@ -260,6 +492,185 @@ export class LocalOrchestrator implements Orchestrator {
     );
     return { Payload: result === undefined ? null : JSON.parse(JSON.stringify(result)) };
   }
+}
+
+const JOURNALED_STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'aborted'] as const;
+type JournaledStatus = (typeof JOURNALED_STATUSES)[number];
+
+const isoTimestamp = z
+  .string()
+  .refine((value) => !Number.isNaN(Date.parse(value)), 'must be an ISO timestamp');
+
+const journalEntrySchema = z.object({
+  version: z.literal(1),
+  workflow: z.string(),
+  executionId: z.string(),
+  tenantId: z.string(),
+  ref: z.string(),
+  status: z.enum(JOURNALED_STATUSES),
+  startedAt: isoTimestamp,
+  stoppedAt: isoTimestamp.optional(),
+  error: z.string().optional(),
+  cause: z.string().optional(),
+  redriveCount: z.number().int().nonnegative(),
+  // Positive: `process.kill` reads 0 and negative pids as process groups.
+  owner: z.object({ pid: z.number().int().positive(), instanceId: z.string().min(1) }),
+});
+
+type JournalEntry = z.infer<typeof journalEntrySchema>;
+
+/**
+ * One JSON file per execution. Each write goes to a temporary file that is then renamed over the
+ * entry, so a process that dies mid-write leaves the previous entry whole. No fsync: this guards
+ * against the process crashing, not the machine losing power.
+ */
+class ExecutionJournal {
+  #writes = 0;
+
+  constructor(
+    private readonly directory: string,
+    private readonly instanceId: string,
+  ) {}
+
+  async read(handle: ExecutionHandle): Promise<JournalEntry | undefined> {
+    const file = this.#fileOf(handle);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        return undefined;
+      }
+      throw new ExecutionJournalError(`Could not read journal file ${file}`, { cause: error });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new ExecutionJournalError(`Journal file ${file} is not valid JSON`, { cause: error });
+    }
+    const checked = journalEntrySchema.safeParse(parsed);
+    if (!checked.success) {
+      const reasons = checked.error.issues.map(
+        (issue) => `${issue.path.length > 0 ? issue.path.join('.') : 'entry'}: ${issue.message}`,
+      );
+      throw new ExecutionJournalError(`Journal file ${file} is not a valid entry: ${reasons.join('; ')}`);
+    }
+    if (checked.data.workflow !== handle.workflow || checked.data.executionId !== handle.executionId) {
+      throw new ExecutionJournalError(
+        `Journal file ${file} holds execution '${checked.data.executionId}' of '${checked.data.workflow}'`,
+      );
+    }
+    return checked.data;
+  }
+
+  async write(entry: JournalEntry): Promise<void> {
+    const file = this.#fileOf(entry);
+    this.#writes += 1;
+    // Unique per instance and write, so two writers never share a temporary file.
+    const temporary = `${file}.${this.instanceId}-${this.#writes}.tmp`;
+    try {
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      await writeFile(temporary, `${JSON.stringify(entry, null, 2)}\n`, { mode: 0o600 });
+      await rename(temporary, file);
+    } catch (error) {
+      await rm(temporary, { force: true }).catch(() => undefined);
+      throw new ExecutionJournalError(`Could not write journal file ${file}`, { cause: error });
+    }
+  }
+
+  #fileOf(handle: ExecutionHandle): string {
+    return join(this.directory, pathSegment(handle.workflow), `${pathSegment(handle.executionId)}.json`);
+  }
+}
+
+/**
+ * Workflow and execution names become file names. Step Functions names never hold a path
+ * separator, and refusing them keeps every entry inside the journal directory.
+ */
+function pathSegment(name: string): string {
+  if (name === '' || name === '.' || name === '..' || /[/\\]/.test(name) || name.includes('\u0000')) {
+    throw new ExecutionJournalError(`'${name}' cannot name a journal file`);
+  }
+  return name;
+}
+
+function describeJournaled(entry: JournalEntry): ExecutionDescription {
+  const known = {
+    ref: entry.ref,
+    startedAt: new Date(entry.startedAt),
+    redriveCount: entry.redriveCount,
+  };
+  if (entry.status !== 'running') {
+    return {
+      ...known,
+      status: entry.status,
+      stoppedAt: entry.stoppedAt === undefined ? undefined : new Date(entry.stoppedAt),
+      error: entry.error,
+      cause: entry.cause,
+      redrivable: isRedrivable(entry.status),
+    };
+  }
+  if (isAlive(entry.owner)) {
+    return { ...known, status: 'running', redrivable: false };
+  }
+  return {
+    ...known,
+    status: 'failed',
+    error: LOCAL_PROCESS_EXITED,
+    cause: `The local process that ran this execution (pid ${entry.owner.pid}) exited before it finished; a redrive resumes it after its last committed task`,
+    redrivable: true,
+  };
+}
+
+function whyNotRedrivable(entry: JournalEntry): string | undefined {
+  if (entry.status === 'succeeded') {
+    return 'Execution already succeeded; there is nothing to redrive';
+  }
+  if (entry.status !== 'running' || !isAlive(entry.owner)) {
+    return undefined;
+  }
+  return entry.owner.pid === process.pid
+    ? 'Execution is still running in another LocalOrchestrator of this process'
+    : `Execution is still running in process ${entry.owner.pid}; redrive it once that process has exited`;
+}
+
+/** Whether the orchestrator that journaled an entry may still be running it. */
+function isAlive(owner: JournalEntry['owner']): boolean {
+  if (owner.pid === process.pid) {
+    return liveInstanceIds.has(owner.instanceId);
+  }
+  try {
+    // Signal 0 checks that the process exists without touching it.
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') {
+      return false;
+    }
+    if (code === 'EPERM') {
+      // It exists, it just belongs to someone else.
+      return true;
+    }
+    throw error;
+  }
+}
+
+function outcomeOfFailure(error: unknown): RunOutcome {
+  if (error instanceof ExecutionAbortedError) {
+    return { status: 'aborted' };
+  }
+  if (error instanceof ExecutionTimeoutError) {
+    return { status: 'timed_out' };
+  }
+  const failure =
+    error instanceof ExecutionError ? (error.cause as { name?: string; message?: string }) : undefined;
+  return {
+    status: 'failed',
+    error: failure?.name ?? (error instanceof Error ? error.name : 'Error'),
+    cause: failure?.message ?? (error instanceof Error ? error.message : String(error)),
+  };
 }
 
 function executionKey(handle: ExecutionHandle): string {

@@ -5,31 +5,24 @@ import { createExecutionsApi } from '../functions/api/executions.js';
 import { createHealthApi } from '../functions/api/health.js';
 import { API_ROUTES, type ApiFunctionName, GATEWAY_RESPONSES } from '../functions/api/routes.js';
 import { createTenantsApi } from '../functions/api/tenants.js';
-import { createFinalizeHandler } from '../functions/workflow/finalize.js';
-import { createRunTaskHandler } from '../functions/workflow/run-task.js';
 import { loadConfig } from '../shared/config/config.js';
 import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { RequestAuthorizer } from '../shared/http/request-authorizer.js';
 import { createLogger } from '../shared/logging/logger.js';
-import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
-import { compileToAsl } from '../shared/workflows/asl.js';
-import { ExecutionFinalizer } from '../shared/workflows/execution-finalizer.js';
-import { ExecutionService } from '../shared/workflows/execution-service.js';
-import { ExecutionStore } from '../shared/workflows/execution-store.js';
-import { TaskRunner } from '../shared/workflows/task-runner.js';
+import type { Platform, PlatformOverrides } from '../shared/platform.js';
+import { migrateFleet } from '../shared/provisioning/fleet-migrator.js';
+import type { RecoverySummary } from '../shared/recovery/index.js';
+import type { ExecutionService } from '../shared/workflows/execution-service.js';
 import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
 import { workflows as registeredWorkflows } from '../workflows/index.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
 import { findFreePort, type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { claimHome } from './local-database.js';
-import { LocalOrchestrator } from './local-orchestrator.js';
+import type { LocalOrchestrator } from './local-orchestrator.js';
+import { createLocalRuntime, type LocalRuntime } from './local-runtime.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
 
-/** The Lambda ARNs the local state machines invoke, mapped to the in-process handlers. */
-export const LOCAL_TARGETS = {
-  taskRunnerArn: 'arn:aws:lambda:local:000000000000:function:tenantflow-local-run-task',
-  finalizeArn: 'arn:aws:lambda:local:000000000000:function:tenantflow-local-finalize',
-} as const;
+export { LOCAL_TARGETS } from './local-runtime.js';
 
 /** On stop, executions in flight get this long to finish before the database goes away. */
 const DRAIN_TIMEOUT_MS = 5_000;
@@ -62,6 +55,10 @@ export interface LocalPlatform {
   readonly platform: Platform;
   readonly orchestrator: LocalOrchestrator;
   readonly executions: ExecutionService;
+  /** The recovery pass run at start-up, before the server accepted requests. */
+  readonly startupRecovery: RecoverySummary;
+  /** Runs one recovery pass now (the timer runs them every `TENANTFLOW_RECOVERY_INTERVAL_SECONDS`). */
+  recover(): Promise<RecoverySummary>;
   stop(): Promise<void>;
 }
 
@@ -107,6 +104,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
   }
 
   let platform: Platform | undefined;
+  let runtime: LocalRuntime | undefined;
   let server: Server | undefined;
   let orchestrator: LocalOrchestrator | undefined;
   try {
@@ -119,40 +117,27 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       TENANTFLOW_SECRETS: 'local',
       TENANTFLOW_SECRETS_DIR: join(home, 'secrets'),
     });
-    const started = await createPlatform(config, options.overrides);
-    platform = started;
     const workflows = options.workflows ?? registeredWorkflows;
-    const store = new ExecutionStore(started.pool);
-    const workflowLogger = createLogger('workflows');
-    orchestrator = new LocalOrchestrator({
-      definitions: Object.fromEntries(
-        workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
-      ),
-      lambdas: {
-        [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
-          logger: createLogger('run-task'),
-          runner: new TaskRunner({
-            tenants: started.tenants,
-            workflows,
-            store,
-            tenantConnections: started.tenantConnections,
-            logger: createLogger('run-task'),
-          }),
-        }),
-        [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
-          logger: createLogger('finalize'),
-          finalizer: new ExecutionFinalizer(store, createLogger('finalize')),
-        }),
-      },
-      ...(options.retryIntervalMs === undefined ? {} : { retryIntervalMs: options.retryIntervalMs }),
-    });
-    const executions = new ExecutionService({
-      registry: started.registry,
+    runtime = await createLocalRuntime({
+      config,
+      home,
       workflows,
-      store,
-      orchestrator,
-      logger: workflowLogger,
+      overrides: options.overrides,
+      retryIntervalMs: options.retryIntervalMs,
     });
+    const started = runtime.platform;
+    platform = started;
+    orchestrator = runtime.orchestrator;
+    const { executions } = runtime;
+    await migrateTenantSchemas(started, log);
+    // Before the server takes requests: nothing of this process is in flight yet, so every
+    // execution the journal shows running belongs to a process that is gone, and a stale threshold
+    // of 0 repairs the last crash now instead of after the usual wait.
+    const startupRecovery = await runtime.recover({
+      trigger: 'Local start-up',
+      recovery: { staleAfterSeconds: 0 },
+    });
+    logRecovery(startupRecovery, log);
     const authorizer = createAuthorizerHandler({
       authorizer: new RequestAuthorizer({ registry: started.registry, adminToken }),
       logger: createLogger('authorizer'),
@@ -188,6 +173,8 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     const address = listening.address();
     const port = typeof address === 'object' && address !== null ? address.port : options.port;
 
+    const activeRuntime = runtime;
+    const recoveryTimer = startRecoveryTimer(activeRuntime, config.recovery.intervalSeconds, log);
     let stopping: Promise<void> | undefined;
     return {
       url: `http://${host}:${port}`,
@@ -201,8 +188,13 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       platform: started,
       orchestrator,
       executions,
+      startupRecovery,
+      recover: () => activeRuntime.recover({ trigger: 'Local on demand' }),
       stop: () => {
-        stopping ??= shutDown(listening, started, postgres, orchestrator).finally(releaseHome);
+        stopping ??= recoveryTimer
+          .stop()
+          .then(() => shutDown(listening, started, postgres, orchestrator))
+          .finally(releaseHome);
         return stopping;
       },
     };
@@ -236,4 +228,72 @@ async function shutDown(
   }
   await platform?.close();
   await postgres?.stop();
+}
+
+/**
+ * The local stand-in for the EventBridge schedule: a pass every `intervalSeconds` (none when 0).
+ * Passes never overlap here (they would be safe if they did), and stopping waits for the current one.
+ */
+function startRecoveryTimer(
+  runtime: LocalRuntime,
+  intervalSeconds: number,
+  log: (line: string) => void,
+): { stop(): Promise<void> } {
+  if (intervalSeconds === 0) {
+    return { stop: async () => {} };
+  }
+  const logger = createLogger('recovery');
+  let current: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    if (current !== undefined) {
+      return;
+    }
+    current = runtime
+      .recover({ trigger: 'Local schedule' })
+      .then(
+        (summary) => logRecovery(summary, log),
+        (error: unknown) => logger.error('scheduled recovery pass failed', { error }),
+      )
+      .finally(() => {
+        current = undefined;
+      });
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await current;
+    },
+  };
+}
+
+/** One line per pass that found something; quiet passes stay quiet. */
+function logRecovery(summary: RecoverySummary, log: (line: string) => void): void {
+  const found = Object.entries(summary.findings).filter(([, count]) => count > 0);
+  if (found.length === 0) {
+    return;
+  }
+  const acted = Object.entries(summary.actions).filter(([, count]) => count > 0);
+  log(
+    `recovery: ${found.map(([kind, count]) => `${count} ${kind}`).join(', ')} → ${
+      acted.length === 0 ? 'nothing to do' : acted.map(([kind, count]) => `${count} ${kind}`).join(', ')
+    }${summary.outcomes.failed > 0 ? `, ${summary.outcomes.failed} failed (see the logs)` : ''}`,
+  );
+}
+
+/**
+ * Brings every tenant schema to the current migration, so code that expects a new column (the
+ * recovery claim, say) never meets an old schema after an upgrade. Quiet when all are current.
+ */
+async function migrateTenantSchemas(platform: Platform, log: (line: string) => void): Promise<void> {
+  const summary = await migrateFleet(platform.registry, platform.admin, { concurrency: 4 });
+  if (summary.migrated > 0 || summary.failed.length > 0) {
+    log(
+      `tenant schemas: ${summary.migrated} migrated, ${summary.failed.length} failed${
+        summary.failed.length === 0
+          ? ''
+          : ` (${summary.failed.map((failure) => `${failure.tenantId}: ${failure.error}`).join('; ')})`
+      }`,
+    );
+  }
 }

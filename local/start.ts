@@ -3,9 +3,12 @@
  *
  * Environment: PORT (default 3000), DATABASE_URL (skip the embedded PostgreSQL),
  * TENANTFLOW_ADMIN_TOKEN (otherwise one is generated and kept in .tenantflow/),
- * TENANTFLOW_HOME (default ./.tenantflow), TENANTFLOW_PG_PORT (embedded PostgreSQL port).
+ * TENANTFLOW_HOME (default ./.tenantflow), TENANTFLOW_PG_PORT (embedded PostgreSQL port),
+ * TENANTFLOW_WORKFLOWS_MODULE (run other workflows), TENANTFLOW_RECOVERY_* (the recovery timer);
+ * the README lists them all.
  */
 import { type LocalPlatform, startLocalPlatform } from './local-platform.js';
+import { loadLocalWorkflows } from './workflows-module.js';
 
 function optionalPort(name: string): number | undefined {
   const raw = process.env[name];
@@ -28,6 +31,7 @@ async function main(): Promise<void> {
   try {
     local = await startLocalPlatform({
       port,
+      workflows: await loadLocalWorkflows(),
       ...(postgresPort === undefined ? {} : { postgresPort }),
       ...(process.env.TENANTFLOW_HOME ? { home: process.env.TENANTFLOW_HOME } : {}),
       ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
@@ -68,6 +72,11 @@ Workflows:      curl -s ${local.url}/workflows -H "Authorization: Bearer $TENANT
 Tenant metrics: curl -s ${local.url}/tenants/acme/metrics -H "Authorization: Bearer $TENANT_KEY"
 List tenants:   curl -s ${local.url}/tenants -H 'Authorization: Bearer ${token}'
 
+Recovery ran at start-up (${local.startupRecovery.tenantsScanned} tenants scanned) and runs ${
+    local.platform.config.recovery.intervalSeconds === 0
+      ? 'only on demand (npm run recover)'
+      : `every ${local.platform.config.recovery.intervalSeconds} s (TENANTFLOW_RECOVERY_INTERVAL_SECONDS)`
+  }.
 Press Ctrl-C to stop.
 tenantflow ready on ${local.url}`);
 

@@ -81,6 +81,7 @@ export async function createPlatform(
     secrets,
     endpoint: config.tenantEndpoint,
     onCredentialsChanged: (tenantId) => tenantConnections.forget(tenantId),
+    leaseMs: config.provisioningLeaseSeconds * 1000,
     ...(overrides.afterProvisioningStep === undefined ? {} : { afterStep: overrides.afterProvisioningStep }),
   });
   return {

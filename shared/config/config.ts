@@ -55,7 +55,31 @@ const environmentSchema = z.object({
       ),
     )
     .optional(),
+  TENANTFLOW_RECOVERY_STALE_SECONDS: z.coerce.number().int().min(0).max(86_400).optional(),
+  TENANTFLOW_RECOVERY_HEARTBEAT_STALE_SECONDS: z.coerce.number().int().min(1).max(86_400).optional(),
+  TENANTFLOW_RECOVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
+  TENANTFLOW_RECOVERY_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
+  TENANTFLOW_RECOVERY_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).optional(),
+  TENANTFLOW_RECOVERY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).optional(),
+  TENANTFLOW_PROVISIONING_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
+  TENANTFLOW_FAILPOINTS: z.string().optional(),
 });
+
+/** How the recovery job decides what is stuck and how hard it tries; see `shared/recovery/`. */
+export interface RecoveryConfig {
+  /** An in-flight execution with no progress (row change or task heartbeat) for this long is examined. */
+  readonly staleAfterSeconds: number;
+  /** A running task whose heartbeat is older than this is taken for dead (the runner beats every 10 s). */
+  readonly heartbeatStaleAfterSeconds: number;
+  /** How many times recovery restarts an execution before it abandons it. */
+  readonly maxAttempts: number;
+  /** Tenants scanned, and items repaired, at once. */
+  readonly concurrency: number;
+  /** Local only: seconds between the local server's recovery passes; 0 turns the timer off. */
+  readonly intervalSeconds: number;
+  /** Recovery events and runs older than this are deleted at the end of a pass. */
+  readonly retentionDays: number;
+}
 
 export interface TenantflowConfig {
   /** True under `npm start`: local adapters, bearer admin token. */
@@ -77,6 +101,14 @@ export interface TenantflowConfig {
   readonly secrets: { readonly backend: 'local' | 'secrets-manager'; readonly directory: string };
   /** Workflow name → its Step Functions state machine ARN (set by CDK; empty locally). */
   readonly stateMachineArns: Readonly<Record<string, string>>;
+  readonly recovery: RecoveryConfig;
+  /** How long a provisioning run's claim on a tenant lasts before recovery may take over. */
+  readonly provisioningLeaseSeconds: number;
+  /**
+   * Local only, for the crash tests: where the local server kills itself (`local/failpoints.ts`).
+   * Refused outside the local platform.
+   */
+  readonly failpoints: string | undefined;
 }
 
 /**
@@ -104,6 +136,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
       'Invalid tenantflow configuration: TENANTFLOW_SECRETS=local is for the local platform only (TENANTFLOW_LOCAL=1); Lambdas must use secrets-manager',
     );
   }
+  if (values.TENANTFLOW_FAILPOINTS !== undefined && values.TENANTFLOW_FAILPOINTS !== '' && !local) {
+    throw new ConfigurationError(
+      'Invalid tenantflow configuration: TENANTFLOW_FAILPOINTS makes the process exit on purpose and is for the local platform only (TENANTFLOW_LOCAL=1)',
+    );
+  }
   return {
     local,
     stage: values.TENANTFLOW_STAGE ?? (local ? 'local' : 'dev'),
@@ -120,6 +157,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     },
     secrets: { backend: secretsBackend, directory: values.TENANTFLOW_SECRETS_DIR ?? '.tenantflow/secrets' },
     stateMachineArns: values.TENANTFLOW_STATE_MACHINE_ARNS ?? {},
+    recovery: {
+      staleAfterSeconds: values.TENANTFLOW_RECOVERY_STALE_SECONDS ?? 300,
+      heartbeatStaleAfterSeconds: values.TENANTFLOW_RECOVERY_HEARTBEAT_STALE_SECONDS ?? 60,
+      maxAttempts: values.TENANTFLOW_RECOVERY_MAX_ATTEMPTS ?? 3,
+      concurrency: values.TENANTFLOW_RECOVERY_CONCURRENCY ?? 4,
+      intervalSeconds: values.TENANTFLOW_RECOVERY_INTERVAL_SECONDS ?? 60,
+      retentionDays: values.TENANTFLOW_RECOVERY_RETENTION_DAYS ?? 30,
+    },
+    provisioningLeaseSeconds: values.TENANTFLOW_PROVISIONING_LEASE_SECONDS ?? 120,
+    failpoints: values.TENANTFLOW_FAILPOINTS === '' ? undefined : values.TENANTFLOW_FAILPOINTS,
   };
 }
 

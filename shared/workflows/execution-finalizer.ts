@@ -25,11 +25,16 @@ export class ExecutionFinalizer {
   constructor(
     private readonly store: Pick<ExecutionStore, 'finalize' | 'lastFailedTask'>,
     private readonly logger: Logger,
+    private readonly options: {
+      /** Crash injection for the recovery tests; never set in production. */
+      readonly failpoint?: (command: FinalizeCommand) => void;
+    } = {},
   ) {}
 
   async finalize(command: FinalizeCommand): Promise<{ finalized: boolean }> {
     const { tenantId, executionId, outcome } = command;
     assertValidTenantId(tenantId);
+    this.options.failpoint?.(command);
     let error: string | null = null;
     if (outcome === 'failed') {
       const failedTask = await this.store.lastFailedTask(tenantId, executionId);

@@ -1,0 +1,68 @@
+import { SFNClient } from '@aws-sdk/client-sfn';
+import middy from '@middy/core';
+import { lazyHandler } from '../../shared/http/lazy-handler.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
+import { getPlatform } from '../../shared/platform.js';
+import {
+  createRecoveryService,
+  type RecoveryProgress,
+  type RecoveryService,
+  type RecoverySummary,
+} from '../../shared/recovery/index.js';
+import { StepFunctionsOrchestrator } from '../../shared/workflows/step-functions-orchestrator.js';
+import { workflows } from '../../workflows/index.js';
+
+/**
+ * A pass stops taking new tenants this long before the Lambda's timeout, so it can finish what it
+ * started, record where it stopped, and return its summary; the next pass resumes there.
+ */
+const SAFETY_MARGIN_MS = 30_000;
+
+export interface RecoverHandlerDependencies {
+  readonly recovery: Pick<RecoveryService, 'run'>;
+  readonly logger: Logger;
+  /** Local runs draw a progress bar with this; the Lambda logs only the summary. */
+  readonly onProgress?: (progress: RecoveryProgress) => void;
+}
+
+/**
+ * The recovery job, invoked by the EventBridge schedule (every 5 minutes; locally at start-up and
+ * on a timer, and by `npm run recover`). Any event starts one pass over every tenant; the summary
+ * (tenants scanned, findings and actions by kind, duration) is logged and returned.
+ */
+export function createRecoverHandler(deps: RecoverHandlerDependencies) {
+  return middy<unknown, RecoverySummary>().handler(async (event, context) => {
+    const remaining =
+      typeof context?.getRemainingTimeInMillis === 'function'
+        ? context.getRemainingTimeInMillis()
+        : undefined;
+    const summary = await deps.recovery.run({
+      deadline: remaining === undefined ? undefined : Date.now() + remaining - SAFETY_MARGIN_MS,
+      onProgress: deps.onProgress,
+    });
+    deps.logger.info('recovery pass finished', { trigger: describeTrigger(event), ...summary });
+    return summary;
+  });
+}
+
+function describeTrigger(event: unknown): string {
+  const fields = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
+  return typeof fields['detail-type'] === 'string' ? fields['detail-type'] : 'manual';
+}
+
+export const handler = lazyHandler(async () => {
+  const platform = await getPlatform();
+  const logger = createLogger('recovery');
+  return createRecoverHandler({
+    logger,
+    recovery: createRecoveryService(
+      platform,
+      new StepFunctionsOrchestrator({
+        client: new SFNClient({}),
+        stateMachineArns: platform.config.stateMachineArns,
+      }),
+      workflows,
+      logger,
+    ),
+  });
+});

@@ -1,0 +1,353 @@
+import type pg from 'pg';
+import { CONTROL_SCHEMA, qualified, tenantTable } from '../db/sql.js';
+import type { TenantStatus } from '../tenancy/tenant-registry.js';
+
+const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
+const EVENTS = qualified(CONTROL_SCHEMA, 'recovery_events');
+const RUNS = qualified(CONTROL_SCHEMA, 'recovery_runs');
+
+/** A tenant as one recovery pass sees it. */
+export interface ScannedTenant {
+  readonly tenantId: string;
+  readonly status: TenantStatus;
+  /**
+   * Provisioning or deprovisioning, with no live claim, and untouched for longer than the stale
+   * threshold: the run that was working on it is gone.
+   */
+  readonly stuck: boolean;
+  readonly lastError: string | null;
+}
+
+/** An in-flight execution that has made no progress lately, or has a task whose heartbeat stopped. */
+export interface StuckExecution {
+  readonly tenantId: string;
+  readonly executionId: string;
+  readonly workflow: string;
+  readonly status: 'pending' | 'running';
+  readonly attempts: number;
+  readonly lastProgressAt: Date;
+  /** No row change and no heartbeat for longer than the stale threshold. */
+  readonly stale: boolean;
+  /** Tasks recorded as running whose heartbeat is older than the heartbeat threshold. */
+  readonly staleTaskRuns: readonly string[];
+}
+
+export interface ExecutionClaim {
+  readonly workflow: string;
+  readonly status: 'pending' | 'running';
+  /** How many times recovery has restarted this execution so far. */
+  readonly attempts: number;
+}
+
+export type RecoveryTargetType = 'execution' | 'task_run' | 'tenant';
+export type RecoveryOutcome = 'done' | 'skipped' | 'failed';
+
+export interface RecoveryEvent {
+  readonly runId: string;
+  readonly tenantId: string;
+  readonly targetType: RecoveryTargetType;
+  readonly targetId: string;
+  readonly finding: string;
+  readonly action: string;
+  readonly outcome: RecoveryOutcome;
+  readonly detail?: string | undefined;
+}
+
+export interface RecoveryEventRecord extends RecoveryEvent {
+  readonly occurredAt: Date;
+}
+
+export interface Thresholds {
+  readonly staleAfterSeconds: number;
+  readonly heartbeatStaleAfterSeconds: number;
+}
+
+/**
+ * The SQL of the recovery job. Platform code: every statement is one schema-qualified,
+ * parameterised query on the platform pool, with no session state, so it is safe behind RDS Proxy.
+ * Time is always the database's `now()`, so clock skew between Lambdas cannot make a fresh
+ * execution look stale.
+ */
+export class RecoveryStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async countTenants(): Promise<number> {
+    const { rows } = await this.pool.query<{ count: number }>(
+      `SELECT count(*)::int AS count FROM ${TENANTS}`,
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  /**
+   * A page of tenants in id order, after `after` and up to `upTo` (inclusive), so a pass can start
+   * in the middle of the fleet and wrap around.
+   */
+  async tenantPage(range: {
+    after: string | undefined;
+    upTo: string | undefined;
+    limit: number;
+    staleAfterSeconds: number;
+  }): Promise<ScannedTenant[]> {
+    const { rows } = await this.pool.query<{
+      tenant_id: string;
+      status: TenantStatus;
+      stuck: boolean;
+      last_error: string | null;
+    }>(
+      `SELECT tenant_id, status, last_error,
+              status IN ('provisioning', 'deprovisioning')
+                AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                AND updated_at < now() - make_interval(secs => $4::double precision) AS stuck
+         FROM ${TENANTS}
+        WHERE ($1::text IS NULL OR tenant_id > $1) AND ($2::text IS NULL OR tenant_id <= $2)
+        ORDER BY tenant_id
+        LIMIT $3`,
+      [range.after ?? null, range.upTo ?? null, range.limit, range.staleAfterSeconds],
+    );
+    return rows.map((row) => ({
+      tenantId: row.tenant_id,
+      status: row.status,
+      stuck: row.stuck,
+      lastError: row.last_error,
+    }));
+  }
+
+  /**
+   * The stuck executions of several tenants in **one** statement: a `UNION ALL` of one
+   * schema-qualified subquery per tenant, so an idle fleet costs one round trip per batch rather
+   * than one per tenant. At most `perTenantLimit` per tenant, oldest progress first. Claimed
+   * executions (a live recovery lease) are left out.
+   */
+  async findStuckExecutions(
+    tenantIds: readonly string[],
+    thresholds: Thresholds,
+    perTenantLimit: number,
+  ): Promise<StuckExecution[]> {
+    if (tenantIds.length === 0) {
+      return [];
+    }
+    const subqueries = tenantIds.map((tenantId, index) => {
+      const executions = tenantTable(tenantId, 'executions');
+      const taskRuns = tenantTable(tenantId, 'task_runs');
+      return `(SELECT $${index + 4}::text AS tenant_id, e.id, e.workflow, e.status, e.attempts,
+                      greatest(e.updated_at, runs.last_heartbeat_at) AS last_progress_at,
+                      greatest(e.updated_at, runs.last_heartbeat_at) < now() - make_interval(secs => $1::double precision) AS stale,
+                      runs.stale_task_runs
+                 FROM ${executions} e
+                 LEFT JOIN LATERAL (
+                   SELECT max(r.heartbeat_at) AS last_heartbeat_at,
+                          array_agg(r.task_id ORDER BY r.task_id) FILTER (
+                            WHERE r.status = 'running'
+                              AND r.heartbeat_at < now() - make_interval(secs => $2::double precision)
+                          ) AS stale_task_runs
+                     FROM ${taskRuns} r WHERE r.execution_id = e.id
+                 ) runs ON true
+                WHERE e.status IN ('pending', 'running')
+                  AND (e.recovery_lease_until IS NULL OR e.recovery_lease_until < now())
+                  AND (greatest(e.updated_at, runs.last_heartbeat_at) < now() - make_interval(secs => $1::double precision)
+                       OR runs.stale_task_runs IS NOT NULL)
+                ORDER BY e.updated_at
+                LIMIT $3)`;
+    });
+    const { rows } = await this.pool.query<{
+      tenant_id: string;
+      id: string;
+      workflow: string;
+      status: 'pending' | 'running';
+      attempts: number;
+      last_progress_at: Date;
+      stale: boolean;
+      stale_task_runs: string[] | null;
+    }>(subqueries.join('\nUNION ALL\n'), [
+      thresholds.staleAfterSeconds,
+      thresholds.heartbeatStaleAfterSeconds,
+      perTenantLimit,
+      ...tenantIds,
+    ]);
+    return rows.map((row) => ({
+      tenantId: row.tenant_id,
+      executionId: row.id,
+      workflow: row.workflow,
+      status: row.status,
+      attempts: row.attempts,
+      lastProgressAt: row.last_progress_at,
+      stale: row.stale,
+      staleTaskRuns: row.stale_task_runs ?? [],
+    }));
+  }
+
+  /**
+   * Marks the execution's running tasks whose heartbeat is stale as failed, so nobody reads a dead
+   * attempt as alive. Only a row that is still running and still stale changes; returns their ids.
+   * A runner that was merely slow can still commit: completion does not require `running`.
+   */
+  async markTaskRunsLost(
+    tenantId: string,
+    executionId: string,
+    heartbeatStaleAfterSeconds: number,
+  ): Promise<string[]> {
+    const { rows } = await this.pool.query<{ task_id: string }>(
+      `UPDATE ${tenantTable(tenantId, 'task_runs')}
+          SET status = 'failed', finished_at = now(),
+              error = 'Heartbeat lost: no sign of life since ' || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
+                      '; the process running attempt ' || attempt || ' is gone'
+        WHERE execution_id = $1 AND status = 'running'
+          AND heartbeat_at < now() - make_interval(secs => $2::double precision)
+        RETURNING task_id`,
+      [executionId, heartbeatStaleAfterSeconds],
+    );
+    return rows.map((row) => row.task_id).sort();
+  }
+
+  /**
+   * Claims an execution for one recovery run: a compare-and-set on the row, which succeeds only if
+   * the execution is still in flight, still without progress for `staleAfterSeconds`, and not
+   * claimed by a live lease. Under concurrency PostgreSQL re-checks these conditions on the row's
+   * latest version, so of two recoveries exactly one wins, and one that comes after a repair finds
+   * the row fresh again.
+   */
+  async claimExecution(
+    tenantId: string,
+    executionId: string,
+    owner: string,
+    lease: { claimSeconds: number; staleAfterSeconds: number },
+  ): Promise<ExecutionClaim | undefined> {
+    const executions = tenantTable(tenantId, 'executions');
+    const taskRuns = tenantTable(tenantId, 'task_runs');
+    const { rows } = await this.pool.query<ExecutionClaim & Record<string, unknown>>(
+      `UPDATE ${executions} e
+          SET recovery_owner = $2, recovery_lease_until = now() + make_interval(secs => $3::double precision)
+        WHERE e.id = $1 AND e.status IN ('pending', 'running')
+          AND (e.recovery_lease_until IS NULL OR e.recovery_lease_until < now())
+          AND greatest(e.updated_at, (SELECT max(r.heartbeat_at) FROM ${taskRuns} r WHERE r.execution_id = e.id))
+              < now() - make_interval(secs => $4::double precision)
+        RETURNING e.workflow, e.status, e.attempts`,
+      [executionId, owner, lease.claimSeconds, lease.staleAfterSeconds],
+    );
+    return rows[0];
+  }
+
+  /**
+   * Counts one more recovery restart, while `owner` still holds the claim. Returns the new count,
+   * or `undefined` when the claim was lost (its lease ran out and another run took over).
+   */
+  async countAttempt(tenantId: string, executionId: string, owner: string): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ attempts: number }>(
+      `UPDATE ${tenantTable(tenantId, 'executions')} SET attempts = attempts + 1
+        WHERE id = $1 AND recovery_owner = $2 AND recovery_lease_until > now()
+        RETURNING attempts`,
+      [executionId, owner],
+    );
+    return rows[0]?.attempts;
+  }
+
+  /**
+   * Releases a claim. `progressed` marks the execution as just repaired (or just confirmed alive),
+   * so the next pass leaves it alone until it has again been quiet for the stale threshold; a
+   * failed attempt leaves the timestamp as it was, so the next pass tries again.
+   */
+  async releaseExecution(
+    tenantId: string,
+    executionId: string,
+    owner: string,
+    progressed: boolean,
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${tenantTable(tenantId, 'executions')}
+          SET recovery_owner = NULL, recovery_lease_until = NULL,
+              updated_at = CASE WHEN $3::boolean THEN now() ELSE updated_at END
+        WHERE id = $1 AND recovery_owner = $2`,
+      [executionId, owner, progressed],
+    );
+  }
+
+  async recordEvent(event: RecoveryEvent): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${EVENTS} (run_id, tenant_id, target_type, target_id, finding, action, outcome, detail)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        event.runId,
+        event.tenantId,
+        event.targetType,
+        event.targetId,
+        event.finding,
+        event.action,
+        event.outcome,
+        event.detail?.slice(0, 2000) ?? null,
+      ],
+    );
+  }
+
+  /** The recorded history of one target (an execution id, `<execution>/<task>`, or a tenant id), oldest first. */
+  async eventsFor(targetId: string): Promise<RecoveryEventRecord[]> {
+    const { rows } = await this.pool.query<{
+      run_id: string;
+      tenant_id: string;
+      target_type: RecoveryTargetType;
+      target_id: string;
+      finding: string;
+      action: string;
+      outcome: RecoveryOutcome;
+      detail: string | null;
+      occurred_at: Date;
+    }>(`SELECT * FROM ${EVENTS} WHERE target_id = $1 ORDER BY occurred_at, id`, [targetId]);
+    return rows.map((row) => ({
+      runId: row.run_id,
+      tenantId: row.tenant_id,
+      targetType: row.target_type,
+      targetId: row.target_id,
+      finding: row.finding,
+      action: row.action,
+      outcome: row.outcome,
+      detail: row.detail ?? undefined,
+      occurredAt: row.occurred_at,
+    }));
+  }
+
+  /** How often recovery has already failed to resume this tenant since it was created. */
+  async failedTenantResumes(tenantId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ count: number }>(
+      `SELECT count(*)::int AS count FROM ${EVENTS} ev
+        WHERE ev.target_type = 'tenant' AND ev.target_id = $1 AND ev.outcome = 'failed'
+          AND ev.occurred_at >= (SELECT t.created_at FROM ${TENANTS} t WHERE t.tenant_id = $1)`,
+      [tenantId],
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  /**
+   * Records the start of a pass, and returns where the previous pass stopped if it ran out of time
+   * before covering the whole fleet.
+   */
+  async beginRun(runId: string): Promise<{ resumeAfter: string | undefined }> {
+    const previous = await this.pool.query<{ complete: boolean | null; resume_after: string | null }>(
+      `SELECT complete, resume_after FROM ${RUNS} WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1`,
+    );
+    await this.pool.query(`INSERT INTO ${RUNS} (run_id) VALUES ($1)`, [runId]);
+    const last = previous.rows[0];
+    return { resumeAfter: last?.complete === false ? (last.resume_after ?? undefined) : undefined };
+  }
+
+  async finishRun(
+    runId: string,
+    result: { complete: boolean; resumeAfter: string | undefined; summary: unknown },
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${RUNS} SET finished_at = now(), complete = $2, resume_after = $3, summary = $4 WHERE run_id = $1`,
+      [runId, result.complete, result.resumeAfter ?? null, JSON.stringify(result.summary)],
+    );
+  }
+
+  /** Deletes events and runs older than the retention, so the history stays bounded. */
+  async prune(retentionDays: number): Promise<{ events: number; runs: number }> {
+    const events = await this.pool.query(
+      `DELETE FROM ${EVENTS} WHERE occurred_at < now() - make_interval(days => $1::int)`,
+      [retentionDays],
+    );
+    const runs = await this.pool.query(
+      `DELETE FROM ${RUNS} WHERE started_at < now() - make_interval(days => $1::int)`,
+      [retentionDays],
+    );
+    return { events: events.rowCount ?? 0, runs: runs.rowCount ?? 0 };
+  }
+}

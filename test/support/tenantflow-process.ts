@@ -23,7 +23,10 @@ export function startTenantflow(home: string, env: NodeJS.ProcessEnv = {}): Prom
     POWERTOOLS_LOG_LEVEL: 'SILENT',
     ...env,
   };
-  delete childEnv.DATABASE_URL;
+  if (env.DATABASE_URL === undefined) {
+    // The embedded PostgreSQL under `home`, not whatever the test run itself uses.
+    delete childEnv.DATABASE_URL;
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts'], {
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -45,9 +48,19 @@ export function startTenantflow(home: string, env: NodeJS.ProcessEnv = {}): Prom
     child.stderr?.on('data', onData);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`tenantflow exited with ${code} before it was ready:\n${output}`));
+      reject(new ExitedBeforeReadyError(code, output));
     });
   });
+}
+
+/** The process ended before it printed that it was ready (a crash test's restart may do that). */
+export class ExitedBeforeReadyError extends Error {
+  constructor(
+    readonly code: number | null,
+    readonly output: string,
+  ) {
+    super(`tenantflow exited with ${code} before it was ready:\n${output}`);
+  }
 }
 
 export function exited(child: ChildProcess): Promise<number | null> {

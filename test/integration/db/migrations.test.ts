@@ -43,7 +43,13 @@ describe('migrateControlSchema', () => {
     const tables = await query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tenantflow' ORDER BY table_name",
     );
-    expect(tables.map((t) => t.table_name)).toEqual(['recovery_events', 'recovery_runs', 'schema_migrations', 'tenant_metrics', 'tenants']);
+    expect(tables.map((t) => t.table_name)).toEqual([
+      'recovery_events',
+      'recovery_runs',
+      'schema_migrations',
+      'tenant_metrics',
+      'tenants',
+    ]);
   });
 
   it('survives two processes migrating at once: both succeed and each migration is applied once', async () => {

@@ -34,4 +34,41 @@ describe('loadConfig', () => {
     const config = loadConfig({ DATABASE_URL: 'postgresql://proxy.example/db', TENANTFLOW_STAGE: 'prod' });
     expect(config).toMatchObject({ local: false, stage: 'prod', trustIamAdminIdentity: true, dbPoolMax: 2 });
   });
+
+  it('has recovery defaults a scheduled job can live with, each overridable', () => {
+    const defaults = loadConfig({ DATABASE_URL: 'postgres://localhost/db' });
+    expect(defaults.recovery).toEqual({
+      staleAfterSeconds: 300,
+      heartbeatStaleAfterSeconds: 60,
+      maxAttempts: 3,
+      concurrency: 4,
+      intervalSeconds: 60,
+      retentionDays: 30,
+    });
+    expect(defaults.provisioningLeaseSeconds).toBe(120);
+    const tuned = loadConfig({
+      DATABASE_URL: 'postgres://localhost/db',
+      TENANTFLOW_RECOVERY_STALE_SECONDS: '0',
+      TENANTFLOW_RECOVERY_MAX_ATTEMPTS: '5',
+      TENANTFLOW_PROVISIONING_LEASE_SECONDS: '10',
+    });
+    expect(tuned.recovery).toMatchObject({ staleAfterSeconds: 0, maxAttempts: 5 });
+    expect(tuned.provisioningLeaseSeconds).toBe(10);
+    expect(() =>
+      loadConfig({ DATABASE_URL: 'postgres://localhost/db', TENANTFLOW_RECOVERY_MAX_ATTEMPTS: '0' }),
+    ).toThrow(/TENANTFLOW_RECOVERY_MAX_ATTEMPTS/);
+  });
+
+  it('refuses failpoints outside the local platform: they make the process exit on purpose', () => {
+    expect(() =>
+      loadConfig({ DATABASE_URL: 'postgres://localhost/db', TENANTFLOW_FAILPOINTS: 'after-insert' }),
+    ).toThrow(/TENANTFLOW_FAILPOINTS .*local platform only/);
+    expect(
+      loadConfig({
+        DATABASE_URL: 'postgres://localhost/db',
+        TENANTFLOW_LOCAL: '1',
+        TENANTFLOW_FAILPOINTS: '',
+      }).failpoints,
+    ).toBeUndefined();
+  });
 });

@@ -178,20 +178,7 @@ export function benchTenantId(kind: string, index: number, suffix: string): stri
   return `${kind}${String(index).padStart(4, '0')}_${suffix}`;
 }
 
-/** Applies `work` to every item with at most `concurrency` in flight, in order of the items. */
-export async function forEachConcurrently<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    for (let index = next++; index < items.length; index = next++) {
-      await work(items[index] as T, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-}
+export { forEachConcurrently } from '../shared/util/concurrency.js';
 
 export interface Distribution {
   readonly count: number;

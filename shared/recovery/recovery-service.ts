@@ -160,7 +160,8 @@ export class RecoveryService {
     scanning: for (const range of ranges) {
       let after = range.after;
       for (;;) {
-        if (options.deadline !== undefined && Date.now() >= options.deadline) {
+        // At least one page per pass, however short the deadline, so successive passes always advance.
+        if (options.deadline !== undefined && pass.tenantsScanned > 0 && Date.now() >= options.deadline) {
           complete = false;
           break scanning;
         }
@@ -196,11 +197,10 @@ export class RecoveryService {
   async #recoverPage(pass: Pass, page: readonly ScannedTenant[]): Promise<void> {
     const { concurrency, scanBatchSize } = this.#options;
     const tenantsById = new Map(page.map((tenant) => [tenant.tenantId, tenant]));
-    // Only complete schemas are scanned: a provisioning tenant may not have its tables yet, and a
-    // deprovisioning one is being dropped.
-    const withSchemas = page
-      .filter((tenant) => tenant.status === 'active' || tenant.status === 'inactive')
-      .map((tenant) => tenant.tenantId);
+    // Only active tenants are scanned: no work runs for an inactive one (fail closed), so its
+    // executions wait, untouched and unrecorded, until it is active again; a provisioning tenant may
+    // not have its tables yet, and a deprovisioning one is being dropped.
+    const withSchemas = page.filter((tenant) => tenant.status === 'active').map((tenant) => tenant.tenantId);
     const batches: string[][] = [];
     for (let index = 0; index < withSchemas.length; index += scanBatchSize) {
       batches.push(withSchemas.slice(index, index + scanBatchSize));
@@ -322,7 +322,7 @@ export class RecoveryService {
     const { orchestrator, workflows, executions, store } = this.#deps;
     const { tenantId, executionId } = execution;
     if (tenantStatus !== 'active') {
-      // Fail closed: no work runs for an inactive tenant. Its executions resume once it is active.
+      // Deactivated since its page was read. Fail closed: its executions resume once it is active.
       return {
         action: 'none',
         outcome: 'skipped',

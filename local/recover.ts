@@ -16,6 +16,8 @@ import { loadOrCreateLocalSecrets } from './local-state.js';
 import { loadLocalWorkflows } from './workflows-module.js';
 
 const home = resolve(process.env.TENANTFLOW_HOME ?? '.tenantflow');
+// The summary is printed below; the JSON log lines are for problems only, unless asked for.
+process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
 
 const failed = await withLocalDatabase(home, async (databaseUrl) => {
   await migrateControlSchema(process.env.TENANTFLOW_ADMIN_DATABASE_URL || databaseUrl);

@@ -1,8 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecoverHandler } from '../../../functions/recovery/recover.js';
 import { createFinalizeHandler } from '../../../functions/workflow/finalize.js';
 import { createRunTaskHandler } from '../../../functions/workflow/run-task.js';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
@@ -493,5 +495,18 @@ describe('tenants and the fleet', () => {
     await local.drain();
     // The stuck execution of the first tenant was reached by the first pass, before the cut.
     expect((await status(early, executionId)).status).toBe('succeeded');
+  });
+
+  it('the scheduled handler stops short of the Lambda timeout, after one page at least, and returns its summary', async () => {
+    const handler = createRecoverHandler({
+      recovery: recoveryWith(localOrchestrator(), { pageSize: 2 }),
+      logger,
+    });
+    // Less time left than the handler's safety margin: one page, then it stops and says so.
+    const summary = await handler({ 'detail-type': 'Scheduled Event', source: 'aws.events' }, {
+      getRemainingTimeInMillis: () => 1_000,
+    } as Context);
+    expect(summary).toMatchObject({ tenantsScanned: 2, complete: false });
+    expect(summary.resumeAfter).toBe([...tenantIds].sort()[1]);
   });
 });

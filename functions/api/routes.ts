@@ -32,6 +32,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     function: 'tenants',
     authorization: 'admin',
   },
+  { method: 'POST', resource: '/tenants/{tenantId}/api-key', function: 'tenants', authorization: 'admin' },
   { method: 'GET', resource: '/workflows', function: 'executions', authorization: 'tenant' },
   {
     method: 'POST',

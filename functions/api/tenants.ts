@@ -131,6 +131,15 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
           }),
         },
         {
+          method: 'POST',
+          path: '/tenants/{tenantId}/api-key',
+          handler: adminRoute(tenantPath, async (event) => {
+            const { pathParameters } = getValidatedInput(event, tenantPath);
+            // The new key is returned here once and never again: only its hash is stored.
+            return jsonResponse(201, await tenantAdmin.issueApiKey(pathParameters.tenantId));
+          }),
+        },
+        {
           method: 'DELETE',
           path: '/tenants/{tenantId}',
           handler: adminRoute(tenantPath, async (event) => {

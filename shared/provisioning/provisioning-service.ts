@@ -66,6 +66,14 @@ export interface ProvisionResult {
   readonly apiKey: string;
 }
 
+/** A freshly issued tenant API key. */
+export interface IssuedApiKey {
+  readonly tenantId: string;
+  /** Shown once: only its hash is stored. Never log it. */
+  readonly apiKey: string;
+  readonly issuedAt: Date;
+}
+
 /** Raised when another run holds the tenant's claim right now. */
 export class ProvisioningInProgressError extends ConflictError {
   override readonly code: string = 'PROVISIONING_IN_PROGRESS';
@@ -199,6 +207,36 @@ export class ProvisioningService {
     await this.#deps.secrets.put(tenantId, this.#secretFor(tenantId, password));
     await this.#deps.onCredentialsChanged?.(tenantId);
     return { tenantId, rotatedAt: new Date() };
+  }
+
+  /**
+   * Issues a new API key for an active or inactive tenant and stores only its hash. The previous
+   * key stops authenticating at once. This is how a tenant whose key was never received (its
+   * provisioning was completed by recovery) or has leaked gets a working one.
+   *
+   * @example
+   * ```ts
+   * const { apiKey } = await provisioning.issueApiKey('acme'); // hand it over once; never log it
+   * ```
+   */
+  async issueApiKey(tenantId: string): Promise<IssuedApiKey> {
+    assertValidTenantId(tenantId);
+    const apiKey = generateApiKey(tenantId);
+    const change = await this.#deps.registry.replaceApiKeyHash(tenantId, hashApiKey(apiKey), [
+      'active',
+      'inactive',
+    ]);
+    if (change.kind === 'not_found') {
+      throw new TenantNotFoundError(tenantId);
+    }
+    if (change.kind === 'status_mismatch') {
+      throw new TenantStateConflictError(
+        change.tenant.status === 'provisioning'
+          ? `Tenant '${tenantId}' is still provisioning; wait for provisioning to finish (retry POST /tenants with the original request, or let recovery complete it), then issue a new API key`
+          : `Tenant '${tenantId}' is ${change.tenant.status}; it can no longer be given an API key`,
+      );
+    }
+    return { tenantId, apiKey, issuedAt: new Date() };
   }
 
   async #runProvisioning(tenantId: string): Promise<ProvisionResult> {

@@ -123,6 +123,23 @@ export class MemoryTenantRegistry implements TenantRegistry {
     return updated;
   }
 
+  async replaceApiKeyHash(
+    tenantId: string,
+    apiKeyHash: string,
+    allowedFrom: readonly TenantStatus[],
+  ): Promise<StatusChange> {
+    const current = this.#tenants.get(tenantId);
+    const hidden = this.#private.get(tenantId);
+    if (current === undefined || hidden === undefined) {
+      return { kind: 'not_found' };
+    }
+    if (!allowedFrom.includes(current.status)) {
+      return { kind: 'status_mismatch', tenant: current };
+    }
+    hidden.apiKeyHash = apiKeyHash;
+    return { kind: 'updated', tenant: current };
+  }
+
   async getCredentialRefs(tenantId: string) {
     const hidden = this.#private.get(tenantId);
     return hidden === undefined ? undefined : { apiKeyHash: hidden.apiKeyHash, secretRef: hidden.secretRef };

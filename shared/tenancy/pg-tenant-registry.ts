@@ -142,6 +142,25 @@ export class PgTenantRegistry implements TenantRegistry {
     return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
   }
 
+  async replaceApiKeyHash(
+    tenantId: string,
+    apiKeyHash: string,
+    allowedFrom: readonly TenantStatus[],
+  ): Promise<StatusChange> {
+    const { rows } = await this.db.query<TenantRow>(
+      `UPDATE ${TENANTS} SET api_key_hash = $2, updated_at = now()
+        WHERE tenant_id = $1 AND status = ANY($3::text[])
+        RETURNING ${COLUMNS}`,
+      [tenantId, apiKeyHash, allowedFrom],
+    );
+    if (rows[0] !== undefined) {
+      return { kind: 'updated', tenant: toTenantInfo(rows[0]) };
+    }
+    // Only to say why nothing changed; the decision was the UPDATE's alone.
+    const current = await this.get(tenantId);
+    return current === undefined ? { kind: 'not_found' } : { kind: 'status_mismatch', tenant: current };
+  }
+
   async getCredentialRefs(tenantId: string) {
     const { rows } = await this.db.query<{ api_key_hash: string | null; secret_ref: string | null }>(
       `SELECT api_key_hash, secret_ref FROM ${TENANTS} WHERE tenant_id = $1`,

@@ -1,5 +1,9 @@
 import { TenantNotFoundError } from '../errors.js';
-import type { ProvisioningService, ProvisionResult } from '../provisioning/provisioning-service.js';
+import type {
+  IssuedApiKey,
+  ProvisioningService,
+  ProvisionResult,
+} from '../provisioning/provisioning-service.js';
 import type { TenantConfig } from './tenant-config.js';
 import type { TenantContextSwitch } from './tenant-context.js';
 import { assertValidTenantId } from './tenant-id.js';
@@ -77,5 +81,10 @@ export class TenantAdminService {
 
   rotateCredentials(tenantId: string): Promise<{ tenantId: string; rotatedAt: Date }> {
     return this.provisioning.rotateCredentials(tenantId);
+  }
+
+  /** A new API key for the tenant, returned once; the previous key stops working. */
+  issueApiKey(tenantId: string): Promise<IssuedApiKey> {
+    return this.provisioning.issueApiKey(tenantId);
   }
 }

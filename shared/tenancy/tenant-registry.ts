@@ -53,6 +53,7 @@ export interface TenantProfilePatch {
 
 export type RemoveTenantOutcome = 'removed' | 'not_found' | 'status_mismatch';
 
+/** The outcome of a change that applies only while the tenant is in an expected status. */
 export type StatusChange =
   | { readonly kind: 'updated'; readonly tenant: TenantInfo }
   | { readonly kind: 'not_found' }
@@ -112,6 +113,22 @@ export interface TenantRegistry {
    * or `undefined` when the claim was lost (expired and taken by another run).
    */
   releaseClaim(tenantId: string, owner: string, result: ClaimResult): Promise<TenantInfo | undefined>;
+  /**
+   * Replaces the tenant's API-key hash, but only while it is in one of `allowedFrom`: the check
+   * and the write are one step, so a tenant that starts deprovisioning meanwhile never gets a key.
+   * The previous hash is gone afterwards, so the previous key stops authenticating at once.
+   * Returns `status_mismatch` (hash untouched) when the tenant is in another status.
+   *
+   * @example
+   * ```ts
+   * const change = await registry.replaceApiKeyHash('acme', hashApiKey(apiKey), ['active', 'inactive']);
+   * ```
+   */
+  replaceApiKeyHash(
+    tenantId: string,
+    apiKeyHash: string,
+    allowedFrom: readonly TenantStatus[],
+  ): Promise<StatusChange>;
   /** The stored API-key hash and secret reference; never part of `TenantInfo`. */
   getCredentialRefs(
     tenantId: string,

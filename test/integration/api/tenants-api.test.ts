@@ -271,6 +271,90 @@ describe('tenant admin API', () => {
     });
   });
 
+  describe('POST /tenants/{tenantId}/api-key', () => {
+    const asKey = (key: string) => api('GET', `/tenants/${acme}/metrics`, { token: key });
+
+    it('issues a new key once: 201, the new key authenticates and the old one gets 401', async () => {
+      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      const oldKey: string = registered.body.apiKey;
+      expect((await asKey(oldKey)).status).toBe(200);
+
+      const issued = await api('POST', `/tenants/${acme}/api-key`);
+
+      expect(issued.status).toBe(201);
+      expect(issued.headers.get('cache-control')).toBe('no-store');
+      expect(Object.keys(issued.body).sort()).toEqual(['apiKey', 'issuedAt', 'tenantId']);
+      expect(issued.body.tenantId).toBe(acme);
+      expect(issued.body.apiKey).toMatch(new RegExp(`^tfk_${acme}_[A-Za-z0-9_-]{43}$`));
+      expect(issued.body.apiKey).not.toBe(oldKey);
+      expect(new Date(issued.body.issuedAt).toString()).not.toBe('Invalid Date');
+      expect((await asKey(issued.body.apiKey)).status).toBe(200);
+      const stale = await asKey(oldKey);
+      expect(stale.status).toBe(401);
+      expect(stale.body.error.code).toBe('UNAUTHENTICATED');
+      expect((await api('GET', `/tenants/${acme}`)).body).not.toHaveProperty('apiKey');
+    });
+
+    it('issues a key for an inactive tenant and leaves it inactive', async () => {
+      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await api('POST', `/tenants/${acme}/deactivate`);
+
+      const issued = await api('POST', `/tenants/${acme}/api-key`);
+
+      expect(issued.status).toBe(201);
+      expect((await api('GET', `/tenants/${acme}`)).body.status).toBe('inactive');
+    });
+
+    it('answers 404 for an unknown tenant and 400 for an invalid id', async () => {
+      const unknown = await api('POST', `/tenants/${globex}/api-key`);
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error).toEqual({
+        code: 'TENANT_NOT_FOUND',
+        message: `Tenant '${globex}' is not registered`,
+      });
+      const invalid = await api('POST', '/tenants/Bad%20Id/api-key');
+      expect(invalid.status).toBe(400);
+      expect(invalid.body.error.reasons[0]).toMatch(/^path\.tenantId: /);
+    });
+
+    it('answers 401 to a tenant key or no token, and keeps the current key', async () => {
+      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      const key: string = registered.body.apiKey;
+
+      const asTenant = await api('POST', `/tenants/${acme}/api-key`, { token: key });
+      const anonymous = await api('POST', `/tenants/${acme}/api-key`, { token: null });
+
+      expect(asTenant.status).toBe(401);
+      expect(asTenant.body.error.code).toBe('UNAUTHENTICATED');
+      expect(asTenant.body).not.toHaveProperty('apiKey');
+      expect(anonymous.status).toBe(401);
+      expect((await asKey(key)).status).toBe(200);
+    });
+
+    it('answers 409 for a tenant still provisioning, saying to wait, and stores no key', async () => {
+      const { pool } = local.platform;
+      await pool.query(
+        `INSERT INTO "tenantflow"."tenants" (tenant_id, name, status) VALUES ($1, 'Stuck', 'provisioning')`,
+        [acme],
+      );
+      try {
+        const refused = await api('POST', `/tenants/${acme}/api-key`);
+
+        expect(refused.status).toBe(409);
+        expect(refused.body.error.code).toBe('TENANT_STATE_CONFLICT');
+        expect(refused.body.error.message).toMatch(/still provisioning; wait for provisioning to finish/);
+        const { rows } = await pool.query<{ api_key_hash: string | null }>(
+          `SELECT api_key_hash FROM "tenantflow"."tenants" WHERE tenant_id = $1`,
+          [acme],
+        );
+        expect(rows).toEqual([{ api_key_hash: null }]);
+      } finally {
+        // A provisioning row cannot be deprovisioned by beforeEach; it has no schema or role yet.
+        await pool.query(`DELETE FROM "tenantflow"."tenants" WHERE tenant_id = $1`, [acme]);
+      }
+    });
+  });
+
   describe('routing', () => {
     it('answers 404 for an unknown route and 405 for a wrong method', async () => {
       expect((await api('GET', '/nope')).status).toBe(404);

@@ -6,6 +6,7 @@ import { PgTenantRegistry } from '../../../shared/tenancy/pg-tenant-registry.js'
 import { TenantContextSwitch } from '../../../shared/tenancy/tenant-context.js';
 import { createTestDatabase } from '../../support/database.js';
 import { describeTenantContextSwitch } from '../../support/tenant-context.behaviour.js';
+import { describeTenantRegistry } from '../../support/tenant-registry.behaviour.js';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let pool: pg.Pool;
@@ -23,6 +24,11 @@ afterAll(async () => {
 
 describeTenantContextSwitch('PgTenantRegistry', async () => {
   // Each test starts from an empty registry in this suite's own database.
+  await pool.query('DELETE FROM "tenantflow"."tenants"');
+  return new PgTenantRegistry(pool);
+});
+
+describeTenantRegistry('PgTenantRegistry', async () => {
   await pool.query('DELETE FROM "tenantflow"."tenants"');
   return new PgTenantRegistry(pool);
 });

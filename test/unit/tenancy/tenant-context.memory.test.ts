@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { MemoryTenantRegistry } from '../../../shared/tenancy/memory-tenant-registry.js';
 import { getCurrentTenantId, TenantContextSwitch } from '../../../shared/tenancy/tenant-context.js';
 import { describeTenantContextSwitch } from '../../support/tenant-context.behaviour.js';
+import { describeTenantRegistry } from '../../support/tenant-registry.behaviour.js';
 
 describeTenantContextSwitch('MemoryTenantRegistry', async () => new MemoryTenantRegistry());
+describeTenantRegistry('MemoryTenantRegistry', async () => new MemoryTenantRegistry());
 
 describe('TenantContextSwitch instances', () => {
   it('share the current tenant but keep their own registries and counters', async () => {

@@ -200,10 +200,10 @@ export class RecoveryService {
     // Only active tenants are scanned: no work runs for an inactive one (fail closed), so its
     // executions wait, untouched and unrecorded, until it is active again; a provisioning tenant may
     // not have its tables yet, and a deprovisioning one is being dropped.
-    const withSchemas = page.filter((tenant) => tenant.status === 'active').map((tenant) => tenant.tenantId);
+    const activeTenantIds = page.filter((tenant) => tenant.status === 'active').map((tenant) => tenant.tenantId);
     const batches: string[][] = [];
-    for (let index = 0; index < withSchemas.length; index += scanBatchSize) {
-      batches.push(withSchemas.slice(index, index + scanBatchSize));
+    for (let index = 0; index < activeTenantIds.length; index += scanBatchSize) {
+      batches.push(activeTenantIds.slice(index, index + scanBatchSize));
     }
     const stuck: StuckExecution[] = [];
     await forEachConcurrently(batches, concurrency, async (batch) => {

@@ -4,7 +4,8 @@
  *
  * The database benchmarks share one PostgreSQL (embedded, durable commits, unless DATABASE_URL is
  * set) and run in order: provisioning leaves tenants that the fleet migration tops up to its fleet,
- * and the connection benchmark serves that fleet. `BENCH_QUICK=1` scales them down for a smoke run.
+ * an idle recovery pass reads that fleet, and the connection benchmark serves it; the recovery
+ * repair benchmark follows, on tenants of its own. `BENCH_QUICK=1` scales them down for a smoke run.
  *
  * The workflow benchmarks follow on the same server, on the local platform (`startLocalPlatform`)
  * with tenants of their own, once the first platform has closed its connections. The handler
@@ -25,10 +26,20 @@ import {
   type StepSegment,
 } from './provisioning.bench.js';
 import {
+  benchmarkIdleRecovery,
+  benchmarkRecoveryRepair,
+  type IdleRecoveryResult,
+  type RecoveryRepairResult,
+  type RepairRound,
+  type RoundTimes,
+  recoveryBenchScale,
+} from './recovery.bench.js';
+import {
   type BenchDatabase,
   benchScale,
   createBenchPlatform,
   type Distribution,
+  distribution,
   fmt,
   openBenchDatabase,
   startBenchLocalPlatform,
@@ -59,6 +70,7 @@ console.log(`  ratio                       ${result.ratio.toFixed(2)}× (target 
 
 const scale = benchScale();
 const workflowScale = workflowBenchScale();
+const recoveryScale = recoveryBenchScale();
 const database = await openBenchDatabase();
 console.log(`\n${database.description}${scale.quick ? ' — BENCH_QUICK=1, counts scaled down' : ''}`);
 const stepTimer = new ProvisioningStepTimer();
@@ -77,6 +89,13 @@ const databaseRun = await timed(async () => {
       );
       printFleetMigration(
         await benchmarkFleetMigration(bench.platform, database.url, database.suffix, scale.fleetTenants),
+      );
+      // Here the fleet is exactly `fleetTenants` active tenants: the later benchmarks add their own.
+      printIdleRecovery(
+        await benchmarkIdleRecovery(bench.platform, database.url, database.suffix, {
+          tenants: scale.fleetTenants,
+          rounds: recoveryScale.idleRounds,
+        }),
       );
       printProvisioningAtScale(
         await benchmarkProvisioningAtScale(
@@ -100,6 +119,17 @@ const databaseRun = await timed(async () => {
         `maxTenants ${connections.tenantPath.poolsKept} × maxConnectionsPerTenant ${connections.tenantPath.connectionsPerPool}`,
       );
       console.log(`    tenant pools open at the end    ${connections.tenantPath.openPools}`);
+      // Recovery logs an INFO line per repair and finalize one per execution; loggers read the
+      // level when they are built, and the benchmark builds its own.
+      process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+      printRecoveryRepair(
+        await benchmarkRecoveryRepair(bench.platform, database.suffix, {
+          stuckTenants: recoveryScale.stuckTenants,
+          stuckPerTenant: recoveryScale.stuckPerTenant,
+          rounds: recoveryScale.repairRounds,
+          baselinePasses: recoveryScale.baselinePasses,
+        }),
+      );
     } finally {
       await bench.close();
     }
@@ -294,6 +324,64 @@ function printFleetMigration(figures: FleetMigrationBenchmarkResult): void {
     );
   }
   console.log('  target: a new migration within 3× of the 1-connection floor, bookkeeping included');
+}
+
+function printIdleRecovery(figures: IdleRecoveryResult): void {
+  console.log(
+    `\nOne recovery pass over ${figures.tenants.toLocaleString('en-US')} tenants with nothing to do vs one query per tenant (${figures.activeTenants.toLocaleString('en-US')} active; ${figures.pass.samples.length} rounds, interleaved, after a warm-up)`,
+  );
+  if (figures.toppedUp > 0) {
+    console.log(
+      `  setup, not measured: provisioned ${figures.toppedUp} more tenants in ${fmt(figures.setupMs / 1000)} s`,
+    );
+  }
+  const row = (label: string, times: RoundTimes) =>
+    console.log(
+      `  ${label.padEnd(44)} median ${fmt(times.median, 1).padStart(7)} ms  (${fmt((1000 * times.median) / figures.activeTenants, 0).padStart(4)} µs/tenant)   min ${fmt(times.min, 1)}  max ${fmt(times.max, 1)} ms`,
+    );
+  row('RecoveryService.run()', figures.pass);
+  row('floor: 1 query per tenant, 1 connection', figures.floor);
+  row(`floor: same, ${figures.concurrency} connections`, figures.parallelFloor);
+  console.log(
+    `  pass / floor (medians)                       ${figures.ratio.toFixed(2)}×   (${figures.ratioAtEqualParallelism.toFixed(2)}× the ${figures.concurrency}-connection floor)`,
+  );
+  console.log(
+    `  statements per pass: ${figures.pages} tenant pages (${figures.pageSize} per page) + ${figures.scanStatements} UNION ALL scans (≤ ${figures.scanBatchSize} tenants each), concurrency ${figures.concurrency}; the floor sends ${figures.activeTenants.toLocaleString('en-US')}`,
+  );
+}
+
+function printRecoveryRepair(figures: RecoveryRepairResult): void {
+  const executions = figures.tenants * figures.executionsPerTenant;
+  console.log(
+    `\nRecovery repairing ${executions} stuck executions across ${figures.tenants} tenants (pending, quiet for an hour, unknown to the orchestrator → started again; a ${figures.tasksPerExecution}-task workflow; the pass reads all ${figures.fleetTenants.toLocaleString('en-US')} tenants)`,
+  );
+  console.log(
+    `  setup, not measured: provisioned ${figures.tenants} tenants in ${fmt(figures.setupMs / 1000)} s`,
+  );
+  console.log(
+    `  idle pass over the same fleet: median ${fmt(figures.idlePass.median, 1)} ms (min ${fmt(figures.idlePass.min, 1)}, max ${fmt(figures.idlePass.max, 1)}; ${figures.idlePass.samples.length} passes)`,
+  );
+  figures.rounds.forEach((round, index) => {
+    console.log(
+      `  round ${index + 1}: examined ${round.examined}, started ${round.started}, ${round.startEvents} start events recorded, ${round.succeeded}/${round.executions} succeeded`,
+    );
+    console.log(
+      `    recovery pass                               ${fmt(round.passMs, 1).padStart(7)} ms  (${fmt(round.passMs - figures.idlePass.median, 1)} ms above the idle pass)`,
+    );
+    console.log(
+      `    until all ${round.executions} succeeded (drain)              ${fmt(round.untilSucceededMs, 1).padStart(7)} ms`,
+    );
+    console.log(
+      `    pass, orchestrator that runs nothing        ${fmt(round.bookkeepingPassMs, 1).padStart(7)} ms  (${fmt(round.bookkeepingPassMs - figures.idlePass.median, 1)} ms above the idle pass)`,
+    );
+  });
+  if (figures.rounds.length > 1) {
+    const median = (pick: (round: RepairRound) => number) =>
+      fmt(distribution(figures.rounds.map(pick)).p50, 1);
+    console.log(
+      `  median of ${figures.rounds.length} rounds: pass ${median((round) => round.passMs)} ms, until all succeeded ${median((round) => round.untilSucceededMs)} ms, pass with an orchestrator that runs nothing ${median((round) => round.bookkeepingPassMs)} ms`,
+    );
+  }
 }
 
 function printConnectionPath(title: string, figures: ConnectionPathResult, boundLabel: string): void {

@@ -200,7 +200,9 @@ export class RecoveryService {
     // Only active tenants are scanned: no work runs for an inactive one (fail closed), so its
     // executions wait, untouched and unrecorded, until it is active again; a provisioning tenant may
     // not have its tables yet, and a deprovisioning one is being dropped.
-    const activeTenantIds = page.filter((tenant) => tenant.status === 'active').map((tenant) => tenant.tenantId);
+    const activeTenantIds = page
+      .filter((tenant) => tenant.status === 'active')
+      .map((tenant) => tenant.tenantId);
     const batches: string[][] = [];
     for (let index = 0; index < activeTenantIds.length; index += scanBatchSize) {
       batches.push(activeTenantIds.slice(index, index + scanBatchSize));

@@ -1,0 +1,61 @@
+import type { Node } from 'constructs';
+
+/**
+ * What a deployment can be told through CDK context (`cdk.json`, or `-c key=value`). Every value has
+ * a documented default, and `npx cdk synth` needs no AWS credentials: stacks are environment-agnostic
+ * unless `account` and `region` are given.
+ */
+export interface DeploymentConfig {
+  /** `dev`, `staging`, `prod`, …: part of every name, secret path and log group. */
+  readonly stage: string;
+  /** Production-like stages keep data: deletion protection on, resources retained on stack delete. */
+  readonly protectData: boolean;
+  readonly account?: string | undefined;
+  readonly region?: string | undefined;
+  /** Aurora Serverless v2 capacity, in ACUs. */
+  readonly databaseMinCapacity: number;
+  readonly databaseMaxCapacity: number;
+  /** Days automated backups are kept. */
+  readonly backupRetentionDays: number;
+  /** Days Lambda, API and state machine logs are kept. */
+  readonly logRetentionDays: number;
+  /** Requests per second, and burst, the API stage accepts before throttling (429). */
+  readonly apiRateLimit: number;
+  readonly apiBurstLimit: number;
+}
+
+const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
+
+function numberContext(node: Node, key: string, fallback: number, min: number, max: number): number {
+  const raw = node.tryGetContext(key) as unknown;
+  if (raw === undefined) {
+    return fallback;
+  }
+  const value = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new Error(`CDK context '${key}' must be a number from ${min} to ${max} (got '${String(raw)}')`);
+  }
+  return value;
+}
+
+export function deploymentConfig(node: Node): DeploymentConfig {
+  const stage = String(node.tryGetContext('stage') ?? 'dev');
+  if (!STAGE.test(stage)) {
+    throw new Error(
+      `CDK context 'stage' must be 1-32 lowercase letters, digits or dashes, starting with a letter (got '${stage}')`,
+    );
+  }
+  const protect = node.tryGetContext('protectData') as unknown;
+  return {
+    stage,
+    protectData: protect === undefined ? stage === 'prod' : protect === true || protect === 'true',
+    account: (node.tryGetContext('account') as string | undefined) ?? undefined,
+    region: (node.tryGetContext('region') as string | undefined) ?? undefined,
+    databaseMinCapacity: numberContext(node, 'databaseMinCapacity', 0.5, 0, 256),
+    databaseMaxCapacity: numberContext(node, 'databaseMaxCapacity', 4, 1, 256),
+    backupRetentionDays: numberContext(node, 'backupRetentionDays', 7, 1, 35),
+    logRetentionDays: numberContext(node, 'logRetentionDays', 30, 1, 3653),
+    apiRateLimit: numberContext(node, 'apiRateLimit', 50, 1, 10_000),
+    apiBurstLimit: numberContext(node, 'apiBurstLimit', 100, 1, 5_000),
+  };
+}

@@ -3,10 +3,17 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type pg from 'pg';
 import type { TenantflowConfig } from './config/config.js';
 import { getConfig } from './config/config.js';
+import {
+  databaseConnectionConfig,
+  databaseConnectionUrl,
+  databaseTls,
+  resolveDatabaseCredentials,
+} from './config/database-credentials.js';
 import { createPlatformPool } from './db/connections.js';
+import { SQLSTATE, sqlState } from './db/sql.js';
 import { TenantConnections } from './db/tenant-connections.js';
 import type { AdminAuthOptions } from './http/admin-auth.middleware.js';
-import { DatabaseAdmin } from './provisioning/database-admin.js';
+import { DatabaseAdmin, type DatabaseAdminOptions } from './provisioning/database-admin.js';
 import { ProvisioningService, type StepHook } from './provisioning/provisioning-service.js';
 import { loadTenantMigrations } from './provisioning/tenant-migrations.js';
 import { LocalSecretStore } from './secrets/local-secret-store.js';
@@ -40,8 +47,19 @@ export interface Platform {
 
 export interface PlatformOverrides {
   readonly secrets?: SecretStore;
+  /**
+   * The Secrets Manager client for the platform secret (AWS form) and the tenant secrets.
+   * @default new SecretsManagerClient({}), made only when one of them needs it
+   */
+  readonly secretsManagerClient?: SecretsManagerClient;
   /** Failure injection for the resumability tests and the crash harness. */
   readonly afterProvisioningStep?: StepHook;
+  /**
+   * AWS form only: called when the database refuses the login read from the platform secret
+   * (SQLSTATE 28P01) on the platform pool or an admin connection, i.e. the secret was rotated
+   * after this platform read it. {@link cachedPlatform} uses it to build a new platform.
+   */
+  readonly onCredentialsRejected?: () => void;
 }
 
 /**
@@ -58,12 +76,21 @@ export async function createPlatform(
   config: TenantflowConfig,
   overrides: PlatformOverrides = {},
 ): Promise<Platform> {
-  const pool = createPlatformPool({ connectionString: config.databaseUrl, max: config.dbPoolMax });
+  let secretsManager = overrides.secretsManagerClient;
+  const secretsManagerClient = () => {
+    secretsManager ??= new SecretsManagerClient({});
+    return secretsManager;
+  };
+  // First, so that a missing or malformed platform secret fails before anything is opened.
+  const database = await openPlatformDatabase(config, secretsManagerClient, overrides.onCredentialsRejected);
+  const { pool } = database;
   const registry = new PgTenantRegistry(pool);
   const tenants = new TenantContextSwitch(registry);
-  const secrets = overrides.secrets ?? createSecretStore(config);
+  const secrets = overrides.secrets ?? createSecretStore(config, secretsManagerClient);
   const tenantConnections = new TenantConnections({
     secrets,
+    // Tenant roles connect through the same proxy as the platform, so with the same TLS.
+    ssl: databaseTls(config.database.ssl),
     // A Lambda sandbox serves one invocation at a time, so a few tenants' pools suffice; the local
     // server runs every tenant's tasks in one process (32 × 2 stays under PostgreSQL's default 100).
     maxTenants: config.local ? 32 : 8,
@@ -71,10 +98,11 @@ export async function createPlatform(
       ? { invalidateSecret: (tenantId: string) => secrets.invalidate(tenantId) }
       : {}),
   });
-  const admin = new DatabaseAdmin({
-    adminUrl: config.adminDatabaseUrl,
-    tenantMigrations: await loadTenantMigrations(),
-  });
+  const adminOptions = { adminUrl: database.adminUrl, tenantMigrations: await loadTenantMigrations() };
+  const admin =
+    database.onCredentialsRejected === undefined
+      ? new DatabaseAdmin(adminOptions)
+      : new CredentialsReportingDatabaseAdmin(adminOptions, database.onCredentialsRejected);
   const provisioning = new ProvisioningService({
     registry,
     admin,
@@ -102,24 +130,132 @@ export async function createPlatform(
   };
 }
 
-function createSecretStore(config: TenantflowConfig): SecretStore {
+interface PlatformDatabase {
+  readonly pool: pg.Pool;
+  readonly adminUrl: string;
+  readonly onCredentialsRejected: (() => void) | undefined;
+}
+
+/**
+ * The platform pool and the admin connection string. With `DATABASE_URL` both come from the
+ * configuration; in the AWS form the login is read from the platform secret now, once per platform.
+ */
+async function openPlatformDatabase(
+  config: TenantflowConfig,
+  secretsManagerClient: () => SecretsManagerClient,
+  onCredentialsRejected: (() => void) | undefined,
+): Promise<PlatformDatabase> {
+  const { database } = config;
+  if (database.kind === 'url') {
+    return {
+      pool: createPlatformPool({ connectionString: database.url, max: config.dbPoolMax }),
+      adminUrl: database.adminUrl,
+      // Building the platform again would read the same URL: nothing to gain.
+      onCredentialsRejected: undefined,
+    };
+  }
+  const credentials = await resolveDatabaseCredentials({
+    client: secretsManagerClient(),
+    secretArn: database.secretArn,
+  });
+  const target = { host: database.host, port: database.port, database: database.name, ssl: database.ssl };
+  return {
+    pool: createPlatformPool({
+      connection: databaseConnectionConfig(target, credentials),
+      max: config.dbPoolMax,
+      ...(onCredentialsRejected === undefined
+        ? {}
+        : { onAuthenticationFailure: () => onCredentialsRejected() }),
+    }),
+    // The cluster's master user is the platform and the admin role in this first deployment, so
+    // DDL logs in with the same secret. `DatabaseAdmin` takes a URL: it is built, encoded, here.
+    adminUrl: databaseConnectionUrl(target, credentials),
+    onCredentialsRejected,
+  };
+}
+
+/** A `DatabaseAdmin` whose connections report a refused password, as the platform pool does. */
+class CredentialsReportingDatabaseAdmin extends DatabaseAdmin {
+  readonly #onCredentialsRejected: () => void;
+
+  constructor(options: DatabaseAdminOptions, onCredentialsRejected: () => void) {
+    super(options);
+    this.#onCredentialsRejected = onCredentialsRejected;
+  }
+
+  override async withConnection<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    try {
+      return await super.withConnection(work);
+    } catch (error) {
+      if (sqlState(error) === SQLSTATE.invalidPassword) {
+        this.#onCredentialsRejected();
+      }
+      throw error;
+    }
+  }
+}
+
+function createSecretStore(config: TenantflowConfig, client: () => SecretsManagerClient): SecretStore {
   if (config.secrets.backend === 'local') {
     return new LocalSecretStore({ directory: resolve(config.secrets.directory) });
   }
-  return new SecretsManagerSecretStore({ client: new SecretsManagerClient({}), stage: config.stage });
+  return new SecretsManagerSecretStore({ client: client(), stage: config.stage });
 }
 
 function hasInvalidate(store: SecretStore): store is SecretStore & { invalidate(tenantId: string): void } {
   return typeof (store as { invalidate?: unknown }).invalidate === 'function';
 }
 
-let processPlatform: Promise<Platform> | undefined;
+/**
+ * Keeps the platform `build` makes, so a Lambda sandbox builds it once. A build that fails is not
+ * kept. A platform whose database login was refused (`onCredentialsRejected`: the platform secret
+ * was rotated after it was read) is dropped, so the next call builds one that reads the secret
+ * again; the dropped one is closed then, not at once, so the call that saw the refusal can finish
+ * with the connections it holds.
+ *
+ * @example
+ * ```ts
+ * const platform = cachedPlatform((overrides) => createPlatform(loadConfig(env), overrides));
+ * const { pool } = await platform();
+ * ```
+ */
+export function cachedPlatform(
+  build: (overrides: Pick<PlatformOverrides, 'onCredentialsRejected'>) => Promise<Platform>,
+): () => Promise<Platform> {
+  let current: Promise<Platform> | undefined;
+  let retired: Promise<Platform> | undefined;
+  return function currentPlatform(): Promise<Platform> {
+    if (current !== undefined) {
+      return current;
+    }
+    if (retired !== undefined) {
+      void retired.then((platform) => platform.close()).catch(() => undefined);
+      retired = undefined;
+    }
+    let building: Promise<Platform> | undefined;
+    const onCredentialsRejected = function dropPlatformWithRotatedCredentials(): void {
+      if (building !== undefined && current === building) {
+        current = undefined;
+        retired = building;
+      }
+    };
+    building = build({ onCredentialsRejected }).catch((error: unknown) => {
+      if (current === building) {
+        current = undefined;
+      }
+      throw error;
+    });
+    current = building;
+    return building;
+  };
+}
 
-/** The platform of this process (one per Lambda sandbox), built from the environment on first use. */
+const processPlatform = cachedPlatform((overrides) => createPlatform(getConfig(), overrides));
+
+/**
+ * The platform of this process (one per Lambda sandbox), built from the environment on first use
+ * and again after the database refused the platform secret's password (see {@link cachedPlatform}).
+ */
 export function getPlatform(): Promise<Platform> {
-  processPlatform ??= createPlatform(getConfig()).catch((error: unknown) => {
-    processPlatform = undefined;
-    throw error;
-  });
-  return processPlatform;
+  return processPlatform();
 }

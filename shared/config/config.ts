@@ -15,11 +15,30 @@ const environmentSchema = z.object({
     )
     .optional(),
   DATABASE_URL: z
-    .string({
-      message:
-        "is required: the platform role's PostgreSQL connection string (the RDS Proxy endpoint in AWS)",
-    })
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string'),
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string')
+    .optional(),
+  TENANTFLOW_DATABASE_HOST: z.string().min(1, 'must be a host name (the RDS Proxy endpoint)').optional(),
+  TENANTFLOW_DATABASE_PORT: z.coerce
+    .number({ message: 'must be a port number (1-65535)' })
+    .int('must be a port number (1-65535)')
+    .min(1, 'must be a port number (1-65535)')
+    .max(65_535, 'must be a port number (1-65535)')
+    .optional(),
+  TENANTFLOW_DATABASE_NAME: z
+    .string()
+    .regex(
+      /^[A-Za-z][A-Za-z0-9_]{0,62}$/,
+      'must be 1-63 letters, digits or underscores, starting with a letter',
+    )
+    .optional(),
+  TENANTFLOW_DATABASE_SECRET_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN')
+    .optional(),
+  TENANTFLOW_DATABASE_SSL: z
+    .enum(['require', 'disable'], { message: "must be 'require' or 'disable'" })
+    .optional(),
   TENANTFLOW_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
   TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),
   TENANTFLOW_ADMIN_DATABASE_URL: z
@@ -81,11 +100,48 @@ export interface RecoveryConfig {
   readonly retentionDays: number;
 }
 
+/**
+ * TLS on connections to PostgreSQL. `require` is TLS with the server certificate and host name
+ * verified against Node's default CA store (which trusts RDS Proxy's ACM certificate).
+ */
+export type DatabaseSsl = 'require' | 'disable';
+
+/** How the platform reaches PostgreSQL, and where its login comes from. */
+export type DatabaseConfig =
+  | {
+      /** `DATABASE_URL`: local, tests, or any server given by URL, credentials in the URL. */
+      readonly kind: 'url';
+      /** The platform role's connection string, with `sslmode` added when `TENANTFLOW_DATABASE_SSL` asked for it. */
+      readonly url: string;
+      /** `TENANTFLOW_ADMIN_DATABASE_URL`, else `url`. */
+      readonly adminUrl: string;
+      readonly ssl: DatabaseSsl;
+    }
+  | {
+      /**
+       * AWS: the RDS Proxy endpoint, and the platform secret from which the username and password
+       * are read at runtime (`shared/config/database-credentials.ts`), never from the environment.
+       * The admin connection (DDL) logs in with the same secret: in this first deployment the
+       * cluster's master user is both the platform and the admin role.
+       */
+      readonly kind: 'secret';
+      readonly host: string;
+      readonly port: number;
+      readonly name: string;
+      readonly secretArn: string;
+      readonly ssl: DatabaseSsl;
+    };
+
 export interface TenantflowConfig {
   /** True under `npm start`: local adapters, bearer admin token. */
   readonly local: boolean;
   readonly stage: string;
-  readonly databaseUrl: string;
+  readonly database: DatabaseConfig;
+  /**
+   * The platform role's connection string with `DATABASE_URL`; `undefined` in the AWS form, whose
+   * password exists only at runtime (see {@link DatabaseConfig}).
+   */
+  readonly databaseUrl: string | undefined;
   /** Bearer token accepted on admin routes. Locally always set; in AWS optional (IAM is the default). */
   readonly adminToken: string | undefined;
   /**
@@ -94,9 +150,15 @@ export interface TenantflowConfig {
    */
   readonly trustIamAdminIdentity: boolean;
   readonly dbPoolMax: number;
-  /** Admin role connection for DDL (provisioning, migrations): dedicated connections only. */
-  readonly adminDatabaseUrl: string;
-  /** Where tenant roles connect (written into their secrets): the RDS Proxy endpoint in AWS. */
+  /**
+   * Admin role connection for DDL (provisioning, migrations): dedicated connections only.
+   * `undefined` in the AWS form, where the admin login is the platform secret's.
+   */
+  readonly adminDatabaseUrl: string | undefined;
+  /**
+   * Where tenant roles connect (written into their secrets): the RDS Proxy endpoint in AWS. Tenant
+   * connections use TLS as `database.ssl` says.
+   */
   readonly tenantEndpoint: { readonly host: string; readonly port: number; readonly database: string };
   readonly secrets: { readonly backend: 'local' | 'secrets-manager'; readonly directory: string };
   /** Workflow name → its Step Functions state machine ARN (set by CDK; empty locally). */
@@ -116,20 +178,32 @@ export interface TenantflowConfig {
  * missing or invalid variable, so a misconfigured function fails at its first invocation with a
  * message that says what to fix.
  *
+ * The database is given in one of two forms: `DATABASE_URL` (locally), or, in AWS,
+ * `TENANTFLOW_DATABASE_HOST` (the RDS Proxy endpoint), `TENANTFLOW_DATABASE_PORT` (5432),
+ * `TENANTFLOW_DATABASE_NAME` (`tenantflow`) and `TENANTFLOW_DATABASE_SECRET_ARN`, with TLS
+ * (`TENANTFLOW_DATABASE_SSL`, `require` by default in that form).
+ *
  * @example
  * ```ts
  * const config = loadConfig({ DATABASE_URL: 'postgres://localhost/tenantflow', TENANTFLOW_LOCAL: '1' });
+ * const aws = loadConfig({
+ *   TENANTFLOW_DATABASE_HOST: 'tenantflow.proxy-abc.eu-west-1.rds.amazonaws.com',
+ *   TENANTFLOW_DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow-db-AbCdEf',
+ * });
  * ```
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConfig {
   const parsed = environmentSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+  const problems = [
+    ...databaseFormProblems(env),
+    ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`)),
+  ];
+  if (!parsed.success || problems.length > 0) {
     throw new ConfigurationError(`Invalid tenantflow configuration: ${problems.join('; ')}`);
   }
   const values = parsed.data;
   const local = values.TENANTFLOW_LOCAL === '1';
-  const platformUrl = new URL(values.DATABASE_URL);
+  const database = databaseConfig(values);
   const secretsBackend = values.TENANTFLOW_SECRETS ?? (local ? 'local' : 'secrets-manager');
   if (secretsBackend === 'local' && !local) {
     throw new ConfigurationError(
@@ -144,17 +218,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
   return {
     local,
     stage: values.TENANTFLOW_STAGE ?? (local ? 'local' : 'dev'),
-    databaseUrl: values.DATABASE_URL,
+    database,
+    databaseUrl: database.kind === 'url' ? database.url : undefined,
     adminToken: values.TENANTFLOW_ADMIN_TOKEN,
     trustIamAdminIdentity: !local,
     // One invocation at a time per Lambda sandbox needs one or two connections; the local server more.
     dbPoolMax: values.TENANTFLOW_DB_POOL_MAX ?? (local ? 10 : 2),
-    adminDatabaseUrl: values.TENANTFLOW_ADMIN_DATABASE_URL ?? values.DATABASE_URL,
-    tenantEndpoint: {
-      host: values.TENANTFLOW_TENANT_DB_HOST ?? platformUrl.hostname,
-      port: values.TENANTFLOW_TENANT_DB_PORT ?? (platformUrl.port === '' ? 5432 : Number(platformUrl.port)),
-      database: decodeURIComponent(platformUrl.pathname.replace(/^\//, '')) || 'postgres',
-    },
+    adminDatabaseUrl: database.kind === 'url' ? database.adminUrl : undefined,
+    tenantEndpoint: tenantEndpoint(database, values),
     secrets: { backend: secretsBackend, directory: values.TENANTFLOW_SECRETS_DIR ?? '.tenantflow/secrets' },
     stateMachineArns: values.TENANTFLOW_STATE_MACHINE_ARNS ?? {},
     recovery: {
@@ -167,6 +238,137 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     },
     provisioningLeaseSeconds: values.TENANTFLOW_PROVISIONING_LEASE_SECONDS ?? 120,
     failpoints: values.TENANTFLOW_FAILPOINTS === '' ? undefined : values.TENANTFLOW_FAILPOINTS,
+  };
+}
+
+type EnvironmentValues = z.output<typeof environmentSchema>;
+
+/** The variables that choose the AWS form; `TENANTFLOW_DATABASE_SSL` belongs to both forms. */
+const AWS_DATABASE_VARIABLES = [
+  'TENANTFLOW_DATABASE_HOST',
+  'TENANTFLOW_DATABASE_PORT',
+  'TENANTFLOW_DATABASE_NAME',
+  'TENANTFLOW_DATABASE_SECRET_ARN',
+] as const;
+
+const DATABASE_FORMS =
+  'set either DATABASE_URL (a postgres:// connection string, e.g. locally) or TENANTFLOW_DATABASE_HOST and TENANTFLOW_DATABASE_SECRET_ARN (the RDS Proxy endpoint and the platform secret, in AWS)';
+
+/** Exactly one way to reach the database; checked on the raw environment so it joins the other problems. */
+function databaseFormProblems(env: NodeJS.ProcessEnv): string[] {
+  const urlGiven = env.DATABASE_URL !== undefined;
+  const awsGiven = AWS_DATABASE_VARIABLES.filter((name) => env[name] !== undefined);
+  if (urlGiven && awsGiven.length > 0) {
+    return [`DATABASE_URL and ${awsGiven.join(', ')} are both set: ${DATABASE_FORMS}, not both`];
+  }
+  if (!urlGiven && awsGiven.length === 0) {
+    return [`no database is configured: ${DATABASE_FORMS}`];
+  }
+  if (urlGiven) {
+    return [];
+  }
+  const problems = (['TENANTFLOW_DATABASE_HOST', 'TENANTFLOW_DATABASE_SECRET_ARN'] as const)
+    .filter((name) => env[name] === undefined)
+    .map((name) => `${name} is required with ${awsGiven.join(', ')} (the AWS form; or ${DATABASE_FORMS})`);
+  if (env.TENANTFLOW_ADMIN_DATABASE_URL !== undefined) {
+    problems.push(
+      'TENANTFLOW_ADMIN_DATABASE_URL cannot be combined with the AWS form: the admin login is read from TENANTFLOW_DATABASE_SECRET_ARN',
+    );
+  }
+  return problems;
+}
+
+function databaseConfig(values: EnvironmentValues): DatabaseConfig {
+  const { DATABASE_URL: url, TENANTFLOW_DATABASE_SSL: ssl } = values;
+  if (url === undefined) {
+    const { TENANTFLOW_DATABASE_HOST: host, TENANTFLOW_DATABASE_SECRET_ARN: secretArn } = values;
+    if (host === undefined || secretArn === undefined) {
+      // Already reported by databaseFormProblems; kept so the types need no assertion.
+      throw new ConfigurationError(`Invalid tenantflow configuration: ${DATABASE_FORMS}`);
+    }
+    return {
+      kind: 'secret',
+      host,
+      port: values.TENANTFLOW_DATABASE_PORT ?? 5432,
+      name: values.TENANTFLOW_DATABASE_NAME ?? 'tenantflow',
+      secretArn,
+      // RDS Proxy requires TLS; `disable` is for a plain PostgreSQL (the integration tests).
+      ssl: ssl ?? 'require',
+    };
+  }
+  const adminUrl = values.TENANTFLOW_ADMIN_DATABASE_URL;
+  return {
+    kind: 'url',
+    url: withSslMode(url, 'DATABASE_URL', ssl),
+    adminUrl:
+      adminUrl === undefined
+        ? withSslMode(url, 'DATABASE_URL', ssl)
+        : withSslMode(adminUrl, 'TENANTFLOW_ADMIN_DATABASE_URL', ssl),
+    ssl: ssl ?? urlSsl(url, 'DATABASE_URL') ?? 'disable',
+  };
+}
+
+/**
+ * Parses a connection string. `new URL`'s own error carries the input, password included, so it
+ * is replaced by one that names only the variable.
+ */
+function parseConnectionUrl(url: string, name: string): URL {
+  try {
+    return new URL(url);
+  } catch {
+    throw new ConfigurationError(`Invalid tenantflow configuration: ${name} is not a valid URL`);
+  }
+}
+
+/** What a connection string says about TLS, read as `pg-connection-string` does; `undefined` if nothing. */
+function urlSsl(url: string, name: string): DatabaseSsl | undefined {
+  const parameters = parseConnectionUrl(url, name).searchParams;
+  const sslmode = parameters.get('sslmode');
+  const ssl = parameters.get('ssl');
+  if (sslmode !== null) {
+    return sslmode === 'disable' ? 'disable' : 'require';
+  }
+  if (ssl !== null) {
+    return ssl === '0' ? 'disable' : 'require';
+  }
+  return undefined;
+}
+
+/**
+ * Writes an explicit `TENANTFLOW_DATABASE_SSL` into a connection string that says nothing about
+ * TLS, so every consumer of the URL (the pool, `DatabaseAdmin`, migrations) gets the same TLS;
+ * a URL that says the opposite is refused rather than silently overridden.
+ */
+function withSslMode(url: string, name: string, ssl: DatabaseSsl | undefined): string {
+  const said = urlSsl(url, name);
+  if (ssl === undefined || said === ssl) {
+    return url;
+  }
+  if (said !== undefined) {
+    throw new ConfigurationError(
+      `Invalid tenantflow configuration: TENANTFLOW_DATABASE_SSL=${ssl} contradicts the sslmode/ssl of ${name}`,
+    );
+  }
+  // verify-full: TLS with the certificate and host name verified (see databaseConnectionUrl).
+  return `${url}${url.includes('?') ? '&' : '?'}sslmode=${ssl === 'require' ? 'verify-full' : 'disable'}`;
+}
+
+function tenantEndpoint(
+  database: DatabaseConfig,
+  values: EnvironmentValues,
+): TenantflowConfig['tenantEndpoint'] {
+  if (database.kind === 'secret') {
+    return {
+      host: values.TENANTFLOW_TENANT_DB_HOST ?? database.host,
+      port: values.TENANTFLOW_TENANT_DB_PORT ?? database.port,
+      database: database.name,
+    };
+  }
+  const platformUrl = parseConnectionUrl(database.url, 'DATABASE_URL');
+  return {
+    host: values.TENANTFLOW_TENANT_DB_HOST ?? platformUrl.hostname,
+    port: values.TENANTFLOW_TENANT_DB_PORT ?? (platformUrl.port === '' ? 5432 : Number(platformUrl.port)),
+    database: decodeURIComponent(platformUrl.pathname.replace(/^\//, '')) || 'postgres',
   };
 }
 

@@ -1,13 +1,31 @@
 import pg from 'pg';
+import { SQLSTATE, sqlState } from './sql.js';
 
-export interface PlatformPoolOptions {
-  readonly connectionString: string;
+/** Host, port, database, login and TLS given one by one: the AWS form, resolved from the platform secret. */
+export type PlatformConnection = Pick<
+  pg.ClientConfig,
+  'host' | 'port' | 'database' | 'user' | 'password' | 'ssl'
+>;
+
+/** Where the pool connects: a connection string, or the same as separate fields. */
+export type PlatformPoolTarget =
+  | { readonly connectionString: string; readonly connection?: never }
+  | { readonly connection: PlatformConnection; readonly connectionString?: never };
+
+export type PlatformPoolOptions = PlatformPoolTarget & PlatformPoolSettings;
+
+export interface PlatformPoolSettings {
   /** Lambda: 1–2 (one invocation at a time per sandbox). Local server: more. */
   readonly max?: number;
   /** Keep below the proxy's idle client timeout so the proxy never cuts a connection we still hold. */
   readonly idleTimeoutMillis?: number;
   readonly connectionTimeoutMillis?: number;
   readonly applicationName?: string;
+  /**
+   * Called when the server refuses the pool's password (SQLSTATE 28P01) on a new connection: the
+   * password was rotated after it was read. The caller's query still fails with that error.
+   */
+  readonly onAuthenticationFailure?: (error: Error) => void;
 }
 
 const poolDefaults = {
@@ -15,7 +33,7 @@ const poolDefaults = {
   idleTimeoutMillis: 60_000,
   connectionTimeoutMillis: 5_000,
   applicationName: 'tenantflow',
-} satisfies Omit<PlatformPoolOptions, 'connectionString'>;
+} satisfies PlatformPoolSettings;
 
 /**
  * The platform role's pool. Through RDS Proxy (or any multiplexing pooler) a connection may be
@@ -25,24 +43,73 @@ const poolDefaults = {
  *
  * @example
  * ```ts
- * const pool = createPlatformPool({ connectionString: config.databaseUrl });
+ * const pool = createPlatformPool({ connectionString: 'postgres://tenantflow@localhost/tenantflow' });
+ * // AWS: the login resolved from the platform secret (shared/config/database-credentials.ts).
+ * const proxied = createPlatformPool({ connection: databaseConnectionConfig(target, credentials), max: 2 });
  * const registry = new PgTenantRegistry(pool);
  * ```
  */
 export function createPlatformPool(options: PlatformPoolOptions): pg.Pool {
   const settings = { ...poolDefaults, ...options };
-  const pool = new pg.Pool({
-    connectionString: settings.connectionString,
+  const config: pg.PoolConfig = {
+    ...(settings.connection === undefined
+      ? { connectionString: settings.connectionString }
+      : settings.connection),
     max: settings.max,
     idleTimeoutMillis: settings.idleTimeoutMillis,
     connectionTimeoutMillis: settings.connectionTimeoutMillis,
     application_name: settings.applicationName,
-  });
+  };
+  const pool =
+    settings.onAuthenticationFailure === undefined
+      ? new pg.Pool(config)
+      : new AuthenticationReportingPool(config, settings.onAuthenticationFailure);
   // An idle client that dies (a proxy restart, a Lambda thawed after the server closed the socket)
   // emits 'error' on the pool; without a listener that would crash the process. The pool already
   // discards the client, so the next query simply opens a new connection.
   pool.on('error', function discardDeadIdleClient() {});
   return pool;
+}
+
+type ConnectCallback = (
+  error: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void;
+
+/**
+ * A pool that reports a refused password. Every connection, `pool.query`'s included, is opened
+ * through `connect()`, so this is the one place a new connection's failure can be seen.
+ */
+class AuthenticationReportingPool extends pg.Pool {
+  readonly #onAuthenticationFailure: (error: Error) => void;
+
+  constructor(config: pg.PoolConfig, onAuthenticationFailure: (error: Error) => void) {
+    super(config);
+    this.#onAuthenticationFailure = onAuthenticationFailure;
+  }
+
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: ConnectCallback): void;
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
+    if (callback === undefined) {
+      return super.connect().catch((error: unknown) => {
+        this.#report(error);
+        throw error;
+      });
+    }
+    super.connect((error, client, done) => {
+      this.#report(error);
+      callback(error, client, done);
+    });
+    return undefined;
+  }
+
+  #report(error: unknown): void {
+    if (error instanceof Error && sqlState(error) === SQLSTATE.invalidPassword) {
+      this.#onAuthenticationFailure(error);
+    }
+  }
 }
 
 /**

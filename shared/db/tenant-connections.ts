@@ -28,6 +28,11 @@ export interface TenantConnectionsOptions {
   readonly idleTimeoutMillis?: number;
   /** Evicts the cached secret after an authentication failure, so a rotated password is re-read. */
   readonly invalidateSecret?: (tenantId: string) => void;
+  /**
+   * TLS for tenant-role connections, which go through the same RDS Proxy as the platform's.
+   * @default undefined (pg's default: no TLS unless `PGSSLMODE` says so)
+   */
+  readonly ssl?: pg.ClientConfig['ssl'];
 }
 
 const connectionDefaults = { maxTenants: 8, maxConnectionsPerTenant: 2, idleTimeoutMillis: 30_000 };
@@ -45,8 +50,8 @@ const connectionDefaults = { maxTenants: 8, maxConnectionsPerTenant: 2, idleTime
  * ```
  */
 export class TenantConnections {
-  readonly #options: Required<Omit<TenantConnectionsOptions, 'invalidateSecret'>> &
-    Pick<TenantConnectionsOptions, 'invalidateSecret'>;
+  readonly #options: Required<Omit<TenantConnectionsOptions, 'invalidateSecret' | 'ssl'>> &
+    Pick<TenantConnectionsOptions, 'invalidateSecret' | 'ssl'>;
   /** Insertion order is recency order: a hit is moved to the end, eviction takes the first. */
   readonly #pools = new Map<string, pg.Pool>();
   readonly #creating = new Map<string, Promise<pg.Pool>>();
@@ -170,6 +175,7 @@ export class TenantConnections {
       port: secret.port,
       database: secret.dbname,
       user: secret.username,
+      ssl: this.#options.ssl,
       // A function, so every new connection reads the current password: rotation needs no restart.
       password: async () => {
         const current = await this.#options.secrets.get(tenantId);

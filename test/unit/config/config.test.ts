@@ -1,11 +1,19 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../shared/config/config.js';
+import {
+  type DatabaseTarget,
+  databaseConnectionConfig,
+  databaseConnectionUrl,
+} from '../../../shared/config/database-credentials.js';
 import { ConfigurationError } from '../../../shared/errors.js';
 
 describe('loadConfig', () => {
-  it('names a missing DATABASE_URL and what it should be', () => {
+  it('names both database forms when neither is given', () => {
     expect(() => loadConfig({})).toThrow(ConfigurationError);
-    expect(() => loadConfig({})).toThrow(/DATABASE_URL is required/);
+    expect(() => loadConfig({})).toThrow(
+      /no database is configured: set either DATABASE_URL .* or TENANTFLOW_DATABASE_HOST and TENANTFLOW_DATABASE_SECRET_ARN/,
+    );
   });
 
   it('reports every invalid variable at once', () => {
@@ -70,5 +78,230 @@ describe('loadConfig', () => {
         TENANTFLOW_FAILPOINTS: '',
       }).failpoints,
     ).toBeUndefined();
+  });
+
+  describe('the database in the AWS form (RDS Proxy endpoint and platform secret)', () => {
+    const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow-platform-AbCdEf';
+    const aws = {
+      TENANTFLOW_DATABASE_HOST: 'tf.proxy-abc.eu-west-1.rds.amazonaws.com',
+      TENANTFLOW_DATABASE_SECRET_ARN: secretArn,
+    };
+
+    /** The message of the ConfigurationError `loadConfig(env)` throws. */
+    function configurationProblem(env: NodeJS.ProcessEnv): string {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigurationError);
+        return (error as Error).message;
+      }
+      throw new Error('loadConfig accepted the environment');
+    }
+
+    it('defaults to port 5432, database tenantflow and TLS, with no URL holding a password', () => {
+      const config = loadConfig({ ...aws, TENANTFLOW_STAGE: 'prod' });
+
+      expect(config.database).toEqual({
+        kind: 'secret',
+        host: 'tf.proxy-abc.eu-west-1.rds.amazonaws.com',
+        port: 5432,
+        name: 'tenantflow',
+        secretArn,
+        ssl: 'require',
+      });
+      expect(config.databaseUrl).toBeUndefined();
+      expect(config.adminDatabaseUrl).toBeUndefined();
+    });
+
+    it('lets tenant roles connect to the proxy, unless told otherwise', () => {
+      const config = loadConfig({
+        ...aws,
+        TENANTFLOW_DATABASE_PORT: '6432',
+        TENANTFLOW_DATABASE_NAME: 'tf_prod',
+      });
+      const elsewhere = loadConfig({
+        ...aws,
+        TENANTFLOW_TENANT_DB_HOST: 'tenants.proxy.example',
+        TENANTFLOW_TENANT_DB_PORT: '5433',
+      });
+
+      expect(config.database).toMatchObject({ port: 6432, name: 'tf_prod' });
+      expect(config.tenantEndpoint).toEqual({
+        host: aws.TENANTFLOW_DATABASE_HOST,
+        port: 6432,
+        database: 'tf_prod',
+      });
+      expect(elsewhere.tenantEndpoint).toEqual({
+        host: 'tenants.proxy.example',
+        port: 5433,
+        database: 'tenantflow',
+      });
+    });
+
+    it('turns TLS off only when told to (a plain PostgreSQL, as in the integration tests)', () => {
+      expect(loadConfig({ ...aws, TENANTFLOW_DATABASE_SSL: 'disable' }).database.ssl).toBe('disable');
+      expect(loadConfig({ ...aws, TENANTFLOW_DATABASE_SSL: 'require' }).database.ssl).toBe('require');
+    });
+
+    it('refuses DATABASE_URL beside it, naming both forms', () => {
+      const message = configurationProblem({ ...aws, DATABASE_URL: 'postgres://localhost/db' });
+
+      expect(message).toMatch(
+        /DATABASE_URL and TENANTFLOW_DATABASE_HOST, TENANTFLOW_DATABASE_SECRET_ARN are both set/,
+      );
+      expect(message).toMatch(
+        /either DATABASE_URL .* or TENANTFLOW_DATABASE_HOST and TENANTFLOW_DATABASE_SECRET_ARN/,
+      );
+    });
+
+    it('refuses a port or database name beside DATABASE_URL: the URL already says them', () => {
+      expect(
+        configurationProblem({ DATABASE_URL: 'postgres://localhost/db', TENANTFLOW_DATABASE_PORT: '5432' }),
+      ).toMatch(/DATABASE_URL and TENANTFLOW_DATABASE_PORT are both set/);
+    });
+
+    it('names the half of the AWS form that is missing', () => {
+      expect(configurationProblem({ TENANTFLOW_DATABASE_HOST: aws.TENANTFLOW_DATABASE_HOST })).toMatch(
+        /TENANTFLOW_DATABASE_SECRET_ARN is required/,
+      );
+      const message = configurationProblem({ TENANTFLOW_DATABASE_SECRET_ARN: secretArn });
+      expect(message).toMatch(/TENANTFLOW_DATABASE_HOST is required/);
+      expect(message).not.toMatch(/TENANTFLOW_DATABASE_SECRET_ARN is required/);
+    });
+
+    it('refuses an admin URL: the admin login is the platform secret', () => {
+      expect(
+        configurationProblem({
+          ...aws,
+          TENANTFLOW_ADMIN_DATABASE_URL: 'postgres://admin:pw@proxy/tenantflow',
+        }),
+      ).toMatch(/TENANTFLOW_ADMIN_DATABASE_URL cannot be combined with the AWS form/);
+    });
+
+    it.each([
+      ['TENANTFLOW_DATABASE_PORT', '0', /TENANTFLOW_DATABASE_PORT must be a port number/],
+      ['TENANTFLOW_DATABASE_PORT', '65536', /TENANTFLOW_DATABASE_PORT must be a port number/],
+      ['TENANTFLOW_DATABASE_PORT', 'five', /TENANTFLOW_DATABASE_PORT must be a port number/],
+      ['TENANTFLOW_DATABASE_SSL', 'verify-full', /TENANTFLOW_DATABASE_SSL must be 'require' or 'disable'/],
+      ['TENANTFLOW_DATABASE_SSL', 'true', /TENANTFLOW_DATABASE_SSL must be 'require' or 'disable'/],
+      [
+        'TENANTFLOW_DATABASE_SECRET_ARN',
+        'tenantflow-platform',
+        /TENANTFLOW_DATABASE_SECRET_ARN must be a Secrets Manager secret ARN/,
+      ],
+      ['TENANTFLOW_DATABASE_NAME', 'tenant flow', /TENANTFLOW_DATABASE_NAME must be 1-63 letters/],
+      ['TENANTFLOW_DATABASE_HOST', '', /TENANTFLOW_DATABASE_HOST must be a host name/],
+    ])('names %s=%j as invalid', (name, value, expected) => {
+      expect(configurationProblem({ ...aws, [name]: value })).toMatch(expected);
+    });
+
+    it('reports a bad port together with the other invalid variables', () => {
+      const message = configurationProblem({
+        ...aws,
+        TENANTFLOW_DATABASE_PORT: 'x',
+        TENANTFLOW_STAGE: 'Prod!',
+      });
+
+      expect(message).toMatch(/TENANTFLOW_DATABASE_PORT/);
+      expect(message).toMatch(/TENANTFLOW_STAGE/);
+    });
+  });
+
+  describe('TLS with DATABASE_URL', () => {
+    it('is off unless the URL or TENANTFLOW_DATABASE_SSL asks for it', () => {
+      expect(loadConfig({ DATABASE_URL: 'postgres://localhost/db' }).database).toEqual({
+        kind: 'url',
+        url: 'postgres://localhost/db',
+        adminUrl: 'postgres://localhost/db',
+        ssl: 'disable',
+      });
+      expect(loadConfig({ DATABASE_URL: 'postgres://db.example/db?sslmode=verify-full' }).database.ssl).toBe(
+        'require',
+      );
+      expect(loadConfig({ DATABASE_URL: 'postgres://db.example/db?ssl=true' }).database.ssl).toBe('require');
+    });
+
+    it('writes TENANTFLOW_DATABASE_SSL=require into both URLs as sslmode=verify-full (TLS with verification)', () => {
+      const config = loadConfig({
+        DATABASE_URL: 'postgres://app:pw@db.example/db?application_name=x',
+        TENANTFLOW_ADMIN_DATABASE_URL: 'postgres://admin:pw@db.example/db',
+        TENANTFLOW_DATABASE_SSL: 'require',
+      });
+
+      expect(config.database).toMatchObject({ kind: 'url', ssl: 'require' });
+      expect(config.databaseUrl).toBe(
+        'postgres://app:pw@db.example/db?application_name=x&sslmode=verify-full',
+      );
+      expect(config.adminDatabaseUrl).toBe('postgres://admin:pw@db.example/db?sslmode=verify-full');
+    });
+
+    it('refuses TENANTFLOW_DATABASE_SSL that contradicts the URL, naming the URL variable', () => {
+      expect(() =>
+        loadConfig({
+          DATABASE_URL: 'postgres://db.example/db?sslmode=disable',
+          TENANTFLOW_DATABASE_SSL: 'require',
+        }),
+      ).toThrow(/TENANTFLOW_DATABASE_SSL=require contradicts the sslmode\/ssl of DATABASE_URL/);
+    });
+
+    it('names a DATABASE_URL that is not a URL without repeating it (it may hold a password)', () => {
+      const message = (() => {
+        try {
+          loadConfig({ DATABASE_URL: 'postgres://user:s3cret@[bad/db' });
+        } catch (error) {
+          return (error as Error).message;
+        }
+        return '';
+      })();
+
+      expect(message).toMatch(/DATABASE_URL is not a valid URL/);
+      expect(message).not.toMatch(/s3cret/);
+    });
+  });
+});
+
+describe('the connection built from the platform secret', () => {
+  const proxy: DatabaseTarget = {
+    host: 'tf.proxy-abc.eu-west-1.rds.amazonaws.com',
+    port: 5432,
+    database: 'tenantflow',
+    ssl: 'require',
+  };
+  const credentials = { username: 'tenantflow_admin', password: `p@ss:w/rd%?#&=+ é'"\\` };
+
+  /** What pg itself makes of a connection string (pg.Client parses it at construction, offline). */
+  function pgParameters(connectionString: string) {
+    const client = new pg.Client({ connectionString });
+    return (client as unknown as { connectionParameters: Record<string, unknown> }).connectionParameters;
+  }
+
+  it('requires TLS that verifies the certificate, as a pg config', () => {
+    expect(databaseConnectionConfig(proxy, credentials)).toEqual({
+      host: proxy.host,
+      port: 5432,
+      database: 'tenantflow',
+      user: 'tenantflow_admin',
+      password: credentials.password,
+      ssl: { rejectUnauthorized: true },
+    });
+    expect(databaseConnectionConfig({ ...proxy, ssl: 'disable' }, credentials).ssl).toBe(false);
+  });
+
+  it('requires TLS that verifies the certificate, as a URL pg reads back to the same login', () => {
+    const url = databaseConnectionUrl(proxy, credentials);
+
+    const parameters = pgParameters(url);
+
+    expect(url).toMatch(/\?sslmode=verify-full$/);
+    expect(parameters).toMatchObject({
+      host: proxy.host,
+      port: 5432,
+      database: 'tenantflow',
+      user: 'tenantflow_admin',
+    });
+    expect(parameters.password).toBe(credentials.password);
+    // An options object without rejectUnauthorized: false leaves Node's default, which verifies.
+    expect(parameters.ssl).toEqual({});
+    expect(pgParameters(databaseConnectionUrl({ ...proxy, ssl: 'disable' }, credentials)).ssl).toBe(false);
   });
 });

@@ -1,0 +1,114 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+export interface PrivateNetworkProps {
+  /** Part of the flow log group's name. */
+  readonly stage: string;
+  /** Days the VPC flow logs are kept. */
+  readonly flowLogRetentionDays: number;
+  /**
+   * What happens to the flow log group when the stack is deleted.
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Availability zones to spread both subnet groups over (Aurora needs at least two).
+   * @default 2
+   */
+  readonly maxAzs?: number;
+}
+
+/**
+ * A VPC with no route to the internet: isolated `database` subnets for Aurora and RDS Proxy,
+ * isolated `lambdas` subnets for the functions, and interface endpoints so that code in the
+ * `lambdas` subnets reaches Secrets Manager and Step Functions without a NAT gateway. Every flow is
+ * logged to CloudWatch Logs.
+ *
+ * The endpoints are closed by default (no VPC-wide ingress rule): each client is let in by
+ * {@link PrivateNetwork.allowEndpointAccessFrom}, so the security groups document who talks to AWS.
+ */
+export class PrivateNetwork extends Construct {
+  readonly vpc: ec2.Vpc;
+  readonly databaseSubnets: ec2.SubnetSelection = { subnetGroupName: 'database' };
+  readonly lambdaSubnets: ec2.SubnetSelection = { subnetGroupName: 'lambdas' };
+  readonly secretsManagerEndpoint: ec2.InterfaceVpcEndpoint;
+  readonly stepFunctionsEndpoint: ec2.InterfaceVpcEndpoint;
+  readonly flowLogGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: PrivateNetworkProps) {
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+
+    this.flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
+      logGroupName: `/tenantflow/${props.stage}/vpc-flow-logs`,
+      retention: retentionDays(props.flowLogRetentionDays),
+      removalPolicy,
+    });
+
+    this.vpc = new ec2.Vpc(this, 'Vpc', {
+      ipAddresses: ec2.IpAddresses.cidr('10.40.0.0/16'),
+      maxAzs: props.maxAzs ?? 2,
+      natGateways: 0,
+      // Both groups are isolated: nothing here needs the internet, and AWS APIs are reached
+      // through the interface endpoints below.
+      subnetConfiguration: [
+        { name: 'database', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+        { name: 'lambdas', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
+      ],
+      flowLogs: {
+        all: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
+          trafficType: ec2.FlowLogTrafficType.ALL,
+        },
+      },
+    });
+
+    this.secretsManagerEndpoint = this.interfaceEndpoint(
+      'SecretsManagerEndpoint',
+      ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    );
+    this.stepFunctionsEndpoint = this.interfaceEndpoint(
+      'StepFunctionsEndpoint',
+      ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
+    );
+  }
+
+  /** Lets `client` call Secrets Manager and Step Functions through the endpoints (HTTPS). */
+  allowEndpointAccessFrom(client: ec2.IConnectable, description: string): void {
+    for (const endpoint of [this.secretsManagerEndpoint, this.stepFunctionsEndpoint]) {
+      endpoint.connections.allowFrom(client, ec2.Port.tcp(443), description);
+    }
+  }
+
+  private interfaceEndpoint(
+    id: string,
+    service: ec2.InterfaceVpcEndpointAwsService,
+  ): ec2.InterfaceVpcEndpoint {
+    const securityGroup = new ec2.SecurityGroup(this, `${id}SecurityGroup`, {
+      vpc: this.vpc,
+      description: `${id}: HTTPS from the security groups allowed in explicitly`,
+      allowAllOutbound: false,
+    });
+    return this.vpc.addInterfaceEndpoint(id, {
+      service,
+      subnets: this.lambdaSubnets,
+      securityGroups: [securityGroup],
+      privateDnsEnabled: true,
+      open: false,
+    });
+  }
+}
+
+/** Maps a number of days onto the closest `RetentionDays` CloudWatch Logs accepts, rounding up. */
+export function retentionDays(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays)
+    .filter((value): value is number => typeof value === 'number' && value !== logs.RetentionDays.INFINITE)
+    .sort((a, b) => a - b);
+  const chosen = allowed.find((value) => value >= days) ?? allowed[allowed.length - 1];
+  if (chosen === undefined) {
+    throw new Error(`No CloudWatch Logs retention period fits ${days} days`);
+  }
+  return chosen as logs.RetentionDays;
+}

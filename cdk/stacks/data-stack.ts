@@ -1,0 +1,80 @@
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as rds from 'aws-cdk-lib/aws-rds';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { PlatformDatabase } from '../constructs/database.js';
+import { PrivateNetwork } from '../constructs/network.js';
+import type { DeploymentConfig } from '../deployment-config.js';
+
+export interface DataStackProps extends StackProps {
+  readonly config: DeploymentConfig;
+}
+
+/**
+ * The stateful half of a deployment: an isolated VPC, Aurora PostgreSQL Serverless v2 behind RDS
+ * Proxy, and the platform secret. The PlatformStack puts its Lambdas in `vpc` (subnet group
+ * `lambdas`) with `lambdaSecurityGroup`, which already reaches the proxy and the Secrets Manager
+ * and Step Functions endpoints.
+ */
+export class DataStack extends Stack {
+  readonly vpc: ec2.IVpc;
+  /** The Lambdas' security group: allowed into the proxy on 5432 and into the interface endpoints on 443. */
+  readonly lambdaSecurityGroup: ec2.ISecurityGroup;
+  /** RDS Proxy in front of the cluster; TLS required. */
+  readonly proxy: rds.DatabaseProxy;
+  /** The platform/admin credentials (the cluster's master user), rotated automatically. */
+  readonly platformSecret: secretsmanager.ISecret;
+  readonly databaseName: string;
+  readonly cluster: rds.DatabaseCluster;
+
+  constructor(scope: Construct, id: string, props: DataStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+
+    const network = new PrivateNetwork(this, 'Network', {
+      stage: config.stage,
+      flowLogRetentionDays: config.logRetentionDays,
+      removalPolicy: config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    this.vpc = network.vpc;
+
+    const database = new PlatformDatabase(this, 'Database', {
+      vpc: network.vpc,
+      databaseSubnets: network.databaseSubnets,
+      rotationSubnets: network.lambdaSubnets,
+      secretsManagerEndpoint: network.secretsManagerEndpoint,
+      stage: config.stage,
+      protectData: config.protectData,
+      minCapacity: config.databaseMinCapacity,
+      maxCapacity: config.databaseMaxCapacity,
+      backupRetentionDays: config.backupRetentionDays,
+      logRetentionDays: config.logRetentionDays,
+    });
+    this.cluster = database.cluster;
+    this.proxy = database.proxy;
+    this.platformSecret = database.secret;
+    this.databaseName = database.databaseName;
+
+    this.lambdaSecurityGroup = new ec2.SecurityGroup(this, 'LambdaSecurityGroup', {
+      vpc: network.vpc,
+      description: 'tenantflow Lambdas: RDS Proxy and the AWS interface endpoints only',
+      allowAllOutbound: false,
+    });
+    database.allowClientFrom(this.lambdaSecurityGroup, 'tenantflow Lambdas to RDS Proxy');
+    network.allowEndpointAccessFrom(this.lambdaSecurityGroup, 'tenantflow Lambdas to AWS APIs');
+
+    new CfnOutput(this, 'ProxyEndpoint', {
+      description: 'RDS Proxy endpoint: the database host the Lambdas connect to (TLS required)',
+      value: this.proxy.endpoint,
+    });
+    new CfnOutput(this, 'PlatformSecretArn', {
+      description: 'Secrets Manager ARN of the platform/admin credentials',
+      value: this.platformSecret.secretArn,
+    });
+    new CfnOutput(this, 'ClusterEndpoint', {
+      description: 'Aurora writer endpoint, for migrations and administration from inside the VPC',
+      value: this.cluster.clusterEndpoint.hostname,
+    });
+  }
+}

@@ -1,0 +1,343 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploymentConfig } from '../../cdk/deployment-config.js';
+import { DataStack } from '../../cdk/stacks/data-stack.js';
+
+/** One unacknowledged cdk-nag finding, as CDK's policy validation report lists it. */
+interface NagFinding {
+  readonly rule: string;
+  readonly severity: string;
+  readonly path: string;
+}
+
+interface ValidationReport {
+  readonly pluginReports: ReadonlyArray<{
+    readonly pluginName: string;
+    readonly violations: ReadonlyArray<{
+      readonly ruleName: string;
+      readonly severity?: string;
+      readonly violatingConstructs: ReadonlyArray<{ readonly constructPath: string }>;
+    }>;
+  }>;
+}
+
+interface Synthesized {
+  readonly template: Template;
+  readonly findings: readonly NagFinding[];
+  /** What `app.synth()` threw: cdk-nag 3 fails synthesis with «ValidationFailed» on a finding. */
+  readonly synthError: unknown;
+}
+
+/** A resource as `Template.findResources` returns it (its properties are untyped JSON). */
+type TemplateResource = ReturnType<Template['findResources']>[string];
+
+const outdirs: string[] = [];
+
+/**
+ * Synthesizes `build`'s app once with `AwsSolutionsChecks` registered the way `cdk/bin/app.ts`
+ * does, and returns the stack's template with the AwsSolutions findings. cdk-nag 3 runs as a CDK
+ * policy-validation plugin: findings land in `validation-report.json` in the cloud assembly (and
+ * make `synth()` throw), while the templates are written before validation runs.
+ */
+function synthesizeWithNag(build: (app: App) => Stack, context: Record<string, unknown> = {}): Synthesized {
+  const outdir = mkdtempSync(join(tmpdir(), 'tenantflow-cdk-'));
+  outdirs.push(outdir);
+  const app = new App({ outdir, context });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const stack = build(app);
+  let synthError: unknown;
+  try {
+    app.synth();
+  } catch (error) {
+    synthError = error;
+  }
+  // The report is written whether or not there are findings; a missing one means nag never ran.
+  const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as ValidationReport;
+  const findings = report.pluginReports
+    .filter((plugin) => plugin.pluginName === 'AwsSolutions')
+    .flatMap((plugin) => plugin.violations)
+    .flatMap((violation) =>
+      violation.violatingConstructs.map((construct) => ({
+        rule: violation.ruleName,
+        severity: violation.severity ?? 'error',
+        path: construct.constructPath,
+      })),
+    );
+  const template = Template.fromJSON(JSON.parse(readFileSync(join(outdir, stack.templateFile), 'utf8')));
+  return { template, findings, synthError };
+}
+
+function dataStack(app: App): DataStack {
+  return new DataStack(app, 'Data', { config: deploymentConfig(app.node) });
+}
+
+/** The `aws-cdk:subnet-name` tag of each subnet a list of `{ Ref }`s points at. */
+function subnetGroupsOf(template: Template, subnetRefs: unknown): string[] {
+  const subnets = template.findResources('AWS::EC2::Subnet');
+  return (subnetRefs as Array<{ Ref: string }>).map((ref) => {
+    const tags = (subnets[ref.Ref]?.Properties?.Tags ?? []) as Array<{ Key: string; Value: string }>;
+    return tags.find((tag) => tag.Key === 'aws-cdk:subnet-name')?.Value ?? `<not a subnet: ${ref.Ref}>`;
+  });
+}
+
+function onlyResource(template: Template, type: string): { logicalId: string; resource: TemplateResource } {
+  const resources = Object.entries(template.findResources(type));
+  expect(resources, type).toHaveLength(1);
+  const [logicalId, resource] = resources[0] ?? ['', {}];
+  return { logicalId, resource };
+}
+
+function logicalIdOf(template: Template, type: string, props: Record<string, unknown>): string {
+  const ids = Object.keys(template.findResources(type, { Properties: Match.objectLike(props) }));
+  expect(ids, `${type} matching ${JSON.stringify(props)}`).toHaveLength(1);
+  return ids[0] ?? '';
+}
+
+describe('DataStack', () => {
+  let prod: Synthesized;
+  let dev: Synthesized;
+
+  beforeAll(() => {
+    prod = synthesizeWithNag(dataStack, {
+      stage: 'prod',
+      backupRetentionDays: 21,
+      databaseMinCapacity: 1,
+      databaseMaxCapacity: 8,
+      logRetentionDays: 90,
+    });
+    dev = synthesizeWithNag(dataStack, { stage: 'dev' });
+  });
+
+  afterAll(() => {
+    for (const outdir of outdirs) {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  describe('cdk-nag AwsSolutions', () => {
+    it('reports no unacknowledged errors or warnings for a prod stage', () => {
+      expect(prod.findings).toEqual([]);
+      expect(prod.synthError).toBeUndefined();
+    });
+
+    it('reports no unacknowledged errors or warnings for a dev stage', () => {
+      expect(dev.findings).toEqual([]);
+      expect(dev.synthError).toBeUndefined();
+    });
+
+    it('would report an unacknowledged finding (the check above can fail)', () => {
+      // Prepare: a security group open to the world, which AwsSolutions-EC23 flags.
+      const open = synthesizeWithNag((app) => {
+        const stack = new Stack(app, 'Open');
+        const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, maxAzs: 1, subnetConfiguration: [] });
+        new ec2.SecurityGroup(stack, 'Open', { vpc, description: 'open' }).addIngressRule(
+          ec2.Peer.anyIpv4(),
+          ec2.Port.tcp(5432),
+        );
+        return stack;
+      });
+
+      expect(open.findings).toContainEqual({
+        rule: 'AwsSolutions-EC23',
+        severity: 'error',
+        path: 'Open/Open/Resource',
+      });
+      expect(open.synthError).toBeDefined();
+    });
+  });
+
+  describe('Aurora cluster', () => {
+    it('is Aurora PostgreSQL Serverless v2 with the configured capacity', () => {
+      prod.template.hasResourceProperties('AWS::RDS::DBCluster', {
+        Engine: 'aurora-postgresql',
+        EngineVersion: Match.stringLikeRegexp('^1[67]\\.'),
+        ServerlessV2ScalingConfiguration: { MinCapacity: 1, MaxCapacity: 8 },
+        DatabaseName: 'tenantflow',
+      });
+      const { resource: writer } = onlyResource(prod.template, 'AWS::RDS::DBInstance');
+      expect(writer.Properties).toMatchObject({
+        DBInstanceClass: 'db.serverless',
+        PubliclyAccessible: false,
+      });
+    });
+
+    it('encrypts storage, enables IAM database auth and keeps backups for the configured days', () => {
+      prod.template.hasResourceProperties('AWS::RDS::DBCluster', {
+        StorageEncrypted: true,
+        EnableIAMDatabaseAuthentication: true,
+        BackupRetentionPeriod: 21,
+      });
+      dev.template.hasResourceProperties('AWS::RDS::DBCluster', { BackupRetentionPeriod: 7 });
+    });
+
+    it('is deletion-protected and retained on stack deletion in prod', () => {
+      prod.template.hasResource('AWS::RDS::DBCluster', {
+        Properties: Match.objectLike({ DeletionProtection: true }),
+        DeletionPolicy: Match.stringLikeRegexp('^(Retain|Snapshot)$'),
+        UpdateReplacePolicy: Match.stringLikeRegexp('^(Retain|Snapshot)$'),
+      });
+      prod.template.hasResource('AWS::SecretsManager::Secret', { DeletionPolicy: 'Retain' });
+    });
+
+    it('is unprotected and deleted with the stack in dev', () => {
+      dev.template.hasResource('AWS::RDS::DBCluster', {
+        Properties: Match.objectLike({ DeletionProtection: false }),
+        DeletionPolicy: 'Delete',
+      });
+      dev.template.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Delete' });
+    });
+
+    it('lives in the database subnets and forces TLS on direct connections', () => {
+      const { resource: subnetGroup } = onlyResource(prod.template, 'AWS::RDS::DBSubnetGroup');
+      expect(new Set(subnetGroupsOf(prod.template, subnetGroup.Properties.SubnetIds))).toEqual(
+        new Set(['database']),
+      );
+      prod.template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', {
+        Parameters: { 'rds.force_ssl': '1' },
+      });
+    });
+  });
+
+  describe('RDS Proxy', () => {
+    it('is the only client of the cluster, besides the rotation Lambda', () => {
+      const cluster = onlyResource(prod.template, 'AWS::RDS::DBCluster').resource;
+      const proxySecurityGroup = onlyResource(prod.template, 'AWS::RDS::DBProxy').resource.Properties
+        .VpcSecurityGroupIds[0];
+      const rotationSecurityGroup = onlyResource(prod.template, 'AWS::Serverless::Application').resource
+        .Properties.Parameters.vpcSecurityGroupIds;
+
+      const sources = Object.values(
+        prod.template.findResources('AWS::EC2::SecurityGroupIngress', {
+          Properties: { GroupId: cluster.Properties.VpcSecurityGroupIds[0] },
+        }),
+      ).map((ingress) => ingress.Properties.SourceSecurityGroupId);
+
+      expect(sources).toHaveLength(2);
+      expect(sources).toEqual(expect.arrayContaining([proxySecurityGroup, rotationSecurityGroup]));
+      const clusterSecurityGroupId = cluster.Properties.VpcSecurityGroupIds[0]['Fn::GetAtt'][0] as string;
+      expect(
+        prod.template.findResources('AWS::EC2::SecurityGroup')[clusterSecurityGroupId]?.Properties,
+      ).not.toHaveProperty('SecurityGroupIngress');
+    });
+
+    it('requires TLS and logs in with the platform secret', () => {
+      const secretAttachment = onlyResource(prod.template, 'AWS::SecretsManager::SecretTargetAttachment');
+      prod.template.hasResourceProperties('AWS::RDS::DBProxy', {
+        EngineFamily: 'POSTGRESQL',
+        RequireTLS: true,
+        Auth: [Match.objectLike({ AuthScheme: 'SECRETS', SecretArn: { Ref: secretAttachment.logicalId } })],
+      });
+    });
+
+    it("lets the Lambdas' security group in on 5432", () => {
+      const proxySecurityGroup = onlyResource(prod.template, 'AWS::RDS::DBProxy').resource.Properties
+        .VpcSecurityGroupIds[0];
+      const lambdaSecurityGroup = logicalIdOf(prod.template, 'AWS::EC2::SecurityGroup', {
+        GroupDescription: Match.stringLikeRegexp('^tenantflow Lambdas'),
+      });
+
+      prod.template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+        GroupId: proxySecurityGroup,
+        SourceSecurityGroupId: { 'Fn::GetAtt': [lambdaSecurityGroup, 'GroupId'] },
+        IpProtocol: 'tcp',
+        FromPort: 5432,
+        ToPort: 5432,
+      });
+    });
+  });
+
+  describe('platform secret', () => {
+    it('is named tenantflow/<stage>/platform', () => {
+      prod.template.hasResourceProperties('AWS::SecretsManager::Secret', {
+        Name: 'tenantflow/prod/platform',
+      });
+      dev.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'tenantflow/dev/platform' });
+    });
+
+    it('is rotated on a schedule by a rotation Lambda in the Lambda subnets', () => {
+      const secretAttachment = onlyResource(prod.template, 'AWS::SecretsManager::SecretTargetAttachment');
+      prod.template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+        SecretId: { Ref: secretAttachment.logicalId },
+        RotationLambdaARN: Match.anyValue(),
+        RotationRules: { ScheduleExpression: 'rate(30 days)' },
+      });
+      const { resource: rotationApp } = onlyResource(prod.template, 'AWS::Serverless::Application');
+      const subnetRefs = rotationApp.Properties.Parameters.vpcSubnetIds['Fn::Join'][1].filter(
+        (part: unknown) => typeof part === 'object',
+      );
+      expect(new Set(subnetGroupsOf(prod.template, subnetRefs))).toEqual(new Set(['lambdas']));
+    });
+
+    it('lets the rotation Lambda reach the Secrets Manager endpoint and the cluster', () => {
+      const rotationSecurityGroup = onlyResource(prod.template, 'AWS::Serverless::Application').resource
+        .Properties.Parameters.vpcSecurityGroupIds;
+      const secretsManagerEndpoint = Object.values(prod.template.findResources('AWS::EC2::VPCEndpoint')).find(
+        (e) => JSON.stringify(e.Properties.ServiceName).includes('.secretsmanager'),
+      );
+      const cluster = onlyResource(prod.template, 'AWS::RDS::DBCluster');
+
+      prod.template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+        GroupId: secretsManagerEndpoint?.Properties.SecurityGroupIds[0],
+        SourceSecurityGroupId: rotationSecurityGroup,
+        FromPort: 443,
+      });
+      prod.template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+        GroupId: cluster.resource.Properties.VpcSecurityGroupIds[0],
+        SourceSecurityGroupId: rotationSecurityGroup,
+        FromPort: { 'Fn::GetAtt': [cluster.logicalId, 'Endpoint.Port'] },
+      });
+    });
+  });
+
+  describe('network', () => {
+    it('has no NAT gateway or internet gateway', () => {
+      prod.template.resourceCountIs('AWS::EC2::NatGateway', 0);
+      prod.template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    });
+
+    it('logs all VPC traffic to CloudWatch Logs for the configured days', () => {
+      const { resource: flowLog } = onlyResource(prod.template, 'AWS::EC2::FlowLog');
+      expect(flowLog.Properties).toMatchObject({
+        ResourceType: 'VPC',
+        TrafficType: 'ALL',
+        LogDestinationType: 'cloud-watch-logs',
+      });
+      const logGroupId = flowLog.Properties.LogGroupName.Ref as string;
+      expect(prod.template.findResources('AWS::Logs::LogGroup')[logGroupId]?.Properties).toMatchObject({
+        RetentionInDays: 90,
+      });
+    });
+
+    it('has Secrets Manager and Step Functions interface endpoints in the Lambda subnets', () => {
+      const endpoints = Object.values(prod.template.findResources('AWS::EC2::VPCEndpoint'));
+      const services = endpoints.map((endpoint) => JSON.stringify(endpoint.Properties.ServiceName));
+
+      expect(services).toEqual(
+        expect.arrayContaining([
+          expect.stringContaining('.secretsmanager'),
+          expect.stringContaining('.states'),
+        ]),
+      );
+      for (const endpoint of endpoints) {
+        expect(endpoint.Properties).toMatchObject({ VpcEndpointType: 'Interface', PrivateDnsEnabled: true });
+        expect(new Set(subnetGroupsOf(prod.template, endpoint.Properties.SubnetIds))).toEqual(
+          new Set(['lambdas']),
+        );
+      }
+    });
+  });
+
+  it('outputs the proxy endpoint, the platform secret ARN and the cluster endpoint', () => {
+    prod.template.hasOutput('ProxyEndpoint', { Value: { 'Fn::GetAtt': [Match.anyValue(), 'Endpoint'] } });
+    prod.template.hasOutput('PlatformSecretArn', { Value: { Ref: Match.anyValue() } });
+    prod.template.hasOutput('ClusterEndpoint', {
+      Value: { 'Fn::GetAtt': [Match.anyValue(), 'Endpoint.Address'] },
+    });
+  });
+});

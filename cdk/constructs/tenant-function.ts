@@ -1,0 +1,347 @@
+import { join } from 'node:path';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as rds from 'aws-cdk-lib/aws-rds';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { acknowledgeWildcardResource } from './nag.js';
+import { PROJECT_ROOT, type SharedLayer } from './shared-layer.js';
+import type { WorkflowStateMachine } from './workflow-state-machine.js';
+
+/** Where the functions reach PostgreSQL: RDS Proxy, with the platform role's secret. */
+export interface TenantflowDatabase {
+  readonly proxy: rds.IDatabaseProxy;
+  /** The platform/admin credentials every function connects with. */
+  readonly platformSecret: secretsmanager.ISecret;
+  readonly databaseName: string;
+  /** @default 5432 */
+  readonly port?: number;
+}
+
+/** Where the functions run: isolated subnets, one security group that reaches the proxy and the endpoints. */
+export interface TenantflowNetwork {
+  readonly vpc: ec2.IVpc;
+  readonly securityGroup: ec2.ISecurityGroup;
+  /** @default { subnetGroupName: 'lambdas' } */
+  readonly subnets?: ec2.SubnetSelection;
+}
+
+export interface TenantFunctionProps {
+  /** The handler module, relative to the repository root (`functions/api/tenants.ts`); it exports `handler`. */
+  readonly entry: string;
+  /** Short name, unique per stage: part of the function name (`tenantflow-<stage>-<name>`) and log group. */
+  readonly name: string;
+  readonly description: string;
+  readonly stage: string;
+  readonly layer: SharedLayer;
+  readonly database: TenantflowDatabase;
+  readonly network: TenantflowNetwork;
+  /** Days the function's logs are kept. */
+  readonly logRetentionDays: number;
+  /**
+   * What happens to the log group when the stack is deleted.
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly logRemovalPolicy?: RemovalPolicy;
+  /** @default 512 */
+  readonly memorySize?: number;
+  /** @default Duration.seconds(30) */
+  readonly timeout?: Duration;
+  /** Extra environment variables, on top of the database contract. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** @default the repository root */
+  readonly projectRoot?: string;
+}
+
+/**
+ * The top-level ESM binding esbuild's CommonJS shim (`__require`) needs in an ESM bundle: `pg` and
+ * other CommonJS code call `require` for Node built-ins.
+ */
+const CREATE_REQUIRE_BANNER =
+  "import { createRequire as tenantflowCreateRequire } from 'node:module'; const require = tenantflowCreateRequire(import.meta.url);";
+
+/** The ENI calls Lambda makes with the execution role to place a function in a VPC. */
+const VPC_ACCESS_ACTIONS = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+];
+
+/** What provisioning (`SecretsManagerSecretStore.put/get/delete`) calls on a tenant's secret. */
+const TENANT_SECRET_MANAGE_ACTIONS = [
+  'secretsmanager:CreateSecret',
+  'secretsmanager:TagResource',
+  'secretsmanager:PutSecretValue',
+  'secretsmanager:GetSecretValue',
+  'secretsmanager:DescribeSecret',
+  'secretsmanager:DeleteSecret',
+  'secretsmanager:RestoreSecret',
+];
+
+/**
+ * A tenantflow Lambda: a `NodejsFunction` with the platform's defaults, so a stack only says which
+ * handler and what it may do.
+ *
+ * - Node.js 22 on ARM64; an ESM bundle (with the `createRequire` banner) of the handler and the
+ *   `shared/` code it uses, minified with names kept, with a source map and
+ *   `NODE_OPTIONS=--enable-source-maps`; the {@link SharedLayer}'s packages and `@aws-sdk/*` are
+ *   external.
+ * - The bundle sits at the handler's own path (`functions/api/tenants.mjs`, handler
+ *   `functions/api/tenants.handler`) next to a copy of `migrations/tenant/`, because `shared/`
+ *   finds the tenant migrations relative to its module (`../../migrations/tenant`); in a bundle at
+ *   the archive root that would point outside `/var/task`.
+ * - Its own log group with the configured retention, X-Ray active tracing, the `lambdas` subnets
+ *   and the given security group.
+ * - Its own role, without AWS managed policies: writing to its log group only, the ENI calls a VPC
+ *   function needs, and reading the platform secret (every function connects to the database).
+ * - The environment the config module reads: `TENANTFLOW_DATABASE_*` (the proxy, TLS required),
+ *   `TENANTFLOW_TENANT_DB_*`, `TENANTFLOW_STAGE`, `TENANTFLOW_SECRETS=secrets-manager`. No admin
+ *   token: in AWS the admin routes trust the IAM identity API Gateway verified.
+ *
+ * Everything else is granted with the `grant*`/`bind*` methods, which add the environment and the
+ * IAM permission together.
+ *
+ * The log group and role are created beside the function (ids `<id>LogGroup`, `<id>Role`), because
+ * a subclass cannot create children before `super()` and the function needs both at creation.
+ *
+ * @example
+ * ```ts
+ * const tenantsApi = new TenantFunction(this, 'TenantsApi', {
+ *   entry: 'functions/api/tenants.ts', name: 'tenants-api', description: 'Admin tenant routes',
+ *   stage, layer, database, network, logRetentionDays: 30,
+ * });
+ * tenantsApi.grantManageTenantSecrets();
+ * ```
+ */
+export class TenantFunction extends NodejsFunction {
+  readonly executionRole: iam.Role;
+  readonly stage: string;
+  /** The handler's path inside the deployment package, without extension (`functions/api/tenants`). */
+  readonly handlerPath: string;
+
+  constructor(scope: Construct, id: string, props: TenantFunctionProps) {
+    const projectRoot = props.projectRoot ?? PROJECT_ROOT;
+    const functionName = `tenantflow-${props.stage}-${props.name}`;
+    const handlerPath = props.entry.replace(/\.[cm]?ts$/, '');
+    if (!/^[a-z0-9-]+\/[a-z0-9-]+\/[a-z0-9-]+$/.test(handlerPath)) {
+      throw new Error(
+        `TenantFunction entry '${props.entry}' must be <dir>/<dir>/<file>.ts: the bundle must sit two directories deep for ../../migrations to resolve inside the package`,
+      );
+    }
+    const logGroup = new logs.LogGroup(scope, `${id}LogGroup`, {
+      logGroupName: `/tenantflow/${props.stage}/lambda/${props.name}`,
+      retention: retentionDays(props.logRetentionDays),
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(scope, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${functionName}`,
+      // Inline, so the ENI permissions live exactly as long as the role: a separate policy deleted
+      // before the function would leave Lambda unable to clean up its network interfaces.
+      inlinePolicies: {
+        LogsAndVpcAccess: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: 'WriteOwnLogGroup',
+              actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+              resources: [logGroup.logGroupArn],
+            }),
+            new iam.PolicyStatement({
+              sid: 'VpcNetworkInterfaces',
+              actions: VPC_ACCESS_ACTIONS,
+              resources: ['*'],
+            }),
+          ],
+        }),
+      },
+    });
+    // On the role's own resource only, not its DefaultPolicy (acknowledged separately, below).
+    Validations.of(role.node.defaultChild ?? role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        "The VpcNetworkInterfaces statement: Lambda creates, describes and deletes the function ENIs with the execution role, and the EC2 Describe* calls have no resource-level permissions. These are the actions of AWS's AWSLambdaVPCAccessExecutionRole, without its logs:* on every log group; no data-bearing service is involved.",
+    });
+
+    const database = props.database;
+    super(scope, id, {
+      functionName,
+      description: props.description,
+      entry: join(projectRoot, props.entry),
+      handler: `${handlerPath}.handler`,
+      projectRoot,
+      depsLockFilePath: join(projectRoot, 'package-lock.json'),
+      runtime: props.layer.runtime,
+      architecture: props.layer.architecture,
+      memorySize: props.memorySize ?? 512,
+      timeout: props.timeout ?? Duration.seconds(30),
+      role,
+      logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      layers: [props.layer.layer],
+      vpc: props.network.vpc,
+      vpcSubnets: props.network.subnets ?? { subnetGroupName: 'lambdas' },
+      securityGroups: [props.network.securityGroup],
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        TENANTFLOW_STAGE: props.stage,
+        TENANTFLOW_DATABASE_HOST: database.proxy.endpoint,
+        TENANTFLOW_DATABASE_PORT: String(database.port ?? 5432),
+        TENANTFLOW_DATABASE_NAME: database.databaseName,
+        TENANTFLOW_DATABASE_SECRET_ARN: database.platformSecret.secretArn,
+        TENANTFLOW_DATABASE_SSL: 'require',
+        // Tenant roles connect through the same proxy; provisioning writes this into their secrets.
+        TENANTFLOW_TENANT_DB_HOST: database.proxy.endpoint,
+        TENANTFLOW_TENANT_DB_PORT: String(database.port ?? 5432),
+        TENANTFLOW_SECRETS: 'secrets-manager',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        ...props.environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        banner: CREATE_REQUIRE_BANNER,
+        minify: true,
+        keepNames: true,
+        // Synthesis output stays readable: esbuild speaks up only for warnings and errors.
+        logLevel: LogLevel.WARNING,
+        sourceMap: true,
+        // Stack traces need the mappings, not the sources: half the map's size.
+        sourcesContent: false,
+        externalModules: [...props.layer.externalModules],
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) => {
+            const directory = handlerPath.slice(0, handlerPath.lastIndexOf('/'));
+            return [
+              `mkdir -p "${outputDir}/${directory}" "${outputDir}/migrations"`,
+              `mv "${outputDir}/index.mjs" "${outputDir}/${handlerPath}.mjs"`,
+              // The bundle's sourceMappingURL names index.mjs.map, next to it.
+              `mv "${outputDir}/index.mjs.map" "${outputDir}/${directory}/index.mjs.map"`,
+              `cp -R "${inputDir}/migrations/tenant" "${outputDir}/migrations/tenant"`,
+            ];
+          },
+        },
+      },
+    });
+    this.executionRole = role;
+    this.stage = props.stage;
+    this.handlerPath = handlerPath;
+
+    database.platformSecret.grantRead(this);
+    const defaultPolicy = role.node.tryFindChild('DefaultPolicy');
+    if (defaultPolicy !== undefined) {
+      Validations.of(defaultPolicy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing: X-Ray has no resource-level permissions for them. Every other statement of this policy names its resources.',
+      });
+    }
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'Node.js 22 is the runtime tenantflow is built and tested for (DESIGN: NODEJS_22_X or newer; the shared layer is published for it). Moving to a newer runtime is a deliberate upgrade with a test run, not a lint default.',
+    });
+  }
+
+  /**
+   * The ARN pattern of every tenant secret of this stage: `secret:tenantflow/<stage>/tenants/*`
+   * (Secrets Manager appends a random suffix to each name, hence the wildcard).
+   */
+  tenantSecretsArn(): string {
+    return Stack.of(this).formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `tenantflow/${this.stage}/tenants/*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+  }
+
+  /** Read tenants' database credentials: task code connects as the tenant's own role. */
+  grantReadTenantSecrets(): void {
+    this.addTenantSecretsStatement('ReadTenantSecrets', ['secretsmanager:GetSecretValue']);
+  }
+
+  /** Create, rotate, read and delete tenants' database credentials: provisioning and deprovisioning. */
+  grantManageTenantSecrets(): void {
+    this.addTenantSecretsStatement('ManageTenantSecrets', TENANT_SECRET_MANAGE_ACTIONS);
+  }
+
+  /**
+   * Sets `TENANTFLOW_STATE_MACHINE_ARNS` (workflow name → state machine ARN) and lets the function
+   * start executions of those state machines and describe them; `redrive` adds
+   * `states:RedriveExecution` (recovery). Nothing is granted on any other state machine.
+   */
+  bindWorkflows(
+    machines: readonly WorkflowStateMachine[],
+    options: { readonly redrive?: boolean } = {},
+  ): void {
+    if (machines.length === 0) {
+      throw new Error(`${this.node.path}: bindWorkflows needs at least one workflow state machine`);
+    }
+    this.addEnvironment(
+      'TENANTFLOW_STATE_MACHINE_ARNS',
+      Stack.of(this).toJsonString(
+        Object.fromEntries(
+          machines.map((machine) => [machine.workflowName, machine.stateMachine.stateMachineArn]),
+        ),
+      ),
+    );
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'StartWorkflowExecutions',
+        actions: ['states:StartExecution'],
+        resources: machines.map((machine) => machine.stateMachine.stateMachineArn),
+      }),
+    );
+    const executionActions = [
+      'states:DescribeExecution',
+      ...(options.redrive ? ['states:RedriveExecution'] : []),
+    ];
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadWorkflowExecutions',
+        actions: executionActions,
+        resources: machines.map((machine) => machine.executionArnPattern),
+      }),
+    );
+    for (const machine of machines) {
+      acknowledgeWildcardResource(
+        this.executionRole,
+        machine.executionArnPattern,
+        `Executions of ${machine.stateMachineName} are named per run (the execution id), so ${executionActions.join(' and ')} must name them by pattern; the pattern is confined to that one state machine.`,
+      );
+    }
+  }
+
+  private addTenantSecretsStatement(sid: string, actions: readonly string[]): void {
+    const arn = this.tenantSecretsArn();
+    this.addToRolePolicy(new iam.PolicyStatement({ sid, actions: [...actions], resources: [arn] }));
+    acknowledgeWildcardResource(
+      this.executionRole,
+      arn,
+      `One secret per tenant, created at run time as tenantflow/${this.stage}/tenants/<tenantId> (plus the random suffix Secrets Manager appends): the prefix is the tightest resource that covers them, and no other stage's or application's secret matches it.`,
+    );
+  }
+}
+
+/** The `RetentionDays` member for a number of days; CloudWatch accepts only its listed values. */
+export function retentionDays(days: number): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays).filter(
+    (value): value is number => typeof value === 'number',
+  );
+  if (!allowed.includes(days)) {
+    throw new Error(
+      `Log retention of ${days} days is not one CloudWatch Logs offers (${allowed.sort((a, b) => a - b).join(', ')})`,
+    );
+  }
+  return days as logs.RetentionDays;
+}

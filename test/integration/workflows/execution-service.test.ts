@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFinalizeHandler } from '../../../functions/workflow/finalize.js';
-import { createRunTaskHandler } from '../../../functions/workflow/run-task.js';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS } from '../../../local/local-platform.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { tenantTable } from '../../../shared/db/sql.js';
 import {
   ConfigurationError,
@@ -24,7 +22,6 @@ import type {
   StartedExecution,
 } from '../../../shared/workflows/orchestrator.js';
 import { defineTask } from '../../../shared/workflows/task.js';
-import { TaskRunner } from '../../../shared/workflows/task-runner.js';
 import { defineWorkflow } from '../../../shared/workflows/workflow.js';
 import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
@@ -184,19 +181,7 @@ beforeAll(async () => {
     definitions: Object.fromEntries(
       workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
     ),
-    lambdas: {
-      [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
-        logger,
-        runner: new TaskRunner({
-          tenants: env.platform.tenants,
-          workflows,
-          store,
-          tenantConnections: env.platform.tenantConnections,
-          logger,
-        }),
-      }),
-      [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({ logger, finalizer }),
-    },
+    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
     retryIntervalMs: 0,
   });
   observed = new ObservedOrchestrator(local, (tenantId, executionId) =>

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type pg from 'pg';
 import type { TenantflowConfig } from './config/config.js';
@@ -10,11 +11,14 @@ import {
   resolveDatabaseCredentials,
 } from './config/database-credentials.js';
 import { createPlatformPool } from './db/connections.js';
+import { PlatformLeases } from './db/platform-leases.js';
 import { SQLSTATE, sqlState } from './db/sql.js';
 import { TenantConnections } from './db/tenant-connections.js';
 import type { AdminAuthOptions } from './http/admin-auth.middleware.js';
 import { DatabaseAdmin, type DatabaseAdminOptions } from './provisioning/database-admin.js';
 import { ProvisioningService, type StepHook } from './provisioning/provisioning-service.js';
+import { RdsProxyTenantLogins } from './provisioning/rds-proxy-tenant-logins.js';
+import { DirectTenantLogins, type TenantLogins } from './provisioning/tenant-logins.js';
 import { loadTenantMigrations } from './provisioning/tenant-migrations.js';
 import { LocalSecretStore } from './secrets/local-secret-store.js';
 import type { SecretStore } from './secrets/secret-store.js';
@@ -40,6 +44,8 @@ export interface Platform {
   readonly tenantConnections: TenantConnections;
   readonly admin: DatabaseAdmin;
   readonly provisioning: ProvisioningService;
+  /** What admits tenant roles' logins besides PostgreSQL (the RDS Proxy auth list in AWS). */
+  readonly tenantLogins: TenantLogins;
   readonly tenantAdmin: TenantAdminService;
   readonly adminAuth: AdminAuthOptions;
   close(): Promise<void>;
@@ -52,6 +58,11 @@ export interface PlatformOverrides {
    * @default new SecretsManagerClient({}), made only when one of them needs it
    */
   readonly secretsManagerClient?: SecretsManagerClient;
+  /**
+   * The RDS client for the proxy's auth list (`TENANTFLOW_DB_PROXY_NAME`).
+   * @default new RDSClient({}), made only when that is configured
+   */
+  readonly rdsClient?: RDSClient;
   /** Failure injection for the resumability tests and the crash harness. */
   readonly afterProvisioningStep?: StepHook;
   /**
@@ -103,10 +114,20 @@ export async function createPlatform(
     database.onCredentialsRejected === undefined
       ? new DatabaseAdmin(adminOptions)
       : new CredentialsReportingDatabaseAdmin(adminOptions, database.onCredentialsRejected);
+  const tenantLogins: TenantLogins =
+    config.tenantLogins.kind === 'rds-proxy'
+      ? new RdsProxyTenantLogins({
+          client: overrides.rdsClient ?? new RDSClient({}),
+          proxyName: config.tenantLogins.proxyName,
+          leases: new PlatformLeases(pool),
+          stage: config.stage,
+        })
+      : new DirectTenantLogins();
   const provisioning = new ProvisioningService({
     registry,
     admin,
     secrets,
+    logins: tenantLogins,
     endpoint: config.tenantEndpoint,
     onCredentialsChanged: (tenantId) => tenantConnections.forget(tenantId),
     leaseMs: config.provisioningLeaseSeconds * 1000,
@@ -121,6 +142,7 @@ export async function createPlatform(
     tenantConnections,
     admin,
     provisioning,
+    tenantLogins,
     tenantAdmin: new TenantAdminService(tenants, provisioning, registry),
     adminAuth: { adminToken: config.adminToken, trustIamIdentity: config.trustIamAdminIdentity },
     close: async () => {

@@ -47,6 +47,13 @@ const environmentSchema = z.object({
     .optional(),
   TENANTFLOW_TENANT_DB_HOST: z.string().min(1).optional(),
   TENANTFLOW_TENANT_DB_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  TENANTFLOW_DB_PROXY_NAME: z
+    .string()
+    .regex(
+      /^[A-Za-z][A-Za-z0-9-]{0,62}$/,
+      'must be an RDS Proxy name (1-63 letters, digits or hyphens, starting with a letter)',
+    )
+    .optional(),
   TENANTFLOW_SECRETS: z
     .enum(['local', 'secrets-manager'], { message: "must be 'local' or 'secrets-manager'" })
     .optional(),
@@ -161,6 +168,14 @@ export interface TenantflowConfig {
    */
   readonly tenantEndpoint: { readonly host: string; readonly port: number; readonly database: string };
   readonly secrets: { readonly backend: 'local' | 'secrets-manager'; readonly directory: string };
+  /**
+   * What admits tenant roles' logins besides PostgreSQL: `rds-proxy` when they connect through RDS
+   * Proxy (`TENANTFLOW_DB_PROXY_NAME`; provisioning adds each tenant's secret to the proxy's auth
+   * list), `direct` when they connect to PostgreSQL itself (locally, or `direct` mode in AWS).
+   */
+  readonly tenantLogins:
+    | { readonly kind: 'direct' }
+    | { readonly kind: 'rds-proxy'; readonly proxyName: string };
   /** Workflow name → its Step Functions state machine ARN (set by CDK; empty locally). */
   readonly stateMachineArns: Readonly<Record<string, string>>;
   readonly recovery: RecoveryConfig;
@@ -227,6 +242,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     adminDatabaseUrl: database.kind === 'url' ? database.adminUrl : undefined,
     tenantEndpoint: tenantEndpoint(database, values),
     secrets: { backend: secretsBackend, directory: values.TENANTFLOW_SECRETS_DIR ?? '.tenantflow/secrets' },
+    tenantLogins:
+      values.TENANTFLOW_DB_PROXY_NAME === undefined
+        ? { kind: 'direct' }
+        : { kind: 'rds-proxy', proxyName: values.TENANTFLOW_DB_PROXY_NAME },
     stateMachineArns: values.TENANTFLOW_STATE_MACHINE_ARNS ?? {},
     recovery: {
       staleAfterSeconds: values.TENANTFLOW_RECOVERY_STALE_SECONDS ?? 300,

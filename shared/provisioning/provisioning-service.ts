@@ -9,6 +9,7 @@ import type { TenantInfo, TenantMetadata, TenantRegistry } from '../tenancy/tena
 import { generateApiKey, hashApiKey } from './api-keys.js';
 import { type DatabaseAdmin, tenantRoleName } from './database-admin.js';
 import { generatePassword } from './passwords.js';
+import { DirectTenantLogins, type TenantLogins } from './tenant-logins.js';
 
 /** The steps of onboarding, in order. Each is idempotent; a run can stop after any of them. */
 export const PROVISIONING_STEPS = [
@@ -16,6 +17,7 @@ export const PROVISIONING_STEPS = [
   'schema',
   'role',
   'secret',
+  'login',
   'grants',
   'search-path',
   'migrations',
@@ -24,7 +26,14 @@ export const PROVISIONING_STEPS = [
 export type ProvisioningStep = (typeof PROVISIONING_STEPS)[number];
 
 /** The steps of offboarding, in order. */
-export const DEPROVISIONING_STEPS = ['terminate-sessions', 'schema', 'role', 'secret', 'registry'] as const;
+export const DEPROVISIONING_STEPS = [
+  'terminate-sessions',
+  'schema',
+  'role',
+  'login',
+  'secret',
+  'registry',
+] as const;
 export type DeprovisioningStep = (typeof DEPROVISIONING_STEPS)[number];
 
 /** Where the tenant role connects: the RDS Proxy endpoint in AWS, the local server locally. */
@@ -45,6 +54,11 @@ export interface ProvisioningServiceDependencies {
   readonly admin: DatabaseAdmin;
   readonly secrets: SecretStore;
   readonly endpoint: TenantEndpoint;
+  /**
+   * What else must admit the tenant role's logins: the RDS Proxy auth list in AWS.
+   * @default DirectTenantLogins (nothing: the role logs in to PostgreSQL directly)
+   */
+  readonly logins?: TenantLogins;
   /** Told when a tenant's credentials change, so cached connections are dropped. */
   readonly onCredentialsChanged?: (tenantId: string) => void | Promise<void>;
   readonly afterStep?: StepHook;
@@ -97,10 +111,12 @@ export class ProvisioningInProgressError extends ConflictError {
 export class ProvisioningService {
   readonly #deps: ProvisioningServiceDependencies;
   readonly #leaseMs: number;
+  readonly #logins: TenantLogins;
 
   constructor(deps: ProvisioningServiceDependencies) {
     this.#deps = deps;
     this.#leaseMs = deps.leaseMs ?? 120_000;
+    this.#logins = deps.logins ?? new DirectTenantLogins();
   }
 
   /**
@@ -112,6 +128,10 @@ export class ProvisioningService {
     assertValidTenantId(request.tenantId);
     const metadata = request.metadata ?? {};
     const config = request.config ?? emptyTenantConfig();
+    if ((await registry.get(request.tenantId)) === undefined) {
+      // Refuse a tenant that could never log in before anything is created for it.
+      await this.#logins.assertRoomForNewTenant();
+    }
     let tenant: TenantInfo;
     try {
       tenant = await registry.create({
@@ -164,6 +184,8 @@ export class ProvisioningService {
           : `Tenant '${tenantId}' is ${change.tenant.status}; it can be deleted once that finishes`,
       );
     }
+    // The secret's reference as provisioning recorded it; the login is also found by name without it.
+    const secretRef = (await registry.getCredentialRefs(tenantId))?.secretRef;
     const owner = await this.#claim(tenantId, 'deprovisioning');
     try {
       await this.#deps.admin.withConnection(async (client) => {
@@ -173,6 +195,7 @@ export class ProvisioningService {
         await this.#step('schema', tenantId, () => this.#deps.admin.dropSchema(client, tenantId));
         await this.#step('role', tenantId, () => this.#deps.admin.dropRole(client, tenantId));
       });
+      await this.#step('login', tenantId, () => this.#logins.revoke(tenantId, secretRef));
       await this.#step('secret', tenantId, async () => {
         await this.#deps.secrets.delete(tenantId);
         await this.#deps.onCredentialsChanged?.(tenantId);
@@ -256,6 +279,7 @@ export class ProvisioningService {
           secretRef = await secrets.put(tenantId, this.#secretFor(tenantId, password));
           await this.#deps.onCredentialsChanged?.(tenantId);
         });
+        await this.#step('login', tenantId, () => this.#logins.admit(tenantId, secretRef));
         await this.#step('grants', tenantId, () => admin.grantTenantAccess(client, tenantId));
         await this.#step('search-path', tenantId, () => admin.pinSearchPath(client, tenantId));
         await this.#step('migrations', tenantId, async () => {

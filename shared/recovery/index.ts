@@ -14,7 +14,7 @@ export * from './recovery-store.js';
  * AWS, the local one under `npm start`) and the options from its configuration.
  */
 export function createRecoveryService(
-  platform: Pick<Platform, 'pool' | 'provisioning' | 'config'>,
+  platform: Pick<Platform, 'pool' | 'provisioning' | 'config' | 'tenantLogins'>,
   orchestrator: Orchestrator,
   workflows: WorkflowRegistry,
   logger: Logger,
@@ -25,6 +25,7 @@ export function createRecoveryService(
     orchestrator,
     workflows,
     provisioning: platform.provisioning,
+    logins: platform.tenantLogins,
     logger,
     options: platform.config.recovery,
   });

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { SQLSTATE, sqlState } from '../db/sql.js';
-import { TenantNotFoundError, TenantStateConflictError } from '../errors.js';
+import { ConflictError, TenantNotFoundError, TenantStateConflictError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import {
   ProvisioningInProgressError,
   type ProvisioningService,
 } from '../provisioning/provisioning-service.js';
+import type { LoginReconciliation, TenantLogins } from '../provisioning/tenant-logins.js';
 import { forEachConcurrently } from '../util/concurrency.js';
 import type { ExecutionStore } from '../workflows/execution-store.js';
 import type { ExecutionDescription, ExecutionHandle, Orchestrator } from '../workflows/orchestrator.js';
@@ -27,6 +28,8 @@ export const FINDING_KINDS = [
   'stuck_provisioning',
   'stuck_deprovisioning',
   'scan_failed',
+  'login_missing',
+  'login_orphaned',
 ] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
@@ -40,6 +43,8 @@ export const ACTION_KINDS = [
   'mark_task_lost',
   'resume_provisioning',
   'resume_deprovisioning',
+  'admit_login',
+  'revoke_login',
   'none',
 ] as const;
 export type ActionKind = (typeof ACTION_KINDS)[number];
@@ -81,6 +86,11 @@ export interface RecoveryDependencies {
   readonly orchestrator: Orchestrator;
   readonly workflows: Pick<WorkflowRegistry, 'get'>;
   readonly provisioning: Pick<ProvisioningService, 'resumeProvisioning' | 'deprovision'>;
+  /**
+   * Checked on every pass against the registry (the RDS Proxy auth list in AWS).
+   * @default nothing to check
+   */
+  readonly logins?: Pick<TenantLogins, 'reconcile' | 'description'>;
   readonly logger: Logger;
   readonly options: RecoveryOptions;
 }
@@ -184,6 +194,7 @@ export class RecoveryService {
         }
       }
     }
+    await this.#reconcileLogins(pass);
     const summary = pass.summary({
       complete,
       resumeAfter: complete ? undefined : lastTenant,
@@ -474,6 +485,63 @@ export class RecoveryService {
     } catch (error) {
       logger.error('recovery of a tenant failed', { tenantId, error });
       pass.outcome('failed');
+    }
+  }
+
+  /**
+   * Puts back the tenant logins a stack update dropped from the RDS Proxy auth list, and removes
+   * those of deleted tenants. Every pass, whatever its tenant cursor: the list is one read. A busy
+   * list (an onboarding holds it) is left for the next pass.
+   */
+  async #reconcileLogins(pass: Pass): Promise<void> {
+    const { logins, logger, store } = this.#deps;
+    if (logins === undefined) {
+      return;
+    }
+    let result: LoginReconciliation;
+    try {
+      result = await logins.reconcile(() => store.tenantLoginRecords());
+    } catch (error) {
+      const busy = error instanceof ConflictError;
+      (busy ? logger.info : logger.error).call(logger, 'recovery could not check tenant logins', {
+        runId: pass.runId,
+        logins: logins.description,
+        error: describeError(error),
+      });
+      if (!busy) {
+        pass.outcome('failed');
+      }
+      return;
+    }
+    const changes = [
+      ...result.added.map((tenantId) => ({
+        tenantId,
+        finding: 'login_missing' as const,
+        action: 'admit_login' as const,
+      })),
+      ...result.removed.map((tenantId) => ({
+        tenantId,
+        finding: 'login_orphaned' as const,
+        action: 'revoke_login' as const,
+      })),
+    ];
+    for (const change of changes) {
+      pass.finding(change.finding);
+      await this.#record(pass, {
+        tenantId: change.tenantId,
+        targetType: 'tenant',
+        targetId: change.tenantId,
+        finding: change.finding,
+        repair: {
+          action: change.action,
+          outcome: 'done',
+          detail:
+            change.action === 'admit_login'
+              ? `the tenant's secret was missing from ${logins.description} (a stack update resets its auth list) and was added back`
+              : `${logins.description} admitted the secret of a tenant that no longer exists; removed`,
+          progressed: true,
+        },
+      });
     }
   }
 

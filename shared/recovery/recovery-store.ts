@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { CONTROL_SCHEMA, qualified, tenantTable } from '../db/sql.js';
+import type { TenantLoginRecord } from '../provisioning/tenant-logins.js';
 import type { TenantStatus } from '../tenancy/tenant-registry.js';
 
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
@@ -76,6 +77,20 @@ export class RecoveryStore {
       `SELECT count(*)::int AS count FROM ${TENANTS}`,
     );
     return rows[0]?.count ?? 0;
+  }
+
+  /** Every tenant's status and secret reference, for the login check (at most a few hundred in proxy mode). */
+  async tenantLoginRecords(): Promise<TenantLoginRecord[]> {
+    const { rows } = await this.pool.query<{
+      tenant_id: string;
+      status: TenantStatus;
+      secret_ref: string | null;
+    }>(`SELECT tenant_id, status, secret_ref FROM ${TENANTS} ORDER BY tenant_id`);
+    return rows.map((row) => ({
+      tenantId: row.tenant_id,
+      status: row.status,
+      secretRef: row.secret_ref ?? undefined,
+    }));
   }
 
   /**

@@ -74,7 +74,11 @@ export const crashDoomed = defineWorkflow({
   tasks: [
     defineTask({
       id: 'explode',
-      run: () => {
+      run: async () => {
+        // Locally the recovery pass that redrove this execution runs in the same process and records
+        // its action just after the redrive call returns; a task that exits at once can beat that
+        // write on a loaded machine. In AWS the task runs in another Lambda, so give the record time.
+        await new Promise((resolve) => setTimeout(resolve, 500));
         process.stderr.write('crash_doomed: taking the process down\n');
         process.exit(DOOMED_EXIT_CODE);
       },

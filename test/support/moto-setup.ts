@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { findFreePort } from '../../local/embedded-postgres.js';
 
@@ -18,6 +19,9 @@ declare module 'vitest' {
 
 /** How to get moto_server, shown wherever a suite is skipped or CI fails for the lack of it. */
 export const MOTO_INSTALL_HINT = "pip install 'moto[server]'";
+
+/** Put on moto_server's PYTHONPATH: a `sitecustomize` that adds the RDS Proxy call moto lacks. */
+const MOTO_EXTENSIONS = fileURLToPath(new URL('./moto-extensions', import.meta.url));
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -79,6 +83,11 @@ async function startMotoOnce(executable: string, port: number): Promise<RunningM
   const endpoint = `http://127.0.0.1:${port}`;
   const child = spawn(executable, ['-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    // moto lacks ModifyDBProxy; MOTO_EXTENSIONS adds it (see its sitecustomize.py).
+    env: {
+      ...process.env,
+      PYTHONPATH: [MOTO_EXTENSIONS, process.env.PYTHONPATH].filter(Boolean).join(delimiter),
+    },
   });
   // moto logs every request on stderr. It must be drained or moto blocks once the pipe fills;
   // the tail is kept to explain a failed start.

@@ -22,7 +22,17 @@ export interface DeploymentConfig {
   /** Requests per second, and burst, the API stage accepts before throttling (429). */
   readonly apiRateLimit: number;
   readonly apiBurstLimit: number;
+  /**
+   * How tenant roles reach PostgreSQL. `proxy` (default): through RDS Proxy, which provisioning
+   * keeps admitting each tenant's secret; the proxy holds at most 200 secrets, so at most 199
+   * tenants. `direct`: straight to the Aurora writer, over TLS verified against the RDS CA bundle
+   * of the Lambda runtime; no tenant limit, but each warm run-task Lambda holds its own connections.
+   */
+  readonly tenantDatabaseAccess: TenantDatabaseAccess;
 }
+
+export type TenantDatabaseAccess = 'proxy' | 'direct';
+const TENANT_DATABASE_ACCESS: readonly TenantDatabaseAccess[] = ['proxy', 'direct'];
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -46,6 +56,12 @@ export function deploymentConfig(node: Node): DeploymentConfig {
     );
   }
   const protect = node.tryGetContext('protectData') as unknown;
+  const access = String(node.tryGetContext('tenantDatabaseAccess') ?? 'proxy');
+  if (!TENANT_DATABASE_ACCESS.includes(access as TenantDatabaseAccess)) {
+    throw new Error(
+      `CDK context 'tenantDatabaseAccess' must be ${TENANT_DATABASE_ACCESS.map((mode) => `'${mode}'`).join(' or ')} (got '${access}')`,
+    );
+  }
   return {
     stage,
     protectData: protect === undefined ? stage === 'prod' : protect === true || protect === 'true',
@@ -57,5 +73,6 @@ export function deploymentConfig(node: Node): DeploymentConfig {
     logRetentionDays: numberContext(node, 'logRetentionDays', 30, 1, 3653),
     apiRateLimit: numberContext(node, 'apiRateLimit', 50, 1, 10_000),
     apiBurstLimit: numberContext(node, 'apiBurstLimit', 100, 1, 5_000),
+    tenantDatabaseAccess: access as TenantDatabaseAccess,
   };
 }

@@ -54,9 +54,10 @@ export interface PlatformDatabaseProps {
  * (master) credentials in Secrets Manager under `tenantflow/<stage>/platform`, rotated by the
  * single-user rotation Lambda inside the VPC.
  *
- * Applications reach the database only through the proxy: {@link PlatformDatabase.allowClientFrom}
+ * Applications reach the database through the proxy: {@link PlatformDatabase.allowClientFrom}
  * opens the proxy's port to a caller. The cluster itself accepts the proxy and the rotation Lambda
- * only.
+ * only, unless {@link PlatformDatabase.allowDirectClientFrom} lets a caller in (tenant roles in
+ * `direct` tenant database access).
  */
 export class PlatformDatabase extends Construct {
   readonly cluster: rds.DatabaseCluster;
@@ -149,6 +150,14 @@ export class PlatformDatabase extends Construct {
   allowClientFrom(client: ec2.IConnectable, description: string): void {
     // `allowDefaultPortFrom` throws for DatabaseProxy: its Connections carry no default port.
     this.proxy.connections.allowFrom(client, ec2.Port.tcp(POSTGRES_PORT), description);
+  }
+
+  /**
+   * Lets `client` connect to the Aurora writer itself, bypassing the proxy: tenant roles in
+   * `direct` tenant database access. The cluster insists on TLS (`rds.force_ssl`).
+   */
+  allowDirectClientFrom(client: ec2.IConnectable, description: string): void {
+    this.cluster.connections.allowDefaultPortFrom(client, description);
   }
 
   private createProxy(props: PlatformDatabaseProps, clusterIdentifier: string): rds.DatabaseProxy {

@@ -18,6 +18,12 @@ export interface PrivateNetworkProps {
    * @default 2
    */
   readonly maxAzs?: number;
+  /**
+   * Adds an endpoint for the RDS API, for code that changes the RDS Proxy's auth list (tenant
+   * provisioning, in `proxy` tenant database access).
+   * @default false
+   */
+  readonly rdsApiEndpoint?: boolean;
 }
 
 /**
@@ -35,6 +41,8 @@ export class PrivateNetwork extends Construct {
   readonly lambdaSubnets: ec2.SubnetSelection = { subnetGroupName: 'lambdas' };
   readonly secretsManagerEndpoint: ec2.InterfaceVpcEndpoint;
   readonly stepFunctionsEndpoint: ec2.InterfaceVpcEndpoint;
+  /** Only with `rdsApiEndpoint`. */
+  readonly rdsEndpoint: ec2.InterfaceVpcEndpoint | undefined;
   readonly flowLogGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: PrivateNetworkProps) {
@@ -73,11 +81,15 @@ export class PrivateNetwork extends Construct {
       'StepFunctionsEndpoint',
       ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
     );
+    this.rdsEndpoint = props.rdsApiEndpoint
+      ? this.interfaceEndpoint('RdsEndpoint', ec2.InterfaceVpcEndpointAwsService.RDS)
+      : undefined;
   }
 
-  /** Lets `client` call Secrets Manager and Step Functions through the endpoints (HTTPS). */
+  /** Lets `client` call Secrets Manager, Step Functions (and the RDS API) through the endpoints (HTTPS). */
   allowEndpointAccessFrom(client: ec2.IConnectable, description: string): void {
-    for (const endpoint of [this.secretsManagerEndpoint, this.stepFunctionsEndpoint]) {
+    const endpoints = [this.secretsManagerEndpoint, this.stepFunctionsEndpoint, this.rdsEndpoint];
+    for (const endpoint of endpoints.filter((candidate) => candidate !== undefined)) {
       endpoint.connections.allowFrom(client, ec2.Port.tcp(443), description);
     }
   }

@@ -19,7 +19,10 @@ export interface DataStackProps extends StackProps {
  */
 export class DataStack extends Stack {
   readonly vpc: ec2.IVpc;
-  /** The Lambdas' security group: allowed into the proxy on 5432 and into the interface endpoints on 443. */
+  /**
+   * The Lambdas' security group: allowed into the proxy on 5432 and into the interface endpoints on
+   * 443; with `tenantDatabaseAccess=direct`, also into the cluster on 5432.
+   */
   readonly lambdaSecurityGroup: ec2.ISecurityGroup;
   /** RDS Proxy in front of the cluster; TLS required. */
   readonly proxy: rds.DatabaseProxy;
@@ -36,6 +39,7 @@ export class DataStack extends Stack {
       stage: config.stage,
       flowLogRetentionDays: config.logRetentionDays,
       removalPolicy: config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      rdsApiEndpoint: config.tenantDatabaseAccess === 'proxy',
     });
     this.vpc = network.vpc;
 
@@ -62,6 +66,12 @@ export class DataStack extends Stack {
       allowAllOutbound: false,
     });
     database.allowClientFrom(this.lambdaSecurityGroup, 'tenantflow Lambdas to RDS Proxy');
+    if (config.tenantDatabaseAccess === 'direct') {
+      database.allowDirectClientFrom(
+        this.lambdaSecurityGroup,
+        'tenantflow Lambdas to Aurora (tenant roles, direct access)',
+      );
+    }
     network.allowEndpointAccessFrom(this.lambdaSecurityGroup, 'tenantflow Lambdas to AWS APIs');
 
     new CfnOutput(this, 'ProxyEndpoint', {

@@ -102,6 +102,8 @@ function logicalIdOf(template: Template, type: string, props: Record<string, unk
 describe('DataStack', () => {
   let prod: Synthesized;
   let dev: Synthesized;
+  /** Tenant roles straight to the cluster: past the proxy's 200-secret limit. */
+  let direct: Synthesized;
 
   beforeAll(() => {
     prod = synthesizeWithNag(dataStack, {
@@ -112,6 +114,7 @@ describe('DataStack', () => {
       logRetentionDays: 90,
     });
     dev = synthesizeWithNag(dataStack, { stage: 'dev' });
+    direct = synthesizeWithNag(dataStack, { stage: 'big', tenantDatabaseAccess: 'direct' });
   });
 
   afterAll(() => {
@@ -124,6 +127,11 @@ describe('DataStack', () => {
     it('reports no unacknowledged errors or warnings for a prod stage', () => {
       expect(prod.findings).toEqual([]);
       expect(prod.synthError).toBeUndefined();
+    });
+
+    it('reports no unacknowledged errors or warnings with direct tenant database access', () => {
+      expect(direct.findings).toEqual([]);
+      expect(direct.synthError).toBeUndefined();
     });
 
     it('reports no unacknowledged errors or warnings for a dev stage', () => {
@@ -249,6 +257,54 @@ describe('DataStack', () => {
         FromPort: 5432,
         ToPort: 5432,
       });
+    });
+  });
+
+  describe('tenant database access', () => {
+    const lambdaSecurityGroupOf = (synthesized: Synthesized) =>
+      logicalIdOf(synthesized.template, 'AWS::EC2::SecurityGroup', {
+        GroupDescription: Match.stringLikeRegexp('^tenantflow Lambdas'),
+      });
+    const clusterIngressFromLambdas = (synthesized: Synthesized) => {
+      const cluster = onlyResource(synthesized.template, 'AWS::RDS::DBCluster').resource;
+      return Object.values(
+        synthesized.template.findResources('AWS::EC2::SecurityGroupIngress', {
+          Properties: {
+            GroupId: cluster.Properties.VpcSecurityGroupIds[0],
+            SourceSecurityGroupId: { 'Fn::GetAtt': [lambdaSecurityGroupOf(synthesized), 'GroupId'] },
+          },
+        }),
+      );
+    };
+    const rdsApiEndpoints = (synthesized: Synthesized) =>
+      Object.values(synthesized.template.findResources('AWS::EC2::VPCEndpoint')).filter((endpoint) =>
+        JSON.stringify(endpoint.Properties.ServiceName).includes('.rds"'),
+      );
+
+    it('proxy (default): the Lambdas reach the RDS API through an endpoint, to keep the auth list, and never the cluster', () => {
+      expect(deploymentConfig(new App().node).tenantDatabaseAccess).toBe('proxy');
+      expect(rdsApiEndpoints(prod)).toHaveLength(1);
+      expect(clusterIngressFromLambdas(prod)).toEqual([]);
+    });
+
+    it('direct: the Lambdas reach the cluster on its port, and there is no RDS API endpoint to pay for', () => {
+      const [ingress, ...more] = clusterIngressFromLambdas(direct);
+      expect(more).toEqual([]);
+      const clusterPort = {
+        'Fn::GetAtt': [onlyResource(direct.template, 'AWS::RDS::DBCluster').logicalId, 'Endpoint.Port'],
+      };
+      expect(ingress?.Properties).toMatchObject({
+        IpProtocol: 'tcp',
+        FromPort: clusterPort,
+        ToPort: clusterPort,
+      });
+      expect(rdsApiEndpoints(direct)).toEqual([]);
+    });
+
+    it('refuses a mode it does not know, naming the ones it does', () => {
+      expect(() => deploymentConfig(new App({ context: { tenantDatabaseAccess: 'iam' } }).node)).toThrow(
+        "CDK context 'tenantDatabaseAccess' must be 'proxy' or 'direct' (got 'iam')",
+      );
     });
   });
 

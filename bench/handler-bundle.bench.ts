@@ -27,7 +27,7 @@ const REQUIRE_SHIM =
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Imports before timing starts: the first one reads the bundle from disk into the page cache. */
-const WARM_UP_IMPORTS = 1;
+export const WARM_UP_IMPORTS = 1;
 
 /** A child that has not exited this long after its import holds something open (a socket, a timer). */
 const IMPORT_TIMEOUT_MS = 30_000;
@@ -140,22 +140,37 @@ async function measureBundle(
   };
 }
 
+export interface FreshNodeOptions {
+  /** Flags for the child `node` (`--enable-source-maps`, as Lambda functions are deployed). */
+  readonly nodeArgs?: readonly string[];
+  /** The child's working directory (a stand-in for `/var/task`, say). */
+  readonly cwd?: string;
+}
+
 /**
  * `await import(bundle)` in a new `node` with nothing in its environment, timed inside the child
  * so node's own start-up is left out. The child must exit by itself: a handler module that opened
  * a connection or started a timer at import would keep it alive until the timeout.
  */
-async function importInFreshNode(file: string): Promise<{ importMs: number; handlerType: string }> {
+export async function importInFreshNode(
+  file: string,
+  options: FreshNodeOptions = {},
+): Promise<{ importMs: number; handlerType: string }> {
   const script = [
     'const start = performance.now();',
     `const module = await import(${JSON.stringify(pathToFileURL(file).href)});`,
     'const importMs = performance.now() - start;',
     'console.log(JSON.stringify({ importMs, handlerType: typeof module.handler }));',
   ].join('\n');
-  const { stdout } = await run(process.execPath, ['--input-type=module', '--eval', script], {
-    env: {},
-    timeout: IMPORT_TIMEOUT_MS,
-  });
+  const { stdout } = await run(
+    process.execPath,
+    [...(options.nodeArgs ?? []), '--input-type=module', '--eval', script],
+    {
+      env: {},
+      timeout: IMPORT_TIMEOUT_MS,
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    },
+  );
   return JSON.parse(stdout) as { importMs: number; handlerType: string };
 }
 

@@ -9,10 +9,14 @@
  *
  * The workflow benchmarks follow on the same server, on the local platform (`startLocalPlatform`)
  * with tenants of their own, once the first platform has closed its connections. The handler
- * bundles are measured last, with the server stopped.
+ * bundles are measured last, with the server stopped, then the deployment packages CDK builds
+ * (`cold-start`).
+ *
+ * `npm run bench -- cold-start` runs only the deployment-package benchmark (no database needed).
  */
 import { cpus } from 'node:os';
 import { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
+import { benchmarkColdStart, type ColdStartResult } from './cold-start.bench.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
 import { benchmarkFleetMigration, type FleetMigrationBenchmarkResult } from './fleet-migration.bench.js';
 import { BUNDLE_TARGETS, benchmarkHandlerBundles, type HandlerBundleResult } from './handler-bundle.bench.js';
@@ -60,6 +64,11 @@ import {
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`tenantflow benchmarks — Node ${process.version}, ${cpus().length} × ${cpu}\n`);
+
+if (process.argv.slice(2).includes('cold-start')) {
+  await runColdStart();
+  process.exit(0);
+}
 
 const result = await benchmarkTenantSwitch();
 console.log('TenantContextSwitch.switch() vs bare AsyncLocalStorage.run (async callback, awaited)');
@@ -145,6 +154,15 @@ console.log(`\nDatabase benchmarks took ${fmt(databaseRun.ms / 1000)} s`);
 const bundles = await timed(() => benchmarkHandlerBundles(workflowScale.bundleImports));
 printHandlerBundles(bundles.result, workflowScale.bundleImports);
 console.log(`\nHandler bundle benchmarks took ${fmt(bundles.ms / 1000)} s`);
+
+await runColdStart();
+
+async function runColdStart(): Promise<void> {
+  const imports = workflowBenchScale().bundleImports;
+  const coldStart = await timed(() => benchmarkColdStart(imports));
+  printColdStart(coldStart.result, imports);
+  console.log(`\nDeployment package benchmarks took ${fmt(coldStart.ms / 1000)} s`);
+}
 
 async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void> {
   // The finalize handler logs a line per execution at INFO: hundreds of JSON lines between the
@@ -258,6 +276,36 @@ function printHandlerBundles(results: readonly HandlerBundleResult[], imports: n
         `    largest packages: ${result.topPackages.map((input) => `${input.name} ${fmt(input.bytes / 1024)} KB`).join(', ')}`,
       );
     }
+  }
+}
+
+function printColdStart(figures: ColdStartResult, imports: number): void {
+  const kb = (bytes: number | undefined) => (bytes === undefined ? '–' : fmt(bytes / 1024));
+  console.log(
+    `\nDeployment packages (CDK): the PlatformStack synthesized offline (stage qa test fixture) in ${fmt(figures.synthMs / 1000)} s; each bundle imported in a fresh node with an empty environment and only the layer (and the runtime's SDK) beside it, ${imports} times after a warm-up`,
+  );
+  const layer = figures.layer;
+  console.log(
+    `  shared layer      ${kb(layer.sizes.bytes).padStart(8)} KB in ${layer.sizes.files} files, zip ${kb(layer.sizes.zipBytes)} KB`,
+  );
+  if (layer.platform !== undefined) {
+    console.log(
+      `    ${layer.platform.name}: ${layer.platform.modules} modules: ${kb(layer.platform.jsBytes)} KB .js + ${kb(layer.platform.mapBytes)} KB .map + ${kb(layer.platform.sqlBytes)} KB migrations`,
+    );
+  }
+  console.log(
+    `    largest packages: ${layer.packages
+      .slice(0, 5)
+      .map((entry) => `${entry.name} ${kb(entry.bytes)} KB`)
+      .join(', ')}`,
+  );
+  console.log(
+    '  function          dir KB   zip KB   .mjs KB   .map KB   init, --enable-source-maps (as deployed)   init, plain node       process p50',
+  );
+  for (const fn of figures.functions) {
+    console.log(
+      `  ${fn.name.padEnd(16)} ${kb(fn.sizes.bytes).padStart(7)} ${kb(fn.sizes.zipBytes).padStart(8)} ${kb(fn.mjsBytes).padStart(9)} ${kb(fn.mapBytes).padStart(9)}   p50 ${fmt(fn.initMs.p50).padStart(6)} / p95 ${fmt(fn.initMs.p95).padStart(6)} ms         p50 ${fmt(fn.initWithoutSourceMapsMs.p50).padStart(6)} / p95 ${fmt(fn.initWithoutSourceMapsMs.p95).padStart(6)} ms   ${fmt(fn.processMs.p50).padStart(6)} ms${fn.handlerType === 'function' ? '' : `  (handler: ${fn.handlerType})`}`,
+    );
   }
 }
 

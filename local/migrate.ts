@@ -7,28 +7,29 @@
  */
 import cliProgress from 'cli-progress';
 import { createPlatformPool } from '../shared/db/connections.js';
-import { migrateControlSchema } from '../shared/db/control-schema.js';
+import { ConfigurationError } from '../shared/errors.js';
 import { DatabaseAdmin } from '../shared/provisioning/database-admin.js';
-import { migrateFleet } from '../shared/provisioning/fleet-migrator.js';
+import { migrateDatabase, migrationSettings } from '../shared/provisioning/database-migrator.js';
 import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
 import { PgTenantRegistry } from '../shared/tenancy/pg-tenant-registry.js';
 import { withLocalDatabase } from './local-database.js';
 
-const concurrency = Number(process.env.TENANTFLOW_MIGRATE_CONCURRENCY ?? 8);
-if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-  console.error(
-    `TENANTFLOW_MIGRATE_CONCURRENCY must be an integer from 1 to 64 (got '${process.env.TENANTFLOW_MIGRATE_CONCURRENCY}')`,
-  );
-  process.exit(2);
+const settings = readSettings();
+
+function readSettings() {
+  try {
+    return migrationSettings(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) {
+      throw error;
+    }
+    console.error(error.message);
+    process.exit(2);
+  }
 }
 
 const failedCount = await withLocalDatabase(process.env.TENANTFLOW_HOME ?? '.tenantflow', async (url) => {
   const adminUrl = process.env.TENANTFLOW_ADMIN_DATABASE_URL || url;
-  const control = await migrateControlSchema(adminUrl);
-  console.log(
-    `control schema: ${control.applied.length === 0 ? 'up to date' : `applied ${control.applied.join(', ')}`}`,
-  );
-
   const pool = createPlatformPool({ connectionString: url, max: 2 });
   try {
     const admin = new DatabaseAdmin({ adminUrl, tenantMigrations: await loadTenantMigrations() });
@@ -43,32 +44,39 @@ const failedCount = await withLocalDatabase(process.env.TENANTFLOW_HOME ?? '.ten
       : undefined;
     let failed = 0;
     let barStarted = false;
-    const summary = await migrateFleet(new PgTenantRegistry(pool), admin, {
-      concurrency,
-      onTenantDone: (outcome, done, total) => {
-        if (!outcome.ok) {
-          failed += 1;
-          bar?.stop();
-          barStarted = false;
-          console.error(`  ✗ ${outcome.tenantId}: ${outcome.error}`);
-        }
-        if (bar !== undefined) {
-          if (!barStarted) {
-            bar.start(total, done, { failed });
-            barStarted = true;
+    const { tenants } = await migrateDatabase(
+      { admin, registry: new PgTenantRegistry(pool) },
+      {
+        ...settings,
+        onControlSchemaMigrated: (control) =>
+          console.log(
+            `control schema: ${control.applied.length === 0 ? 'up to date' : `applied ${control.applied.join(', ')}`}`,
+          ),
+        onTenantDone: (outcome, done, total) => {
+          if (!outcome.ok) {
+            failed += 1;
+            bar?.stop();
+            barStarted = false;
+            console.error(`  ✗ ${outcome.tenantId}: ${outcome.error}`);
           }
-          bar.update(done, { failed });
-        } else if (done === total || done % 100 === 0) {
-          console.log(`  ${done}/${total} tenant schemas`);
-        }
+          if (bar !== undefined) {
+            if (!barStarted) {
+              bar.start(total, done, { failed });
+              barStarted = true;
+            }
+            bar.update(done, { failed });
+          } else if (done === total || done % 100 === 0) {
+            console.log(`  ${done}/${total} tenant schemas`);
+          }
+        },
       },
-    });
+    );
     bar?.stop();
     console.log(
-      `tenant schemas: ${summary.total} in all, ${summary.migrated} migrated, ${summary.upToDate} already up to date, ` +
-        `${summary.failed.length} failed (${(summary.durationMs / 1000).toFixed(1)} s)`,
+      `tenant schemas: ${tenants.total} in all, ${tenants.migrated} migrated, ${tenants.upToDate} already up to date, ` +
+        `${tenants.failed.length} failed (${(tenants.durationMs / 1000).toFixed(1)} s)`,
     );
-    return summary.failed.length;
+    return tenants.failed.length;
   } finally {
     await pool.end();
   }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { RDSClient } from '@aws-sdk/client-rds';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type pg from 'pg';
 import type { TenantflowConfig } from './config/config.js';
@@ -17,7 +17,6 @@ import { TenantConnections } from './db/tenant-connections.js';
 import type { AdminAuthOptions } from './http/admin-auth.middleware.js';
 import { DatabaseAdmin, type DatabaseAdminOptions } from './provisioning/database-admin.js';
 import { ProvisioningService, type StepHook } from './provisioning/provisioning-service.js';
-import { RdsProxyTenantLogins } from './provisioning/rds-proxy-tenant-logins.js';
 import { DirectTenantLogins, type TenantLogins } from './provisioning/tenant-logins.js';
 import { loadTenantMigrations } from './provisioning/tenant-migrations.js';
 import { LocalSecretStore } from './secrets/local-secret-store.js';
@@ -114,15 +113,7 @@ export async function createPlatform(
     database.onCredentialsRejected === undefined
       ? new DatabaseAdmin(adminOptions)
       : new CredentialsReportingDatabaseAdmin(adminOptions, database.onCredentialsRejected);
-  const tenantLogins: TenantLogins =
-    config.tenantLogins.kind === 'rds-proxy'
-      ? new RdsProxyTenantLogins({
-          client: overrides.rdsClient ?? new RDSClient({}),
-          proxyName: config.tenantLogins.proxyName,
-          leases: new PlatformLeases(pool),
-          stage: config.stage,
-        })
-      : new DirectTenantLogins();
+  const tenantLogins = await createTenantLogins(config, pool, overrides.rdsClient);
   const provisioning = new ProvisioningService({
     registry,
     admin,
@@ -215,6 +206,31 @@ class CredentialsReportingDatabaseAdmin extends DatabaseAdmin {
       throw error;
     }
   }
+}
+
+/**
+ * The RDS Proxy auth list when tenant roles log in through the proxy; otherwise nothing to keep.
+ * The RDS client is loaded only then: it costs ~50 ms of cold start, and only the functions that
+ * provision, deprovision or recover tenants are configured with a proxy name.
+ */
+async function createTenantLogins(
+  config: TenantflowConfig,
+  pool: pg.Pool,
+  rdsClient: RDSClient | undefined,
+): Promise<TenantLogins> {
+  if (config.tenantLogins.kind === 'direct') {
+    return new DirectTenantLogins();
+  }
+  const [{ RdsProxyTenantLogins }, { RDSClient }] = await Promise.all([
+    import('./provisioning/rds-proxy-tenant-logins.js'),
+    import('@aws-sdk/client-rds'),
+  ]);
+  return new RdsProxyTenantLogins({
+    client: rdsClient ?? new RDSClient({}),
+    proxyName: config.tenantLogins.proxyName,
+    leases: new PlatformLeases(pool),
+    stage: config.stage,
+  });
 }
 
 function createSecretStore(config: TenantflowConfig, client: () => SecretsManagerClient): SecretStore {

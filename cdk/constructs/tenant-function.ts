@@ -20,7 +20,17 @@ export interface TenantflowDatabase {
   readonly databaseName: string;
   /** @default 5432 */
   readonly port?: number;
+  /**
+   * Where tenant roles connect when not through the proxy: the Aurora writer, in `direct` tenant
+   * database access. Their TLS is then verified against the RDS CA bundle the Lambda runtime ships
+   * (`NODE_EXTRA_CA_CERTS`), since Node's own store does not trust it.
+   * @default the proxy
+   */
+  readonly directTenantEndpoint?: { readonly host: string; readonly port: string };
 }
+
+/** The Amazon CA certificates, RDS's included, that the Node.js Lambda runtimes ship but no longer load. */
+export const LAMBDA_RDS_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
 /** Where the functions run: isolated subnets, one security group that reaches the proxy and the endpoints. */
 export interface TenantflowNetwork {
@@ -58,11 +68,134 @@ export interface TenantFunctionProps {
 }
 
 /**
- * The top-level ESM binding esbuild's CommonJS shim (`__require`) needs in an ESM bundle: `pg` and
- * other CommonJS code call `require` for Node built-ins.
+ * The top-level ESM binding esbuild's CommonJS shim (`__require`) needs in an ESM bundle, should
+ * bundled code call `require` for a Node built-in.
  */
 const CREATE_REQUIRE_BANNER =
   "import { createRequire as tenantflowCreateRequire } from 'node:module'; const require = tenantflowCreateRequire(import.meta.url);";
+
+/**
+ * Runs after esbuild (`node --eval`, arguments: output directory, project root, handler path, layer
+ * package). `NodejsFunction` has no esbuild plugin hook, and esbuild writes an external relative
+ * import verbatim (`../../shared/platform.js` from `functions/`, `../shared/...` from `workflows/`
+ * and `examples/`), which from the bundle's place would point at files that are not there. So:
+ * 1. From esbuild's metafile: each `shared/` import esbuild left out, checked to resolve (from its
+ *    importer) into `shared/`, and the layer module it names (`@tenantflow/platform/shared/platform.js`);
+ *    no file of `shared/` may have been bundled.
+ * 2. In the bundle, exactly those import specifiers are replaced, each at least once, and nothing
+ *    else that looks like one remains.
+ * 3. The source map's generated columns after each replacement are shifted by the length it added
+ *    (esbuild puts the imports on the same minified line as the code), and its `sources` are made
+ *    relative to the handler's path as if the package were the project (`../../workflows/index.ts`),
+ *    so stack traces name project files and the asset hash does not depend on where cdk.out is.
+ * 4. The bundle and its map move to the handler's path (`functions/api/tenants.mjs` + `.mjs.map`);
+ *    esbuild's `index.*` files are removed.
+ * Any surprise fails the synthesis instead of shipping a bundle that cannot load.
+ */
+const LINK_BUNDLE_SCRIPT = String.raw`
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { posix, relative, resolve } from 'node:path';
+const [outputDir, projectRoot, handlerPath, packageName] = process.argv.slice(1);
+const fail = (message) => {
+  console.error('TenantFunction ' + handlerPath + ': ' + message);
+  process.exit(1);
+};
+const read = (name) => readFileSync(resolve(outputDir, name), 'utf8');
+
+const linked = new Map();
+for (const [input, { imports }] of Object.entries(JSON.parse(read('index.meta.json')).inputs)) {
+  if (input.startsWith('shared/')) fail(input + ' was bundled: it must come from the shared layer');
+  for (const { path, external } of imports) {
+    const match = /^(?:\.\.\/)+shared\/(.+)$/.exec(path);
+    if (!external || match === null) continue;
+    const inShared = relative(resolve(projectRoot, 'shared'), resolve(projectRoot, posix.dirname(input), path));
+    if (inShared !== match[1]) fail(input + " imports '" + path + "', which is not in shared/");
+    linked.set(path, packageName + '/shared/' + match[1]);
+  }
+}
+
+const code = read('index.mjs');
+const edits = [];
+const used = new Set();
+const linkedCode = code.replace(
+  /\b(from|import)(\s*\(?\s*)(["'])((?:\.\.\/)+shared\/[^"'\n]+)\3/g,
+  (whole, keyword, between, quote, path, offset) => {
+    const target = linked.get(path);
+    if (target === undefined) fail("the bundle imports '" + path + "', which esbuild did not report as shared/");
+    used.add(path);
+    edits.push({ offset: offset + keyword.length + between.length + 1, delta: target.length - path.length });
+    return keyword + between + quote + target + quote;
+  },
+);
+for (const path of linked.keys()) {
+  if (!used.has(path)) fail("esbuild reported the import '" + path + "', but it is not in the bundle");
+}
+
+const map = JSON.parse(read('index.mjs.map'));
+const shifts = new Map();
+for (const edit of edits) {
+  const before = code.slice(0, edit.offset);
+  const line = before.split('\n').length - 1;
+  const column = edit.offset - (before.lastIndexOf('\n') + 1);
+  shifts.set(line, [...(shifts.get(line) ?? []), { column, delta: edit.delta }]);
+}
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const lines = map.mappings.split(';');
+for (const [line, lineShifts] of shifts) {
+  let column = 0;
+  let previous = 0;
+  let applied = 0;
+  let total = 0;
+  lines[line] = lines[line]
+    .split(',')
+    .map((segment) => {
+      if (segment === '') return segment;
+      let value = 0;
+      let bits = 0;
+      let at = 0;
+      let digit;
+      do {
+        digit = BASE64.indexOf(segment[at++] ?? '');
+        if (digit < 0) fail('cannot read the source map');
+        value += (digit & 31) * 2 ** bits;
+        bits += 5;
+      } while (digit & 32);
+      column += value % 2 === 1 ? -Math.floor(value / 2) : value / 2;
+      while (applied < lineShifts.length && lineShifts[applied].column < column) total += lineShifts[applied++].delta;
+      const delta = column + total - previous;
+      previous = column + total;
+      let vlq = delta < 0 ? -delta * 2 + 1 : delta * 2;
+      let encoded = '';
+      do {
+        const low = vlq % 32;
+        vlq = Math.floor(vlq / 32);
+        encoded += BASE64[vlq > 0 ? low + 32 : low];
+      } while (vlq > 0);
+      return encoded + segment.slice(at);
+    })
+    .join(',');
+}
+map.mappings = lines.join(';');
+const bundleDirectory = posix.dirname(handlerPath);
+map.sources = map.sources.map((source) => {
+  const inProject = relative(projectRoot, resolve(outputDir, source));
+  if (inProject.startsWith('..')) fail('the source map names a file outside the project: ' + source);
+  return posix.relative(bundleDirectory, inProject);
+});
+
+const trailer = /\/\/# sourceMappingURL=index\.mjs\.map\s*$/;
+if (!trailer.test(linkedCode)) fail('esbuild wrote no sourceMappingURL comment for index.mjs.map');
+const name = posix.basename(handlerPath) + '.mjs';
+mkdirSync(resolve(outputDir, bundleDirectory), { recursive: true });
+writeFileSync(resolve(outputDir, handlerPath + '.mjs'), linkedCode.replace(trailer, '//# sourceMappingURL=' + name + '.map\n'));
+writeFileSync(resolve(outputDir, handlerPath + '.mjs.map'), JSON.stringify(map));
+for (const file of ['index.mjs', 'index.mjs.map', 'index.meta.json']) rmSync(resolve(outputDir, file));
+`;
+
+/** A word for `bash -c`: single-quoted, with any single quote in it closed, escaped and reopened. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
 
 /** The ENI calls Lambda makes with the execution role to place a function in a VPC. */
 const VPC_ACCESS_ACTIONS = [
@@ -89,14 +222,18 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  * A tenantflow Lambda: a `NodejsFunction` with the platform's defaults, so a stack only says which
  * handler and what it may do.
  *
- * - Node.js 22 on ARM64; an ESM bundle (with the `createRequire` banner) of the handler and the
- *   `shared/` code it uses, minified with names kept, with a source map and
- *   `NODE_OPTIONS=--enable-source-maps`; the {@link SharedLayer}'s packages and `@aws-sdk/*` are
- *   external.
+ * - Node.js 22 on ARM64, with the {@link SharedLayer}; an ESM bundle (with the `createRequire`
+ *   banner) of the handler and the application code it imports (`workflows/` and `examples/` for
+ *   the functions that know the workflows), minified with names kept, with a source map and
+ *   `NODE_OPTIONS=--enable-source-maps`. Nothing of `shared/` is in it: the handlers' relative
+ *   imports of `shared/` are left out by esbuild and then pointed at the layer's package
+ *   (`../../shared/platform.js` becomes `@tenantflow/platform/shared/platform.js`, see
+ *   `LINK_BUNDLE_SCRIPT`), so every function, and every module of one, shares the layer's single
+ *   copy of each `shared/` module. The layer's packages and `@aws-sdk/*` are external too.
  * - The bundle sits at the handler's own path (`functions/api/tenants.mjs`, handler
- *   `functions/api/tenants.handler`) next to a copy of `migrations/tenant/`, because `shared/`
- *   finds the tenant migrations relative to its module (`../../migrations/tenant`); in a bundle at
- *   the archive root that would point outside `/var/task`.
+ *   `functions/api/tenants.handler`, map `functions/api/tenants.mjs.map`), so the handler string
+ *   and a stack trace's paths read like the project. The migrations are in the layer, beside
+ *   `shared/`.
  * - Its own log group with the configured retention, X-Ray active tracing, the `lambdas` subnets
  *   and the given security group.
  * - Its own role, without AWS managed policies: writing to its log group only, the ENI calls a VPC
@@ -130,9 +267,9 @@ export class TenantFunction extends NodejsFunction {
     const projectRoot = props.projectRoot ?? PROJECT_ROOT;
     const functionName = `tenantflow-${props.stage}-${props.name}`;
     const handlerPath = props.entry.replace(/\.[cm]?ts$/, '');
-    if (!/^[a-z0-9-]+\/[a-z0-9-]+\/[a-z0-9-]+$/.test(handlerPath)) {
+    if (!/^[a-z0-9-]+(?:\/[a-z0-9-]+)+$/.test(handlerPath)) {
       throw new Error(
-        `TenantFunction entry '${props.entry}' must be <dir>/<dir>/<file>.ts: the bundle must sit two directories deep for ../../migrations to resolve inside the package`,
+        `TenantFunction entry '${props.entry}' must be a .ts file in a directory of the project (functions/api/tenants.ts): the bundle is placed at that path`,
       );
     }
     const logGroup = new logs.LogGroup(scope, `${id}LogGroup`, {
@@ -196,9 +333,11 @@ export class TenantFunction extends NodejsFunction {
         TENANTFLOW_DATABASE_NAME: database.databaseName,
         TENANTFLOW_DATABASE_SECRET_ARN: database.platformSecret.secretArn,
         TENANTFLOW_DATABASE_SSL: 'require',
-        // Tenant roles connect through the same proxy; provisioning writes this into their secrets.
-        TENANTFLOW_TENANT_DB_HOST: database.proxy.endpoint,
-        TENANTFLOW_TENANT_DB_PORT: String(database.port ?? 5432),
+        // Where tenant roles connect (the proxy, or the writer in direct access); provisioning writes
+        // this into their secrets.
+        TENANTFLOW_TENANT_DB_HOST: database.directTenantEndpoint?.host ?? database.proxy.endpoint,
+        TENANTFLOW_TENANT_DB_PORT: database.directTenantEndpoint?.port ?? String(database.port ?? 5432),
+        ...(database.directTenantEndpoint === undefined ? {} : { NODE_EXTRA_CA_CERTS: LAMBDA_RDS_CA_BUNDLE }),
         TENANTFLOW_SECRETS: 'secrets-manager',
         POWERTOOLS_LOG_LEVEL: 'INFO',
         ...props.environment,
@@ -215,20 +354,19 @@ export class TenantFunction extends NodejsFunction {
         sourceMap: true,
         // Stack traces need the mappings, not the sources: half the map's size.
         sourcesContent: false,
-        externalModules: [...props.layer.externalModules],
+        // The layer's packages, the runtime's SDK, and shared/ as the handlers import it.
+        externalModules: [...props.layer.externalModules, ...props.layer.sharedImportPatterns],
+        // Read by LINK_BUNDLE_SCRIPT to find the shared/ imports, then removed.
+        metafile: true,
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (inputDir: string, outputDir: string) => {
-            const directory = handlerPath.slice(0, handlerPath.lastIndexOf('/'));
-            return [
-              `mkdir -p "${outputDir}/${directory}" "${outputDir}/migrations"`,
-              `mv "${outputDir}/index.mjs" "${outputDir}/${handlerPath}.mjs"`,
-              // The bundle's sourceMappingURL names index.mjs.map, next to it.
-              `mv "${outputDir}/index.mjs.map" "${outputDir}/${directory}/index.mjs.map"`,
-              `cp -R "${inputDir}/migrations/tenant" "${outputDir}/migrations/tenant"`,
-            ];
-          },
+          afterBundling: (inputDir: string, outputDir: string) => [
+            [process.execPath, '--input-type=module', '--eval', LINK_BUNDLE_SCRIPT]
+              .concat([outputDir, inputDir, handlerPath, props.layer.packageName])
+              .map(shellQuote)
+              .join(' '),
+          ],
         },
       },
     });
@@ -263,6 +401,22 @@ export class TenantFunction extends NodejsFunction {
       resourceName: `tenantflow/${this.stage}/tenants/*`,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
+  }
+
+  /**
+   * Sets `TENANTFLOW_DB_PROXY_NAME` and lets the function read and change `proxy`'s auth list
+   * (`rds:DescribeDBProxies`, `rds:ModifyDBProxy` on that proxy only): provisioning adds each
+   * tenant's secret to it, deprovisioning removes it, recovery puts back what a stack update dropped.
+   */
+  grantManageProxyLogins(proxy: rds.IDatabaseProxy): void {
+    this.addEnvironment('TENANTFLOW_DB_PROXY_NAME', proxy.dbProxyName);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ManageProxyAuthList',
+        actions: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'],
+        resources: [proxy.dbProxyArn],
+      }),
+    );
   }
 
   /** Read tenants' database credentials: task code connects as the tenant's own role. */

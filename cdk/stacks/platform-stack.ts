@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tokenization } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -7,6 +7,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { WorkflowDefinition } from '../../shared/workflows/workflow.js';
 import { workflows as registeredWorkflows } from '../../workflows/index.js';
+import { DatabaseMigrations } from '../constructs/database-migrations.js';
 import { SharedLayer } from '../constructs/shared-layer.js';
 import { TenantFunction, type TenantFunctionProps } from '../constructs/tenant-function.js';
 import { TenantflowApi } from '../constructs/tenantflow-api.js';
@@ -21,6 +22,8 @@ export interface PlatformData {
   readonly proxy: rds.IDatabaseProxy;
   readonly platformSecret: secretsmanager.ISecret;
   readonly databaseName: string;
+  /** The Aurora cluster: tenant roles connect to its writer with `tenantDatabaseAccess=direct`. */
+  readonly cluster?: rds.IDatabaseCluster;
 }
 
 export interface PlatformStackProps extends StackProps {
@@ -50,11 +53,14 @@ const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
 
 /**
  * The stateless half of a deployment: the shared layer, one Lambda per handler, the REST API built
- * from the route table, one Standard state machine per registered workflow, and the EventBridge
- * schedule of the recovery job. The constructs carry the defaults; this stack wires them and says
+ * from the route table, one Standard state machine per registered workflow, the EventBridge
+ * schedule of the recovery job, and the database migrations, run on each deployment before any of
+ * those functions is updated. The constructs carry the defaults; this stack wires them and says
  * who may do what:
  * - every function reads the platform secret and connects to the proxy;
  * - the tenants API and recovery (which resumes provisioning) manage tenant secrets; run-task reads them;
+ * - with tenant roles through the proxy (the default), the tenants API and recovery also keep the
+ *   proxy's auth list; with `tenantDatabaseAccess=direct`, tenant roles connect to the writer;
  * - the executions API starts and describes workflow executions; recovery also redrives them;
  * - each state machine invokes run-task and finalize only.
  */
@@ -65,6 +71,8 @@ export class PlatformStack extends Stack {
   /** One per workflow, keyed by workflow name. */
   readonly stateMachines: ReadonlyMap<string, WorkflowStateMachine>;
   readonly recoverySchedule: events.Rule;
+  /** The `migrate` function and the trigger that runs it before every function in {@link functions}. */
+  readonly migrations: DatabaseMigrations;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -73,10 +81,26 @@ export class PlatformStack extends Stack {
     const logRemovalPolicy = config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     this.layer = new SharedLayer(this, 'SharedLayer');
+    const direct = config.tenantDatabaseAccess === 'direct';
+    if (direct && data.cluster === undefined) {
+      throw new Error('tenantDatabaseAccess=direct needs the Aurora cluster in the PlatformStack data');
+    }
     const common = {
       stage: config.stage,
       layer: this.layer,
-      database: { proxy: data.proxy, platformSecret: data.platformSecret, databaseName: data.databaseName },
+      database: {
+        proxy: data.proxy,
+        platformSecret: data.platformSecret,
+        databaseName: data.databaseName,
+        ...(direct && data.cluster !== undefined
+          ? {
+              directTenantEndpoint: {
+                host: data.cluster.clusterEndpoint.hostname,
+                port: Tokenization.stringifyNumber(data.cluster.clusterEndpoint.port),
+              },
+            }
+          : {}),
+      },
       network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
       logRetentionDays: config.logRetentionDays,
       logRemovalPolicy,
@@ -140,10 +164,19 @@ export class PlatformStack extends Stack {
       }),
     };
     this.functions = functions;
+    this.migrations = new DatabaseMigrations(this, 'Migrations', {
+      ...common,
+      runBefore: Object.values(functions),
+    });
 
     functions.tenantsApi.grantManageTenantSecrets();
     functions.recovery.grantManageTenantSecrets();
     functions.runTask.grantReadTenantSecrets();
+    if (!direct) {
+      // Through the proxy, a tenant role logs in only once its secret is on the proxy's auth list.
+      functions.tenantsApi.grantManageProxyLogins(data.proxy);
+      functions.recovery.grantManageProxyLogins(data.proxy);
+    }
 
     const stateMachines = new Map<string, WorkflowStateMachine>();
     for (const workflow of workflowList) {
@@ -196,6 +229,11 @@ export class PlatformStack extends Stack {
     new CfnOutput(this, 'ApiUrl', {
       description: 'Base URL of the tenantflow REST API (stage included)',
       value: this.api.restApi.url,
+    });
+    new CfnOutput(this, 'MigrateFunctionName', {
+      description:
+        'Runs the database migrations (each deployment does): aws lambda invoke --function-name <this> out.json',
+      value: this.migrations.function.functionName,
     });
     for (const [name, machine] of stateMachines) {
       new CfnOutput(this, `StateMachineArn${pascalCase(name)}`, {

@@ -8,6 +8,8 @@ import { type DeploymentConfig, deploymentConfig } from '../../cdk/deployment-co
 import { type PlatformData, PlatformStack } from '../../cdk/stacks/platform-stack.js';
 
 export const TEST_PROXY_ENDPOINT = 'tenantflow-qa.proxy-c0ffee.eu-west-1.rds.amazonaws.com';
+export const TEST_CLUSTER_ENDPOINT = 'tenantflow-qa.cluster-c0ffee.eu-west-1.rds.amazonaws.com';
+export const TEST_PROXY_ARN = 'arn:aws:rds:eu-west-1:123456789012:db-proxy:prx-0123456789abcdef0';
 
 /**
  * What the DataStack hands the PlatformStack, built in a stack of the test's own (a real VPC with
@@ -30,7 +32,7 @@ export function buildTestData(app: App): PlatformData & { readonly stack: Stack 
     allowAllOutbound: false,
   });
   const proxy = rds.DatabaseProxy.fromDatabaseProxyAttributes(stack, 'Proxy', {
-    dbProxyArn: 'arn:aws:rds:eu-west-1:123456789012:db-proxy:prx-0123456789abcdef0',
+    dbProxyArn: TEST_PROXY_ARN,
     dbProxyName: 'tenantflow-qa',
     endpoint: TEST_PROXY_ENDPOINT,
     securityGroups: [],
@@ -38,7 +40,12 @@ export function buildTestData(app: App): PlatformData & { readonly stack: Stack 
   const platformSecret = new secretsmanager.Secret(stack, 'PlatformSecret', {
     secretName: 'tenantflow/qa/platform',
   });
-  return { stack, vpc, lambdaSecurityGroup, proxy, platformSecret, databaseName: 'tenantflow' };
+  const cluster = rds.DatabaseCluster.fromDatabaseClusterAttributes(stack, 'Cluster', {
+    clusterIdentifier: 'tenantflow-qa',
+    clusterEndpointAddress: TEST_CLUSTER_ENDPOINT,
+    port: 5432,
+  });
+  return { stack, vpc, lambdaSecurityGroup, proxy, platformSecret, databaseName: 'tenantflow', cluster };
 }
 
 export interface PlatformFixture {
@@ -52,9 +59,21 @@ export interface PlatformFixture {
  * An App with the test data stack and a PlatformStack for stage `qa`, not yet synthesized. Give
  * `outdir` to find the bundled assets there after synthesis.
  */
-export function buildPlatform(options: { readonly outdir?: string } = {}): PlatformFixture {
+export function buildPlatform(
+  options: {
+    readonly outdir?: string;
+    /** More CDK context (`tenantDatabaseAccess`, say). */
+    readonly context?: Readonly<Record<string, unknown>>;
+    /** Skip esbuild and the layer build: for tests of the template alone. */
+    readonly skipBundling?: boolean;
+  } = {},
+): PlatformFixture {
   const app = new App({
-    context: { stage: 'qa' },
+    context: {
+      stage: 'qa',
+      ...options.context,
+      ...(options.skipBundling ? { 'aws:cdk:bundling-stacks': [] } : {}),
+    },
     ...(options.outdir === undefined ? {} : { outdir: options.outdir }),
   });
   const config = deploymentConfig(app.node);

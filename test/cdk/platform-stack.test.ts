@@ -1,14 +1,15 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { App, CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { PROJECT_ROOT } from '../../cdk/constructs/shared-layer.js';
+import { buildSharedPackage, PROJECT_ROOT, SHARED_PACKAGE_NAME } from '../../cdk/constructs/shared-layer.js';
 import type { TenantFunction } from '../../cdk/constructs/tenant-function.js';
 import { JSON_BODY_ROUTES, routeKey } from '../../cdk/constructs/tenantflow-api.js';
 import { API_ROUTES, GATEWAY_RESPONSES } from '../../functions/api/routes.js';
@@ -17,6 +18,7 @@ import { workflows } from '../../workflows/index.js';
 import {
   buildPlatform,
   type PlatformFixture,
+  TEST_PROXY_ARN,
   TEST_PROXY_ENDPOINT,
   unacknowledgedNagFindings,
 } from './platform-fixture.js';
@@ -91,10 +93,37 @@ function assetDirectoryOf(key: FunctionKey): string {
   return join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
 }
 
+/** The SharedLayer's LayerVersion (the stack may hold other layers). */
+function sharedLayerResource(): TemplateResource {
+  const resource = resources[logicalId(fixture.stack.layer.layer)];
+  if (resource === undefined) {
+    throw new Error('No resource for the shared layer');
+  }
+  return resource;
+}
+
 function layerAssetDirectory(): string {
-  const [[, layer] = []] = ofType('AWS::Lambda::LayerVersion');
-  const content = layer?.Properties.Content as { S3Key: string };
+  const content = sharedLayerResource().Properties.Content as { S3Key: string };
   return join(outdir, `asset.${content.S3Key.replace(/\.zip$/, '')}`);
+}
+
+/** Where a function's bundle sits in its package, without extension (`functions/api/tenants`). */
+function handlerPathOf(key: FunctionKey): string {
+  return HANDLERS[key].replace(/\.handler$/, '');
+}
+
+function sourceMapOf(key: FunctionKey): SourceMapPayload {
+  return JSON.parse(
+    readFileSync(join(assetDirectoryOf(key), `${handlerPathOf(key)}.mjs.map`), 'utf8'),
+  ) as SourceMapPayload;
+}
+
+/** Every file below `directory`, as sorted relative paths. */
+function filesUnder(directory: string): string[] {
+  return readdirSync(directory, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(directory, join(entry.parentPath, entry.name)))
+    .sort();
 }
 
 /** Every statement of every policy attached to the role of `roleLogicalId` (inline ones included). */
@@ -156,8 +185,11 @@ describe('PlatformStack', () => {
       // Prepare
       const handlers = ofType('AWS::Lambda::Function').map(([, fn]) => fn.Properties.Handler);
 
-      // Assert
-      expect(handlers.sort()).toEqual(Object.values(HANDLERS).sort());
+      // Assert: besides these, the migrations construct adds the migrate function and the CDK
+      // trigger provider's (see migrations.test.ts).
+      expect(handlers.sort()).toEqual(
+        [...Object.values(HANDLERS), 'functions/ops/migrate.handler', '__entrypoint__.handler'].sort(),
+      );
       for (const [key, handler] of Object.entries(HANDLERS) as Array<[FunctionKey, string]>) {
         expect(fnResource(key).Properties.Handler).toBe(handler);
       }
@@ -249,40 +281,158 @@ describe('PlatformStack', () => {
   });
 
   describe('bundles and the shared layer', () => {
-    it('bundles each handler as ESM at its own path, next to the tenant migrations, with a source map', () => {
+    it('bundles each handler as ESM at its own path with its source map, and nothing else', () => {
       for (const [key, handler] of Object.entries(HANDLERS) as Array<[FunctionKey, string]>) {
         // Prepare
         const directory = assetDirectoryOf(key);
-        const bundlePath = join(directory, `${handler.replace(/\.handler$/, '')}.mjs`);
+        const bundlePath = join(directory, `${handlerPathOf(key)}.mjs`);
         const bundle = readFileSync(bundlePath, 'utf8');
+        const name = handler.replace(/^.*\//, '').replace(/\.handler$/, '');
 
-        // Assert
+        // Assert: no migrations beside it (they are in the layer), no esbuild leftovers.
         expect(
           bundle.startsWith("import { createRequire as tenantflowCreateRequire } from 'node:module';"),
         ).toBe(true);
-        expect(bundle).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
-        expect(existsSync(join(bundlePath, '..', 'index.mjs.map'))).toBe(true);
-        expect(readdirSync(join(directory, 'migrations', 'tenant'))).toEqual(
-          readdirSync(join(PROJECT_ROOT, 'migrations', 'tenant')),
+        expect(bundle).toMatch(new RegExp(`\\n//# sourceMappingURL=${name}\\.mjs\\.map\\s*$`));
+        expect(filesUnder(directory)).toEqual([`${handlerPathOf(key)}.mjs`, `${handlerPathOf(key)}.mjs.map`]);
+      }
+    });
+
+    it("leaves shared/, the layer's packages and the AWS SDK out of every bundle", () => {
+      const layerPackage = join(layerAssetDirectory(), 'nodejs', 'node_modules', SHARED_PACKAGE_NAME);
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        // Prepare
+        const bundle = readFileSync(join(assetDirectoryOf(key), `${handlerPathOf(key)}.mjs`), 'utf8');
+        const sources = sourceMapOf(key).sources;
+        const sharedImports = [...bundle.matchAll(/from\s*"@tenantflow\/platform\/(shared\/[^"]+)"/g)].map(
+          ([, path]) => path ?? '',
+        );
+
+        // Assert: shared/ is imported from the layer's package, by modules that are there, and
+        // none of its files went into the bundle.
+        expect(sources.length).toBeGreaterThan(0);
+        expect(sources.filter((source) => /(^|\/)shared\//.test(source))).toEqual([]);
+        expect(sources.filter((source) => source.includes('node_modules'))).toEqual([]);
+        expect(bundle).not.toMatch(/["'](\.\.\/)+shared\//);
+        expect(sharedImports).toContain('shared/logging/logger.js');
+        for (const path of sharedImports) {
+          expect(existsSync(join(layerPackage, path)), path).toBe(true);
+        }
+        // Everything else it imports is the layer's or the runtime's, imported by name, not inlined
+        // (pg's and zod's sources would carry these strings).
+        for (const [, specifier = ''] of bundle.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["']([^"']+)["']/g)) {
+          expect(
+            specifier.startsWith('node:') ||
+              specifier.startsWith(`${SHARED_PACKAGE_NAME}/shared/`) ||
+              fixture.stack.layer.externalModules.some(
+                (name) =>
+                  specifier === name ||
+                  specifier.startsWith(name.endsWith('*') ? name.slice(0, -1) : `${name}/`),
+              ),
+            specifier,
+          ).toBe(true);
+        }
+        expect(bundle).not.toContain('SCRAM-SERVER-FIRST-MESSAGE');
+        expect(bundle).not.toContain('$ZodType');
+        expect(bundle).not.toMatch(/class SecretsManagerClient\b/);
+      }
+      // The workflow code goes with the functions that know the workflows, and only with them.
+      for (const key of ['runTask', 'executionsApi', 'recovery'] as const) {
+        expect(sourceMapOf(key).sources).toContain('../../workflows/index.ts');
+      }
+      for (const key of ['health', 'authorizer', 'finalize', 'tenantsApi'] as const) {
+        expect(sourceMapOf(key).sources).not.toContain('../../workflows/index.ts');
+      }
+    });
+
+    it('maps every bundle back to the project files, past the rewritten shared/ imports', () => {
+      const misses: string[] = [];
+      let checked = 0;
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        // Prepare
+        const handlerPath = handlerPathOf(key);
+        const bundle = readFileSync(join(assetDirectoryOf(key), `${handlerPath}.mjs`), 'utf8');
+        const map = new SourceMap(sourceMapOf(key));
+
+        // Act: every string literal of the bundle, looked up in its source map.
+        for (const match of bundle.matchAll(/"([A-Za-z][^"\\]{9,60})"/g)) {
+          const literal = match[1] ?? '';
+          if (literal.startsWith(SHARED_PACKAGE_NAME) || match.index === undefined) {
+            continue;
+          }
+          const before = bundle.slice(0, match.index);
+          const entry = map.findEntry(
+            before.split('\n').length - 1,
+            match.index - before.lastIndexOf('\n') - 1,
+          );
+          const source = 'originalSource' in entry ? entry.originalSource : '';
+          const line = source
+            ? readFileSync(join(PROJECT_ROOT, dirname(handlerPath), source), 'utf8').split('\n')[
+                'originalLine' in entry ? entry.originalLine : -1
+              ]
+            : undefined;
+          checked += 1;
+          if (!line?.includes(literal.slice(0, 20))) {
+            misses.push(`${key}: "${literal}" mapped to ${source}:${JSON.stringify(line)}`);
+          }
+        }
+      }
+
+      // Assert: the map's sources are project paths relative to the bundle, and its columns are right.
+      expect(checked).toBeGreaterThan(20);
+      expect(misses).toEqual([]);
+    });
+
+    it('carries shared/ as @tenantflow/platform: each module compiled once with its map, and the migrations', () => {
+      // Prepare
+      const layerPackage = join(layerAssetDirectory(), 'nodejs', 'node_modules', SHARED_PACKAGE_NAME);
+      const manifest = JSON.parse(readFileSync(join(layerPackage, 'package.json'), 'utf8')) as Json;
+      const files = filesUnder(layerPackage);
+      const modules = files.filter((file) => file.endsWith('.js'));
+      const sharedSources = filesUnder(join(PROJECT_ROOT, 'shared')).filter(
+        (file) => file.endsWith('.ts') && !file.endsWith('.test.ts'),
+      );
+      const layerManifest = JSON.parse(
+        readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8'),
+      ) as { platform: { package: string; modules: string[]; migrations: string[] } };
+
+      // Assert
+      expect(manifest).toMatchObject({ name: SHARED_PACKAGE_NAME, type: 'module' });
+      expect(layerManifest.platform.package).toBe(SHARED_PACKAGE_NAME);
+      expect(layerManifest.platform.modules).toEqual(modules);
+      expect(files.filter((file) => file.endsWith('.ts'))).toEqual([]);
+      // One .js per shared/ module (type-only ones may be left out), each beside its source map.
+      for (const module of modules) {
+        expect(sharedSources).toContain(module.replace(/^shared\//, '').replace(/\.js$/, '.ts'));
+        const map = JSON.parse(readFileSync(join(layerPackage, `${module}.map`), 'utf8')) as {
+          sources: string[];
+        };
+        expect(map.sources).toEqual([module.replace(/^.*\//, '').replace(/\.js$/, '.ts')]);
+      }
+      expect(modules.length).toBeGreaterThan(sharedSources.length - 5);
+      expect(modules).toEqual(
+        expect.arrayContaining([
+          'shared/platform.js',
+          'shared/errors.js',
+          'shared/db/control-schema.js',
+          'shared/provisioning/tenant-migrations.js',
+        ]),
+      );
+      for (const migrations of ['control', 'tenant']) {
+        expect(readdirSync(join(layerPackage, 'migrations', migrations))).toEqual(
+          readdirSync(join(PROJECT_ROOT, 'migrations', migrations)),
         );
       }
     });
 
-    it("leaves the layer's packages and the AWS SDK out of every bundle", () => {
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
-        // Prepare
-        const bundle = readFileSync(
-          join(assetDirectoryOf(key), `${HANDLERS[key].replace(/\.handler$/, '')}.mjs`),
-          'utf8',
-        );
+    it('refuses to build a layer whose shared/ code imports a package the layer does not carry', () => {
+      // Prepare
+      const target = join(outdir, 'layer-without-zod');
 
-        // Assert: imported by name, not inlined (pg's and zod's sources would carry these strings).
-        expect(bundle).toMatch(/from\s*"@aws-lambda-powertools\/logger"/);
-        expect(bundle).not.toContain('SCRAM-SERVER-FIRST-MESSAGE');
-        expect(bundle).not.toContain('$ZodType');
-        expect(bundle).toMatch(/from\s*"@aws-sdk\/client-secrets-manager"/);
-        expect(bundle).not.toMatch(/class SecretsManagerClient\b/);
-      }
+      // Act / Assert
+      expect(() => buildSharedPackage(PROJECT_ROOT, target, ['pg', '@aws-sdk/*'])).toThrow(
+        /imports 'zod', which is neither in the layer nor in the Lambda runtime/,
+      );
     });
 
     it('holds the runtime dependencies and their own dependencies, and nothing that runs only locally', () => {
@@ -323,39 +473,50 @@ describe('PlatformStack', () => {
         expect(packages).not.toContain(localOnly);
       }
       expect(fixture.stack.layer.layer.compatibleRuntimes?.map(String)).toEqual(['nodejs22.x']);
-      const [[, layer] = []] = ofType('AWS::Lambda::LayerVersion');
-      expect(layer?.Properties.CompatibleArchitectures).toEqual(['arm64']);
+      expect(sharedLayerResource().Properties.CompatibleArchitectures).toEqual(['arm64']);
     });
 
-    it('runs: every bundle loads with only the layer and the SDK beside it, and /health answers from the database', async () => {
-      // Prepare: a stand-in for /var/task with the layer's packages (and the runtime's SDK) resolvable.
+    it('runs: every bundle loads with only the layer and the SDK beside it, the migrations resolve, and /health answers from the database', async () => {
+      // Prepare: a stand-in for /opt (a copy of the layer, plus the runtime's SDK, which Lambda
+      // resolves for code in /opt too) and, per function, for /var/task (a copy of its package,
+      // whose node_modules is that layer: Lambda resolves bare imports there the same way).
       const sandbox = join(outdir, 'sandbox');
-      const layerModules = join(layerAssetDirectory(), 'nodejs', 'node_modules');
+      const opt = join(sandbox, 'opt', 'nodejs', 'node_modules');
+      mkdirSync(join(sandbox, 'opt', 'nodejs'), { recursive: true });
+      await run('cp', ['-R', join(layerAssetDirectory(), 'nodejs', 'node_modules'), opt]);
+      symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(opt, '@aws-sdk'));
       const loaded: Record<string, string> = {};
       for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
         const task = join(sandbox, key);
-        mkdirSync(join(task, 'node_modules'), { recursive: true });
-        for (const entry of readdirSync(layerModules)) {
-          symlinkSync(join(layerModules, entry), join(task, 'node_modules', entry));
-        }
-        symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(task, 'node_modules', '@aws-sdk'));
-        const bundle = join(assetDirectoryOf(key), `${HANDLERS[key].replace(/\.handler$/, '')}.mjs`);
-        const relative = bundle.slice(assetDirectoryOf(key).length + 1);
+        mkdirSync(task, { recursive: true });
         await run('cp', ['-R', `${assetDirectoryOf(key)}/.`, task]);
+        symlinkSync(opt, join(task, 'node_modules'));
         const { stdout } = await run(
           process.execPath,
           [
             '--input-type=module',
             '-e',
-            `const m = await import(${JSON.stringify(join(task, relative))}); console.log(typeof m.handler);`,
+            `const m = await import(${JSON.stringify(join(task, `${handlerPathOf(key)}.mjs`))}); console.log(typeof m.handler);`,
           ],
-          { cwd: task },
+          { cwd: task, env: { PATH: process.env.PATH } },
         );
         loaded[key] = stdout.trim();
       }
 
-      // Act: the health function, against the test run's PostgreSQL.
+      // Act: where the layer's shared/ finds the migrations; then the health function, against
+      // the test run's PostgreSQL.
       const healthTask = join(sandbox, 'health');
+      const migrationDirectories = `const tenant = await import('${SHARED_PACKAGE_NAME}/shared/provisioning/tenant-migrations.js');
+        const control = await import('${SHARED_PACKAGE_NAME}/shared/db/control-schema.js');
+        console.log(JSON.stringify([control.CONTROL_MIGRATIONS_DIR, tenant.TENANT_MIGRATIONS_DIR]));`;
+      const directories = JSON.parse(
+        (
+          await run(process.execPath, ['--input-type=module', '-e', migrationDirectories], {
+            cwd: healthTask,
+            env: { PATH: process.env.PATH },
+          })
+        ).stdout,
+      ) as [string, string];
       const invoke = `const m = await import(${JSON.stringify(join(healthTask, 'functions/api/health.mjs'))});
         const response = await m.handler({ httpMethod: 'GET', path: '/health', resource: '/health', headers: {}, requestContext: {} }, { getRemainingTimeInMillis: () => 10000 });
         console.log(JSON.stringify(response)); process.exit(0);`;
@@ -377,6 +538,11 @@ describe('PlatformStack', () => {
 
       // Assert
       expect(Object.values(loaded)).toEqual(Object.keys(HANDLERS).map(() => 'function'));
+      expect(directories).toEqual([
+        join(opt, SHARED_PACKAGE_NAME, 'migrations', 'control'),
+        join(opt, SHARED_PACKAGE_NAME, 'migrations', 'tenant'),
+      ]);
+      expect(readdirSync(directories[1])).toEqual(readdirSync(join(PROJECT_ROOT, 'migrations', 'tenant')));
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toMatchObject({ status: 'ok', stage: 'qa' });
     }, 60_000);
@@ -691,6 +857,28 @@ describe('PlatformStack', () => {
       ]);
       for (const key of ['tenantsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
         expect(granted(key)).toEqual([]);
+      }
+    });
+
+    it("lets only the tenants API and recovery read and change the proxy's auth list, on that proxy only", () => {
+      const rdsStatements = (key: FunctionKey) =>
+        statementsOfFunction(key).filter((statement) =>
+          actionsOf(statement).some((a) => a.startsWith('rds:')),
+        );
+      const proxyName = (key: FunctionKey) =>
+        (fnResource(key).Properties as { Environment: { Variables: Record<string, unknown> } }).Environment
+          .Variables.TENANTFLOW_DB_PROXY_NAME;
+
+      for (const key of ['tenantsApi', 'recovery'] as const) {
+        const [statement = {}, ...more] = rdsStatements(key);
+        expect(more).toEqual([]);
+        expect(actionsOf(statement).sort()).toEqual(['rds:DescribeDBProxies', 'rds:ModifyDBProxy']);
+        expect(resourcesOf(statement)).toEqual([TEST_PROXY_ARN]);
+        expect(proxyName(key)).toBe('tenantflow-qa');
+      }
+      for (const key of ['executionsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
+        expect(rdsStatements(key)).toEqual([]);
+        expect(proxyName(key)).toBeUndefined();
       }
     });
 

@@ -44,6 +44,7 @@ describe('migrateControlSchema', () => {
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tenantflow' ORDER BY table_name",
     );
     expect(tables.map((t) => t.table_name)).toEqual([
+      'platform_leases',
       'recovery_events',
       'recovery_runs',
       'schema_migrations',

@@ -1,0 +1,59 @@
+import middy from '@middy/core';
+import { lazyHandler } from '../../shared/http/lazy-handler.js';
+import { createLogger, type Logger } from '../../shared/logging/logger.js';
+import { getPlatform } from '../../shared/platform.js';
+import {
+  assertDatabaseMigrated,
+  type DatabaseMigrationSummary,
+  type DatabaseMigrationTarget,
+  type MigrateDatabaseOptions,
+  migrateDatabase,
+  migrationSettings,
+} from '../../shared/provisioning/database-migrator.js';
+
+/**
+ * A run stops taking new tenants this long before the Lambda's timeout, so it returns (or fails
+ * with its summary) instead of being cut off, and a deployment waiting on it learns why.
+ */
+export const SAFETY_MARGIN_MS = 60_000;
+
+export interface MigrateHandlerDependencies {
+  /** The platform's admin connections and tenant registry (in AWS, logged in from the platform secret). */
+  readonly database: DatabaseMigrationTarget;
+  readonly logger: Pick<Logger, 'info' | 'error'>;
+  readonly options?: Pick<MigrateDatabaseOptions, 'concurrency' | 'pageSize'>;
+}
+
+/**
+ * The migration job, invoked by a CDK trigger on every deployment that publishes a new version of
+ * it (a new migration, `shared/` or handler change), before the other functions are updated, and
+ * by hand (`aws lambda invoke`). Any event starts one run: the
+ * control schema, then every tenant schema. The summary is logged and returned; a run that left a
+ * tenant failed or unreached throws, naming them, so the deployment fails.
+ */
+export function createMigrateHandler(deps: MigrateHandlerDependencies) {
+  return middy<unknown, DatabaseMigrationSummary>().handler(
+    async function migrateDatabaseNow(_event, context) {
+      const remaining =
+        typeof context?.getRemainingTimeInMillis === 'function'
+          ? context.getRemainingTimeInMillis()
+          : undefined;
+      const summary = await migrateDatabase(deps.database, {
+        ...deps.options,
+        deadline: remaining === undefined ? undefined : Date.now() + remaining - SAFETY_MARGIN_MS,
+      });
+      if (summary.complete && summary.tenants.failed.length === 0) {
+        deps.logger.info('database migrated', { ...summary });
+      } else {
+        deps.logger.error('database migrations incomplete', { ...summary });
+      }
+      assertDatabaseMigrated(summary);
+      return summary;
+    },
+  );
+}
+
+export const handler = lazyHandler(async () => {
+  const options = migrationSettings(process.env);
+  return createMigrateHandler({ database: await getPlatform(), logger: createLogger('migrate'), options });
+});

@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { App, CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { createTestDatabase } from '../support/database.js';
 import {
   buildPlatform,
   buildTestData,
+  logicalIdIn,
   type PlatformFixture,
   TEST_PROXY_ENDPOINT,
   unacknowledgedNagFindings,
@@ -45,14 +46,6 @@ beforeAll(() => {
 afterAll(() => {
   rmSync(outdir, { recursive: true, force: true });
 });
-
-function logicalIdIn(stack: Stack, construct: IConstruct): string {
-  const element = construct.node.defaultChild;
-  if (!CfnElement.isCfnElement(element)) {
-    throw new Error(`${construct.node.path} has no CloudFormation resource of its own`);
-  }
-  return stack.getLogicalId(element);
-}
 
 const logicalId = (construct: IConstruct) => logicalIdIn(fixture.stack, construct);
 

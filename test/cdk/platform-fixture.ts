@@ -1,4 +1,4 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnElement, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -104,4 +104,13 @@ export function unacknowledgedNagFindings(scope: IConstruct): NagFinding[] {
     ),
     description: violation.description,
   }));
+}
+
+/** The logical id of `construct`'s own CloudFormation resource in `stack`. */
+export function logicalIdIn(stack: Stack, construct: IConstruct): string {
+  const element = construct.node.defaultChild;
+  if (!CfnElement.isCfnElement(element)) {
+    throw new Error(`${construct.node.path} has no CloudFormation resource of its own`);
+  }
+  return stack.getLogicalId(element);
 }

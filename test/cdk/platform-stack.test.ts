@@ -4,7 +4,7 @@ import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { App, CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
@@ -17,6 +17,7 @@ import { compileToAsl } from '../../shared/workflows/asl.js';
 import { workflows } from '../../workflows/index.js';
 import {
   buildPlatform,
+  logicalIdIn,
   type PlatformFixture,
   TEST_PROXY_ARN,
   TEST_PROXY_ENDPOINT,
@@ -60,11 +61,7 @@ afterAll(() => {
 });
 
 function logicalId(construct: IConstruct): string {
-  const element = construct.node.defaultChild;
-  if (!CfnElement.isCfnElement(element)) {
-    throw new Error(`${construct.node.path} has no CloudFormation resource of its own`);
-  }
-  return fixture.stack.getLogicalId(element);
+  return logicalIdIn(fixture.stack, construct);
 }
 
 function ofType(type: string): Array<[string, TemplateResource]> {

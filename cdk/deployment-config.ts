@@ -15,6 +15,8 @@ export interface DeploymentConfig {
   /** Aurora Serverless v2 capacity, in ACUs. */
   readonly databaseMinCapacity: number;
   readonly databaseMaxCapacity: number;
+  /** Aurora readers standing by for failover: 1 for stages that keep data, else 0. */
+  readonly databaseReaders: number;
   /** Days automated backups are kept. */
   readonly backupRetentionDays: number;
   /** Days Lambda, API and state machine logs are kept. */
@@ -36,14 +38,28 @@ const TENANT_DATABASE_ACCESS: readonly TenantDatabaseAccess[] = ['proxy', 'direc
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
 
-function numberContext(node: Node, key: string, fallback: number, min: number, max: number): number {
+function numberContext(
+  node: Node,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+  options: { readonly integer?: boolean } = {},
+): number {
   const raw = node.tryGetContext(key) as unknown;
   if (raw === undefined) {
     return fallback;
   }
   const value = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw new Error(`CDK context '${key}' must be a number from ${min} to ${max} (got '${String(raw)}')`);
+  if (
+    !Number.isFinite(value) ||
+    value < min ||
+    value > max ||
+    (options.integer && !Number.isInteger(value))
+  ) {
+    throw new Error(
+      `CDK context '${key}' must be ${options.integer ? 'a whole number' : 'a number'} from ${min} to ${max} (got '${String(raw)}')`,
+    );
   }
   return value;
 }
@@ -56,6 +72,7 @@ export function deploymentConfig(node: Node): DeploymentConfig {
     );
   }
   const protect = node.tryGetContext('protectData') as unknown;
+  const protectData = protect === undefined ? stage === 'prod' : protect === true || protect === 'true';
   const access = String(node.tryGetContext('tenantDatabaseAccess') ?? 'proxy');
   if (!TENANT_DATABASE_ACCESS.includes(access as TenantDatabaseAccess)) {
     throw new Error(
@@ -64,11 +81,12 @@ export function deploymentConfig(node: Node): DeploymentConfig {
   }
   return {
     stage,
-    protectData: protect === undefined ? stage === 'prod' : protect === true || protect === 'true',
+    protectData,
     account: (node.tryGetContext('account') as string | undefined) ?? undefined,
     region: (node.tryGetContext('region') as string | undefined) ?? undefined,
     databaseMinCapacity: numberContext(node, 'databaseMinCapacity', 0.5, 0, 256),
     databaseMaxCapacity: numberContext(node, 'databaseMaxCapacity', 4, 1, 256),
+    databaseReaders: numberContext(node, 'databaseReaders', protectData ? 1 : 0, 0, 15, { integer: true }),
     backupRetentionDays: numberContext(node, 'backupRetentionDays', 7, 1, 35),
     logRetentionDays: numberContext(node, 'logRetentionDays', 30, 1, 3653),
     apiRateLimit: numberContext(node, 'apiRateLimit', 50, 1, 10_000),

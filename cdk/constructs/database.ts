@@ -28,6 +28,13 @@ export interface PlatformDatabaseProps {
   readonly backupRetentionDays: number;
   readonly logRetentionDays: number;
   /**
+   * Serverless v2 readers beside the writer. Each scales with the writer and stands ready to take
+   * over from it (RDS Proxy follows the failover), so a writer or AZ failure costs a failover,
+   * not the database. tenantflow sends no reads to them.
+   * @default 0
+   */
+  readonly readers?: number;
+  /**
    * The database created in the cluster, and written into the platform secret as `dbname`.
    * @default 'tenantflow'
    */
@@ -108,6 +115,14 @@ export class PlatformDatabase extends Construct {
         publiclyAccessible: false,
         autoMinorVersionUpgrade: true,
       }),
+      // Readers in the first promotion tier scale with the writer, so one can take over at once.
+      readers: Array.from({ length: props.readers ?? 0 }, (_, index) =>
+        rds.ClusterInstance.serverlessV2(`Reader${index + 1}`, {
+          publiclyAccessible: false,
+          autoMinorVersionUpgrade: true,
+          scaleWithWriter: true,
+        }),
+      ),
       serverlessV2MinCapacity: props.minCapacity,
       serverlessV2MaxCapacity: props.maxCapacity,
       vpc: props.vpc,

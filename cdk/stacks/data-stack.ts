@@ -52,6 +52,7 @@ export class DataStack extends Stack {
       protectData: config.protectData,
       minCapacity: config.databaseMinCapacity,
       maxCapacity: config.databaseMaxCapacity,
+      readers: config.databaseReaders,
       backupRetentionDays: config.backupRetentionDays,
       logRetentionDays: config.logRetentionDays,
     });

@@ -168,11 +168,28 @@ describe('DataStack', () => {
         ServerlessV2ScalingConfiguration: { MinCapacity: 1, MaxCapacity: 8 },
         DatabaseName: 'tenantflow',
       });
-      const { resource: writer } = onlyResource(prod.template, 'AWS::RDS::DBInstance');
+      const { resource: writer } = onlyResource(dev.template, 'AWS::RDS::DBInstance');
       expect(writer.Properties).toMatchObject({
         DBInstanceClass: 'db.serverless',
         PubliclyAccessible: false,
       });
+    });
+
+    it('keeps a reader ready to take over in stages that keep data, and none in disposable ones', () => {
+      const instances = Object.values(prod.template.findResources('AWS::RDS::DBInstance'));
+      expect(instances).toHaveLength(2);
+      for (const instance of instances) {
+        expect(instance.Properties).toMatchObject({
+          DBInstanceClass: 'db.serverless',
+          PubliclyAccessible: false,
+        });
+      }
+      // Promotion tiers 0 and 1 scale with the writer, so the reader can take its load at once.
+      expect(instances.map((instance) => instance.Properties.PromotionTier ?? 0).sort()).toEqual([0, 1]);
+      expect(Object.keys(dev.template.findResources('AWS::RDS::DBInstance'))).toHaveLength(1);
+      expect(() => deploymentConfig(new App({ context: { databaseReaders: 1.5 } }).node)).toThrow(
+        "CDK context 'databaseReaders' must be a whole number from 0 to 15 (got '1.5')",
+      );
     });
 
     it('encrypts storage, enables IAM database auth and keeps backups for the configured days', () => {

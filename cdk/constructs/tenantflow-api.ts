@@ -12,17 +12,6 @@ import {
 } from '../../functions/api/routes.js';
 import { retentionDays } from './tenant-function.js';
 
-/**
- * The routes whose request carries a JSON object body (`METHOD /resource`, as in `API_ROUTES`).
- * `API_ROUTES` does not say which routes take a body, and a model on a route without one would
- * refuse the empty body its clients send, so they are named here; a test checks each still exists.
- */
-export const JSON_BODY_ROUTES: readonly string[] = [
-  'POST /tenants',
-  'PATCH /tenants/{tenantId}',
-  'POST /tenants/{tenantId}/executions',
-];
-
 /** A gateway response: what API Gateway itself answers, shaped like every other tenantflow error. */
 export interface GatewayResponseBody {
   readonly statusCode: number;
@@ -39,8 +28,6 @@ export interface TenantflowApiProps {
   readonly routes?: readonly ApiRoute[];
   /** Keyed by API Gateway response type (`UNAUTHORIZED`, `ACCESS_DENIED`, …). @default GATEWAY_RESPONSES */
   readonly gatewayResponses?: Readonly<Record<string, GatewayResponseBody>>;
-  /** @default JSON_BODY_ROUTES */
-  readonly jsonBodyRoutes?: readonly string[];
   /** Requests per second the stage accepts before answering 429. */
   readonly rateLimit: number;
   readonly burstLimit: number;
@@ -96,13 +83,6 @@ export class TenantflowApi extends Construct {
   constructor(scope: Construct, id: string, props: TenantflowApiProps) {
     super(scope, id);
     const routes = props.routes ?? API_ROUTES;
-    const jsonBodyRoutes = new Set(props.jsonBodyRoutes ?? JSON_BODY_ROUTES);
-    const routeKeys = new Set(routes.map(routeKey));
-    for (const key of jsonBodyRoutes) {
-      if (!routeKeys.has(key)) {
-        throw new Error(`JSON body route '${key}' is not in the route table`);
-      }
-    }
 
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
       logGroupName: `/tenantflow/${props.stage}/api-access`,
@@ -200,7 +180,7 @@ export class TenantflowApi extends Construct {
     const methods = new Map<string, apigateway.Method>();
     for (const route of routes) {
       const pathParameters = [...route.resource.matchAll(/\{([^}]+)\}/g)].map((match) => match[1] ?? '');
-      const hasJsonBody = jsonBodyRoutes.has(routeKey(route));
+      const hasJsonBody = route.body === 'json';
       const method = this.restApi.root
         .resourceForPath(route.resource)
         .addMethod(route.method, integrationFor(route.function), {
@@ -252,7 +232,7 @@ export class TenantflowApi extends Construct {
   }
 }
 
-/** `METHOD /resource`: how routes are named in {@link JSON_BODY_ROUTES} and {@link TenantflowApi.methods}. */
+/** `METHOD /resource`: how routes are named in {@link TenantflowApi.methods}. */
 export function routeKey(route: Pick<ApiRoute, 'method' | 'resource'>): string {
   return `${route.method} ${route.resource}`;
 }

@@ -15,14 +15,26 @@ export interface ApiRoute {
    * authorizer (`authorizer.ts`), which takes a tenant API key or the admin token. `none`: open.
    */
   readonly authorization: 'admin' | 'tenant' | 'none';
+  /**
+   * `json`: the request carries a JSON object body, which API Gateway checks is an object before
+   * the handler validates it. Absent: no body is expected (a model there would refuse the empty
+   * body clients send).
+   */
+  readonly body?: 'json';
 }
 
 export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'GET', resource: '/health', function: 'health', authorization: 'none' },
-  { method: 'POST', resource: '/tenants', function: 'tenants', authorization: 'admin' },
+  { method: 'POST', resource: '/tenants', function: 'tenants', authorization: 'admin', body: 'json' },
   { method: 'GET', resource: '/tenants', function: 'tenants', authorization: 'admin' },
   { method: 'GET', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
-  { method: 'PATCH', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
+  {
+    method: 'PATCH',
+    resource: '/tenants/{tenantId}',
+    function: 'tenants',
+    authorization: 'admin',
+    body: 'json',
+  },
   { method: 'DELETE', resource: '/tenants/{tenantId}', function: 'tenants', authorization: 'admin' },
   { method: 'POST', resource: '/tenants/{tenantId}/activate', function: 'tenants', authorization: 'admin' },
   { method: 'POST', resource: '/tenants/{tenantId}/deactivate', function: 'tenants', authorization: 'admin' },
@@ -39,6 +51,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     resource: '/tenants/{tenantId}/executions',
     function: 'executions',
     authorization: 'tenant',
+    body: 'json',
   },
   {
     method: 'GET',

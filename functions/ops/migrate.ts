@@ -10,6 +10,7 @@ import {
   migrateDatabase,
   migrationSettings,
 } from '../../shared/provisioning/database-migrator.js';
+import { invocationDeadline } from '../../shared/util/invocation-deadline.js';
 
 /**
  * A run stops taking new tenants this long before the Lambda's timeout, so it returns (or fails
@@ -34,13 +35,9 @@ export interface MigrateHandlerDependencies {
 export function createMigrateHandler(deps: MigrateHandlerDependencies) {
   return middy<unknown, DatabaseMigrationSummary>().handler(
     async function migrateDatabaseNow(_event, context) {
-      const remaining =
-        typeof context?.getRemainingTimeInMillis === 'function'
-          ? context.getRemainingTimeInMillis()
-          : undefined;
       const summary = await migrateDatabase(deps.database, {
         ...deps.options,
-        deadline: remaining === undefined ? undefined : Date.now() + remaining - SAFETY_MARGIN_MS,
+        deadline: invocationDeadline(context, SAFETY_MARGIN_MS),
       });
       if (summary.complete && summary.tenants.failed.length === 0) {
         deps.logger.info('database migrated', { ...summary });

@@ -9,6 +9,7 @@ import {
   type RecoveryService,
   type RecoverySummary,
 } from '../../shared/recovery/index.js';
+import { invocationDeadline } from '../../shared/util/invocation-deadline.js';
 import { StepFunctionsOrchestrator } from '../../shared/workflows/step-functions-orchestrator.js';
 import { workflows } from '../../workflows/index.js';
 
@@ -32,12 +33,8 @@ export interface RecoverHandlerDependencies {
  */
 export function createRecoverHandler(deps: RecoverHandlerDependencies) {
   return middy<unknown, RecoverySummary>().handler(async (event, context) => {
-    const remaining =
-      typeof context?.getRemainingTimeInMillis === 'function'
-        ? context.getRemainingTimeInMillis()
-        : undefined;
     const summary = await deps.recovery.run({
-      deadline: remaining === undefined ? undefined : Date.now() + remaining - SAFETY_MARGIN_MS,
+      deadline: invocationDeadline(context, SAFETY_MARGIN_MS),
       onProgress: deps.onProgress,
     });
     deps.logger.info('recovery pass finished', { trigger: describeTrigger(event), ...summary });

@@ -41,7 +41,8 @@ export interface LeaseClock {
   sleep(ms: number): Promise<void>;
 }
 
-const realClock: LeaseClock = {
+/** The wall clock and `setTimeout`: what every caller but a test uses. */
+export const realClock: LeaseClock = {
   now: () => Date.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 };

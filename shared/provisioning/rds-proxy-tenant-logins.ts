@@ -5,7 +5,7 @@ import {
   type RDSClient,
   type UserAuthConfig,
 } from '@aws-sdk/client-rds';
-import type { LeaseClock, PlatformLeases } from '../db/platform-leases.js';
+import { type LeaseClock, type PlatformLeases, realClock } from '../db/platform-leases.js';
 import { ConfigurationError, ConflictError } from '../errors.js';
 import { tenantSecretName, tenantSecretPrefix } from '../secrets/secrets-manager-secret-store.js';
 import type { LoginReconciliation, TenantLoginRecord, TenantLogins } from './tenant-logins.js';
@@ -90,10 +90,7 @@ export class RdsProxyTenantLogins implements TenantLogins {
     this.#leaseMs = options.leaseMs ?? 60_000;
     this.#waitMs = options.waitMs ?? 30_000;
     this.#pollMs = options.pollMs ?? 2_000;
-    this.#clock = options.clock ?? {
-      now: () => Date.now(),
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    };
+    this.#clock = options.clock ?? realClock;
     this.description = `rds-proxy:${options.proxyName}`;
   }
 

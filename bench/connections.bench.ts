@@ -12,17 +12,17 @@ const TENANT_CONCURRENCY = 4;
 const SAMPLE_INTERVAL_MS = 10;
 
 /**
- * The platform pool's connections (createPlatformPool names them `tenantflow`). The sampler's own
- * connection is `tenantflow-bench`, so it never counts itself.
+ * The platform pool's connections (createPlatformPool names them `tenantflow`), logged in as the
+ * platform role (`$1`). The sampler's own connection is `tenantflow-bench`, so it never counts itself.
  */
 const PLATFORM_BACKENDS = `SELECT count(*)::int AS n FROM pg_stat_activity
   WHERE backend_type = 'client backend' AND datname = current_database()
-    AND usename = current_user AND application_name = 'tenantflow'`;
+    AND usename = $1 AND application_name = 'tenantflow'`;
 
-/** Tenant-role connections (TenantConnections names them `tenantflow-tenant-<id>`). */
+/** Tenant-role connections (TenantConnections names them all `tenantflow-task`). */
 const TENANT_BACKENDS = `SELECT count(*)::int AS n FROM pg_stat_activity
   WHERE backend_type = 'client backend' AND datname = current_database()
-    AND application_name LIKE 'tenantflow-tenant-%'`;
+    AND application_name = 'tenantflow-task'`;
 
 export interface BackendCount {
   /** Tenants served so far. */
@@ -58,11 +58,13 @@ export interface ConnectionsBenchmarkResult {
  *   tenant's pool opens both of its connections.
  *
  * Backends are counted in pg_stat_activity at 10 %, 50 % and 100 % of the tenants, and all along
- * by a background sampler, whose peak catches connections a checkpoint would miss.
+ * by a background sampler, whose peak catches connections a checkpoint would miss. The sampler
+ * logs in as the admin (`adminUrl`): a member of the platform and tenant roles, it sees their
+ * sessions in full, where the platform role would see only its own.
  */
 export async function benchmarkConnections(
   platform: Platform,
-  databaseUrl: string,
+  adminUrl: string,
   tenants: number,
 ): Promise<ConnectionsBenchmarkResult> {
   const tenantIds = (await platform.registry.list())
@@ -73,14 +75,19 @@ export async function benchmarkConnections(
     throw new Error(`the connection benchmark needs ${tenants} active tenants, found ${tenantIds.length}`);
   }
   const checkpoints = [...new Set([Math.round(tenants / 10), Math.round(tenants / 2), tenants])];
+  const platformBackends: BackendQuery = {
+    text: PLATFORM_BACKENDS,
+    values: [await platform.admin.platformRoleName()],
+  };
+  const tenantBackends: BackendQuery = { text: TENANT_BACKENDS, values: [] };
 
-  return withClient(databaseUrl, async (sampler) => {
-    const platformPath = await serveInChunks(sampler, PLATFORM_BACKENDS, tenantIds, checkpoints, (chunk) =>
+  return withClient(adminUrl, async (sampler) => {
+    const platformPath = await serveInChunks(sampler, platformBackends, tenantIds, checkpoints, (chunk) =>
       forEachConcurrently(chunk, PLATFORM_CONCURRENCY, (tenantId) =>
         servePlatformRequest(platform, tenantId),
       ),
     );
-    const tenantPath = await serveInChunks(sampler, TENANT_BACKENDS, tenantIds, checkpoints, (chunk) =>
+    const tenantPath = await serveInChunks(sampler, tenantBackends, tenantIds, checkpoints, (chunk) =>
       forEachConcurrently(chunk, TENANT_CONCURRENCY, async (tenantId) => {
         const db = await platform.tenantConnections.tenantDb(tenantId);
         await Promise.all([db.query('SELECT 1'), db.query('SELECT 1')]);
@@ -114,10 +121,16 @@ async function servePlatformRequest(platform: Platform, tenantId: string): Promi
   });
 }
 
+/** A backend count and its parameters. */
+interface BackendQuery {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
 /** Serves the tenants up to each checkpoint in turn, counting backends after each, with a sampler running. */
 async function serveInChunks(
   sampler: pg.Client,
-  countSql: string,
+  countSql: BackendQuery,
   tenantIds: readonly string[],
   checkpoints: readonly number[],
   serve: (chunk: readonly string[]) => Promise<void>,
@@ -144,7 +157,7 @@ async function serveInChunks(
  */
 async function whileSampling(
   sampler: pg.Client,
-  countSql: string,
+  countSql: BackendQuery,
   work: () => Promise<void>,
 ): Promise<number> {
   let peak = 0;
@@ -173,7 +186,7 @@ async function whileSampling(
   return peak;
 }
 
-async function countBackends(client: pg.Client, countSql: string): Promise<number> {
-  const { rows } = await client.query<{ n: number }>(countSql);
+async function countBackends(client: pg.Client, countSql: BackendQuery): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(countSql.text, [...countSql.values]);
   return rows[0]?.n ?? 0;
 }

@@ -43,7 +43,7 @@ export interface FleetMigrationBenchmarkResult {
  * One new migration (ADD COLUMN + CREATE INDEX on `executions`) across every tenant schema through
  * `migrateFleet`, against its floor: the same two statements, schema-qualified, sent to every
  * schema over one connection (one round trip and one commit per schema, as each schema is its own
- * transaction in migrateFleet too).
+ * transaction in migrateFleet too). Both log in as the non-superuser admin (`adminUrl`).
  *
  * Runs, in order: the floor on one connection (the target's definition) and on as many
  * connections as migrateFleet's default; migrateFleet applying a new migration at the default
@@ -53,7 +53,7 @@ export interface FleetMigrationBenchmarkResult {
  */
 export async function benchmarkFleetMigration(
   platform: Platform,
-  databaseUrl: string,
+  adminUrl: string,
   suffix: string,
   schemas: number,
 ): Promise<FleetMigrationBenchmarkResult> {
@@ -69,14 +69,16 @@ export async function benchmarkFleetMigration(
 
   // Every run adds a column and an index of its own to the same tables, so all do the same DDL,
   // and each opens new connections, whose catalog caches start cold.
-  const floor = await timed(() => applyRawSql(databaseUrl, tenantIds, 'bench_floor', 1));
+  const floor = await timed(() => applyRawSql(adminUrl, tenantIds, 'bench_floor', 1));
   const parallelFloor = await timed(() =>
-    applyRawSql(databaseUrl, tenantIds, 'bench_floor_parallel', DEFAULT_CONCURRENCY),
+    applyRawSql(adminUrl, tenantIds, 'bench_floor_parallel', DEFAULT_CONCURRENCY),
   );
+  // The platform's own: migrateTenant grants it the bookkeeping, as `npm run migrate` does.
+  const platformRole = await platform.admin.platformRoleName();
 
   const runs: FleetRun[] = [];
   const runFleet = async (label: string, concurrency: number, migrations: readonly Migration[]) => {
-    const admin = new DatabaseAdmin({ adminUrl: databaseUrl, tenantMigrations: migrations });
+    const admin = new DatabaseAdmin({ adminUrl, platformRole, tenantMigrations: migrations });
     const run = await timed(() => migrateFleet(platform.registry, admin, { concurrency }));
     const summary = run.result;
     if (summary.failed.length > 0 || summary.total !== tenantIds.length) {
@@ -127,14 +129,14 @@ export async function benchmarkFleetMigration(
  * trip, one implicit transaction), with `connections` connections taking schemas from one queue.
  */
 async function applyRawSql(
-  databaseUrl: string,
+  adminUrl: string,
   tenantIds: readonly string[],
   column: string,
   connections: number,
 ): Promise<void> {
   const queue = [...tenantIds];
   const worker = () =>
-    withClient(databaseUrl, async (client) => {
+    withClient(adminUrl, async (client) => {
       for (let tenantId = queue.shift(); tenantId !== undefined; tenantId = queue.shift()) {
         const table = qualified(tenantId, 'executions');
         await client.query(

@@ -1,8 +1,12 @@
 import type pg from 'pg';
 import type { Migration } from '../shared/db/migrations.js';
-import { quoteIdent } from '../shared/db/sql.js';
+import { qualified, quoteIdent } from '../shared/db/sql.js';
 import type { Platform } from '../shared/platform.js';
-import { tenantRoleName } from '../shared/provisioning/database-admin.js';
+import {
+  BOOKKEEPING_TABLES,
+  TENANT_API_SCHEMA,
+  tenantRoleName,
+} from '../shared/provisioning/database-admin.js';
 import { generatePassword, scramSha256Verifier } from '../shared/provisioning/passwords.js';
 import type { StepHook } from '../shared/provisioning/provisioning-service.js';
 import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
@@ -10,6 +14,11 @@ import { benchTenantId, type Distribution, distribution, timed, withClient } fro
 
 /** DatabaseAdmin's default `tenantConnectionLimit`: the floor's CREATE ROLE matches the service's. */
 const TENANT_CONNECTION_LIMIT = 20;
+/** DatabaseAdmin's default tenant-role timeouts, which `pinSearchPath` stores on the role. */
+const TENANT_STATEMENT_TIMEOUT_MS = 300_000;
+const TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+/** The entry point tenant roles complete their tasks through (migrations/control/0006_platform_role.sql). */
+const COMPLETE_TASK = `${quoteIdent(TENANT_API_SCHEMA)}.complete_task(text, text, text, text, jsonb, text[])`;
 
 /** Tenants provisioned on each side before timing starts: the first run also does the one-time lock-down. */
 const WARM_UP_TENANTS = 5;
@@ -59,13 +68,14 @@ export class ProvisioningStepTimer {
  * does between steps (reading the stored secret, closing the connection) lands in the next one.
  */
 export const STEP_CONTENTS: Readonly<Record<string, string>> = {
-  'lock-down': 'registry row, claim, new admin connection, lock-down check',
-  schema: 'CREATE SCHEMA IF NOT EXISTS',
-  role: 'read stored secret, SCRAM verifier, role check, CREATE ROLE',
+  'lock-down': 'id check (own admin connection), registry row, claim, new admin connection, lock-down check',
+  schema: 'schema owner check, CREATE SCHEMA',
+  role: 'read stored secret, SCRAM verifier, role check, CREATE ROLE, attribute check, membership grant',
   secret: 'secret file written and fsynced',
-  grants: 'GRANT CONNECT under the ACL lock, grants transaction',
-  'search-path': 'ALTER ROLE SET search_path',
-  migrations: 'migration transaction with history table, REVOKE/GRANT on it',
+  login: 'admit the login (nothing to do with direct logins)',
+  grants: 'GRANT CONNECT and complete_task under the ACL lock, grants transaction (platform role USAGE too)',
+  'search-path': 'ALTER ROLE SET search_path and the two timeouts',
+  migrations: 'migration transaction with history table, REVOKE/GRANTs on it and the bookkeeping',
   activate: 'close admin connection, release claim (status, key hash)',
 };
 
@@ -99,8 +109,9 @@ export interface ProvisioningBenchmarkResult {
 
 /**
  * Provisioning latency through the real ProvisioningService, tenant after tenant, against its
- * floor: the same DDL sent over one connection that stays open, with no registry row, claim,
- * secret, idempotency check or migration history.
+ * floor: the same DDL sent over one connection that stays open, logged in as the same
+ * non-superuser admin (`adminUrl`), with no registry row, claim, secret, idempotency check or
+ * migration history.
  *
  * The two sides are interleaved (one service tenant, one floor tenant), so both see the same
  * catalogs: every tenant adds a role, a schema and a CONNECT grant to the database's ACL, and
@@ -108,19 +119,20 @@ export interface ProvisioningBenchmarkResult {
  */
 export async function benchmarkProvisioning(
   platform: Platform,
-  databaseUrl: string,
+  adminUrl: string,
   suffix: string,
   stepTimer: ProvisioningStepTimer,
   tenants: number,
 ): Promise<ProvisioningBenchmarkResult> {
   const migrations = await loadTenantMigrations();
+  const platformRole = await platform.admin.platformRoleName();
   stepTimer.clear();
   const service: number[] = [];
   const floor: number[] = [];
   const floorStatements: number[] = [];
   const floorMigration: number[] = [];
 
-  await withClient(databaseUrl, async (client) => {
+  await withClient(adminUrl, async (client) => {
     const database = await currentDatabase(client);
     for (let index = 0; index < WARM_UP_TENANTS + tenants; index += 1) {
       const measured = index >= WARM_UP_TENANTS;
@@ -132,7 +144,12 @@ export async function benchmarkProvisioning(
       stepTimer.stop(tenantId);
 
       const floorRun = await timed(() =>
-        provisionFloorTenant(client, database, benchTenantId('floor', index, suffix), migrations),
+        provisionFloorTenant(client, {
+          database,
+          platformRole,
+          tenantId: benchTenantId('floor', index, suffix),
+          migrations,
+        }),
       );
       if (measured) {
         service.push(provisioned.ms);
@@ -172,7 +189,7 @@ export async function benchmarkProvisioning(
     steps: summariseSteps(stepTimer),
     adminConnect: distribution(adminConnect),
     lockDownCheck,
-    databaseAclEntries: await countDatabaseAclEntries(databaseUrl),
+    databaseAclEntries: await countDatabaseAclEntries(adminUrl),
     commit: distribution(commit),
   };
 }
@@ -194,7 +211,7 @@ export interface ProvisioningAtScaleResult {
  */
 export async function benchmarkProvisioningAtScale(
   platform: Platform,
-  databaseUrl: string,
+  adminUrl: string,
   suffix: string,
   stepTimer: ProvisioningStepTimer,
   tenants: number,
@@ -202,7 +219,7 @@ export async function benchmarkProvisioningAtScale(
   const existingTenants = (await platform.registry.list()).filter(
     (tenant) => tenant.status === 'active',
   ).length;
-  const databaseAclEntries = await countDatabaseAclEntries(databaseUrl);
+  const databaseAclEntries = await countDatabaseAclEntries(adminUrl);
   stepTimer.clear();
   const service: number[] = [];
   for (let index = 0; index < tenants; index += 1) {
@@ -222,8 +239,8 @@ export async function benchmarkProvisioningAtScale(
 }
 
 /** One CONNECT grant per tenant role, plus the owner's entry and PUBLIC's (TEMPORARY only, once locked down). */
-function countDatabaseAclEntries(databaseUrl: string): Promise<number> {
-  return withClient(databaseUrl, async (client) => {
+function countDatabaseAclEntries(adminUrl: string): Promise<number> {
+  return withClient(adminUrl, async (client) => {
     const { rows } = await client.query<{ entries: number }>(
       'SELECT cardinality(datacl) AS entries FROM pg_database WHERE datname = current_database()',
     );
@@ -252,28 +269,40 @@ async function timeLockDownCheck(platform: Platform): Promise<Distribution> {
 /**
  * The floor: the statements the service sends, each committed on its own as a plain statement
  * would be, and the tenant migrations in one transaction under `SET LOCAL search_path` (they are
- * written unqualified). The password verifier is computed here too, as the service computes it.
+ * written unqualified), followed there by the bookkeeping grants (the tenant role may only read
+ * `executions` and `task_runs`, the platform role reads and writes them). The password verifier
+ * is computed here too, as the service computes it.
  */
 async function provisionFloorTenant(
   client: pg.Client,
-  database: string,
-  tenantId: string,
-  migrations: readonly Migration[],
+  floor: {
+    readonly database: string;
+    readonly platformRole: string;
+    readonly tenantId: string;
+    readonly migrations: readonly Migration[];
+  },
 ): Promise<{ statementsMs: number; migrationMs: number }> {
-  const schema = quoteIdent(tenantId);
-  const role = quoteIdent(tenantRoleName(tenantId));
+  const schema = quoteIdent(floor.tenantId);
+  const role = quoteIdent(tenantRoleName(floor.tenantId));
+  const platform = quoteIdent(floor.platformRole);
   const started = performance.now();
   const verifier = client.escapeLiteral(scramSha256Verifier(generatePassword()));
   const statements = [
     `CREATE SCHEMA ${schema}`,
     `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${TENANT_CONNECTION_LIMIT} PASSWORD ${verifier}`,
-    `GRANT CONNECT ON DATABASE ${quoteIdent(database)} TO ${role}`,
-    `GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`,
+    `GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`,
+    `GRANT CONNECT ON DATABASE ${quoteIdent(floor.database)} TO ${role}`,
+    `GRANT USAGE ON SCHEMA ${quoteIdent(TENANT_API_SCHEMA)} TO ${role}`,
+    `GRANT EXECUTE ON FUNCTION ${COMPLETE_TASK} TO ${role}`,
+    `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
+    `GRANT USAGE ON SCHEMA ${schema} TO ${platform}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role}`,
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`,
     `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`,
     `ALTER ROLE ${role} SET search_path = ${schema}`,
+    `ALTER ROLE ${role} SET statement_timeout = ${TENANT_STATEMENT_TIMEOUT_MS}`,
+    `ALTER ROLE ${role} SET idle_in_transaction_session_timeout = ${TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
   ];
   for (const statement of statements) {
     await client.query(statement);
@@ -282,8 +311,14 @@ async function provisionFloorTenant(
   await client.query('BEGIN');
   try {
     await client.query(`SET LOCAL search_path TO ${schema}`);
-    for (const migration of migrations) {
+    for (const migration of floor.migrations) {
       await client.query(migration.sql);
+    }
+    for (const table of BOOKKEEPING_TABLES) {
+      const qualifiedTable = qualified(floor.tenantId, table);
+      await client.query(`REVOKE ALL ON ${qualifiedTable} FROM ${role}`);
+      await client.query(`GRANT SELECT ON ${qualifiedTable} TO ${role}`);
+      await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${qualifiedTable} TO ${platform}`);
     }
     await client.query('COMMIT');
   } catch (error) {

@@ -105,11 +105,12 @@ export interface IdleRecoveryResult {
  * (`0004_recovery_claims` included). The pass is a `RecoveryService` wired as the local runtime
  * wires it, with a real `LocalOrchestrator` (no journal) that is never asked anything, since there
  * is nothing to repair. The three paths run interleaved, in an order that rotates every round,
- * after one warm-up round.
+ * after one warm-up round. The floor's connections log in as the platform role (`platformUrl`),
+ * as the pass's pool does.
  */
 export async function benchmarkIdleRecovery(
   platform: Platform,
-  databaseUrl: string,
+  platformUrl: string,
   suffix: string,
   options: { readonly tenants: number; readonly rounds: number },
 ): Promise<IdleRecoveryResult> {
@@ -124,7 +125,7 @@ export async function benchmarkIdleRecovery(
   const recovery = benchRecovery(platform, store, benchOrchestrator(platform, logger), logger);
   const { concurrency, staleAfterSeconds } = platform.config.recovery;
 
-  const clients = await openClients(databaseUrl, concurrency);
+  const clients = await openClients(platformUrl, concurrency);
   try {
     let lastCounts = { pages: 0, scans: 0 };
     const paths = {
@@ -349,6 +350,7 @@ function benchRecovery(
   return new RecoveryService({
     store,
     executions: new ExecutionStore(platform.pool),
+    registry: platform.registry,
     orchestrator,
     workflows: new WorkflowRegistry([recoveryWorkflow]),
     provisioning: platform.provisioning,
@@ -424,11 +426,11 @@ async function floorQueries(
 }
 
 /** Connections named `tenantflow-bench`, opened before timing starts. */
-async function openClients(databaseUrl: string, count: number): Promise<pg.Client[]> {
+async function openClients(url: string, count: number): Promise<pg.Client[]> {
   const clients: pg.Client[] = [];
   try {
     for (let index = 0; index < count; index += 1) {
-      const client = new pg.Client({ connectionString: databaseUrl, application_name: 'tenantflow-bench' });
+      const client = new pg.Client({ connectionString: url, application_name: 'tenantflow-bench' });
       await client.connect();
       clients.push(client);
     }

@@ -3,7 +3,9 @@
  * time: figures go into docs/benchmarks.md with the machine they were measured on.
  *
  * The database benchmarks share one PostgreSQL (embedded, durable commits, unless DATABASE_URL is
- * set) and run in order: provisioning leaves tenants that the fleet migration tops up to its fleet,
+ * set), on a database with production's roles: the platform's pool logs in as the platform role and
+ * DDL runs as a non-superuser admin; a superuser only creates the database and the admin role, and
+ * cleans up. They run in order: provisioning leaves tenants that the fleet migration tops up to its fleet,
  * an idle recovery pass reads that fleet, and the connection benchmark serves it; the recovery
  * repair benchmark follows, on tenants of its own. `BENCH_QUICK=1` scales them down for a smoke run.
  *
@@ -85,23 +87,23 @@ console.log(`\n${database.description}${scale.quick ? ' — BENCH_QUICK=1, count
 const stepTimer = new ProvisioningStepTimer();
 const databaseRun = await timed(async () => {
   try {
-    const bench = await createBenchPlatform(database.url, { afterProvisioningStep: stepTimer.hook });
+    const bench = await createBenchPlatform(database, { afterProvisioningStep: stepTimer.hook });
     try {
       printProvisioning(
         await benchmarkProvisioning(
           bench.platform,
-          database.url,
+          database.adminUrl,
           database.suffix,
           stepTimer,
           scale.provisionedTenants,
         ),
       );
       printFleetMigration(
-        await benchmarkFleetMigration(bench.platform, database.url, database.suffix, scale.fleetTenants),
+        await benchmarkFleetMigration(bench.platform, database.adminUrl, database.suffix, scale.fleetTenants),
       );
       // Here the fleet is exactly `fleetTenants` active tenants: the later benchmarks add their own.
       printIdleRecovery(
-        await benchmarkIdleRecovery(bench.platform, database.url, database.suffix, {
+        await benchmarkIdleRecovery(bench.platform, database.platformUrl, database.suffix, {
           tenants: scale.fleetTenants,
           rounds: recoveryScale.idleRounds,
         }),
@@ -109,13 +111,13 @@ const databaseRun = await timed(async () => {
       printProvisioningAtScale(
         await benchmarkProvisioningAtScale(
           bench.platform,
-          database.url,
+          database.adminUrl,
           database.suffix,
           stepTimer,
           scale.tenantsAtScale,
         ),
       );
-      const connections = await benchmarkConnections(bench.platform, database.url, scale.fleetTenants);
+      const connections = await benchmarkConnections(bench.platform, database.adminUrl, scale.fleetTenants);
       console.log(`\nConnections while serving ${connections.tenants.toLocaleString('en-US')} tenants`);
       printConnectionPath(
         'platform path: registry get + switch() + schema-qualified query, via platform.pool',
@@ -169,7 +171,7 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
   // figures. Loggers read the level when they are built, so this covers the local platform's.
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   const workflows = new WorkflowRegistry([linearWorkflow, fanOutWorkflow]);
-  const bench = await startBenchLocalPlatform(benchDatabase.url, workflows);
+  const bench = await startBenchLocalPlatform(benchDatabase, workflows);
   try {
     printWorkflowOverhead(
       await benchmarkWorkflowOverhead(
@@ -180,7 +182,7 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
       ),
     );
     printWorkflowThroughput(
-      await benchmarkWorkflowThroughput(bench.local, benchDatabase.url, benchDatabase.suffix, {
+      await benchmarkWorkflowThroughput(bench.local, benchDatabase.adminUrl, benchDatabase.suffix, {
         tenants: workflowScale.throughputTenants,
         executionsPerTenant: workflowScale.executionsPerTenant,
         rounds: workflowScale.throughputRounds,

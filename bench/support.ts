@@ -1,6 +1,7 @@
 /**
  * What the database benchmarks share: one PostgreSQL for the whole run, a database of their own on
- * it, a platform wired the way `npm start` wires it, and small statistics helpers.
+ * it with production's roles (a non-superuser admin for DDL, a platform role for everything else),
+ * a platform wired the way `npm start` wires it, and small statistics helpers.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -9,8 +10,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { type RunningPostgres, startEmbeddedPostgres } from '../local/embedded-postgres.js';
 import { type LocalPlatform, startLocalPlatform } from '../local/local-platform.js';
+import { LOCAL_ADMIN_ROLE, prepareLocalDatabase } from '../local/local-roles.js';
 import { loadConfig } from '../shared/config/config.js';
-import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { quoteIdent } from '../shared/db/sql.js';
 import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
 import type { TaskContext } from '../shared/workflows/task.js';
@@ -35,9 +36,17 @@ export function benchScale(env: NodeJS.ProcessEnv = process.env): BenchScale {
 }
 
 export interface BenchDatabase {
-  /** Superuser connection string of the benchmarks' own database. */
-  readonly url: string;
-  /** Where the server came from, for the report header. */
+  /**
+   * The admin role's connection string on the benchmarks' own database: NOSUPERUSER, CREATEROLE,
+   * CREATEDB, owner of the database, as Aurora's master user is. DDL, the floors' DDL, and looking
+   * at what the platform did (pg_stat_activity: it is a member of the platform and tenant roles).
+   */
+  readonly adminUrl: string;
+  /** The platform role's connection string on it: what the platform pool logs in as. */
+  readonly platformUrl: string;
+  /** The platform role's name, unique to the run (roles are cluster-wide). */
+  readonly platformRole: string;
+  /** Where the server came from and who logs in as what, for the report header. */
   readonly description: string;
   /**
    * Appended to every tenant id, because roles are cluster-wide: on a shared server (DATABASE_URL)
@@ -48,9 +57,16 @@ export interface BenchDatabase {
 }
 
 /**
- * A database of the benchmarks' own, with the control schema migrated. On an embedded PostgreSQL
- * started here (durable commits: the floors are measured with fsync on) unless DATABASE_URL names
- * a server; its role then needs CREATEDB and CREATEROLE, and everything the run created is dropped.
+ * A database of the benchmarks' own, prepared as `npm start` prepares one (`prepareLocalDatabase`):
+ * on an embedded PostgreSQL started here (durable commits: the floors are measured with fsync on)
+ * unless DATABASE_URL names a server.
+ *
+ * DATABASE_URL may log in as a superuser (it then only creates the database and `tenantflow_admin`,
+ * and cleans up; the run refuses a server where `tenantflow_admin` already exists, rather than
+ * take over someone else's admin), or as a non-superuser with CREATEROLE and CREATEDB, which is
+ * then the admin. The platform role is `tf_bench_platform_<suffix>`. Everything the run created
+ * (the database, the tenant roles, the platform role, and the admin role if it created it) is
+ * dropped at the end.
  */
 export async function openBenchDatabase(env: NodeJS.ProcessEnv = process.env): Promise<BenchDatabase> {
   const external = env.DATABASE_URL;
@@ -85,37 +101,94 @@ export async function openBenchDatabase(env: NodeJS.ProcessEnv = process.env): P
 
   const suffix = randomBytes(3).toString('hex');
   const name = `tenantflow_bench_${suffix}`;
+  const platformRole = `tf_bench_platform_${suffix}`;
+  // Roles this run created, dropped (after the database) by the login that created them.
+  const createdRoles = [platformRole];
+  let cleanUp = async () => {};
   try {
-    await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${quoteIdent(name)}`));
+    const bootstrap = await withClient(serverUrl, async (client) => {
+      const { rows } = await client.query<{ superuser: boolean; admin_exists: boolean }>(
+        `SELECT rolsuper AS superuser, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS admin_exists
+           FROM pg_roles WHERE rolname = current_user`,
+        [LOCAL_ADMIN_ROLE],
+      );
+      const me = rows[0];
+      if (me?.superuser === true && me.admin_exists) {
+        throw new Error(
+          `DATABASE_URL's server already has a '${LOCAL_ADMIN_ROLE}' role: the benchmarks would reset its password and drop it. Use a throwaway server, or a DATABASE_URL that logs in as a non-superuser with CREATEROLE and CREATEDB.`,
+        );
+      }
+      await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
+      return { superuser: me?.superuser === true };
+    });
     const url = new URL(serverUrl);
     url.pathname = `/${name}`;
-    await migrateControlSchema(url.toString());
+    // Cleaning up is the bootstrap login's: the superuser, or the admin itself when it is no superuser.
+    cleanUp = () =>
+      withClient(serverUrl, async (client) => {
+        await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+        await dropRolesWithSuffix(client, suffix);
+        for (const role of createdRoles) {
+          await client.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+        }
+      });
+    if (bootstrap.superuser) {
+      createdRoles.push(LOCAL_ADMIN_ROLE);
+    }
+    const logins = await withPlatformRoleName(platformRole, () =>
+      prepareLocalDatabase(url.toString(), {
+        admin: randomBytes(18).toString('base64url'),
+        platform: randomBytes(18).toString('base64url'),
+      }),
+    );
     // Printed with the figures: the floors are only comparable with commits that reach the disk.
-    const settings = await withClient(serverUrl, async (client) => {
+    const settings = await withClient(logins.adminUrl, async (client) => {
       const { rows } = await client.query<{ name: string; setting: string }>(
         `SELECT name, setting FROM pg_settings
           WHERE name IN ('server_version', 'fsync', 'synchronous_commit', 'wal_sync_method') ORDER BY name`,
       );
       return rows.map((row) => `${row.name}=${row.setting}`).join(', ');
     });
+    const adminRole = decodeURIComponent(new URL(logins.adminUrl).username);
     return {
-      url: url.toString(),
-      description: `${description}: ${settings}`,
+      adminUrl: logins.adminUrl,
+      platformUrl: logins.platformUrl,
+      platformRole,
+      description: `${description}: ${settings}; platform pool as ${platformRole}, DDL as ${adminRole} (no superuser)`,
       suffix,
       close: async () => {
         try {
-          await withClient(serverUrl, async (client) => {
-            await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
-            await dropRolesWithSuffix(client, suffix);
-          });
+          await cleanUp();
         } finally {
           await stopServer();
         }
       },
     };
   } catch (error) {
-    await stopServer();
+    try {
+      await cleanUp();
+    } finally {
+      await stopServer();
+    }
     throw error;
+  }
+}
+
+/**
+ * Runs `work` with `TENANTFLOW_PLATFORM_ROLE` set to `role`: `prepareLocalDatabase` (here and in
+ * `startLocalPlatform`) names the platform role from it, and the run's must not be anyone else's.
+ */
+async function withPlatformRoleName<T>(role: string, work: () => Promise<T>): Promise<T> {
+  const previous = process.env.TENANTFLOW_PLATFORM_ROLE;
+  process.env.TENANTFLOW_PLATFORM_ROLE = role;
+  try {
+    return await work();
+  } finally {
+    if (previous === undefined) {
+      delete process.env.TENANTFLOW_PLATFORM_ROLE;
+    } else {
+      process.env.TENANTFLOW_PLATFORM_ROLE = previous;
+    }
   }
 }
 
@@ -137,17 +210,19 @@ export interface BenchPlatform {
 
 /**
  * The platform as `npm start` wires it (local mode, LocalSecretStore), with its secrets in a
- * temporary directory. Each secret write is fsynced, like the real local store's.
+ * temporary directory: its pool logs in as the platform role, its DDL as the admin. Each secret
+ * write is fsynced, like the real local store's.
  */
 export async function createBenchPlatform(
-  databaseUrl: string,
+  database: Pick<BenchDatabase, 'platformUrl' | 'adminUrl'>,
   overrides: PlatformOverrides = {},
 ): Promise<BenchPlatform> {
   const secretsDir = await mkdtemp(join(tmpdir(), 'tenantflow-bench-secrets-'));
   const platform = await createPlatform(
     loadConfig({
       TENANTFLOW_LOCAL: '1',
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: database.platformUrl,
+      TENANTFLOW_ADMIN_DATABASE_URL: database.adminUrl,
       TENANTFLOW_SECRETS: 'local',
       TENANTFLOW_SECRETS_DIR: secretsDir,
     }),
@@ -256,17 +331,21 @@ export interface BenchLocalPlatform {
  * The platform as `npm start` runs workflows: `startLocalPlatform`, so the LocalOrchestrator runs
  * the ASL `compileToAsl` gives CDK and invokes the in-process run-task and finalize handlers. On
  * the benchmarks' database, with `workflows`, and its home (generated secrets, tenant secrets) in a
- * temporary directory. Its HTTP server listens on a free port; the benchmarks do not use it.
- * Retry waits are 0 ms, so a retry shows up in the counts rather than as a one-second stall.
+ * temporary directory. Given the admin's URL, it uses that login for DDL and logs its pool in as
+ * the run's platform role (with a password of its own). Its HTTP server listens on a free port;
+ * the benchmarks do not use it. Retry waits are 0 ms, so a retry shows up in the counts rather
+ * than as a one-second stall.
  */
 export async function startBenchLocalPlatform(
-  databaseUrl: string,
+  database: Pick<BenchDatabase, 'adminUrl' | 'platformRole'>,
   workflows: WorkflowRegistry,
 ): Promise<BenchLocalPlatform> {
   const home = await mkdtemp(join(tmpdir(), 'tenantflow-bench-local-'));
   let local: LocalPlatform;
   try {
-    local = await startLocalPlatform({ home, port: 0, databaseUrl, workflows, retryIntervalMs: 0 });
+    local = await withPlatformRoleName(database.platformRole, () =>
+      startLocalPlatform({ home, port: 0, databaseUrl: database.adminUrl, workflows, retryIntervalMs: 0 }),
+    );
   } catch (error) {
     await rm(home, { recursive: true, force: true });
     throw error;

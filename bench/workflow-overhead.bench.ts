@@ -250,7 +250,7 @@ async function runOrchestrated(local: LocalPlatform, tenantId: string): Promise<
   }
   // One execution at a time, so draining waits for exactly this one.
   await local.orchestrator.drain();
-  const settled = await local.orchestrator.describe({ workflow: linearWorkflow.name, executionId });
+  const settled = await local.orchestrator.describe({ workflow: linearWorkflow.name, tenantId, executionId });
   if (settled.status !== 'succeeded') {
     throw new Error(`execution ${executionId} ${settled.status}: ${settled.error}: ${settled.cause}`);
   }

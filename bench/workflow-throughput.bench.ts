@@ -35,11 +35,12 @@ const WARM_UP_PER_TENANT = 2;
 const SAMPLE_INTERVAL_MS = 10;
 
 /**
- * The platform pool's connections (`tenantflow`) and the tenant-role ones (`tenantflow-tenant-<id>`)
- * of this database. The sampler's own connection is `tenantflow-bench`, so it never counts itself.
+ * The platform pool's connections (`tenantflow`) and the tenant-role ones (`tenantflow-task`)
+ * of this database. The sampler's own connection is `tenantflow-bench`, so it never counts itself;
+ * it logs in as the admin, a member of the platform and tenant roles, so it sees their sessions.
  */
 const BACKENDS = `SELECT count(*) FILTER (WHERE application_name = 'tenantflow')::int AS platform,
-       count(*) FILTER (WHERE application_name LIKE 'tenantflow-tenant-%')::int AS tenant
+       count(*) FILTER (WHERE application_name = 'tenantflow-task')::int AS tenant
   FROM pg_stat_activity
  WHERE backend_type = 'client backend' AND datname = current_database()`;
 
@@ -95,7 +96,7 @@ export interface WorkflowThroughputResult {
  */
 export async function benchmarkWorkflowThroughput(
   local: LocalPlatform,
-  databaseUrl: string,
+  adminUrl: string,
   suffix: string,
   scale: { tenants: number; executionsPerTenant: number; rounds: number },
 ): Promise<WorkflowThroughputResult> {
@@ -107,7 +108,7 @@ export async function benchmarkWorkflowThroughput(
     }
   });
 
-  const rounds = await withClient(databaseUrl, async (sampler) => {
+  const rounds = await withClient(adminUrl, async (sampler) => {
     const countBackends = async () =>
       (await sampler.query<{ platform: number; tenant: number }>(BACKENDS)).rows[0];
     await runRound(local, tenantIds, WARM_UP_PER_TENANT);
@@ -200,6 +201,7 @@ async function summariseRound(
   for (const execution of run.started) {
     const described = await local.orchestrator.describe({
       workflow: fanOutWorkflow.name,
+      tenantId: execution.tenantId,
       executionId: execution.executionId,
     });
     if (described.status === 'succeeded') {

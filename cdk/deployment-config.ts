@@ -26,9 +26,10 @@ export interface DeploymentConfig {
   readonly apiBurstLimit: number;
   /**
    * How tenant roles reach PostgreSQL. `proxy` (default): through RDS Proxy, which provisioning
-   * keeps admitting each tenant's secret; the proxy holds at most 200 secrets, so at most 199
-   * tenants. `direct`: straight to the Aurora writer, over TLS verified against the RDS CA bundle
-   * of the Lambda runtime; no tenant limit, but each warm run-task Lambda holds its own connections.
+   * keeps admitting each tenant's secret; the proxy holds at most 200 secrets, two of them the
+   * admin and the platform secrets, so at most 198 tenants. `direct`: straight to the Aurora
+   * writer, over TLS verified against the RDS CA bundle of the Lambda runtime; no tenant limit, but
+   * each warm run-task Lambda holds its own connections.
    */
   readonly tenantDatabaseAccess: TenantDatabaseAccess;
 }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type {
@@ -66,8 +67,13 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
   const settings = { ...serverDefaults, ...options };
   const compiled = settings.routes.map((route) => ({ ...route, match: compileResource(route.resource) }));
 
-  return createServer(async function serveLikeApiGateway(req, res) {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  async function serveLikeApiGateway(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = requestUrl(req.url ?? '/');
+    if (url === undefined) {
+      return sendJson(res, 400, {
+        error: { code: 'BAD_REQUEST', message: 'The request target is not a valid URL path' },
+      });
+    }
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
     const method = (req.method ?? 'GET').toUpperCase();
     const onPath = compiled
@@ -128,7 +134,33 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
       settings.onHandlerCrash(error);
       sendJson(res, 502, { message: 'Internal server error' });
     }
+  }
+
+  return createServer(function serveRequest(req, res) {
+    // A listener's rejected promise is unhandled, and an unhandled rejection ends the process: one
+    // odd request must cost a 500, never the whole local stack.
+    serveLikeApiGateway(req, res).catch((error: unknown) => {
+      settings.onHandlerCrash(error);
+      if (res.headersSent) {
+        res.destroy();
+      } else {
+        sendJson(res, 500, { message: 'Internal server error' });
+      }
+    });
   });
+}
+
+/**
+ * The request target as a URL, or `undefined` when it is none (`http://[`, `*`). An origin-form
+ * target (`/path?query`) is always read as a path, even one starting with `//`, which
+ * `new URL(target, base)` would take for a host name.
+ */
+function requestUrl(target: string): URL | undefined {
+  try {
+    return target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -263,34 +295,41 @@ interface EventParts {
 
 /** Builds the REST (v1) proxy event API Gateway would send for this request. */
 export function toApiGatewayEvent(req: IncomingMessage, parts: EventParts): APIGatewayProxyEvent {
-  const headers: Record<string, string> = {};
-  const multiValueHeaders: Record<string, string[]> = {};
+  // Maps, not plain objects: a client's header or parameter named `constructor` or `__proto__` would
+  // otherwise read a value off Object.prototype. Object.fromEntries makes them own properties.
+  const headers = new Map<string, string>();
+  const multiValueHeaders = new Map<string, string[]>();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] ?? '';
     const value = req.rawHeaders[i + 1] ?? '';
-    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
-    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
+    const earlier = headers.get(name);
+    headers.set(name, earlier === undefined ? value : `${earlier},${value}`);
+    multiValueHeaders.set(name, [...(multiValueHeaders.get(name) ?? []), value]);
   }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
+  const query = new Map<string, string>();
+  const multiQuery = new Map<string, string[]>();
   for (const [key, value] of parts.url.searchParams) {
-    query[key] = value;
-    multiQuery[key] = [...(multiQuery[key] ?? []), value];
+    query.set(key, value);
+    multiQuery.set(key, [...(multiQuery.get(key) ?? []), value]);
   }
-  const hasQuery = Object.keys(query).length > 0;
+  const hasQuery = query.size > 0;
+  // Bytes that are not UTF-8 go to the handler base64-encoded, as API Gateway hands over a binary
+  // media type, rather than decoded with U+FFFD in place of each bad byte: the handler can then
+  // refuse them (400) instead of storing text the client never sent.
+  const textBody = isUtf8(parts.body);
   const now = Date.now();
   return {
     resource: parts.resource,
     path: parts.path,
     httpMethod: parts.method,
-    headers,
-    multiValueHeaders,
-    queryStringParameters: hasQuery ? query : null,
-    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+    headers: Object.fromEntries(headers),
+    multiValueHeaders: Object.fromEntries(multiValueHeaders),
+    queryStringParameters: hasQuery ? Object.fromEntries(query) : null,
+    multiValueQueryStringParameters: hasQuery ? Object.fromEntries(multiQuery) : null,
     pathParameters: Object.keys(parts.pathParameters).length > 0 ? parts.pathParameters : null,
     stageVariables: null,
-    body: parts.body.length > 0 ? parts.body.toString('utf8') : null,
-    isBase64Encoded: false,
+    body: parts.body.length === 0 ? null : parts.body.toString(textBody ? 'utf8' : 'base64'),
+    isBase64Encoded: parts.body.length > 0 && !textBody,
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',

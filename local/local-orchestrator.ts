@@ -9,7 +9,7 @@ import {
   ExecutionTimeoutError,
   StateMachine,
 } from 'aws-local-stepfunctions';
-import { ConfigurationError } from '../shared/errors.js';
+import { ConfigurationError, ForeignExecutionError } from '../shared/errors.js';
 import { z } from '../shared/validation/zod.js';
 import { type AslDefinition, taskStates } from '../shared/workflows/asl.js';
 import type {
@@ -72,6 +72,8 @@ export class ExecutionJournalError extends Error {
 
 interface LocalExecution {
   readonly workflow: string;
+  /** The tenant it was started for: only that tenant's handle may see it or act on it. */
+  readonly tenantId: string;
   readonly ref: string;
   readonly startedAt: Date;
   status: OrchestratedStatus;
@@ -116,6 +118,11 @@ const liveInstanceIds = new Set<string>();
  * Without `journalDirectory`, what it knows lives in memory: after the process restarts, it answers
  * `not_found` for executions it never ran, and recovery starts them again.
  *
+ * As in Step Functions, names are one namespace per workflow shared by every tenant, so each call
+ * checks the tenant the execution was started for (in memory, or in its journal entry) against the
+ * handle's: another tenant's execution is `foreign` to `describe`, and `start`, `stop` and `redrive`
+ * refuse it with a `ForeignExecutionError`.
+ *
  * With `journalDirectory`, each execution is journaled before its run begins and again when it
  * settles, and leaves memory once its final status is on disk. After a crash, an execution whose
  * entry still says `running` while the process (or orchestrator instance) that owned it is gone is
@@ -139,7 +146,6 @@ export class LocalOrchestrator implements Orchestrator {
   readonly #options: LocalOrchestratorOptions;
   readonly #machines = new Map<string, CompiledWorkflow>();
   readonly #executions = new Map<string, LocalExecution>();
-  readonly #tenantOf = new Map<string, string>();
   readonly #instanceId = randomUUID();
   readonly #journal: ExecutionJournal | undefined;
   /**
@@ -181,12 +187,14 @@ export class LocalOrchestrator implements Orchestrator {
     return this.#oneAtATime(key, async () => {
       const existing = this.#executions.get(key);
       if (existing !== undefined) {
+        assertOwnedBy(existing.tenantId, request);
         return { ref: existing.ref, alreadyStarted: true };
       }
       const compiled = this.#compiled(request.workflow);
       // Step Functions never reuses a name, even one whose execution ended long ago.
       const journaled = await this.#journal?.read(request);
       if (journaled !== undefined) {
+        assertOwnedBy(journaled.tenantId, request);
         return { ref: journaled.ref, alreadyStarted: true };
       }
       const ref = `arn:aws:states:local:000000000000:execution:${request.workflow}:${request.executionId}`;
@@ -199,6 +207,9 @@ export class LocalOrchestrator implements Orchestrator {
     this.#refuseIfCrashed();
     const execution = this.#executions.get(executionKey(handle));
     if (execution !== undefined) {
+      if (execution.tenantId !== handle.tenantId) {
+        return foreign();
+      }
       return {
         status: execution.status,
         ref: execution.ref,
@@ -214,13 +225,22 @@ export class LocalOrchestrator implements Orchestrator {
     if (entry === undefined) {
       return { status: 'not_found', redrivable: false };
     }
-    return describeJournaled(entry);
+    return entry.tenantId === handle.tenantId ? describeJournaled(entry) : foreign();
   }
 
   async stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
     this.#refuseIfCrashed();
     const execution = this.#executions.get(executionKey(handle));
-    if (execution?.status !== 'running') {
+    if (execution === undefined) {
+      // Nothing runs it here; still, someone else's name is refused, as Step Functions refuses it.
+      const entry = await this.#journal?.read(handle);
+      if (entry !== undefined) {
+        assertOwnedBy(entry.tenantId, handle);
+      }
+      return;
+    }
+    assertOwnedBy(execution.tenantId, handle);
+    if (execution.status !== 'running') {
       return;
     }
     execution.error = reason.error;
@@ -240,23 +260,23 @@ export class LocalOrchestrator implements Orchestrator {
     return this.#oneAtATime(key, async (): Promise<RedriveOutcome> => {
       const previous = this.#executions.get(key);
       if (previous !== undefined) {
+        assertOwnedBy(previous.tenantId, handle);
         if (!isRedrivable(previous.status)) {
           return { kind: 'not_redrivable', reason: `Execution is ${previous.status}` };
         }
-        const tenantId = this.#tenantOf.get(key);
-        if (tenantId === undefined) {
-          return { kind: 'not_redrivable', reason: 'Execution input is unknown' };
-        }
-        await this.#launch(this.#compiled(handle.workflow), { ...handle, tenantId }, previous.ref, {
-          startedAt: previous.startedAt,
-          redriveCount: previous.redriveCount + 1,
-        });
+        await this.#launch(
+          this.#compiled(handle.workflow),
+          { ...handle, tenantId: previous.tenantId },
+          previous.ref,
+          { startedAt: previous.startedAt, redriveCount: previous.redriveCount + 1 },
+        );
         return { kind: 'redriven', redrivenAt: new Date() };
       }
       const entry = await this.#journal?.read(handle);
       if (entry === undefined) {
         return { kind: 'not_redrivable', reason: 'Execution does not exist' };
       }
+      assertOwnedBy(entry.tenantId, handle);
       const refusal = whyNotRedrivable(entry);
       if (refusal !== undefined) {
         return { kind: 'not_redrivable', reason: refusal };
@@ -374,7 +394,6 @@ export class LocalOrchestrator implements Orchestrator {
     ref: string,
     history: RunHistory,
   ): LocalExecution {
-    this.#tenantOf.set(executionKey(request), request.tenantId);
     const handlers = Object.fromEntries(
       compiled.taskStateNames.map((name) => [name, (input: unknown) => this.#invokeLambda(input)]),
     );
@@ -398,6 +417,7 @@ export class LocalOrchestrator implements Orchestrator {
     );
     const execution: LocalExecution = {
       workflow: request.workflow,
+      tenantId: request.tenantId,
       ref,
       startedAt: history.startedAt,
       status: 'running',
@@ -445,7 +465,6 @@ export class LocalOrchestrator implements Orchestrator {
     // Once on disk the journal answers for it, so memory stays bounded over a long `npm start`.
     if (journaled && this.#executions.get(key) === execution) {
       this.#executions.delete(key);
-      this.#tenantOf.delete(key);
     }
     this.#options.onExecutionSettled?.({
       workflow: request.workflow,
@@ -673,6 +692,19 @@ function outcomeOfFailure(error: unknown): RunOutcome {
   };
 }
 
+/** What `describe` answers for another tenant's execution: that it is not the handle's, and nothing more. */
+function foreign(): ExecutionDescription {
+  return { status: 'foreign', redrivable: false };
+}
+
+/** Refuses an execution started for another tenant than the handle's. */
+function assertOwnedBy(tenantId: string, handle: ExecutionHandle): void {
+  if (tenantId !== handle.tenantId) {
+    throw new ForeignExecutionError(handle.tenantId, handle.executionId);
+  }
+}
+
+/** Executions are keyed by name, as in Step Functions: the tenant is checked, not part of the key. */
 function executionKey(handle: ExecutionHandle): string {
   return `${handle.workflow}\u0000${handle.executionId}`;
 }

@@ -6,7 +6,6 @@ import { createHealthApi } from '../functions/api/health.js';
 import { API_ROUTES, type ApiFunctionName, GATEWAY_RESPONSES } from '../functions/api/routes.js';
 import { createTenantsApi } from '../functions/api/tenants.js';
 import { loadConfig } from '../shared/config/config.js';
-import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { RequestAuthorizer } from '../shared/http/request-authorizer.js';
 import { createLogger } from '../shared/logging/logger.js';
 import type { Platform, PlatformOverrides } from '../shared/platform.js';
@@ -19,6 +18,7 @@ import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.j
 import { findFreePort, type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
 import { claimHome } from './local-database.js';
 import type { LocalOrchestrator } from './local-orchestrator.js';
+import { prepareLocalDatabase } from './local-roles.js';
 import { createLocalRuntime, type LocalRuntime } from './local-runtime.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
 
@@ -33,7 +33,7 @@ export interface LocalPlatformOptions {
   /** HTTP port; 0 picks a free one. Default 3000. */
   readonly port?: number;
   readonly host?: string;
-  /** Use this PostgreSQL instead of the embedded one. */
+  /** Use this PostgreSQL instead of the embedded one: a superuser's URL, or an admin's with CREATEROLE. */
   readonly databaseUrl?: string;
   /** Admin bearer token; generated and kept under `home` when not given. */
   readonly adminToken?: string;
@@ -108,11 +108,16 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
   let server: Server | undefined;
   let orchestrator: LocalOrchestrator | undefined;
   try {
-    await migrateControlSchema(databaseUrl);
+    // Production's roles on the local database: the admin for DDL, the platform role for requests.
+    const logins = await prepareLocalDatabase(databaseUrl, {
+      admin: secrets.adminRolePassword,
+      platform: secrets.platformRolePassword,
+    });
     const config = loadConfig({
       ...process.env,
       TENANTFLOW_LOCAL: '1',
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: logins.platformUrl,
+      TENANTFLOW_ADMIN_DATABASE_URL: logins.adminUrl,
       TENANTFLOW_ADMIN_TOKEN: adminToken,
       TENANTFLOW_SECRETS: 'local',
       TENANTFLOW_SECRETS_DIR: join(home, 'secrets'),

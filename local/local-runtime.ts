@@ -143,6 +143,7 @@ export async function createLocalRuntime(options: LocalRuntimeOptions): Promise<
         recovery: new RecoveryService({
           store: new RecoveryStore(platform.pool),
           executions: store,
+          registry: platform.registry,
           orchestrator,
           workflows,
           provisioning: platform.provisioning,

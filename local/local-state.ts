@@ -9,6 +9,10 @@ export interface LocalSecrets {
   readonly postgresPassword: string;
   /** Admin bearer token, used when `TENANTFLOW_ADMIN_TOKEN` is not set. */
   readonly adminToken: string;
+  /** Password of the `tenantflow_admin` database role (DDL: provisioning, migrations). */
+  readonly adminRolePassword: string;
+  /** Password of the `tenantflow_platform` database role (everything that runs per request). */
+  readonly platformRolePassword: string;
   /**
    * Port of the embedded PostgreSQL, chosen once and then kept: tenant secrets record host and
    * port, so a server that moved to another port would strand every tenant's credentials.
@@ -19,6 +23,8 @@ export interface LocalSecrets {
 const localSecretsSchema = z.object({
   postgresPassword: z.string().min(16),
   adminToken: z.string().min(24),
+  adminRolePassword: z.string().min(16),
+  platformRolePassword: z.string().min(16),
   postgresPort: z.number().int().min(1).max(65535).optional(),
 });
 
@@ -45,11 +51,15 @@ export async function loadOrCreateLocalSecrets(home: string, postgresPort?: numb
   const secrets: LocalSecrets = {
     postgresPassword: existing.postgresPassword ?? randomBytes(24).toString('base64url'),
     adminToken: existing.adminToken ?? `tfa_${randomBytes(24).toString('base64url')}`,
+    adminRolePassword: existing.adminRolePassword ?? randomBytes(24).toString('base64url'),
+    platformRolePassword: existing.platformRolePassword ?? randomBytes(24).toString('base64url'),
     postgresPort: existing.postgresPort ?? postgresPort,
   };
   if (
     secrets.postgresPassword !== existing.postgresPassword ||
     secrets.adminToken !== existing.adminToken ||
+    secrets.adminRolePassword !== existing.adminRolePassword ||
+    secrets.platformRolePassword !== existing.platformRolePassword ||
     secrets.postgresPort !== existing.postgresPort
   ) {
     const temporary = `${file}.${process.pid}.tmp`;

@@ -1,8 +1,8 @@
 /**
  * `npm run migrate`: brings the control schema and every tenant schema up to date.
  *
- * Uses DATABASE_URL (and TENANTFLOW_ADMIN_DATABASE_URL for DDL, if set) when given; otherwise the
- * local platform's embedded PostgreSQL, whether `npm start` is running or not.
+ * Uses DATABASE_URL (a superuser, or an admin role with CREATEROLE) when given; otherwise the local
+ * platform's embedded PostgreSQL, whether `npm start` is running or not.
  * TENANTFLOW_MIGRATE_CONCURRENCY sets how many tenants migrate at once (default 8).
  */
 import cliProgress from 'cli-progress';
@@ -13,6 +13,7 @@ import { migrateDatabase, migrationSettings } from '../shared/provisioning/datab
 import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
 import { PgTenantRegistry } from '../shared/tenancy/pg-tenant-registry.js';
 import { withLocalDatabase } from './local-database.js';
+import { localPlatformRole } from './local-roles.js';
 
 const settings = readSettings();
 
@@ -28,11 +29,15 @@ function readSettings() {
   }
 }
 
-const failedCount = await withLocalDatabase(process.env.TENANTFLOW_HOME ?? '.tenantflow', async (url) => {
-  const adminUrl = process.env.TENANTFLOW_ADMIN_DATABASE_URL || url;
-  const pool = createPlatformPool({ connectionString: url, max: 2 });
+const home = process.env.TENANTFLOW_HOME ?? '.tenantflow';
+const failedCount = await withLocalDatabase(home, async ({ adminUrl, platformUrl }) => {
+  const pool = createPlatformPool({ connectionString: platformUrl, max: 2 });
   try {
-    const admin = new DatabaseAdmin({ adminUrl, tenantMigrations: await loadTenantMigrations() });
+    const admin = new DatabaseAdmin({
+      adminUrl,
+      platformRole: localPlatformRole(),
+      tenantMigrations: await loadTenantMigrations(),
+    });
     const bar = process.stdout.isTTY
       ? new cliProgress.SingleBar(
           {

@@ -9,7 +9,6 @@
 import { join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../shared/config/config.js';
-import { migrateControlSchema } from '../shared/db/control-schema.js';
 import { withLocalDatabase } from './local-database.js';
 import { createLocalRuntime } from './local-runtime.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
@@ -19,13 +18,13 @@ const home = resolve(process.env.TENANTFLOW_HOME ?? '.tenantflow');
 // The summary is printed below; the JSON log lines are for problems only, unless asked for.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
 
-const failed = await withLocalDatabase(home, async (databaseUrl) => {
-  await migrateControlSchema(process.env.TENANTFLOW_ADMIN_DATABASE_URL || databaseUrl);
+const failed = await withLocalDatabase(home, async ({ adminUrl, platformUrl }) => {
   const secrets = await loadOrCreateLocalSecrets(home);
   const config = loadConfig({
     ...process.env,
     TENANTFLOW_LOCAL: '1',
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: platformUrl,
+    TENANTFLOW_ADMIN_DATABASE_URL: adminUrl,
     TENANTFLOW_ADMIN_TOKEN: process.env.TENANTFLOW_ADMIN_TOKEN ?? secrets.adminToken,
     TENANTFLOW_SECRETS: 'local',
     TENANTFLOW_SECRETS_DIR: join(home, 'secrets'),

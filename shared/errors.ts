@@ -110,6 +110,35 @@ export class TenantAlreadyExistsError extends ConflictError {
   }
 }
 
+/**
+ * The tenant id names something that already exists in the database (a role, a schema or a
+ * database) or a platform role. Taking it would let the new tenant's schema or role stand in for
+ * that object, so it is refused before anything is created.
+ */
+export class TenantIdUnavailableError extends ConflictError {
+  override readonly code: string = 'TENANT_ID_UNAVAILABLE';
+}
+
+/**
+ * The orchestrator's execution by this name is not the one addressed: its input names another
+ * tenant or another execution id (or none). Execution names share one namespace per state machine
+ * across every tenant, and an `executions` row only *names* an execution, so an execution whose
+ * input does not match is never started over, redriven or stopped on the caller's behalf. The
+ * message names the caller's own tenant and execution id only, never the other execution's.
+ */
+export class ForeignExecutionError extends ConflictError {
+  override readonly code: string = 'FOREIGN_EXECUTION';
+
+  constructor(
+    readonly tenantId: string,
+    readonly executionId: string,
+    message = `The orchestrator's execution named '${executionId}' does not carry tenant '${tenantId}' and that execution id as its input; nothing was done to it`,
+    options?: TenantflowErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** The tenant exists but is in a state that does not allow the operation (e.g. delete while active). */
 export class TenantStateConflictError extends ConflictError {
   override readonly code: string = 'TENANT_STATE_CONFLICT';
@@ -152,6 +181,12 @@ export class LimitExceededError extends TenantflowError {
 export class PayloadTooLargeError extends TenantflowError {
   readonly code: string = 'PAYLOAD_TOO_LARGE';
   readonly statusCode: number = 413;
+}
+
+/** A route that takes a JSON body got a body of another media type, or one with no Content-Type. */
+export class UnsupportedMediaTypeError extends TenantflowError {
+  readonly code: string = 'UNSUPPORTED_MEDIA_TYPE';
+  readonly statusCode: number = 415;
 }
 
 /** No workflow is registered under the requested name. */

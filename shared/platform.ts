@@ -8,6 +8,7 @@ import {
   databaseConnectionConfig,
   databaseConnectionUrl,
   databaseTls,
+  missingAdminLoginError,
   resolveDatabaseCredentials,
 } from './config/database-credentials.js';
 import { createPlatformPool } from './db/connections.js';
@@ -15,7 +16,11 @@ import { PlatformLeases } from './db/platform-leases.js';
 import { SQLSTATE, sqlState } from './db/sql.js';
 import { TenantConnections } from './db/tenant-connections.js';
 import type { AdminAuthOptions } from './http/admin-auth.middleware.js';
-import { DatabaseAdmin, type DatabaseAdminOptions } from './provisioning/database-admin.js';
+import {
+  DatabaseAdmin,
+  type DatabaseAdminOptions,
+  type PlatformRoleSpec,
+} from './provisioning/database-admin.js';
 import { ProvisioningService, type StepHook } from './provisioning/provisioning-service.js';
 import { DirectTenantLogins, type TenantLogins } from './provisioning/tenant-logins.js';
 import { loadTenantMigrations } from './provisioning/tenant-migrations.js';
@@ -47,6 +52,11 @@ export interface Platform {
   readonly tenantLogins: TenantLogins;
   readonly tenantAdmin: TenantAdminService;
   readonly adminAuth: AdminAuthOptions;
+  /**
+   * AWS form: the platform secret's login, which the migrate function creates as a role when it
+   * does not exist yet (the first deploy). Undefined with `DATABASE_URL`.
+   */
+  readonly platformLogin: PlatformRoleSpec | undefined;
   close(): Promise<void>;
 }
 
@@ -108,7 +118,13 @@ export async function createPlatform(
       ? { invalidateSecret: (tenantId: string) => secrets.invalidate(tenantId) }
       : {}),
   });
-  const adminOptions = { adminUrl: database.adminUrl, tenantMigrations: await loadTenantMigrations() };
+  const adminOptions: DatabaseAdminOptions = {
+    adminUrl: database.adminUrl,
+    missingAdminLogin: missingAdminLoginError,
+    tenantMigrations: await loadTenantMigrations(),
+    // The login the platform pool uses; when a URL does not name it, asked once (DDL only).
+    platformRole: database.platformRole ?? (() => currentRole(pool)),
+  };
   const admin =
     database.onCredentialsRejected === undefined
       ? new DatabaseAdmin(adminOptions)
@@ -136,6 +152,7 @@ export async function createPlatform(
     tenantLogins,
     tenantAdmin: new TenantAdminService(tenants, provisioning, registry),
     adminAuth: { adminToken: config.adminToken, trustIamIdentity: config.trustIamAdminIdentity },
+    platformLogin: database.platformLogin,
     close: async () => {
       await tenantConnections.close();
       await pool.end();
@@ -145,13 +162,22 @@ export async function createPlatform(
 
 interface PlatformDatabase {
   readonly pool: pg.Pool;
-  readonly adminUrl: string;
+  /** Undefined in the AWS form when this function was given no admin secret. */
+  readonly adminUrl: string | undefined;
+  /** The platform role's name, when the configuration says it. */
+  readonly platformRole: string | undefined;
+  /** AWS form: the platform secret's login, so the migrate function can create the role. */
+  readonly platformLogin: PlatformRoleSpec | undefined;
   readonly onCredentialsRejected: (() => void) | undefined;
 }
 
 /**
  * The platform pool and the admin connection string. With `DATABASE_URL` both come from the
- * configuration; in the AWS form the login is read from the platform secret now, once per platform.
+ * configuration. In the AWS form the pool logs in with the platform secret, and DDL with the admin
+ * secret (`adminSecretArn`, given only to the functions that provision, recover or migrate), both
+ * read now, once per platform; without the admin secret, any admin connection fails with a
+ * `ConfigurationError` naming TENANTFLOW_ADMIN_DATABASE_SECRET_ARN. A refused password on either
+ * login reports `onCredentialsRejected`, so the next platform reads both secrets again.
  */
 async function openPlatformDatabase(
   config: TenantflowConfig,
@@ -163,14 +189,20 @@ async function openPlatformDatabase(
     return {
       pool: createPlatformPool({ connectionString: database.url, max: config.dbPoolMax }),
       adminUrl: database.adminUrl,
+      platformRole: userOf(database.url),
+      platformLogin: undefined,
       // Building the platform again would read the same URL: nothing to gain.
       onCredentialsRejected: undefined,
     };
   }
-  const credentials = await resolveDatabaseCredentials({
-    client: secretsManagerClient(),
-    secretArn: database.secretArn,
-  });
+  const client = secretsManagerClient();
+  const { adminSecretArn } = database;
+  const [credentials, adminCredentials] = await Promise.all([
+    resolveDatabaseCredentials({ client, secretArn: database.secretArn, login: 'platform' }),
+    adminSecretArn === undefined
+      ? undefined
+      : resolveDatabaseCredentials({ client, secretArn: adminSecretArn, login: 'admin' }),
+  ]);
   const target = { host: database.host, port: database.port, database: database.name, ssl: database.ssl };
   return {
     pool: createPlatformPool({
@@ -180,11 +212,32 @@ async function openPlatformDatabase(
         ? {}
         : { onAuthenticationFailure: () => onCredentialsRejected() }),
     }),
-    // The cluster's master user is the platform and the admin role in this first deployment, so
-    // DDL logs in with the same secret. `DatabaseAdmin` takes a URL: it is built, encoded, here.
-    adminUrl: databaseConnectionUrl(target, credentials),
+    // DDL logs in as the admin role, through the same proxy. `DatabaseAdmin` takes a URL: it is
+    // built, encoded, here. Its refusals reach `onCredentialsRejected` through createPlatform.
+    adminUrl: adminCredentials === undefined ? undefined : databaseConnectionUrl(target, adminCredentials),
+    platformRole: credentials.username,
+    platformLogin: { name: credentials.username, password: credentials.password },
     onCredentialsRejected,
   };
+}
+
+/** The user a connection string names, if it names one (else libpq's defaults decide). */
+function userOf(url: string): string | undefined {
+  try {
+    const user = decodeURIComponent(new URL(url).username);
+    return user.length > 0 ? user : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function currentRole(pool: pg.Pool): Promise<string> {
+  const { rows } = await pool.query<{ role: string }>('SELECT current_user AS role');
+  const role = rows[0]?.role;
+  if (role === undefined) {
+    throw new Error('The platform pool could not tell which role it logs in as');
+  }
+  return role;
 }
 
 /** A `DatabaseAdmin` whose connections report a refused password, as the platform pool does. */

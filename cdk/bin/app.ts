@@ -5,7 +5,7 @@ import { DataStack } from '../stacks/data-stack.js';
 import { PlatformStack } from '../stacks/platform-stack.js';
 
 /**
- * The CDK entry point: the DataStack (network, database, proxy, platform secret) and the
+ * The CDK entry point: the DataStack (network, database, proxy, admin and platform secrets) and the
  * PlatformStack (layer, functions, API, one state machine per workflow, the recovery schedule) of
  * one stage. `npx cdk synth` needs no AWS credentials: stacks are environment-agnostic unless the
  * `account` and `region` context values are given. cdk-nag's AWS Solutions checks run on every
@@ -20,7 +20,7 @@ const env =
 
 const data = new DataStack(app, `tenantflow-${config.stage}-data`, {
   config,
-  description: `tenantflow ${config.stage}: network, Aurora PostgreSQL, RDS Proxy and the platform secret`,
+  description: `tenantflow ${config.stage}: network, Aurora PostgreSQL, RDS Proxy and the database secrets`,
   ...(env === undefined ? {} : { env }),
 });
 new PlatformStack(app, `tenantflow-${config.stage}-platform`, {

@@ -1,5 +1,6 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as triggers from 'aws-cdk-lib/triggers';
 import { Construct } from 'constructs';
 import { TenantFunction, type TenantFunctionProps } from './tenant-function.js';
@@ -12,6 +13,11 @@ export interface DatabaseMigrationsProps
    * control or a tenant schema. Each waits for the migration run of the deployment.
    */
   readonly runBefore: readonly Construct[];
+  /**
+   * The admin role's login (the cluster's master user): migrations are DDL, and the migrate
+   * function also creates the platform role, with the platform secret's password, if it is missing.
+   */
+  readonly adminSecret: secretsmanager.ISecret;
   /**
    * Tenants migrated at once (`TENANTFLOW_MIGRATE_CONCURRENCY`), each on a dedicated admin
    * connection through the proxy.
@@ -46,8 +52,10 @@ const INVOKE_GRACE = Duration.seconds(30);
  *   version's identity (the `recognizeLayerVersion` feature flag is off). The layer's content is
  *   therefore folded into the migrate function's version: a new migration, or any change to
  *   `shared/`, publishes a new version and re-runs the trigger, as a change to the handler does.
- * - Like every function, it connects through RDS Proxy with the platform secret (the admin role
- *   in this deployment); it gets no tenant secrets.
+ * - It connects through RDS Proxy like every function: the registry with the platform secret, the
+ *   DDL with the admin secret ({@link TenantFunction.grantAdminDatabaseLogin}). It reads the
+ *   platform secret's login anyway, to create the platform role when it does not exist yet. It gets
+ *   no tenant secrets.
  * - The trigger's provider (a function and role CDK's triggers module adds once per stack) may
  *   only invoke this function's versions, plus AWSLambdaBasicExecutionRole for its own logs.
  *   cdk-nag's AwsSolutions rules do not inspect it (they match typed L1 classes, and the provider is
@@ -57,7 +65,9 @@ const INVOKE_GRACE = Duration.seconds(30);
  *
  * @example
  * ```ts
- * const migrations = new DatabaseMigrations(this, 'Migrations', { ...common, runBefore: Object.values(functions) });
+ * const migrations = new DatabaseMigrations(this, 'Migrations', {
+ *   ...common, adminSecret: data.adminSecret, runBefore: Object.values(functions),
+ * });
  * ```
  */
 export class DatabaseMigrations extends Construct {
@@ -77,7 +87,7 @@ export class DatabaseMigrations extends Construct {
       throw new Error(`DatabaseMigrations concurrency must be an integer from 1 to 64 (got ${concurrency})`);
     }
 
-    const { runBefore, concurrency: _concurrency, timeout: _timeout, ...functionProps } = props;
+    const { runBefore, adminSecret, concurrency: _concurrency, timeout: _timeout, ...functionProps } = props;
     this.function = new TenantFunction(this, 'Function', {
       ...functionProps,
       entry: 'functions/ops/migrate.ts',
@@ -87,6 +97,7 @@ export class DatabaseMigrations extends Construct {
       timeout,
       environment: { TENANTFLOW_MIGRATE_CONCURRENCY: String(concurrency) },
     });
+    this.function.grantAdminDatabaseLogin(adminSecret);
     // The layer's asset (its S3 key is the hash of its content) names the migrations it carries.
     this.function.invalidateVersionBasedOn(
       JSON.stringify(Stack.of(this).resolve(layerContent(props.layer.layer))),

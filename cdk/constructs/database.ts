@@ -3,12 +3,40 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
-import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { retentionDays } from './network.js';
 
 /** The port RDS Proxy listens on for PostgreSQL; it cannot be changed. */
 export const POSTGRES_PORT = 5432;
+
+/**
+ * Characters kept out of generated and rotated passwords: CDK's default for RDS secrets, which
+ * `addRotationSingleUser` also hands the master secret's rotation. Given explicitly to the platform
+ * secret's rotation so both logins' passwords keep the same alphabet after their first rotation.
+ */
+const PASSWORD_EXCLUDE_CHARACTERS = ' %+~`#$&*()|[]{}:;<>?!\'/@"\\';
+
+/**
+ * Server-wide settings of the cluster (its DB cluster parameter group), for every session:
+ * - `rds.force_ssl`: connections that bypass the proxy (rotation, `direct` tenant roles) use TLS too.
+ * - `temp_file_limit` (kB): one session's temporary files (sorts and hashes that spill) stop at
+ *   5 GiB, so a tenant's query cannot fill the instance's local storage that every tenant shares.
+ *   Only a superuser may set it per role or session, and the admin role is not one on Aurora, so
+ *   this is the only place it can be set, and no tenant role can lift it.
+ * - `idle_in_transaction_session_timeout` (ms): a session that opened a transaction and went quiet
+ *   for 10 minutes is ended, releasing its locks and its snapshot. A default only: roles get their
+ *   own (shorter) one, and any session may change it, so it catches forgotten transactions, not
+ *   hostile ones (the task runner's timeout closes a tenant's connection).
+ *
+ * `statement_timeout` is deliberately not set here: it is set per role (and per privileged
+ * transaction), because migrations and provisioning need longer than a request does.
+ */
+export const CLUSTER_PARAMETERS: Readonly<Record<string, string>> = {
+  'rds.force_ssl': '1',
+  temp_file_limit: String(5 * 1024 * 1024),
+  idle_in_transaction_session_timeout: String(10 * 60 * 1000),
+};
 
 export interface PlatformDatabaseProps {
   readonly vpc: ec2.IVpc;
@@ -35,17 +63,24 @@ export interface PlatformDatabaseProps {
    */
   readonly readers?: number;
   /**
-   * The database created in the cluster, and written into the platform secret as `dbname`.
+   * The database created in the cluster, and written into both secrets as `dbname`.
    * @default 'tenantflow'
    */
   readonly databaseName?: string;
   /**
-   * The cluster's master user, whose credentials are the platform secret.
+   * The cluster's master user: the admin role (CREATEROLE, CREATEDB, not a superuser on Aurora),
+   * whose credentials are the admin secret.
    * @default 'tenantflow_admin'
    */
   readonly masterUsername?: string;
   /**
-   * Days between automatic rotations of the platform secret.
+   * The platform role's login name, in the platform secret. The role itself is created in the
+   * database by the migrate function, with the admin login and this secret's password.
+   * @default 'tenantflow_platform'
+   */
+  readonly platformUsername?: string;
+  /**
+   * Days between automatic rotations of the admin and the platform secrets.
    * @default 30
    */
   readonly rotationDays?: number;
@@ -57,9 +92,16 @@ export interface PlatformDatabaseProps {
 }
 
 /**
- * Aurora PostgreSQL Serverless v2 behind an RDS Proxy that requires TLS, with the platform
- * (master) credentials in Secrets Manager under `tenantflow/<stage>/platform`, rotated by the
- * single-user rotation Lambda inside the VPC.
+ * Aurora PostgreSQL Serverless v2 behind an RDS Proxy that requires TLS, with two logins in Secrets
+ * Manager, each rotated every 30 days by a single-user rotation Lambda inside the VPC (a role may
+ * change its own password):
+ * - the **admin** secret `tenantflow/<stage>/admin`: the cluster's master user, for DDL only
+ *   (provisioning, deprovisioning, migrations);
+ * - the **platform** secret `tenantflow/<stage>/platform`: the least-privileged role every request
+ *   runs as (`tenantflow_platform`, created in the database by the migrate function).
+ *
+ * Both are on the proxy's auth list, and both are attached to the cluster, so their JSON carries
+ * the cluster's host, port, engine and database like any RDS secret.
  *
  * Applications reach the database through the proxy: {@link PlatformDatabase.allowClientFrom}
  * opens the proxy's port to a caller. The cluster itself accepts the proxy and the rotation Lambda
@@ -69,8 +111,13 @@ export interface PlatformDatabaseProps {
 export class PlatformDatabase extends Construct {
   readonly cluster: rds.DatabaseCluster;
   readonly proxy: rds.DatabaseProxy;
-  /** The platform/admin credentials, attached to the cluster (host, port, engine, dbname, username, password). */
-  readonly secret: secretsmanager.ISecret;
+  /**
+   * The admin (master user) credentials, attached to the cluster (host, port, engine, dbname,
+   * username, password). Only the functions that run DDL may read it.
+   */
+  readonly adminSecret: secretsmanager.ISecret;
+  /** The platform role's credentials, attached to the cluster like the admin secret. Every function reads it. */
+  readonly platformSecret: secretsmanager.ISecret;
   readonly databaseName: string;
 
   constructor(scope: Construct, id: string, props: PlatformDatabaseProps) {
@@ -80,13 +127,21 @@ export class PlatformDatabase extends Construct {
     const removalPolicy = props.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const clusterIdentifier = `tenantflow-${stage}`;
 
-    const masterSecret = new rds.DatabaseSecret(this, 'PlatformSecret', {
-      secretName: `tenantflow/${stage}/platform`,
+    const masterSecret = new rds.DatabaseSecret(this, 'AdminSecret', {
+      secretName: `tenantflow/${stage}/admin`,
       username: props.masterUsername ?? 'tenantflow_admin',
       dbname: this.databaseName,
     });
     // A retained cluster without its master password can only be recovered by resetting it.
     masterSecret.applyRemovalPolicy(removalPolicy);
+    const platformSecret = new rds.DatabaseSecret(this, 'PlatformSecret', {
+      secretName: `tenantflow/${stage}/platform`,
+      username: props.platformUsername ?? 'tenantflow_platform',
+      dbname: this.databaseName,
+      excludeCharacters: PASSWORD_EXCLUDE_CHARACTERS,
+    });
+    // Kept with the cluster it logs in to, like the admin secret.
+    platformSecret.applyRemovalPolicy(removalPolicy);
 
     // Created here rather than through `cloudwatchLogsRetention`, which would add a LogRetention
     // custom-resource Lambda to the stack just to set the retention of a log group RDS creates.
@@ -102,10 +157,17 @@ export class PlatformDatabase extends Construct {
       allowAllOutbound: false,
     });
 
+    const engine = rds.DatabaseClusterEngine.auroraPostgres({
+      version: props.engineVersion ?? rds.AuroraPostgresEngineVersion.VER_17_7,
+    });
+    const parameterGroup = new rds.ParameterGroup(this, 'ClusterParameters', {
+      engine,
+      description: `Aurora cluster ${clusterIdentifier}: TLS forced, temporary files and idle transactions bounded per session`,
+      parameters: { ...CLUSTER_PARAMETERS },
+    });
+
     this.cluster = new rds.DatabaseCluster(this, 'Cluster', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({
-        version: props.engineVersion ?? rds.AuroraPostgresEngineVersion.VER_17_7,
-      }),
+      engine,
       // A physical name also makes CloudFormation refuse a change that would replace the
       // cluster (and so start an empty database) instead of silently doing it.
       clusterIdentifier,
@@ -131,8 +193,7 @@ export class PlatformDatabase extends Construct {
       port: POSTGRES_PORT,
       storageEncrypted: true,
       iamAuthentication: true,
-      // Connections that bypass the proxy (migrations, rotation) must use TLS as well.
-      parameters: { 'rds.force_ssl': '1' },
+      parameterGroup,
       cloudwatchLogsExports: ['postgresql'],
       backup: { retention: Duration.days(props.backupRetentionDays) },
       copyTagsToSnapshot: true,
@@ -144,7 +205,10 @@ export class PlatformDatabase extends Construct {
     if (attachedSecret === undefined) {
       throw new Error('The Aurora cluster has no attached secret');
     }
-    this.secret = attachedSecret;
+    this.adminSecret = attachedSecret;
+    // The same for the platform login, which the cluster does not know about: only the JSON gains
+    // the cluster's endpoint, for the rotation Lambda and for operators.
+    this.platformSecret = platformSecret.attach(this.cluster);
 
     const clusterResource = this.cluster.node.defaultChild as rds.CfnDBCluster;
     // Otherwise RDS may create the log group first, without retention, and the stack then fails.
@@ -185,9 +249,11 @@ export class PlatformDatabase extends Construct {
       assumedBy: new iam.ServicePrincipal('rds.amazonaws.com'),
       description: `RDS Proxy for ${clusterIdentifier}: reads the database credentials it logs in with`,
     });
+    // Both logins go through the proxy: the platform pools, and the admin's dedicated DDL
+    // connections. Tenant entries added at run time copy these entries' settings.
     const proxy = this.cluster.addProxy('Proxy', {
       dbProxyName: `${clusterIdentifier}-proxy`,
-      secrets: [this.secret],
+      secrets: [this.adminSecret, this.platformSecret],
       vpc: props.vpc,
       vpcSubnets: props.databaseSubnets,
       securityGroups: [proxySecurityGroup],
@@ -228,32 +294,51 @@ export class PlatformDatabase extends Construct {
   }
 
   private addRotation(props: PlatformDatabaseProps): void {
-    // The rotation Lambda (from the Serverless Application Repository) needs exactly two paths in
-    // a VPC with no NAT: HTTPS to the Secrets Manager endpoint, and PostgreSQL to the cluster.
+    // The rotation Lambdas (from the Serverless Application Repository) need exactly two paths in
+    // a VPC with no NAT: HTTPS to the Secrets Manager endpoint, and PostgreSQL to the cluster. Both
+    // (admin and platform) need the same two, so they share one security group.
     const rotationSecurityGroup = new ec2.SecurityGroup(this, 'RotationSecurityGroup', {
       vpc: props.vpc,
-      description: 'Platform secret rotation Lambda: Secrets Manager endpoint and the Aurora cluster only',
+      description:
+        'Admin and platform secret rotation Lambdas: Secrets Manager endpoint and the Aurora cluster only',
       allowAllOutbound: false,
     });
     props.secretsManagerEndpoint.connections.allowFrom(
       rotationSecurityGroup,
       ec2.Port.tcp(443),
-      'Platform secret rotation Lambda to Secrets Manager',
+      'Secret rotation Lambdas to Secrets Manager',
     );
-    // addRotationSingleUser also opens the cluster's port to this security group. No `endpoint`:
-    // the interface endpoint has private DNS, so the standard Secrets Manager hostname already
-    // resolves to it inside the VPC.
-    const rotation = this.cluster.addRotationSingleUser({
-      automaticallyAfter: Duration.days(props.rotationDays ?? 30),
+    const automaticallyAfter = Duration.days(props.rotationDays ?? 30);
+    // addRotationSingleUser (and SecretRotation) also open the cluster's port to this security
+    // group. No `endpoint`: the interface endpoint has private DNS, so the standard Secrets Manager
+    // hostname already resolves to it inside the VPC.
+    const adminRotation = this.cluster.addRotationSingleUser({
+      automaticallyAfter,
       vpcSubnets: props.rotationSubnets,
       securityGroup: rotationSecurityGroup,
     });
+    // Single-user as well: the platform role changes its own password (a role may ALTER ROLE
+    // itself), so the platform's rotation never holds the admin login. The role is created by the
+    // migrate function in the PlatformStack, after this stack: a rotation that starts before it
+    // exists cannot log in and stays pending until Secrets Manager reattempts it.
+    const platformRotation = new secretsmanager.SecretRotation(this, 'PlatformSecretRotation', {
+      application: secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+      secret: this.platformSecret,
+      target: this.cluster,
+      vpc: props.vpc,
+      vpcSubnets: props.rotationSubnets,
+      securityGroup: rotationSecurityGroup,
+      automaticallyAfter,
+      excludeCharacters: PASSWORD_EXCLUDE_CHARACTERS,
+    });
     // The first rotation runs as soon as the schedule exists: by then the endpoint must be up
     // and the writer must accept connections (the secret attachment only waits for the cluster).
-    rotation.node.addDependency(props.secretsManagerEndpoint);
     const writer = this.cluster.node.tryFindChild('Writer');
-    if (writer !== undefined) {
-      rotation.node.addDependency(writer);
+    for (const rotation of [adminRotation, platformRotation]) {
+      rotation.node.addDependency(props.secretsManagerEndpoint);
+      if (writer !== undefined) {
+        rotation.node.addDependency(writer);
+      }
     }
   }
 }

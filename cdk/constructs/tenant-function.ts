@@ -15,7 +15,11 @@ import type { WorkflowStateMachine } from './workflow-state-machine.js';
 /** Where the functions reach PostgreSQL: RDS Proxy, with the platform role's secret. */
 export interface TenantflowDatabase {
   readonly proxy: rds.IDatabaseProxy;
-  /** The platform/admin credentials every function connects with. */
+  /**
+   * The platform role's credentials, which every function connects with. The admin (DDL)
+   * credentials are not part of this contract: they are granted one function at a time with
+   * {@link TenantFunction.grantAdminDatabaseLogin}.
+   */
   readonly platformSecret: secretsmanager.ISecret;
   readonly databaseName: string;
   /** @default 5432 */
@@ -237,13 +241,15 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  * - Its own log group with the configured retention, X-Ray active tracing, the `lambdas` subnets
  *   and the given security group.
  * - Its own role, without AWS managed policies: writing to its log group only, the ENI calls a VPC
- *   function needs, and reading the platform secret (every function connects to the database).
- * - The environment the config module reads: `TENANTFLOW_DATABASE_*` (the proxy, TLS required),
- *   `TENANTFLOW_TENANT_DB_*`, `TENANTFLOW_STAGE`, `TENANTFLOW_SECRETS=secrets-manager`. No admin
- *   token: in AWS the admin routes trust the IAM identity API Gateway verified.
+ *   function needs, and reading the platform secret (every function connects to the database as
+ *   the platform role).
+ * - The environment the config module reads: `TENANTFLOW_DATABASE_*` (the proxy, TLS required, the
+ *   platform secret), `TENANTFLOW_TENANT_DB_*`, `TENANTFLOW_STAGE`, `TENANTFLOW_SECRETS=secrets-manager`.
+ *   No admin token: in AWS the admin routes trust the IAM identity API Gateway verified.
  *
  * Everything else is granted with the `grant*`/`bind*` methods, which add the environment and the
- * IAM permission together.
+ * IAM permission together; the admin database login too ({@link TenantFunction.grantAdminDatabaseLogin}),
+ * which only the functions that run DDL get.
  *
  * The log group and role are created beside the function (ids `<id>LogGroup`, `<id>Role`), because
  * a subclass cannot create children before `super()` and the function needs both at creation.
@@ -255,6 +261,7 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  *   stage, layer, database, network, logRetentionDays: 30,
  * });
  * tenantsApi.grantManageTenantSecrets();
+ * tenantsApi.grantAdminDatabaseLogin(data.adminSecret);
  * ```
  */
 export class TenantFunction extends NodejsFunction {
@@ -331,7 +338,6 @@ export class TenantFunction extends NodejsFunction {
         TENANTFLOW_DATABASE_HOST: database.proxy.endpoint,
         TENANTFLOW_DATABASE_PORT: String(database.port ?? 5432),
         TENANTFLOW_DATABASE_NAME: database.databaseName,
-        TENANTFLOW_DATABASE_SECRET_ARN: database.platformSecret.secretArn,
         TENANTFLOW_DATABASE_SSL: 'require',
         // Where tenant roles connect (the proxy, or the writer in direct access); provisioning writes
         // this into their secrets.
@@ -374,7 +380,7 @@ export class TenantFunction extends NodejsFunction {
     this.stage = props.stage;
     this.handlerPath = handlerPath;
 
-    database.platformSecret.grantRead(this);
+    this.bindSecret('TENANTFLOW_DATABASE_SECRET_ARN', database.platformSecret);
     const defaultPolicy = role.node.tryFindChild('DefaultPolicy');
     if (defaultPolicy !== undefined) {
       Validations.of(defaultPolicy).acknowledge({
@@ -417,6 +423,16 @@ export class TenantFunction extends NodejsFunction {
         resources: [proxy.dbProxyArn],
       }),
     );
+  }
+
+  /**
+   * Sets `TENANTFLOW_ADMIN_DATABASE_SECRET_ARN` and lets the function read that secret: the admin
+   * role's login (the cluster's master user), for the functions that run DDL only (provisioning,
+   * deprovisioning, recovery that resumes them, migrations). Without it, a function's admin
+   * connections fail with a configuration error naming the variable.
+   */
+  grantAdminDatabaseLogin(adminSecret: secretsmanager.ISecret): void {
+    this.bindSecret('TENANTFLOW_ADMIN_DATABASE_SECRET_ARN', adminSecret);
   }
 
   /** Read tenants' database credentials: task code connects as the tenant's own role. */
@@ -474,6 +490,12 @@ export class TenantFunction extends NodejsFunction {
         `Executions of ${machine.stateMachineName} are named per run (the execution id), so ${executionActions.join(' and ')} must name them by pattern; the pattern is confined to that one state machine.`,
       );
     }
+  }
+
+  /** The secret's ARN in `variable`, and `GetSecretValue`/`DescribeSecret` on that secret only. */
+  private bindSecret(variable: string, secret: secretsmanager.ISecret): void {
+    this.addEnvironment(variable, secret.secretArn);
+    secret.grantRead(this);
   }
 
   private addTenantSecretsStatement(sid: string, actions: readonly string[]): void {

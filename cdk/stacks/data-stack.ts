@@ -13,9 +13,10 @@ export interface DataStackProps extends StackProps {
 
 /**
  * The stateful half of a deployment: an isolated VPC, Aurora PostgreSQL Serverless v2 behind RDS
- * Proxy, and the platform secret. The PlatformStack puts its Lambdas in `vpc` (subnet group
- * `lambdas`) with `lambdaSecurityGroup`, which already reaches the proxy and the Secrets Manager
- * and Step Functions endpoints.
+ * Proxy, and the two database logins: the admin secret (the master user, for DDL) and the platform
+ * secret (the least-privileged role requests run as). The PlatformStack puts its Lambdas in `vpc`
+ * (subnet group `lambdas`) with `lambdaSecurityGroup`, which already reaches the proxy and the
+ * Secrets Manager and Step Functions endpoints.
  */
 export class DataStack extends Stack {
   readonly vpc: ec2.IVpc;
@@ -26,7 +27,15 @@ export class DataStack extends Stack {
   readonly lambdaSecurityGroup: ec2.ISecurityGroup;
   /** RDS Proxy in front of the cluster; TLS required. */
   readonly proxy: rds.DatabaseProxy;
-  /** The platform/admin credentials (the cluster's master user), rotated automatically. */
+  /**
+   * `tenantflow/<stage>/admin`: the cluster's master user (CREATEROLE, CREATEDB), for provisioning,
+   * deprovisioning and migrations only. Rotated every 30 days.
+   */
+  readonly adminSecret: secretsmanager.ISecret;
+  /**
+   * `tenantflow/<stage>/platform`: the `tenantflow_platform` role every function runs its requests
+   * as (no CREATEROLE, control schema and bookkeeping only). Rotated every 30 days.
+   */
   readonly platformSecret: secretsmanager.ISecret;
   readonly databaseName: string;
   readonly cluster: rds.DatabaseCluster;
@@ -58,7 +67,8 @@ export class DataStack extends Stack {
     });
     this.cluster = database.cluster;
     this.proxy = database.proxy;
-    this.platformSecret = database.secret;
+    this.adminSecret = database.adminSecret;
+    this.platformSecret = database.platformSecret;
     this.databaseName = database.databaseName;
 
     this.lambdaSecurityGroup = new ec2.SecurityGroup(this, 'LambdaSecurityGroup', {
@@ -79,8 +89,12 @@ export class DataStack extends Stack {
       description: 'RDS Proxy endpoint: the database host the Lambdas connect to (TLS required)',
       value: this.proxy.endpoint,
     });
+    new CfnOutput(this, 'AdminSecretArn', {
+      description: 'Secrets Manager ARN of the admin (master user) credentials, for DDL only',
+      value: this.adminSecret.secretArn,
+    });
     new CfnOutput(this, 'PlatformSecretArn', {
-      description: 'Secrets Manager ARN of the platform/admin credentials',
+      description: 'Secrets Manager ARN of the platform role credentials, used by every function',
       value: this.platformSecret.secretArn,
     });
     new CfnOutput(this, 'ClusterEndpoint', {

@@ -20,6 +20,9 @@ export interface PlatformData {
   /** Already allowed into the proxy and the interface endpoints by the DataStack. */
   readonly lambdaSecurityGroup: ec2.ISecurityGroup;
   readonly proxy: rds.IDatabaseProxy;
+  /** The admin (master user) login: granted only to the functions that run DDL. */
+  readonly adminSecret: secretsmanager.ISecret;
+  /** The platform role's login: every function's. */
   readonly platformSecret: secretsmanager.ISecret;
   readonly databaseName: string;
   /** The Aurora cluster: tenant roles connect to its writer with `tenantDatabaseAccess=direct`. */
@@ -58,7 +61,9 @@ const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
  * those functions is updated. The constructs carry the defaults; this stack wires them and says
  * who may do what:
  * - every function reads the platform secret and connects to the proxy;
- * - the tenants API and recovery (which resumes provisioning) manage tenant secrets; run-task reads them;
+ * - only the functions that run DDL read the admin secret: the tenants API (provisioning),
+ *   recovery (which resumes provisioning and deprovisioning) and migrate;
+ * - the tenants API and recovery manage tenant secrets; run-task reads them;
  * - with tenant roles through the proxy (the default), the tenants API and recovery also keep the
  *   proxy's auth list; with `tenantDatabaseAccess=direct`, tenant roles connect to the writer;
  * - the executions API starts and describes workflow executions; recovery also redrives them;
@@ -166,9 +171,13 @@ export class PlatformStack extends Stack {
     this.functions = functions;
     this.migrations = new DatabaseMigrations(this, 'Migrations', {
       ...common,
+      adminSecret: data.adminSecret,
       runBefore: Object.values(functions),
     });
 
+    // DDL: schemas, roles and grants for a tenant, resumed by recovery; migrate gets it above.
+    functions.tenantsApi.grantAdminDatabaseLogin(data.adminSecret);
+    functions.recovery.grantAdminDatabaseLogin(data.adminSecret);
     functions.tenantsApi.grantManageTenantSecrets();
     functions.recovery.grantManageTenantSecrets();
     functions.runTask.grantReadTenantSecrets();

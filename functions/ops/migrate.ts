@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import { lazyHandler } from '../../shared/http/lazy-handler.js';
 import { createLogger, type Logger } from '../../shared/logging/logger.js';
 import { getPlatform } from '../../shared/platform.js';
+import type { PlatformRoleSpec } from '../../shared/provisioning/database-admin.js';
 import {
   assertDatabaseMigrated,
   type DatabaseMigrationSummary,
@@ -19,8 +20,11 @@ import { invocationDeadline } from '../../shared/util/invocation-deadline.js';
 export const SAFETY_MARGIN_MS = 60_000;
 
 export interface MigrateHandlerDependencies {
-  /** The platform's admin connections and tenant registry (in AWS, logged in from the platform secret). */
-  readonly database: DatabaseMigrationTarget;
+  /**
+   * The platform's admin connections and tenant registry (in AWS, logged in from the admin
+   * secret), and the platform secret's login, to create the platform role if it is missing.
+   */
+  readonly database: DatabaseMigrationTarget & { readonly platformLogin?: PlatformRoleSpec | undefined };
   readonly logger: Pick<Logger, 'info' | 'error'>;
   readonly options?: Pick<MigrateDatabaseOptions, 'concurrency' | 'pageSize'>;
 }
@@ -37,6 +41,8 @@ export function createMigrateHandler(deps: MigrateHandlerDependencies) {
     async function migrateDatabaseNow(_event, context) {
       const summary = await migrateDatabase(deps.database, {
         ...deps.options,
+        // The first deploy creates the platform role with the platform secret's login.
+        platformRole: deps.database.platformLogin,
         deadline: invocationDeadline(context, SAFETY_MARGIN_MS),
       });
       if (summary.complete && summary.tenants.failed.length === 0) {

@@ -1,6 +1,14 @@
 import { ConfigurationError } from '../errors.js';
 import { z } from '../validation/zod.js';
 
+/** A Secrets Manager secret ARN, as CDK passes a secret's `secretArn`. */
+function secretArnSchema() {
+  return z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN')
+    .optional();
+}
+
 /**
  * Every environment variable tenantflow reads, validated once. Lambdas get them from CDK; the
  * local platform (`npm start`) fills them in before the first read.
@@ -32,10 +40,8 @@ const environmentSchema = z.object({
       'must be 1-63 letters, digits or underscores, starting with a letter',
     )
     .optional(),
-  TENANTFLOW_DATABASE_SECRET_ARN: z
-    .string()
-    .regex(/^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN')
-    .optional(),
+  TENANTFLOW_DATABASE_SECRET_ARN: secretArnSchema(),
+  TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: secretArnSchema(),
   TENANTFLOW_DATABASE_SSL: z
     .enum(['require', 'disable'], { message: "must be 'require' or 'disable'" })
     .optional(),
@@ -126,16 +132,21 @@ export type DatabaseConfig =
     }
   | {
       /**
-       * AWS: the RDS Proxy endpoint, and the platform secret from which the username and password
-       * are read at runtime (`shared/config/database-credentials.ts`), never from the environment.
-       * The admin connection (DDL) logs in with the same secret: in this first deployment the
-       * cluster's master user is both the platform and the admin role.
+       * AWS: the RDS Proxy endpoint, and the secrets from which the usernames and passwords are
+       * read at runtime (`shared/config/database-credentials.ts`), never from the environment.
        */
       readonly kind: 'secret';
       readonly host: string;
       readonly port: number;
       readonly name: string;
+      /** `TENANTFLOW_DATABASE_SECRET_ARN`: the platform role's login, for the pool every request uses. */
       readonly secretArn: string;
+      /**
+       * `TENANTFLOW_ADMIN_DATABASE_SECRET_ARN`: the admin role's login (the cluster's master user),
+       * for DDL on dedicated connections. Only the functions that provision, recover or migrate are
+       * given it; without it, an admin connection fails with a `ConfigurationError` naming it.
+       */
+      readonly adminSecretArn?: string;
       readonly ssl: DatabaseSsl;
     };
 
@@ -159,7 +170,7 @@ export interface TenantflowConfig {
   readonly dbPoolMax: number;
   /**
    * Admin role connection for DDL (provisioning, migrations): dedicated connections only.
-   * `undefined` in the AWS form, where the admin login is the platform secret's.
+   * `undefined` in the AWS form, where the admin login is read from `database.adminSecretArn`.
    */
   readonly adminDatabaseUrl: string | undefined;
   /**
@@ -195,15 +206,17 @@ export interface TenantflowConfig {
  *
  * The database is given in one of two forms: `DATABASE_URL` (locally), or, in AWS,
  * `TENANTFLOW_DATABASE_HOST` (the RDS Proxy endpoint), `TENANTFLOW_DATABASE_PORT` (5432),
- * `TENANTFLOW_DATABASE_NAME` (`tenantflow`) and `TENANTFLOW_DATABASE_SECRET_ARN`, with TLS
- * (`TENANTFLOW_DATABASE_SSL`, `require` by default in that form).
+ * `TENANTFLOW_DATABASE_NAME` (`tenantflow`), `TENANTFLOW_DATABASE_SECRET_ARN` (the platform login)
+ * and, for the functions that run DDL only, `TENANTFLOW_ADMIN_DATABASE_SECRET_ARN` (the admin
+ * login), with TLS (`TENANTFLOW_DATABASE_SSL`, `require` by default in that form).
  *
  * @example
  * ```ts
  * const config = loadConfig({ DATABASE_URL: 'postgres://localhost/tenantflow', TENANTFLOW_LOCAL: '1' });
  * const aws = loadConfig({
  *   TENANTFLOW_DATABASE_HOST: 'tenantflow.proxy-abc.eu-west-1.rds.amazonaws.com',
- *   TENANTFLOW_DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow-db-AbCdEf',
+ *   TENANTFLOW_DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow/prod/platform-AbCdEf',
+ *   TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow/prod/admin-GhIjKl',
  * });
  * ```
  */
@@ -284,14 +297,18 @@ function databaseFormProblems(env: NodeJS.ProcessEnv): string[] {
     return [`no database is configured: ${DATABASE_FORMS}`];
   }
   if (urlGiven) {
-    return [];
+    return env.TENANTFLOW_ADMIN_DATABASE_SECRET_ARN === undefined
+      ? []
+      : [
+          'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN belongs to the AWS form and cannot be combined with DATABASE_URL: give the admin role as TENANTFLOW_ADMIN_DATABASE_URL instead',
+        ];
   }
   const problems = (['TENANTFLOW_DATABASE_HOST', 'TENANTFLOW_DATABASE_SECRET_ARN'] as const)
     .filter((name) => env[name] === undefined)
     .map((name) => `${name} is required with ${awsGiven.join(', ')} (the AWS form; or ${DATABASE_FORMS})`);
   if (env.TENANTFLOW_ADMIN_DATABASE_URL !== undefined) {
     problems.push(
-      'TENANTFLOW_ADMIN_DATABASE_URL cannot be combined with the AWS form: the admin login is read from TENANTFLOW_DATABASE_SECRET_ARN',
+      'TENANTFLOW_ADMIN_DATABASE_URL cannot be combined with the AWS form: the admin login is read from TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
     );
   }
   return problems;
@@ -300,7 +317,11 @@ function databaseFormProblems(env: NodeJS.ProcessEnv): string[] {
 function databaseConfig(values: EnvironmentValues): DatabaseConfig {
   const { DATABASE_URL: url, TENANTFLOW_DATABASE_SSL: ssl } = values;
   if (url === undefined) {
-    const { TENANTFLOW_DATABASE_HOST: host, TENANTFLOW_DATABASE_SECRET_ARN: secretArn } = values;
+    const {
+      TENANTFLOW_DATABASE_HOST: host,
+      TENANTFLOW_DATABASE_SECRET_ARN: secretArn,
+      TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminSecretArn,
+    } = values;
     if (host === undefined || secretArn === undefined) {
       // Already reported by databaseFormProblems; kept so the types need no assertion.
       throw new ConfigurationError(`Invalid tenantflow configuration: ${DATABASE_FORMS}`);
@@ -311,6 +332,7 @@ function databaseConfig(values: EnvironmentValues): DatabaseConfig {
       port: values.TENANTFLOW_DATABASE_PORT ?? 5432,
       name: values.TENANTFLOW_DATABASE_NAME ?? 'tenantflow',
       secretArn,
+      ...(adminSecretArn === undefined ? {} : { adminSecretArn }),
       // RDS Proxy requires TLS; `disable` is for a plain PostgreSQL (the integration tests).
       ssl: ssl ?? 'require',
     };

@@ -4,7 +4,7 @@ import { ConfigurationError } from '../errors.js';
 import { z } from '../validation/zod.js';
 import type { DatabaseSsl } from './config.js';
 
-/** The login read from the platform secret. The rest of an RDS secret (host, port…) is not used. */
+/** The login read from a database secret. The rest of an RDS secret (host, port…) is not used. */
 export interface DatabaseCredentials {
   readonly username: string;
   readonly password: string;
@@ -18,10 +18,26 @@ export interface DatabaseTarget {
   readonly ssl: DatabaseSsl;
 }
 
+/** The two logins of the AWS form, and the variable each secret's ARN comes from. */
+export type DatabaseLogin = 'platform' | 'admin';
+
+const SECRET_VARIABLES: Readonly<Record<DatabaseLogin, string>> = {
+  platform: 'TENANTFLOW_DATABASE_SECRET_ARN',
+  admin: 'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
+};
+
 export interface ResolveDatabaseCredentialsProps {
   readonly client: Pick<SecretsManagerClient, 'send'>;
-  /** `TENANTFLOW_DATABASE_SECRET_ARN`: the RDS-generated secret of the platform (and admin) role. */
+  /**
+   * The RDS-style secret of the login: `TENANTFLOW_DATABASE_SECRET_ARN` (the platform role) or
+   * `TENANTFLOW_ADMIN_DATABASE_SECRET_ARN` (the admin role).
+   */
   readonly secretArn: string;
+  /**
+   * Which login the secret holds; errors name it and its variable.
+   * @default 'platform'
+   */
+  readonly login?: DatabaseLogin;
 }
 
 // An RDS-generated secret is `{ username, password, host, port, dbname, engine, … }`; only the login
@@ -32,24 +48,27 @@ const platformSecretSchema = z.object({
 });
 
 /**
- * Reads the platform's database login from Secrets Manager. Every failure is a
- * `ConfigurationError` that names the secret ARN and never a value read from it, so the password
- * cannot reach a log through the message.
+ * Reads a database login (the platform's, or the admin's) from Secrets Manager. Every failure is a
+ * `ConfigurationError` that names the secret ARN and its variable, and never a value read from it,
+ * so the password cannot reach a log through the message.
  *
  * Read once per platform (once per Lambda sandbox through `getPlatform()`): a password rotated
  * later is seen by new sandboxes, and by a sandbox whose platform the database refused
- * (SQLSTATE 28P01), because `getPlatform()` then builds a new platform, which reads it again.
+ * (SQLSTATE 28P01, on the platform pool or an admin connection), because `getPlatform()` then
+ * builds a new platform, which reads both secrets again.
  *
  * @example
  * ```ts
  * const credentials = await resolveDatabaseCredentials({ client, secretArn: config.database.secretArn });
  * const pool = new pg.Pool(databaseConnectionConfig(target, credentials));
+ * const admin = await resolveDatabaseCredentials({ client, secretArn: adminSecretArn, login: 'admin' });
  * ```
  */
 export async function resolveDatabaseCredentials(
   props: ResolveDatabaseCredentialsProps,
 ): Promise<DatabaseCredentials> {
   const { client, secretArn } = props;
+  const login = props.login ?? 'platform';
   let text: string | undefined;
   try {
     text = (await client.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;
@@ -57,24 +76,25 @@ export async function resolveDatabaseCredentials(
     // SDK errors name the secret and the reason (not found, access denied), never its value.
     const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     throw new ConfigurationError(
-      `Could not read the platform database secret ${secretArn} (TENANTFLOW_DATABASE_SECRET_ARN): ${reason}`,
+      `Could not read the ${login} database secret ${secretArn} (${SECRET_VARIABLES[login]}): ${reason}`,
       { cause: error },
     );
   }
   if (text === undefined) {
-    throw malformed(secretArn, ['it holds no SecretString (a binary secret?)']);
+    throw malformed(login, secretArn, ['it holds no SecretString (a binary secret?)']);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     // JSON.parse's message quotes the text near the error, which may be the password: dropped.
-    throw malformed(secretArn, ['it is not JSON']);
+    throw malformed(login, secretArn, ['it is not JSON']);
   }
   const parsed = platformSecretSchema.safeParse(value);
   if (!parsed.success) {
     // zod v4 issues carry no input value; only the field and the expectation are kept.
     throw malformed(
+      login,
       secretArn,
       parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
     );
@@ -82,9 +102,19 @@ export async function resolveDatabaseCredentials(
   return Object.freeze({ username: parsed.data.username, password: parsed.data.password });
 }
 
-function malformed(secretArn: string, reasons: readonly string[]): ConfigurationError {
+function malformed(login: DatabaseLogin, secretArn: string, reasons: readonly string[]): ConfigurationError {
   return new ConfigurationError(
-    `The platform database secret ${secretArn} (TENANTFLOW_DATABASE_SECRET_ARN) must be the JSON of an RDS secret with a username and a password: ${reasons.join('; ')}`,
+    `The ${login} database secret ${secretArn} (${SECRET_VARIABLES[login]}) must be the JSON of an RDS secret with a username and a password: ${reasons.join('; ')}`,
+  );
+}
+
+/**
+ * Why a function cannot open an admin connection: it was not given the admin login
+ * (`TENANTFLOW_ADMIN_DATABASE_SECRET_ARN` is set only on the tenants API, recovery and migrate).
+ */
+export function missingAdminLoginError(): ConfigurationError {
+  return new ConfigurationError(
+    `This function has no admin database login: ${SECRET_VARIABLES.admin} is not set. Only the functions that run DDL (provisioning, recovery, migrations) are given the admin secret`,
   );
 }
 

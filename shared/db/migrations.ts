@@ -26,7 +26,29 @@ export interface MigrateSchemaOptions {
   readonly createSchema?: boolean;
   /** Resolve the migrations' unqualified names in `schema` (tenant migrations). Default false. */
   readonly unqualifiedNamesInSchema?: boolean;
+  /**
+   * Serialises migrations of one schema: called first in the transaction, it must take a lock that
+   * lasts until COMMIT and that no tenant role can take.
+   * @default {@link lockControlSchemaMigrations}
+   */
+  readonly lock?: (client: Queryable, schema: string) => Promise<void>;
+  /**
+   * Called in the transaction, under the lock, when migrations are pending, before the first runs:
+   * throw to refuse the schema (e.g. it holds an object the admin does not own).
+   */
+  readonly beforeApplying?: (client: Queryable, pending: readonly Migration[]) => Promise<void>;
+  /** Called in the transaction after the pending migrations ran, before COMMIT. */
+  readonly afterApplying?: (client: Queryable, applied: readonly Migration[]) => Promise<void>;
+  /** How long to wait for a lock a statement needs before the migration fails. Default 5 s. */
+  readonly lockTimeoutMs?: number;
+  /** How long one statement may run. Default 5 min. */
+  readonly statementTimeoutMs?: number;
 }
+
+/** The SQLSTATE of `lock_timeout` expiring. */
+const LOCK_NOT_AVAILABLE = '55P03';
+/** The SQLSTATE of `statement_timeout` expiring. */
+const QUERY_CANCELED = '57014';
 
 const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 const MIGRATIONS_TABLE = 'schema_migrations';
@@ -71,9 +93,10 @@ export function checksumOf(sql: string): string {
  * Brings `schema` up to date with `migrations`, in one transaction, over a **dedicated**
  * connection (never a pooled one: this is the admin/migration exception of the isolation rules).
  *
- * Concurrency: the transaction first takes a transaction-scoped advisory lock keyed on the schema,
+ * Concurrency: the transaction first takes a lock (`options.lock`) that no tenant role can take,
  * so two processes migrating at once serialise, and the second finds nothing left to do. The lock
- * is released by COMMIT/ROLLBACK, so it leaves no session state behind.
+ * is released by COMMIT/ROLLBACK, so it leaves no session state behind. `lock_timeout` and
+ * `statement_timeout` are set for the transaction: a lock held elsewhere fails it in bounded time.
  *
  * Atomicity: all pending migrations commit together or not at all; a failure leaves the schema
  * exactly as it was, and the error names the migration that failed.
@@ -92,13 +115,20 @@ export async function migrateSchema(
   migrations: readonly Migration[],
   options: MigrateSchemaOptions = {},
 ): Promise<MigrationReport> {
-  const { createSchema = true, unqualifiedNamesInSchema = false } = options;
+  const {
+    createSchema = true,
+    unqualifiedNamesInSchema = false,
+    lock = lockControlSchemaMigrations,
+    lockTimeoutMs = 5_000,
+    statementTimeoutMs = 300_000,
+  } = options;
   const table = qualified(schema, MIGRATIONS_TABLE);
   await client.query('BEGIN');
   try {
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      `tenantflow:migrations:${schema}`,
-    ]);
+    // A lock a tenant holds (on one of its tables, say) makes this migration fail in bounded time
+    // instead of waiting for ever: fleet runs report the tenant and go on with the others.
+    await setTransactionLimits(client, { lockTimeoutMs, statementTimeoutMs });
+    await lock(client, schema);
     if (createSchema) {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
     } else {
@@ -138,6 +168,9 @@ export async function migrateSchema(
       }
     }
     const pending = migrations.filter((migration) => !appliedByVersion.has(migration.version));
+    if (pending.length > 0) {
+      await options.beforeApplying?.(client, pending);
+    }
     for (const migration of pending) {
       try {
         await client.query(migration.sql);
@@ -150,6 +183,9 @@ export async function migrateSchema(
         migration.checksum,
       ]);
     }
+    if (pending.length > 0) {
+      await options.afterApplying?.(client, pending);
+    }
     await client.query('COMMIT');
     return {
       schema,
@@ -158,6 +194,63 @@ export async function migrateSchema(
     };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
+    throw describeTimeout(error, schema, { lockTimeoutMs, statementTimeoutMs });
   }
+}
+
+/**
+ * `SET LOCAL lock_timeout` and `statement_timeout`: every privileged transaction bounds how long it
+ * can be made to wait, so nothing a tenant locks stalls the platform. Transaction-scoped, so it
+ * leaves no session state behind.
+ */
+export async function setTransactionLimits(
+  client: Queryable,
+  limits: { readonly lockTimeoutMs: number; readonly statementTimeoutMs: number },
+): Promise<void> {
+  await client.query(
+    `SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(limits.lockTimeoutMs))}; ` +
+      `SET LOCAL statement_timeout = ${Math.max(1, Math.trunc(limits.statementTimeoutMs))}`,
+  );
+}
+
+/**
+ * The default migration lock of {@link migrateSchema}. Once the control schema exists, a table
+ * lock on its migration history, which only the admin can take (tenant roles have no access to the
+ * schema; the platform role may only read it, and readers do not conflict). On a database
+ * without it (the very first migration, before any tenant role exists), a transaction-scoped
+ * advisory lock.
+ */
+export async function lockControlSchemaMigrations(client: Queryable, schema: string): Promise<void> {
+  const { rows } = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [
+    qualified(schema, MIGRATIONS_TABLE),
+  ]);
+  if (rows[0]?.exists === true) {
+    await client.query(`LOCK TABLE ${qualified(schema, MIGRATIONS_TABLE)} IN SHARE ROW EXCLUSIVE MODE`);
+    return;
+  }
+  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+    `tenantflow:migrations:${schema}`,
+  ]);
+}
+
+/** Turns a lock or statement timeout into a message that says what happened and what to do. */
+function describeTimeout(
+  error: unknown,
+  schema: string,
+  limits: { readonly lockTimeoutMs: number; readonly statementTimeoutMs: number },
+): unknown {
+  const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+  if (code === LOCK_NOT_AVAILABLE) {
+    return new MigrationError(
+      `Schema '${schema}' was not migrated: a lock it needs was held by another session for more than ${limits.lockTimeoutMs} ms (lock_timeout). Nothing was changed; run the migrations again once that session has ended.`,
+      { cause: error },
+    );
+  }
+  if (code === QUERY_CANCELED) {
+    return new MigrationError(
+      `Schema '${schema}' was not migrated: a statement ran longer than ${limits.statementTimeoutMs} ms (statement_timeout). Nothing was changed.`,
+      { cause: error },
+    );
+  }
+  return error;
 }

@@ -186,7 +186,8 @@ export class TenantConnections {
       },
       max: this.#options.maxConnectionsPerTenant,
       idleTimeoutMillis: this.#options.idleTimeoutMillis,
-      application_name: `tenantflow-tenant-${tenantId}`.slice(0, 63),
+      // Not the tenant's id: pg_stat_activity shows every session's application_name to every role.
+      application_name: 'tenantflow-task',
     });
     pool.on('error', function discardDeadIdleTenantClient() {});
     this.#pools.set(tenantId, pool);

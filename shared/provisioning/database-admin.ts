@@ -1,7 +1,14 @@
 import type pg from 'pg';
 import { withDedicatedClient } from '../db/connections.js';
-import { type Migration, type MigrationReport, migrateSchema } from '../db/migrations.js';
-import { qualified, quoteIdent } from '../db/sql.js';
+import {
+  type Migration,
+  type MigrationReport,
+  migrateSchema,
+  setTransactionLimits,
+} from '../db/migrations.js';
+import { lockPlatformResource } from '../db/platform-locks.js';
+import { CONTROL_SCHEMA, type Queryable, qualified, quoteIdent } from '../db/sql.js';
+import { ConfigurationError, MigrationError, TenantIdUnavailableError } from '../errors.js';
 import { assertValidTenantId } from '../tenancy/tenant-id.js';
 import { scramSha256Verifier } from './passwords.js';
 
@@ -11,11 +18,34 @@ export function tenantRoleName(tenantId: string): string {
   return `${tenantId}_user`;
 }
 
+/** The schema of the functions tenant roles may call (see `migrations/control/0006_platform_role.sql`). */
+export const TENANT_API_SCHEMA = 'tenantflow_api';
+const COMPLETE_TASK = `${quoteIdent(TENANT_API_SCHEMA)}.${quoteIdent('complete_task')}(text, text, text, text, jsonb, text[])`;
+
+/**
+ * The platform's bookkeeping in every tenant schema. The platform role reads and writes it; the
+ * tenant role may only read it, and completes its tasks through `tenantflow_api.complete_task`.
+ */
+export const BOOKKEEPING_TABLES = ['executions', 'task_runs'] as const;
+const MIGRATIONS_TABLE = 'schema_migrations';
+
 export interface DatabaseAdminOptions {
-  /** Connection string of the admin role; used only for dedicated, unpooled connections. */
-  readonly adminUrl: string;
+  /**
+   * Connection string of the admin role; used only for dedicated, unpooled connections. A function
+   * given no admin login (in AWS, all but the tenants API, recovery and migrate) passes none, and
+   * every admin connection then fails with {@link missingAdminLogin}'s error.
+   */
+  readonly adminUrl: string | undefined;
+  /** The error an admin connection fails with when there is no `adminUrl`. */
+  readonly missingAdminLogin?: () => Error;
   /** Migrations applied to every tenant schema (`migrations/tenant/`). */
   readonly tenantMigrations: readonly Migration[];
+  /**
+   * The platform role (what every request runs as): granted USAGE on each tenant schema and DML on
+   * its bookkeeping tables, never on the tenant's own tables. A function is called once, when
+   * first needed (e.g. `SELECT current_user` on the platform pool).
+   */
+  readonly platformRole: string | (() => Promise<string>);
   /**
    * `cluster` (default) also revokes PUBLIC's CONNECT on the cluster's other databases that the
    * admin role owns (`template1` included: creating databases from it needs no CONNECT), so a
@@ -25,6 +55,20 @@ export interface DatabaseAdminOptions {
   readonly lockDownScope?: 'cluster' | 'database';
   /** Sessions a tenant role may hold at once, so one tenant cannot exhaust the server. Default 20. */
   readonly tenantConnectionLimit?: number;
+  /**
+   * The tenant role's default `statement_timeout`. A default stored on the role: the tenant's own
+   * SQL can raise it for its session, so the hard bound on a task is the runner's timeout, which
+   * closes the connection. Default 5 min.
+   */
+  readonly tenantStatementTimeoutMs?: number;
+  /** The tenant role's default `idle_in_transaction_session_timeout`. Default 60 s. */
+  readonly tenantIdleInTransactionTimeoutMs?: number;
+  /** `lock_timeout` of every admin transaction: how long it waits for a lock held elsewhere. Default 5 s. */
+  readonly lockTimeoutMs?: number;
+  /** `statement_timeout` of admin statements other than migrations. Default 60 s. */
+  readonly statementTimeoutMs?: number;
+  /** `statement_timeout` of a migration's statements. Default 5 min. */
+  readonly migrationStatementTimeoutMs?: number;
 }
 
 export interface TenantDatabaseState {
@@ -32,17 +76,50 @@ export interface TenantDatabaseState {
   readonly roleExists: boolean;
 }
 
+/** An object in a tenant schema that the admin role did not create: it is never migrated over. */
+export interface ForeignObject {
+  readonly kind: string;
+  readonly name: string;
+  readonly owner: string;
+}
+
+export interface PlatformRoleSpec {
+  readonly name: string;
+  readonly password: string;
+  /**
+   * Set `password` on a role that already exists. Locally (the password is ours, in
+   * `.tenantflow/`), yes; in AWS, no: Secrets Manager rotation owns it after creation.
+   * @default false
+   */
+  readonly resetPassword?: boolean;
+}
+
 /** Serialises changes to database-wide ACLs: concurrent GRANTs on one object fail in PostgreSQL. */
-const DATABASE_ACL_LOCK = 'tenantflow:database-acl';
+const DATABASE_ACL_LOCK = 'database-acl';
+
+/** Defaults of the platform role: it runs per request, so nothing it does may wait long. */
+const PLATFORM_ROLE_SETTINGS = {
+  // Every platform statement names its tables schema-qualified; pinning the path to pg_catalog
+  // means no function or operator is ever resolved through a schema a tenant can write.
+  search_path: 'pg_catalog',
+  lock_timeout: '5s',
+  statement_timeout: '60s',
+  idle_in_transaction_session_timeout: '60s',
+} as const;
 
 /**
- * The DDL of onboarding and offboarding a tenant. Every method runs on a **dedicated** admin
- * connection (never the platform pool), and every method is idempotent, so provisioning can stop
- * after any step and be run again.
+ * The DDL of onboarding and offboarding a tenant, and of the platform role. Every method runs on a
+ * **dedicated** admin connection (never the platform pool), and every method is idempotent, so
+ * provisioning can stop after any step and be run again.
+ *
+ * The admin is an ordinary role with CREATEROLE (and CREATEDB), as Aurora's master user is, never a
+ * superuser. Every admin session pins its `search_path` to `pg_catalog` and bounds its waits with
+ * `lock_timeout` and `statement_timeout`; locks it takes are row locks in the control schema,
+ * which no tenant role can reach.
  *
  * @example
  * ```ts
- * const admin = new DatabaseAdmin({ adminUrl, tenantMigrations: await loadMigrations(TENANT_MIGRATIONS_DIR) });
+ * const admin = new DatabaseAdmin({ adminUrl, platformRole: 'tenantflow_platform', tenantMigrations: await loadMigrations(TENANT_MIGRATIONS_DIR) });
  * await admin.withConnection(async (client) => {
  *   await admin.lockDown(client);
  *   await admin.ensureSchema(client, 'acme');
@@ -51,26 +128,64 @@ const DATABASE_ACL_LOCK = 'tenantflow:database-acl';
  * ```
  */
 export class DatabaseAdmin {
-  readonly #options: Required<DatabaseAdminOptions>;
+  readonly #options: Required<Omit<DatabaseAdminOptions, 'platformRole' | 'adminUrl'>>;
+  readonly #adminUrl: string | undefined;
+  readonly #platformRole: DatabaseAdminOptions['platformRole'];
+  #platformRoleName: Promise<string> | undefined;
 
   constructor(options: DatabaseAdminOptions) {
-    this.#options = { lockDownScope: 'cluster', tenantConnectionLimit: 20, ...options };
-  }
-
-  /** Runs `work` on a new dedicated admin connection, closed afterwards. */
-  withConnection<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-    return withDedicatedClient(this.#options.adminUrl, work);
+    const { platformRole, adminUrl, ...rest } = options;
+    this.#adminUrl = adminUrl;
+    this.#options = {
+      missingAdminLogin: () => new ConfigurationError('No admin database login is configured'),
+      lockDownScope: 'cluster',
+      tenantConnectionLimit: 20,
+      tenantStatementTimeoutMs: 300_000,
+      tenantIdleInTransactionTimeoutMs: 60_000,
+      lockTimeoutMs: 5_000,
+      statementTimeoutMs: 60_000,
+      migrationStatementTimeoutMs: 300_000,
+      ...rest,
+    };
+    this.#platformRole = platformRole;
   }
 
   /**
-   * Once per database, idempotent: nobody may create objects in `public`, and only roles granted
-   * CONNECT (the platform role and each tenant role) may connect. Skips itself when already done.
+   * Runs `work` on a new dedicated admin connection, closed afterwards. The session's
+   * `search_path` is `pg_catalog` and its waits are bounded: state on a dedicated connection that
+   * is never pooled (the exception isolation rule 1 allows).
+   */
+  withConnection<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    if (this.#adminUrl === undefined) {
+      return Promise.reject(this.#options.missingAdminLogin());
+    }
+    return withDedicatedClient(this.#adminUrl, async (client) => {
+      await client.query(
+        `SET search_path = pg_catalog; SET lock_timeout = ${this.#options.lockTimeoutMs}; ` +
+          `SET statement_timeout = ${this.#options.statementTimeoutMs}`,
+      );
+      return work(client);
+    });
+  }
+
+  /** The platform role's name. */
+  platformRoleName(): Promise<string> {
+    const role = this.#platformRole;
+    this.#platformRoleName ??= typeof role === 'string' ? Promise.resolve(role) : role();
+    return this.#platformRoleName;
+  }
+
+  /**
+   * Once per database, idempotent: nobody may create objects in `public` or temporary tables, and
+   * only roles granted CONNECT (the admin, the platform role and each tenant role) may connect.
+   * Skips itself when already done.
    */
   async lockDown(client: pg.Client): Promise<void> {
     // has_*_privilege('public', …) answers from the ACL directly; exploding the ACLs instead grew
     // with every tenant's CONNECT entry and made this check the slowest step at 1,000 tenants.
     const { rows } = await client.query<{ needed: boolean }>(
       `SELECT has_schema_privilege('public', 'public', 'CREATE')
+           OR has_database_privilege('public', current_database(), 'TEMPORARY')
            OR EXISTS (SELECT 1 FROM pg_database d
                        WHERE d.datallowconn
                          AND (d.datname = current_database() OR ($1 AND pg_has_role(current_user, d.datdba, 'USAGE')))
@@ -80,7 +195,7 @@ export class DatabaseAdmin {
     if (rows[0]?.needed !== true) {
       return;
     }
-    await this.#withAclLock(client, async () => {
+    await this.#withPlatformLock(client, DATABASE_ACL_LOCK, async () => {
       await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
       const { rows: databases } = await client.query<{ datname: string }>(
         `SELECT datname FROM pg_database d
@@ -89,43 +204,153 @@ export class DatabaseAdmin {
         [this.#options.lockDownScope === 'cluster'],
       );
       for (const { datname } of databases) {
-        await client.query(`REVOKE CONNECT ON DATABASE ${quoteIdent(datname)} FROM PUBLIC`);
+        await client.query(`REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(datname)} FROM PUBLIC`);
       }
-      const { rows: who } = await client.query<{ db: string; me: string }>(
-        'SELECT current_database() AS db, current_user AS me',
-      );
-      const { db, me } = who[0] ?? { db: '', me: '' };
+      const { db, me } = await currentNames(client);
       await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(me)}`);
     });
   }
 
-  /** `CREATE SCHEMA "<id>"`, owned by the admin role, unless it exists. */
-  async ensureSchema(client: pg.Client, tenantId: string): Promise<void> {
-    assertValidTenantId(tenantId);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(tenantId)}`);
+  /**
+   * Creates the platform role if it does not exist (with every privileged attribute off), or
+   * checks the one that does; pins its `search_path` to `pg_catalog` and bounds its waits, as
+   * role defaults (applied at login, not session state). The admin becomes a member of it, so it
+   * can hand it the functions it owns and end its sessions.
+   */
+  async ensurePlatformRole(client: pg.Client, spec: PlatformRoleSpec): Promise<void> {
+    const role = quoteIdent(spec.name);
+    const verifier = client.escapeLiteral(scramSha256Verifier(spec.password));
+    const { me } = await currentNames(client);
+    if (spec.name === me) {
+      throw new MigrationError(
+        `The platform role must not be the admin role ('${me}'): give the platform its own login`,
+      );
+    }
+    if (await roleExists(client, spec.name)) {
+      await assertUnprivileged(client, spec.name, 'platform role');
+      if (spec.resetPassword === true) {
+        await client.query(`ALTER ROLE ${role} WITH LOGIN PASSWORD ${verifier}`);
+      }
+    } else {
+      await createRole(
+        client,
+        `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${verifier}`,
+      );
+    }
+    await client.query(`GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET TRUE`);
+    for (const [setting, value] of Object.entries(PLATFORM_ROLE_SETTINGS)) {
+      await client.query(`ALTER ROLE ${role} SET ${setting} = ${client.escapeLiteral(value)}`);
+    }
   }
 
   /**
-   * Creates the login role `<id>_user` with `password`, or sets `password` on it if it exists.
-   * The password is sent as a SCRAM verifier, never as plaintext.
+   * The platform role's rights on the control schema: read and write its tables (the registry,
+   * metrics, recovery records, leases), read its migration history; CONNECT on the database; and
+   * ownership of the functions tenant roles call, so they run with the platform's rights, not the
+   * admin's. Idempotent; run after every control-schema migration.
    */
-  async ensureRole(client: pg.Client, tenantId: string, password: string): Promise<void> {
-    const role = quoteIdent(tenantRoleName(tenantId));
-    const verifier = client.escapeLiteral(scramSha256Verifier(password));
-    const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${this.#options.tenantConnectionLimit}`;
-    if (await this.#roleExists(client, tenantId)) {
-      await client.query(`ALTER ROLE ${role} WITH ${attributes} PASSWORD ${verifier}`);
+  async grantPlatformAccess(client: pg.Client): Promise<void> {
+    const platformName = await this.platformRoleName();
+    if (platformName === (await currentNames(client)).me) {
+      // One role for everything (a DATABASE_URL with no admin URL beside it): it owns it all already.
       return;
     }
-    try {
-      await client.query(`CREATE ROLE ${role} WITH ${attributes} PASSWORD ${verifier}`);
-    } catch (error) {
-      // Another run created it between our check and our CREATE: take it over with our password.
-      if ((error as { code?: string }).code !== '42710') {
-        throw error;
-      }
-      await client.query(`ALTER ROLE ${role} WITH ${attributes} PASSWORD ${verifier}`);
+    const platform = quoteIdent(platformName);
+    const api = quoteIdent(TENANT_API_SCHEMA);
+    const control = quoteIdent(CONTROL_SCHEMA);
+    await this.#withPlatformLock(client, DATABASE_ACL_LOCK, async () => {
+      const { db } = await currentNames(client);
+      await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${platform}`);
+      await client.query(`GRANT USAGE ON SCHEMA ${control} TO ${platform}`);
+      await client.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${control} TO ${platform}`,
+      );
+      await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${control} TO ${platform}`);
+      await client.query(
+        `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ${qualified(CONTROL_SCHEMA, MIGRATIONS_TABLE)} FROM ${platform}`,
+      );
+      await client.query(`GRANT USAGE ON SCHEMA ${api} TO ${platform}`);
+      // The new owner needs CREATE on the schema at the moment of the change, and no longer.
+      await client.query(`GRANT CREATE ON SCHEMA ${api} TO ${platform}`);
+      await client.query(`ALTER FUNCTION ${COMPLETE_TASK} OWNER TO ${platform}`);
+      await client.query(`REVOKE CREATE ON SCHEMA ${api} FROM ${platform}`);
+      await client.query(`REVOKE ALL ON FUNCTION ${COMPLETE_TASK} FROM PUBLIC`);
+    });
+  }
+
+  /**
+   * Refuses a tenant id that names something that exists: a role called `<id>` or `<id>_user`, a
+   * schema or a database called `<id>`, the admin or the platform role. Taking such a name would
+   * put the tenant's schema on another role's `search_path` (`"$user"`), or hand the tenant an
+   * object it did not get from provisioning. Run before anything is created for a new tenant.
+   */
+  async assertTenantIdAvailable(client: Queryable, tenantId: string): Promise<void> {
+    const role = tenantRoleName(tenantId);
+    const platform = await this.platformRoleName();
+    const { rows } = await client.query<{ kind: string; name: string }>(
+      `SELECT 'role' AS kind, rolname AS name FROM pg_roles WHERE rolname IN ($1, $2)
+       UNION ALL SELECT 'schema', nspname FROM pg_namespace WHERE nspname = $1
+       UNION ALL SELECT 'database', datname FROM pg_database WHERE datname = $1
+       UNION ALL SELECT 'platform role', r FROM (VALUES (current_user::text), ($3::text)) AS p(r) WHERE r IN ($1, $2)`,
+      [tenantId, role, platform],
+    );
+    if (rows.length > 0) {
+      const taken = [...new Set(rows.map((row) => `${row.kind} '${row.name}'`))].join(', ');
+      throw new TenantIdUnavailableError(
+        `Tenant id '${tenantId}' cannot be used: the database already has ${taken}. Choose another id.`,
+      );
     }
+  }
+
+  /**
+   * `CREATE SCHEMA "<id>"`, owned by the admin role. A schema that exists is accepted only if the
+   * admin owns it (a resumed provisioning); one that anyone else owns is refused.
+   */
+  async ensureSchema(client: pg.Client, tenantId: string): Promise<void> {
+    assertValidTenantId(tenantId);
+    const owner = await schemaOwner(client, tenantId);
+    if (owner === undefined) {
+      try {
+        await client.query(`CREATE SCHEMA ${quoteIdent(tenantId)}`);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '42P06') {
+          throw error;
+        }
+      }
+    }
+    const { me } = await currentNames(client);
+    const current = owner ?? (await schemaOwner(client, tenantId));
+    if (current !== me) {
+      throw new TenantIdUnavailableError(
+        `Schema '${tenantId}' already exists and belongs to '${current}', not to the admin role: it was not created by provisioning, so tenant '${tenantId}' cannot use it`,
+      );
+    }
+  }
+
+  /**
+   * Creates the login role `<id>_user` with `password` and every privileged attribute off, or
+   * sets `password` on it if it exists (a resumed run). The password is sent as a SCRAM verifier,
+   * never as plaintext. The admin becomes a member of the role (no SET), so it can end the role's
+   * sessions and drop what it holds without being a superuser.
+   */
+  async ensureRole(client: pg.Client, tenantId: string, password: string): Promise<void> {
+    const name = tenantRoleName(tenantId);
+    const role = quoteIdent(name);
+    const verifier = client.escapeLiteral(scramSha256Verifier(password));
+    const limit = this.#options.tenantConnectionLimit;
+    // NOSUPERUSER, NOREPLICATION and NOBYPASSRLS can be written only when creating the role (a
+    // non-superuser cannot ALTER them); on a role that exists they are checked instead.
+    const create = `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${limit} PASSWORD ${verifier}`;
+    const alter = `ALTER ROLE ${role} WITH LOGIN NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT ${limit} PASSWORD ${verifier}`;
+    if (await roleExists(client, name)) {
+      await client.query(alter);
+    } else if (!(await createRole(client, create))) {
+      // Another run created it between our check and our CREATE: take it over with our password.
+      await client.query(alter);
+    }
+    await assertUnprivileged(client, name, 'tenant role');
+    await client.query(`GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
   }
 
   /** Sets a new password on an existing tenant role (credential rotation). */
@@ -137,20 +362,27 @@ export class DatabaseAdmin {
   }
 
   /**
-   * The tenant role's rights: CONNECT on this database, USAGE and CREATE on its own schema, and
-   * read/write on the tables the admin role creates there (now and later, through default
-   * privileges). Nothing on `tenantflow` or any other schema is ever granted.
+   * The tenant role's rights: CONNECT on this database; USAGE (never CREATE) on its own schema;
+   * read and write on the tables the admin role creates there (now and later, through default
+   * privileges) except the bookkeeping, which it may only read; EXECUTE on the task-completion
+   * entry point. The platform role gets USAGE on the schema. Nothing on `tenantflow` or any other
+   * schema is ever granted to the tenant. Also brings tenants provisioned by earlier versions to
+   * these rules (they had CREATE on their schema, and write access to the bookkeeping).
    */
   async grantTenantAccess(client: pg.Client, tenantId: string): Promise<void> {
     const schema = quoteIdent(tenantId);
     const role = quoteIdent(tenantRoleName(tenantId));
-    await this.#withAclLock(client, async () => {
-      const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
-      await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(rows[0]?.db ?? '')} TO ${role}`);
+    const platform = quoteIdent(await this.platformRoleName());
+    await this.#withPlatformLock(client, DATABASE_ACL_LOCK, async () => {
+      const { db } = await currentNames(client);
+      await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${role}`);
+      await client.query(`GRANT USAGE ON SCHEMA ${quoteIdent(TENANT_API_SCHEMA)} TO ${role}`);
+      await client.query(`GRANT EXECUTE ON FUNCTION ${COMPLETE_TASK} TO ${role}`);
     });
-    await client.query('BEGIN');
-    try {
-      await client.query(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`);
+    await this.#inTransaction(client, async () => {
+      await client.query(`REVOKE CREATE ON SCHEMA ${schema} FROM ${role}`);
+      await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${platform}`);
       await client.query(
         `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
       );
@@ -160,67 +392,135 @@ export class DatabaseAdmin {
       // Tables that already exist (a resumed run that migrated before granting) get the same rights.
       await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
       await client.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
+      await this.#protectBookkeeping(client, tenantId);
+    });
   }
 
   /**
    * `ALTER ROLE "<id>_user" SET search_path = "<id>"`: a default stored on the role, applied by
    * the server at login, not state set on a pooled session. No `public`: an unqualified name never
-   * falls back to another schema.
+   * falls back to another schema. Also the role's default statement and idle-in-transaction
+   * timeouts.
    */
   async pinSearchPath(client: pg.Client, tenantId: string): Promise<void> {
+    const role = quoteIdent(tenantRoleName(tenantId));
+    await client.query(`ALTER ROLE ${role} SET search_path = ${quoteIdent(tenantId)}`);
     await client.query(
-      `ALTER ROLE ${quoteIdent(tenantRoleName(tenantId))} SET search_path = ${quoteIdent(tenantId)}`,
+      `ALTER ROLE ${role} SET statement_timeout = ${this.#options.tenantStatementTimeoutMs}`,
+    );
+    await client.query(
+      `ALTER ROLE ${role} SET idle_in_transaction_session_timeout = ${this.#options.tenantIdleInTransactionTimeoutMs}`,
     );
   }
 
-  /** Brings the tenant schema up to date with the tenant migrations. */
+  /**
+   * Brings the tenant schema up to date with the tenant migrations.
+   *
+   * Tenant SQL never runs as the admin: a schema holding any object the admin does not own is
+   * refused before a migration runs (its unqualified names would resolve to that object), with the
+   * objects named. The tenant's rights are brought to the current rules first, even when the
+   * schema is refused. A fleet run whose schema is up to date reads one row and changes nothing.
+   */
   async migrateTenant(
     client: pg.Client,
     tenantId: string,
     options: { readonly alwaysProtectHistory?: boolean } = {},
   ): Promise<MigrationReport> {
     assertValidTenantId(tenantId);
-    const report = await migrateSchema(client, tenantId, this.#options.tenantMigrations, {
+    const migrations = this.#options.tenantMigrations;
+    const applied = await appliedVersions(client, tenantId);
+    const pending = migrations.filter((migration) => !applied.has(migration.version)).length;
+    if (pending === 0 && options.alwaysProtectHistory !== true) {
+      return { schema: tenantId, applied: [], alreadyApplied: migrations.length };
+    }
+    // Provisioning (alwaysProtectHistory) has just granted; a fleet run brings an older tenant's
+    // rights to the current rules before anything else, refused schema or not.
+    if (options.alwaysProtectHistory !== true && (await roleExists(client, tenantRoleName(tenantId)))) {
+      await this.grantTenantAccess(client, tenantId);
+    }
+    return migrateSchema(client, tenantId, migrations, {
       createSchema: false,
       unqualifiedNamesInSchema: true,
+      lock: (locking, schema) => lockPlatformResource(locking, `migrations:${schema}`),
+      beforeApplying: async (checking) => {
+        const foreign = await this.foreignObjects(checking, tenantId);
+        if (foreign.length > 0) {
+          throw new MigrationError(describeForeignObjects(tenantId, foreign));
+        }
+      },
+      afterApplying: () => this.#protectBookkeeping(client, tenantId),
+      lockTimeoutMs: this.#options.lockTimeoutMs,
+      statementTimeoutMs: this.#options.migrationStatementTimeoutMs,
     });
-    // The migration history is the platform's: the tenant role may read it, never rewrite it.
-    // A fleet run that applied nothing touches no ACL; provisioning always checks, because a run
-    // that crashed right after migrating may not have got this far.
-    const role = quoteIdent(tenantRoleName(tenantId));
-    const mayHaveChanged = report.applied.length > 0 || options.alwaysProtectHistory === true;
-    if (mayHaveChanged && (await this.#roleExists(client, tenantId))) {
-      await client.query(`REVOKE ALL ON ${qualified(tenantId, 'schema_migrations')} FROM ${role}`);
-      await client.query(`GRANT SELECT ON ${qualified(tenantId, 'schema_migrations')} TO ${role}`);
-    }
-    return report;
   }
 
-  /** Ends every session of the tenant role, so its schema and role can be dropped. */
+  /**
+   * The objects in the tenant's schema that the admin role does not own (tables, views,
+   * sequences, functions, types, operators, and the rest a schema can hold): none exist unless a
+   * tenant role created them while it still could (earlier versions granted CREATE).
+   */
+  async foreignObjects(client: Queryable, tenantId: string): Promise<ForeignObject[]> {
+    const { rows } = await client.query<{ kind: string; name: string; owner: string }>(
+      `WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
+            objects (kind, name, owner) AS (
+              SELECT 'schema', nspname::text, nspowner FROM pg_namespace WHERE oid IN (SELECT oid FROM ns)
+              UNION ALL SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                                              WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'f' THEN 'foreign table'
+                                              WHEN 'p' THEN 'table' ELSE 'relation' END,
+                               c.relname::text, c.relowner FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'function', p.oid::regprocedure::text, p.proowner FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'type', t.typname::text, t.typowner FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'operator', o.oid::regoperator::text, o.oprowner FROM pg_operator o WHERE o.oprnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'collation', co.collname::text, co.collowner FROM pg_collation co WHERE co.collnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'conversion', cv.conname::text, cv.conowner FROM pg_conversion cv WHERE cv.connamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'operator class', oc.opcname::text, oc.opcowner FROM pg_opclass oc WHERE oc.opcnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'operator family', of.opfname::text, of.opfowner FROM pg_opfamily of WHERE of.opfnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'text search configuration', tc.cfgname::text, tc.cfgowner FROM pg_ts_config tc WHERE tc.cfgnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'text search dictionary', td.dictname::text, td.dictowner FROM pg_ts_dict td WHERE td.dictnamespace IN (SELECT oid FROM ns)
+              UNION ALL SELECT 'statistics object', se.stxname::text, se.stxowner FROM pg_statistic_ext se WHERE se.stxnamespace IN (SELECT oid FROM ns))
+       SELECT kind, name, pg_get_userbyid(owner)::text AS owner FROM objects
+        WHERE owner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+        ORDER BY kind, name`,
+      [tenantId],
+    );
+    return rows;
+  }
+
+  /**
+   * Stops the tenant role from logging in, then ends every session it has, so its schema and role
+   * can be dropped without a new session taking a lock on them in between.
+   */
   async terminateTenantSessions(client: pg.Client, tenantId: string): Promise<void> {
-    await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [
-      tenantRoleName(tenantId),
-    ]);
+    const name = tenantRoleName(tenantId);
+    if (await roleExists(client, name)) {
+      // A role from an earlier version has no membership for the admin yet: ending its sessions needs it.
+      await client.query(`GRANT ${quoteIdent(name)} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
+      await client.query(`ALTER ROLE ${quoteIdent(name)} WITH NOLOGIN`);
+    }
+    await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [name]);
   }
 
   /** `DROP SCHEMA "<id>" CASCADE`, if it exists. */
   async dropSchema(client: pg.Client, tenantId: string): Promise<void> {
     assertValidTenantId(tenantId);
-    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(tenantId)} CASCADE`);
+    await this.#inTransaction(client, async () => {
+      await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(tenantId)} CASCADE`);
+    });
   }
 
-  /** Revokes what the role was granted (CONNECT included) and drops it, if it exists. */
+  /**
+   * Revokes what the role was granted (CONNECT included) and drops it, if it exists. `DROP OWNED`
+   * needs the role's privileges, which the admin has through the membership `ensureRole` gives it
+   * (a role left by an earlier version gets that membership first).
+   */
   async dropRole(client: pg.Client, tenantId: string): Promise<void> {
-    if (!(await this.#roleExists(client, tenantId))) {
+    const name = tenantRoleName(tenantId);
+    if (!(await roleExists(client, name))) {
       return;
     }
-    const role = quoteIdent(tenantRoleName(tenantId));
-    await this.#withAclLock(client, async () => {
+    const role = quoteIdent(name);
+    await client.query(`GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
+    await this.#withPlatformLock(client, DATABASE_ACL_LOCK, async () => {
       await client.query(`DROP OWNED BY ${role}`);
       await client.query(`DROP ROLE IF EXISTS ${role}`);
     });
@@ -236,17 +536,38 @@ export class DatabaseAdmin {
     return { schemaExists: rows[0]?.schema_exists === true, roleExists: rows[0]?.role_exists === true };
   }
 
-  async #roleExists(client: pg.Client, tenantId: string): Promise<boolean> {
-    const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [
-      tenantRoleName(tenantId),
-    ]);
-    return rows.length > 0;
+  /**
+   * The bookkeeping (executions, task runs, migration history) is the platform's: the tenant role
+   * may read its own, never write or lock it; the platform role reads and writes it.
+   */
+  async #protectBookkeeping(client: Queryable, tenantId: string): Promise<void> {
+    const hasRole = await roleExists(client, tenantRoleName(tenantId));
+    const role = quoteIdent(tenantRoleName(tenantId));
+    const platform = quoteIdent(await this.platformRoleName());
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname = ANY ($2::text[])`,
+      [tenantId, [...BOOKKEEPING_TABLES, MIGRATIONS_TABLE]],
+    );
+    for (const { name } of rows) {
+      const table = qualified(tenantId, name);
+      if (hasRole) {
+        await client.query(`REVOKE ALL ON ${table} FROM ${role}`);
+        await client.query(`GRANT SELECT ON ${table} TO ${role}`);
+      }
+      if (name !== MIGRATIONS_TABLE) {
+        await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO ${platform}`);
+      }
+    }
   }
 
-  async #withAclLock(client: pg.Client, work: () => Promise<void>): Promise<void> {
+  async #inTransaction(client: pg.Client, work: () => Promise<void>): Promise<void> {
     await client.query('BEGIN');
     try {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [DATABASE_ACL_LOCK]);
+      await setTransactionLimits(client, {
+        lockTimeoutMs: this.#options.lockTimeoutMs,
+        statementTimeoutMs: this.#options.statementTimeoutMs,
+      });
       await work();
       await client.query('COMMIT');
     } catch (error) {
@@ -254,4 +575,89 @@ export class DatabaseAdmin {
       throw error;
     }
   }
+
+  async #withPlatformLock(client: pg.Client, name: string, work: () => Promise<void>): Promise<void> {
+    await this.#inTransaction(client, async () => {
+      await lockPlatformResource(client, name);
+      await work();
+    });
+  }
+}
+
+async function currentNames(client: Queryable): Promise<{ db: string; me: string }> {
+  const { rows } = await client.query<{ db: string; me: string }>(
+    'SELECT current_database() AS db, current_user AS me',
+  );
+  return rows[0] ?? { db: '', me: '' };
+}
+
+async function roleExists(client: Queryable, name: string): Promise<boolean> {
+  const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
+  return rows.length > 0;
+}
+
+async function schemaOwner(client: Queryable, schema: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ owner: string }>(
+    'SELECT pg_get_userbyid(nspowner)::text AS owner FROM pg_namespace WHERE nspname = $1',
+    [schema],
+  );
+  return rows[0]?.owner;
+}
+
+/** Runs a `CREATE ROLE`; false when the role appeared meanwhile (SQLSTATE 42710). */
+async function createRole(client: Queryable, statement: string): Promise<boolean> {
+  try {
+    await client.query(statement);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42710') {
+      throw error;
+    }
+    return false;
+  }
+}
+
+/** Refuses a role that carries an attribute no tenantflow role may have. */
+async function assertUnprivileged(client: Queryable, name: string, what: string): Promise<void> {
+  const { rows } = await client.query<{ privileged: string[] }>(
+    `SELECT array_remove(ARRAY[CASE WHEN rolsuper THEN 'SUPERUSER' END, CASE WHEN rolcreaterole THEN 'CREATEROLE' END,
+                               CASE WHEN rolcreatedb THEN 'CREATEDB' END, CASE WHEN rolreplication THEN 'REPLICATION' END,
+                               CASE WHEN rolbypassrls THEN 'BYPASSRLS' END], NULL) AS privileged
+       FROM pg_roles WHERE rolname = $1`,
+    [name],
+  );
+  const privileged = rows[0]?.privileged ?? [];
+  if (privileged.length > 0) {
+    throw new MigrationError(
+      `The ${what} '${name}' has ${privileged.join(', ')}: tenantflow will not use a role with privileged attributes. Remove them (as a superuser) or drop the role.`,
+    );
+  }
+}
+
+/** The versions applied to a tenant schema; none when its history table does not exist yet. */
+async function appliedVersions(client: Queryable, schema: string): Promise<Set<number>> {
+  const table = qualified(schema, MIGRATIONS_TABLE);
+  const { rows: found } = await client.query<{ exists: boolean }>(
+    'SELECT to_regclass($1) IS NOT NULL AS exists',
+    [table],
+  );
+  if (found[0]?.exists !== true) {
+    return new Set();
+  }
+  const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${table}`);
+  return new Set(rows.map((row) => row.version));
+}
+
+const NAMED_OBJECTS = 10;
+
+function describeForeignObjects(tenantId: string, objects: readonly ForeignObject[]): string {
+  const named = objects
+    .slice(0, NAMED_OBJECTS)
+    .map((object) => `${object.kind} ${object.name} (owned by ${object.owner})`)
+    .join(', ');
+  const more = objects.length > NAMED_OBJECTS ? `, and ${objects.length - NAMED_OBJECTS} more` : '';
+  return (
+    `Schema '${tenantId}' was not migrated: it holds ${objects.length} object(s) the admin role did not create: ${named}${more}. ` +
+    'Migrations never run where a tenant could have planted a name. Review and drop them (as the admin), then migrate again.'
+  );
 }

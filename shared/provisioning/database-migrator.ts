@@ -3,7 +3,7 @@ import { loadMigrations, type MigrationReport, migrateSchema } from '../db/migra
 import { CONTROL_SCHEMA } from '../db/sql.js';
 import { ConfigurationError, MigrationError } from '../errors.js';
 import type { TenantInfo, TenantRegistry } from '../tenancy/tenant-registry.js';
-import type { DatabaseAdmin } from './database-admin.js';
+import type { DatabaseAdmin, PlatformRoleSpec } from './database-admin.js';
 import { migrateFleet, type TenantMigrationOutcome } from './fleet-migrator.js';
 
 /** What {@link migrateDatabase} works on: a platform's admin connections and its tenant registry. */
@@ -29,6 +29,11 @@ export interface MigrateDatabaseOptions {
   readonly pageSize?: number;
   /** @default CONTROL_MIGRATIONS_DIR (`migrations/control`, relative to the module) */
   readonly controlMigrationsDir?: string | undefined;
+  /**
+   * The platform role to create when it does not exist (AWS: its name and password from the
+   * platform secret). Without it, the role must exist; its grants are renewed either way.
+   */
+  readonly platformRole?: PlatformRoleSpec | undefined;
   /** Called once the control schema is up to date, before the first tenant. */
   readonly onControlSchemaMigrated?: (report: MigrationReport) => void;
   /** Called after each tenant, whatever the outcome, with the count over the whole run: drives a progress bar. */
@@ -81,10 +86,10 @@ export async function migrateDatabase(
   options: MigrateDatabaseOptions = {},
 ): Promise<DatabaseMigrationSummary> {
   const started = performance.now();
-  const controlMigrations = await loadMigrations(options.controlMigrationsDir ?? CONTROL_MIGRATIONS_DIR);
-  const control = await target.admin.withConnection((client) =>
-    migrateSchema(client, CONTROL_SCHEMA, controlMigrations),
-  );
+  const control = await prepareControlSchema(target.admin, {
+    controlMigrationsDir: options.controlMigrationsDir,
+    platformRole: options.platformRole,
+  });
   options.onControlSchemaMigrated?.(control);
 
   const tenantsStarted = performance.now();
@@ -133,6 +138,41 @@ export async function migrateDatabase(
     complete: notStarted.length === 0,
     durationMs: performance.now() - started,
   };
+}
+
+export interface PrepareControlSchemaOptions {
+  /** @default CONTROL_MIGRATIONS_DIR */
+  readonly controlMigrationsDir?: string | undefined;
+  /** The platform role to create (or check) first; see {@link MigrateDatabaseOptions.platformRole}. */
+  readonly platformRole?: PlatformRoleSpec | undefined;
+}
+
+/**
+ * Makes a database ready for the platform, as the admin role: migrates the control schema, creates
+ * the platform role if asked to, renews the platform role's grants (on the control schema, and
+ * ownership of the entry points tenant roles call), and locks the database down (no CREATE on
+ * `public`, no temporary tables, CONNECT only where granted). Idempotent; what `npm start`, the
+ * migrate function on every deploy and the test set-up run first.
+ *
+ * @example
+ * ```ts
+ * await prepareControlSchema(admin, { platformRole: { name: 'tenantflow_platform', password } });
+ * ```
+ */
+export async function prepareControlSchema(
+  admin: DatabaseAdmin,
+  options: PrepareControlSchemaOptions = {},
+): Promise<MigrationReport> {
+  const migrations = await loadMigrations(options.controlMigrationsDir ?? CONTROL_MIGRATIONS_DIR);
+  return admin.withConnection(async (client) => {
+    const report = await migrateSchema(client, CONTROL_SCHEMA, migrations);
+    if (options.platformRole !== undefined) {
+      await admin.ensurePlatformRole(client, options.platformRole);
+    }
+    await admin.grantPlatformAccess(client);
+    await admin.lockDown(client);
+    return report;
+  });
 }
 
 /** Tenants named in an error message at most; the summary (logged) has them all. */

@@ -129,8 +129,11 @@ export class ProvisioningService {
     const metadata = request.metadata ?? {};
     const config = request.config ?? emptyTenantConfig();
     if ((await registry.get(request.tenantId)) === undefined) {
-      // Refuse a tenant that could never log in before anything is created for it.
+      // Refuse a tenant that could never log in, or whose id names a role, schema or database that
+      // already exists, before anything is created for it.
       await this.#logins.assertRoomForNewTenant();
+      const { admin } = this.#deps;
+      await admin.withConnection((client) => admin.assertTenantIdAvailable(client, request.tenantId));
     }
     let tenant: TenantInfo;
     try {

@@ -54,14 +54,14 @@ const AVAILABLE = 'available';
  * the earlier one's entry: that tenant could then not log in. Every change therefore runs under one
  * {@link PlatformLeases} lease per proxy, confirmed right before the write; waits for the proxy to be
  * `available` first (it refuses a change while `modifying`); and keeps every entry it did not come
- * to change, the platform secret included, as it read it.
+ * to change, the admin and platform secrets included, as it read it.
  *
  * The list holds at most 200 secrets ({@link RDS_PROXY_MAX_SECRETS}, an RDS quota), one of them the
  * platform's. Past that, deploy with tenant roles connecting to the cluster directly (CDK context
  * `tenantDatabaseAccess=direct`, see the README), where {@link DirectTenantLogins} applies.
  *
  * Caveat: a CloudFormation update that changes the proxy's `Auth` property writes the template's
- * list (the platform secret alone) over this one. `reconcile` puts the tenants back.
+ * list (the admin and platform secrets alone) over this one. `reconcile` puts the tenants back.
  *
  * @example
  * ```ts
@@ -249,7 +249,7 @@ export class RdsProxyTenantLogins implements TenantLogins {
   #fullError(size: number): ProxyAuthListFullError {
     return new ProxyAuthListFullError(
       `RDS Proxy '${this.#proxyName}' admits at most ${this.#maxSecrets} secrets and already holds ${size} ` +
-        '(the platform secret and one per tenant), so no new tenant can be onboarded through it. ' +
+        '(the admin and platform secrets and one per tenant), so no new tenant can be onboarded through it. ' +
         'Deploy with tenant roles connecting to the cluster directly (cdk deploy -c tenantDatabaseAccess=direct) to go past it',
     );
   }

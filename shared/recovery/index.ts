@@ -14,7 +14,7 @@ export * from './recovery-store.js';
  * AWS, the local one under `npm start`) and the options from its configuration.
  */
 export function createRecoveryService(
-  platform: Pick<Platform, 'pool' | 'provisioning' | 'config' | 'tenantLogins'>,
+  platform: Pick<Platform, 'pool' | 'registry' | 'provisioning' | 'config' | 'tenantLogins'>,
   orchestrator: Orchestrator,
   workflows: WorkflowRegistry,
   logger: Logger,
@@ -22,6 +22,7 @@ export function createRecoveryService(
   return new RecoveryService({
     store: new RecoveryStore(platform.pool),
     executions: new ExecutionStore(platform.pool),
+    registry: platform.registry,
     orchestrator,
     workflows,
     provisioning: platform.provisioning,

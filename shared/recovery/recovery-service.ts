@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { SQLSTATE, sqlState } from '../db/sql.js';
-import { ConflictError, TenantNotFoundError, TenantStateConflictError } from '../errors.js';
+import {
+  ConflictError,
+  ForeignExecutionError,
+  TenantNotFoundError,
+  TenantStateConflictError,
+} from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import {
   ProvisioningInProgressError,
   type ProvisioningService,
 } from '../provisioning/provisioning-service.js';
 import type { LoginReconciliation, TenantLogins } from '../provisioning/tenant-logins.js';
+import { effectiveLimits, jsonBytes } from '../tenancy/tenant-config.js';
+import type { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { forEachConcurrently } from '../util/concurrency.js';
 import type { ExecutionStore } from '../workflows/execution-store.js';
 import type { ExecutionDescription, ExecutionHandle, Orchestrator } from '../workflows/orchestrator.js';
@@ -45,6 +52,8 @@ export const ACTION_KINDS = [
   'resume_deprovisioning',
   'admit_login',
   'revoke_login',
+  /** Left for a later pass: restarting it now would exceed the tenant's concurrency limit. */
+  'defer',
   'none',
 ] as const;
 export type ActionKind = (typeof ACTION_KINDS)[number];
@@ -83,6 +92,11 @@ export interface RecoveryOptions {
 export interface RecoveryDependencies {
   readonly store: RecoveryStore;
   readonly executions: Pick<ExecutionStore, 'finalize' | 'markStarted'>;
+  /**
+   * Where each tenant's limits come from before recovery restarts one of its executions: the
+   * registry, which no tenant role can write (never the execution row, which it may).
+   */
+  readonly registry: Pick<TenantRegistry, 'get'>;
   readonly orchestrator: Orchestrator;
   readonly workflows: Pick<WorkflowRegistry, 'get'>;
   readonly provisioning: Pick<ProvisioningService, 'resumeProvisioning' | 'deprovision'>;
@@ -106,6 +120,15 @@ export interface RunRecoveryOptions {
   readonly onProgress?: ((progress: RecoveryProgress) => void) | undefined;
 }
 
+/**
+ * An input whose stored text is longer than this many times `limits.maxInputBytes` is refused
+ * without being read. The text of a jsonb is never shorter than the same value as JSON (it adds a
+ * space after each `,` and `:`, so it is at most half as long again), so anything the
+ * API accepted is read and measured exactly, unless it holds numbers JSON writes with an exponent
+ * (1e21 and up), whose digits jsonb spells out. What is read stays bounded by twice the limit.
+ */
+const INPUT_READ_FACTOR = 2;
+
 /** What one repair did, for its event and the summary. */
 interface Repair {
   readonly action: ActionKind;
@@ -123,6 +146,11 @@ interface Repair {
  *   (same name, so idempotent); failed, timed out or aborted and redrivable → redrive; succeeded →
  *   finalize; running → left alone; past the attempt cap, or not redrivable → failed as
  *   `ABANDONED: <reason>`.
+ * - Nothing a tenant could have written is trusted. The rows only name executions: the
+ *   orchestrator checks that the execution by that name carries this tenant and execution id, and
+ *   one that does not (`foreign`) is never acted on; the row that named it is abandoned. Before a
+ *   restart, the tenant's limits are read from the registry: an input over `limits.maxInputBytes`
+ *   is failed, and a restart that would exceed `limits.maxConcurrentExecutions` is deferred.
  * - Tasks whose heartbeat stopped are marked failed, so no dead attempt reads as running.
  * - Tenants stuck in provisioning or deprovisioning are resumed through the idempotent path.
  *
@@ -332,7 +360,7 @@ export class RecoveryService {
     claim: ExecutionClaim,
     tenantStatus: ScannedTenant['status'] | undefined,
   ): Promise<Repair> {
-    const { orchestrator, workflows, executions, store } = this.#deps;
+    const { orchestrator, workflows, executions, store, registry } = this.#deps;
     const { tenantId, executionId } = execution;
     if (tenantStatus !== 'active') {
       // Deactivated since its page was read. Fail closed: its executions resume once it is active.
@@ -355,7 +383,14 @@ export class RecoveryService {
     if (workflows.get(claim.workflow) === undefined) {
       return abandon(`workflow '${claim.workflow}' is not deployed any more`);
     }
-    const handle: ExecutionHandle = { workflow: claim.workflow, executionId };
+    const handle: ExecutionHandle = { workflow: claim.workflow, tenantId, executionId };
+    // The orchestrator's execution by this name carries another tenant or execution id: the row
+    // named someone else's execution (a tenant can write its rows). It is never touched; the row
+    // can never run under that name, and the reason it is given tells nothing of the other one.
+    const foreign = () =>
+      abandon(
+        "the orchestrator's execution by its name is not this tenant's (its input names another tenant or execution); recovery does not act on it",
+      );
     const restart = async (action: 'start' | 'redrive', reason: string): Promise<Repair> => {
       const { maxAttempts } = this.#options;
       if (claim.attempts >= maxAttempts) {
@@ -363,15 +398,67 @@ export class RecoveryService {
           `recovery restarted it ${claim.attempts} time(s), its cap (TENANTFLOW_RECOVERY_MAX_ATTEMPTS = ${maxAttempts}); last seen: ${reason}`,
         );
       }
-      const attempt = await store.countAttempt(tenantId, executionId, owner);
-      if (attempt === undefined) {
+      // The limits in force now, from the registry; read again here, so a tenant deactivated since
+      // the page was read gets nothing restarted either.
+      const tenant = await registry.get(tenantId);
+      if (tenant === undefined || !tenant.active) {
+        return {
+          action: 'none',
+          outcome: 'skipped',
+          detail: `Tenant '${tenantId}' is ${tenant?.status ?? 'gone'}; its executions are repaired once it is active`,
+          progressed: true,
+        };
+      }
+      const limits = effectiveLimits(tenant.config);
+      const oversized = await this.#inputOverLimit(tenantId, executionId, limits.maxInputBytes);
+      if (oversized !== undefined) {
+        // The same rule the API applies at start, and as final: no later pass will find it smaller.
+        return abandon(`${action === 'start' ? 'not started' : 'not redriven'}: ${oversized}`);
+      }
+      const admission = await store.admitRestart(
+        tenantId,
+        executionId,
+        owner,
+        limits.maxConcurrentExecutions,
+      );
+      if (admission.kind === 'claim_lost') {
         return { action, outcome: 'skipped', detail: 'The claim ran out before acting', progressed: false };
       }
+      if (admission.kind === 'at_limit') {
+        // Deferred, not failed: the limit may have been lowered after the API admitted it, and a slot
+        // frees up as running executions end. `progressed` leaves it alone for a stale threshold,
+        // so a crowded tenant is looked at once per threshold, not on every pass; the attempt is
+        // not counted, so waiting never abandons it.
+        return {
+          action: 'defer',
+          outcome: 'skipped',
+          detail: `Tenant '${tenantId}' has ${admission.running} execution(s) running, its limit (limits.maxConcurrentExecutions = ${limits.maxConcurrentExecutions}); left ${claim.status} for a later pass (${reason})`,
+          progressed: true,
+        };
+      }
+      const { attempt } = admission;
       if (action === 'start') {
-        const started = await orchestrator.start({ workflow: claim.workflow, tenantId, executionId });
+        let started: Awaited<ReturnType<Orchestrator['start']>>;
+        try {
+          started = await orchestrator.start(handle);
+        } catch (error) {
+          if (error instanceof ForeignExecutionError) {
+            // Someone else's execution took the name between describe and start.
+            return foreign();
+          }
+          throw error;
+        }
         await executions.markStarted(tenantId, executionId, started.ref);
       } else {
-        const redriven = await orchestrator.redrive(handle);
+        let redriven: Awaited<ReturnType<Orchestrator['redrive']>>;
+        try {
+          redriven = await orchestrator.redrive(handle);
+        } catch (error) {
+          if (error instanceof ForeignExecutionError) {
+            return foreign();
+          }
+          throw error;
+        }
         if (redriven.kind === 'not_redrivable') {
           return {
             action,
@@ -391,6 +478,8 @@ export class RecoveryService {
 
     const seen = await orchestrator.describe(handle);
     switch (seen.status) {
+      case 'foreign':
+        return foreign();
       case 'not_found':
         return restart('start', 'it never started (the orchestrator has no execution by its name)');
       case 'succeeded': {
@@ -429,6 +518,35 @@ export class RecoveryService {
           progressed: true,
         };
     }
+  }
+
+  /**
+   * Why the execution's input is over the tenant's `maxInputBytes`, measured as the API measures it
+   * (the bytes of its JSON), or `undefined` when it is within. The row is the tenant's to write, so
+   * the database measures it first and it is read only when that cannot settle it: an input of
+   * any size costs this process at most {@link INPUT_READ_FACTOR} times the limit.
+   */
+  async #inputOverLimit(
+    tenantId: string,
+    executionId: string,
+    maxInputBytes: number,
+  ): Promise<string | undefined> {
+    const stored = await this.#deps.store.storedInput(
+      tenantId,
+      executionId,
+      maxInputBytes * INPUT_READ_FACTOR,
+    );
+    if (stored === undefined || stored.storedBytes <= maxInputBytes) {
+      // Gone (admission then finds the claim lost), or within: JSON is never longer than the text.
+      return undefined;
+    }
+    if (!stored.read) {
+      return `its input is ${stored.storedBytes} bytes as stored, over twice what tenant '${tenantId}' allows (limits.maxInputBytes = ${maxInputBytes})`;
+    }
+    const bytes = jsonBytes(stored.input);
+    return bytes > maxInputBytes
+      ? `its input is ${bytes} bytes as JSON; tenant '${tenantId}' allows at most ${maxInputBytes} (limits.maxInputBytes)`
+      : undefined;
   }
 
   async #recoverTenant(pass: Pass, tenant: ScannedTenant): Promise<void> {

@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { inTransaction } from '../db/connections.js';
+import { setTransactionLimits } from '../db/migrations.js';
 import { CONTROL_SCHEMA, qualified, tenantTable } from '../db/sql.js';
 import type { TenantLoginRecord } from '../provisioning/tenant-logins.js';
 import type { TenantStatus } from '../tenancy/tenant-registry.js';
@@ -39,6 +41,29 @@ export interface ExecutionClaim {
   /** How many times recovery has restarted this execution so far. */
   readonly attempts: number;
 }
+
+/**
+ * An execution's input as recovery measures it before restarting it: its size as PostgreSQL stores
+ * it (the text of the jsonb) and, only when that is at most the `readUpTo` asked for, the input
+ * itself, so a huge input written by a tenant never reaches the recovery process.
+ */
+export interface StoredInput {
+  readonly storedBytes: number;
+  readonly read: boolean;
+  readonly input: unknown;
+}
+
+/** Whether recovery may restart an execution now (see {@link RecoveryStore.admitRestart}). */
+export type RestartAdmission =
+  | { readonly kind: 'admitted'; readonly attempt: number }
+  | { readonly kind: 'at_limit'; readonly running: number }
+  | { readonly kind: 'claim_lost' };
+
+/**
+ * How long an admission may wait for a lock, or run: whatever a tenant locks in its own schema
+ * holds up its own recovery for this long at most, and never anyone else's.
+ */
+const ADMISSION_LIMITS = { lockTimeoutMs: 5_000, statementTimeoutMs: 15_000 } as const;
 
 export type RecoveryTargetType = 'execution' | 'task_run' | 'tenant';
 export type RecoveryOutcome = 'done' | 'skipped' | 'failed';
@@ -243,17 +268,80 @@ export class RecoveryStore {
   }
 
   /**
-   * Counts one more recovery restart, while `owner` still holds the claim. Returns the new count,
-   * or `undefined` when the claim was lost (its lease ran out and another run took over).
+   * The execution's input, measured in the database: `storedBytes` is the length of its jsonb text,
+   * and the input itself is read only when that is at most `readUpTo`. `undefined` when the row is
+   * gone.
    */
-  async countAttempt(tenantId: string, executionId: string, owner: string): Promise<number | undefined> {
-    const { rows } = await this.pool.query<{ attempts: number }>(
-      `UPDATE ${tenantTable(tenantId, 'executions')} SET attempts = attempts + 1
-        WHERE id = $1 AND recovery_owner = $2 AND recovery_lease_until > now()
-        RETURNING attempts`,
-      [executionId, owner],
+  async storedInput(
+    tenantId: string,
+    executionId: string,
+    readUpTo: number,
+  ): Promise<StoredInput | undefined> {
+    const { rows } = await this.pool.query<{ stored_bytes: number; read: boolean; input: unknown }>(
+      `SELECT m.stored_bytes, m.stored_bytes <= $2 AS read,
+              CASE WHEN m.stored_bytes <= $2 THEN e.input END AS input
+         FROM ${tenantTable(tenantId, 'executions')} e
+        CROSS JOIN LATERAL (SELECT octet_length(e.input::text) AS stored_bytes) m
+        WHERE e.id = $1`,
+      [executionId, readUpTo],
     );
-    return rows[0]?.attempts;
+    const row = rows[0];
+    return row === undefined
+      ? undefined
+      : { storedBytes: row.stored_bytes, read: row.read, input: row.input };
+  }
+
+  /**
+   * Admits one recovery restart (start or redrive) within the tenant's `maxConcurrent`, while
+   * `owner` still holds the claim: counts the attempt and marks a `pending` execution `running`, so
+   * it takes its slot before the orchestrator is called. `at_limit` when the tenant's other
+   * executions already running fill its limit; `claim_lost` when the claim ran out (another run took
+   * over) or the execution ended meanwhile.
+   *
+   * Only `running` executions are counted, not `pending` ones: a pending execution was never handed
+   * to the orchestrator, so it runs nothing, and counting them would let 30 stuck pending rows keep
+   * each other from ever starting. Admission locks the tenant's registry row, as
+   * `ExecutionStore.insertWithinLimit` does, so two passes (or a pass and the API) take turns and
+   * cannot both take the last slot. The API admits an execution only while pending + running stays
+   * within the limit, so together running never exceeds it. The lock is on the control schema,
+   * which no tenant can reach, and the transaction is bounded by lock and statement timeouts.
+   */
+  async admitRestart(
+    tenantId: string,
+    executionId: string,
+    owner: string,
+    maxConcurrent: number,
+  ): Promise<RestartAdmission> {
+    const executions = tenantTable(tenantId, 'executions');
+    return inTransaction(this.pool, async (client) => {
+      await setTransactionLimits(client, ADMISSION_LIMITS);
+      const tenant = await client.query(`SELECT 1 FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`, [
+        tenantId,
+      ]);
+      if (tenant.rows.length === 0) {
+        return { kind: 'claim_lost' };
+      }
+      const counted = await client.query<{ running: number }>(
+        `SELECT count(*)::int AS running FROM ${executions} WHERE status = 'running' AND id <> $1`,
+        [executionId],
+      );
+      const running = counted.rows[0]?.running ?? 0;
+      if (running >= maxConcurrent) {
+        return { kind: 'at_limit', running };
+      }
+      const { rows } = await client.query<{ attempts: number }>(
+        `UPDATE ${executions}
+            SET attempts = attempts + 1, status = CASE WHEN status = 'pending' THEN 'running' ELSE status END
+          WHERE id = $1 AND recovery_owner = $2 AND recovery_lease_until > now()
+            AND status IN ('pending', 'running')
+          RETURNING attempts`,
+        [executionId, owner],
+      );
+      const admitted = rows[0];
+      return admitted === undefined
+        ? { kind: 'claim_lost' }
+        : { kind: 'admitted', attempt: admitted.attempts };
+    });
   }
 
   /**

@@ -5,14 +5,29 @@ export const TENANT_ID_MAX_LENGTH = 58;
 
 export const TENANT_ID_PATTERN = /^[a-z][a-z0-9_]*$/;
 
-/** Schema names a tenant may never take: PostgreSQL's own and the platform's control schema. */
+/**
+ * Names a tenant may never take: PostgreSQL's own schemas, databases and bootstrap role, Amazon
+ * RDS's, and the platform's schemas and roles. A tenant id becomes a schema name, and a schema named
+ * like a role is first on that role's default `search_path` (`"$user", public`). Provisioning also
+ * refuses, at run time, any id that names a role, schema or database that exists.
+ */
 export const RESERVED_TENANT_IDS: ReadonlySet<string> = new Set([
   'public',
   'information_schema',
   'pg_catalog',
   'pg_toast',
+  'postgres',
+  'template0',
+  'template1',
+  'rdsadmin',
   'tenantflow',
+  'tenantflow_api',
+  'tenantflow_admin',
+  'tenantflow_platform',
 ]);
+
+/** Prefixes reserved for the server's own objects: PostgreSQL's, and Amazon RDS's roles. */
+export const RESERVED_TENANT_ID_PREFIXES: readonly string[] = ['pg_', 'rds_'];
 
 /**
  * Returns every reason `id` is not a valid tenant id; an empty array means it is valid.
@@ -42,8 +57,12 @@ export function validateTenantId(id: unknown): string[] {
   if (id.length > TENANT_ID_MAX_LENGTH) {
     reasons.push(`must be at most ${TENANT_ID_MAX_LENGTH} characters (got ${id.length})`);
   }
-  if (id.startsWith('pg_')) {
-    reasons.push("must not start with 'pg_' (reserved by PostgreSQL)");
+  for (const prefix of RESERVED_TENANT_ID_PREFIXES) {
+    if (id.startsWith(prefix)) {
+      reasons.push(
+        `must not start with '${prefix}' (reserved by ${prefix === 'pg_' ? 'PostgreSQL' : 'Amazon RDS'})`,
+      );
+    }
   }
   if (RESERVED_TENANT_IDS.has(id)) {
     reasons.push(`'${id}' is a reserved name`);

@@ -19,6 +19,7 @@ import type {
   TaskRunRecord,
   TenantMetrics,
 } from './execution-store.js';
+import { executionIdSchema } from './invocations.js';
 import type { Orchestrator } from './orchestrator.js';
 import type { JsonValue } from './task.js';
 import type { WorkflowRegistry } from './workflow-registry.js';
@@ -203,8 +204,10 @@ function encodeToken(executionId: string): string {
 function decodeToken(token: string): string {
   try {
     const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown };
-    if (typeof parsed.after === 'string' && parsed.after.length > 0) {
-      return parsed.after;
+    // Only an execution id this API could have put there: anything else (a NUL, say) would reach
+    // PostgreSQL and come back as a 500, or be echoed in a 404's message.
+    if (executionIdSchema.safeParse(parsed.after).success) {
+      return parsed.after as string;
     }
   } catch {
     // fall through

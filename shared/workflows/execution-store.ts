@@ -1,8 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
 import { CONTROL_SCHEMA, type Queryable, qualified, tenantTable } from '../db/sql.js';
 import { LimitExceededError, TenantInactiveError, TenantNotFoundError } from '../errors.js';
-import { ExecutionNotRunnableError } from './state-errors.js';
 import type { JsonValue } from './task.js';
 
 export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'aborted';
@@ -62,12 +62,36 @@ export interface ContextChanges {
 }
 
 export type TaskAttemptStart =
-  | { readonly kind: 'started'; readonly attempt: number }
+  | {
+      readonly kind: 'started';
+      readonly attempt: number;
+      /**
+       * The attempt's secret: only its SHA-256 is stored. {@link ExecutionStore.completeTask}
+       * needs it, so SQL running as the tenant cannot mark tasks done. Keep it out of logs.
+       */
+      readonly token: string;
+    }
   | { readonly kind: 'already_succeeded' };
 
+/** What `tenantflow_api.complete_task` answers. */
+export type TaskCompletion =
+  | 'completed'
+  | 'already_succeeded'
+  | 'unknown_attempt'
+  | 'execution_ended'
+  | 'not_found';
+
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
+const COMPLETE_TASK = qualified('tenantflow_api', 'complete_task');
 const METRICS = qualified(CONTROL_SCHEMA, 'tenant_metrics');
 const SUMMARY_COLUMNS = 'id, workflow, status, error, created_at, updated_at, started_at, finished_at';
+
+/**
+ * The longest duration {@link ExecutionStore.finalize} counts for one execution: a Standard state
+ * machine runs for a year at most, so a longer one is a bad timestamp, not a real run. It keeps one
+ * execution from swamping (or overflowing) the tenant's total.
+ */
+export const MAX_RECORDED_DURATION_MS = 365 * 24 * 60 * 60 * 1000;
 
 interface SummaryRow extends Record<string, unknown> {
   id: string;
@@ -243,22 +267,26 @@ export class ExecutionStore {
    * invocation a no-op.
    */
   async beginTaskAttempt(tenantId: string, executionId: string, taskId: string): Promise<TaskAttemptStart> {
+    const token = randomBytes(32).toString('base64url');
     const { rows } = await this.pool.query<{ attempt: number }>(
       `WITH started AS (
          UPDATE ${tenantTable(tenantId, 'executions')}
             SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
           WHERE id = $1 AND status = 'pending')
-       INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run (execution_id, task_id)
-       VALUES ($1, $2)
+       INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run (execution_id, task_id, attempt_token_hashes)
+       VALUES ($1, $2, ARRAY[$3::bytea])
        ON CONFLICT (execution_id, task_id) DO UPDATE
           SET attempt = run.attempt + 1, status = 'running', error = NULL,
-              heartbeat_at = now(), started_at = now(), finished_at = NULL
+              heartbeat_at = now(), started_at = now(), finished_at = NULL,
+              attempt_token_hashes = run.attempt_token_hashes || EXCLUDED.attempt_token_hashes
         WHERE run.status <> 'succeeded'
        RETURNING attempt`,
-      [executionId, taskId],
+      [executionId, taskId, tokenHash(token)],
     );
     const row = rows[0];
-    return row === undefined ? { kind: 'already_succeeded' } : { kind: 'started', attempt: row.attempt };
+    return row === undefined
+      ? { kind: 'already_succeeded' }
+      : { kind: 'started', attempt: row.attempt, token };
   }
 
   /** Proves the attempt is alive; recovery treats a stale heartbeat as a crashed task. */
@@ -287,47 +315,36 @@ export class ExecutionStore {
 
   /**
    * Inside the task's transaction (the tenant-role connection): applies the task's context changes
-   * and marks it succeeded. Returns `false` when another attempt has already succeeded; the caller
-   * must then roll back, so the task's effects are never committed twice. Throws when the execution
-   * has ended meanwhile, so nothing commits after an execution's end.
+   * and marks the attempt succeeded, through `tenantflow_api.complete_task` (the tenant role cannot
+   * write the bookkeeping itself), which accepts only the token of one of the task's attempts. The
+   * caller must roll back on anything but `completed`: `already_succeeded` (another attempt committed
+   * first, so this one's effects must not count twice), `execution_ended` (finalized while the task
+   * ran; nothing may land after the end), `unknown_attempt` or `not_found`.
    */
   async completeTask(
     client: Queryable,
     tenantId: string,
     executionId: string,
     taskId: string,
+    token: string,
     changes: ContextChanges,
-  ): Promise<boolean> {
-    // Mark the task first: its row lock makes a concurrent attempt wait here and then find it done.
-    const completed = await client.query(
-      `UPDATE ${tenantTable(tenantId, 'task_runs')}
-          SET status = 'succeeded', error = NULL, finished_at = now(), heartbeat_at = now()
-        WHERE execution_id = $1 AND task_id = $2 AND status <> 'succeeded'
-        RETURNING 1`,
-      [executionId, taskId],
+  ): Promise<TaskCompletion> {
+    const { rows } = await client.query<{ outcome: TaskCompletion }>(
+      `SELECT ${COMPLETE_TASK}($1, $2, $3, $4, $5::jsonb, $6::text[]) AS outcome`,
+      [tenantId, executionId, taskId, token, JSON.stringify(changes.set), [...changes.unset]],
     );
-    if (completed.rows.length === 0) {
-      return false;
-    }
-    // `||` merges only the keys this task set, so parallel tasks never overwrite each other.
-    const updated = await client.query(
-      `UPDATE ${tenantTable(tenantId, 'executions')}
-          SET context = (context || $2::jsonb) - $3::text[], updated_at = now()
-        WHERE id = $1 AND status IN ('pending', 'running')
-        RETURNING 1`,
-      [executionId, JSON.stringify(changes.set), [...changes.unset]],
-    );
-    if (updated.rows.length === 0) {
-      // Finalized (failed, aborted) while this task ran: its effects must not land after the end.
-      throw new ExecutionNotRunnableError(`Execution '${executionId}' ended while task '${taskId}' ran`);
-    }
-    return true;
+    return rows[0]?.outcome ?? 'not_found';
   }
 
   /**
    * Records the final status and counts it in the tenant's counters, once: an execution that is
    * already final is left as it is (finalize may be retried, and recovery may finalize too).
    * Returns whether this call finalized it.
+   *
+   * The duration comes from the row's `started_at` (or `created_at`), which the tenant's own role
+   * may have written, so it is clamped rather than trusted: a non-finite or future timestamp counts
+   * as now (0 ms), and no execution counts for more than {@link MAX_RECORDED_DURATION_MS}. Whatever
+   * the row says, finalize succeeds; an error here would leave the execution in flight for ever.
    */
   async finalize(
     tenantId: string,
@@ -336,12 +353,19 @@ export class ExecutionStore {
     error: string | null,
   ): Promise<boolean> {
     return inTransaction(this.pool, async (client) => {
-      const { rows } = await client.query<{ duration_ms: number }>(
+      // CASE evaluates the subtraction only for a finite past timestamp: with ±infinity it fails
+      // ("cannot convert infinity to bigint"), and a future one would count a negative duration.
+      const { rows } = await client.query<{ duration_ms: string }>(
         `UPDATE ${tenantTable(tenantId, 'executions')}
             SET status = $2, error = $3, finished_at = now(), updated_at = now()
           WHERE id = $1 AND status IN ('pending', 'running')
-          RETURNING (extract(epoch FROM (now() - COALESCE(started_at, created_at))) * 1000)::bigint AS duration_ms`,
-        [executionId, outcome, error],
+          RETURNING CASE
+                      WHEN NOT isfinite(COALESCE(started_at, created_at, now()))
+                        OR COALESCE(started_at, created_at, now()) >= now() THEN 0
+                      ELSE LEAST(extract(epoch FROM (now() - COALESCE(started_at, created_at))) * 1000,
+                                 $4::bigint)::bigint
+                    END AS duration_ms`,
+        [executionId, outcome, error, MAX_RECORDED_DURATION_MS],
       );
       const finalized = rows[0];
       if (finalized === undefined) {
@@ -406,6 +430,11 @@ export class ExecutionStore {
       running: inFlight('running'),
     };
   }
+}
+
+/** What is stored of an attempt's token: `complete_task` looks for `sha256(token)` among them. */
+function tokenHash(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
 }
 
 function toSummary(row: SummaryRow): ExecutionSummary {

@@ -7,16 +7,17 @@ import {
   StartExecutionCommand,
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { ConfigurationError, ConflictError } from '../errors.js';
-import type {
-  ExecutionDescription,
-  ExecutionHandle,
-  ExecutionInput,
-  OrchestratedStatus,
-  Orchestrator,
-  RedriveOutcome,
-  StartExecutionRequest,
-  StartedExecution,
+import { ConfigurationError, ForeignExecutionError } from '../errors.js';
+import {
+  carriesHandle,
+  type ExecutionDescription,
+  type ExecutionHandle,
+  type ExecutionInput,
+  type OrchestratedStatus,
+  type Orchestrator,
+  type RedriveOutcome,
+  type StartExecutionRequest,
+  type StartedExecution,
 } from './orchestrator.js';
 
 /** `arn:<partition>:states:<region>:<account>:stateMachine:<name>`, unqualified (no version or alias). */
@@ -27,9 +28,10 @@ const STATE_MACHINE_ARN_PATTERN = /^(arn:[^:]+:states:[^:]+:[^:]+):stateMachine:
  * `arn:<partition>:states:<region>:<account>:execution:<stateMachineName>:<executionId>`.
  *
  * Deriving it (rather than storing what `StartExecution` returned) is what lets recovery ask about
- * an execution whose start response was lost. Express executions have other ARNs and cannot be
- * described, so they are not supported. Throws a `ConfigurationError` for anything but an
- * unqualified state machine ARN.
+ * an execution whose start response was lost. The ARN names the execution only: whose it is comes
+ * from its input, which the orchestrator checks before acting on it. Express executions have other
+ * ARNs and cannot be described, so they are not supported. Throws a `ConfigurationError` for
+ * anything but an unqualified state machine ARN.
  *
  * @example
  * ```ts
@@ -83,6 +85,11 @@ export interface StepFunctionsOrchestratorProps {
  * schema, because state payloads are capped at 256 KB. Every other call addresses the execution by
  * the ARN {@link executionArnFor} derives, so nothing needs the ARN `start` returned.
  *
+ * An execution's name is not proof of whose it is: every call first reads the execution's input
+ * (`DescribeExecution`) and goes on only if it is `{ tenantId, executionId }` of the handle, so an
+ * `executions` row that names another tenant's execution never gets that execution described,
+ * stopped or redriven. Input is immutable, so the check cannot go stale before the call it guards.
+ *
  * AWS errors are matched by their SDK v3 exception `name`, never by message.
  *
  * Needs `states:StartExecution` on the state machines and `states:DescribeExecution,
@@ -96,7 +103,7 @@ export interface StepFunctionsOrchestratorProps {
  *   stateMachineArns: { onboarding: 'arn:aws:states:eu-west-1:123456789012:stateMachine:onboarding' },
  * });
  * const { ref } = await orchestrator.start({ workflow: 'onboarding', tenantId: 'acme', executionId });
- * const { status } = await orchestrator.describe({ workflow: 'onboarding', executionId });
+ * const { status } = await orchestrator.describe({ workflow: 'onboarding', tenantId: 'acme', executionId });
  * ```
  */
 export class StepFunctionsOrchestrator implements Orchestrator {
@@ -126,8 +133,9 @@ export class StepFunctionsOrchestrator implements Orchestrator {
    * as the original request", so there is nothing to tell it apart by. The ARN is the same, and no
    * second execution is created.
    *
-   * Throws a `ConflictError` when the execution id is already the name of an execution with other
-   * input (another tenant's), rather than handing out a reference to someone else's execution.
+   * Throws a `ForeignExecutionError` (a `ConflictError`) when the execution id is already the name of
+   * an execution with other input (another tenant's), rather than handing out a reference to someone
+   * else's execution.
    */
   async start(request: StartExecutionRequest): Promise<StartedExecution> {
     const stateMachineArn = this.stateMachineArnOf(request.workflow);
@@ -151,11 +159,26 @@ export class StepFunctionsOrchestrator implements Orchestrator {
         throw error;
       }
       const ref = executionArnFor(stateMachineArn, request.executionId);
-      await this.assertExecutionCarries(ref, input, request.workflow, error);
+      // AWS also answers ExecutionAlreadyExists when the name is taken by an execution with
+      // different input: with names shared by every tenant, it must be checked to be this one.
+      const existing = await this.client.send(new DescribeExecutionCommand({ executionArn: ref }));
+      if (!carriesHandle(existing.input, request)) {
+        // The other tenant's id stays out of the message: a ConflictError is shown to the client.
+        throw new ForeignExecutionError(
+          request.tenantId,
+          request.executionId,
+          `Execution id '${request.executionId}' of workflow '${request.workflow}' is already the name of an execution with other input`,
+          { cause: error },
+        );
+      }
       return { ref, alreadyStarted: true };
     }
   }
 
+  /**
+   * What Step Functions says of the execution, or `foreign` (with nothing else) when the execution
+   * by that name was not started with this handle's tenant and execution id.
+   */
   async describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
     const executionArn = this.executionArnOf(handle);
     let described: DescribeExecutionCommandOutput;
@@ -166,6 +189,10 @@ export class StepFunctionsOrchestrator implements Orchestrator {
         return { status: 'not_found', redrivable: false };
       }
       throw error;
+    }
+    if (!carriesHandle(described.input, handle)) {
+      // Checked before the status is mapped: nothing of someone else's execution is passed on.
+      return { status: 'foreign', redrivable: false };
     }
     return {
       status: orchestratedStatusOf(described.status, executionArn),
@@ -182,13 +209,18 @@ export class StepFunctionsOrchestrator implements Orchestrator {
   }
 
   /**
-   * Stops the execution. Not an error when the execution does not exist (`ExecutionDoesNotExist`)
+   * Stops the execution once it is known to be the handle's: a `ForeignExecutionError` otherwise,
+   * and nothing is stopped. Not an error when the execution does not exist (`ExecutionDoesNotExist`)
    * or has already ended: AWS does not document what stopping an ended execution answers (moto
    * answers success), so any other failure is checked against the execution's status and ignored
    * when the execution is no longer running. Otherwise the failure propagates.
    */
   async stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
     const executionArn = this.executionArnOf(handle);
+    const seen = await this.describeOwn(handle);
+    if (ENDED_STATUSES.has(seen.status)) {
+      return;
+    }
     try {
       await this.client.send(
         new StopExecutionCommand({ executionArn, error: reason.error, cause: reason.cause }),
@@ -202,11 +234,17 @@ export class StepFunctionsOrchestrator implements Orchestrator {
   }
 
   /**
-   * Redrives a failed, timed-out or aborted execution from where it stopped. AWS's
-   * `ExecutionNotRedrivable` becomes `not_redrivable` with AWS's reason; other errors propagate.
+   * Redrives a failed, timed-out or aborted execution from where it stopped, once it is known to be
+   * the handle's: a `ForeignExecutionError` otherwise, and nothing is redriven. An execution that does
+   * not exist is `not_redrivable`, as is one AWS refuses (`ExecutionNotRedrivable`, with AWS's
+   * reason); other errors propagate.
    */
   async redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
     const executionArn = this.executionArnOf(handle);
+    const seen = await this.describeOwn(handle);
+    if (seen.status === 'not_found') {
+      return { kind: 'not_redrivable', reason: 'Execution does not exist' };
+    }
     try {
       const redriven = await this.client.send(new RedriveExecutionCommand({ executionArn }));
       // redriveDate is required by the API; the local clock only covers a non-conforming endpoint,
@@ -235,26 +273,13 @@ export class StepFunctionsOrchestrator implements Orchestrator {
     return executionArnFor(this.stateMachineArnOf(handle.workflow), handle.executionId);
   }
 
-  /**
-   * AWS also answers ExecutionAlreadyExists when the name is taken by an execution with different
-   * input. Execution ids are names in one namespace per state machine, shared by every tenant, so
-   * the existing execution must be checked to be this tenant's before its reference is returned.
-   */
-  private async assertExecutionCarries(
-    executionArn: string,
-    input: ExecutionInput,
-    workflow: string,
-    alreadyExists: Error,
-  ): Promise<void> {
-    const existing = await this.client.send(new DescribeExecutionCommand({ executionArn }));
-    const existingInput = parseExecutionInput(existing.input);
-    if (existingInput?.tenantId !== input.tenantId || existingInput.executionId !== input.executionId) {
-      // The other tenant's id stays out of the message: a ConflictError is shown to the client.
-      throw new ConflictError(
-        `Execution id '${input.executionId}' of workflow '${workflow}' is already the name of an execution with other input`,
-        { cause: alreadyExists },
-      );
+  /** {@link describe}, refusing with a `ForeignExecutionError` an execution that is not the handle's. */
+  private async describeOwn(handle: ExecutionHandle): Promise<ExecutionDescription> {
+    const seen = await this.describe(handle);
+    if (seen.status === 'foreign') {
+      throw new ForeignExecutionError(handle.tenantId, handle.executionId);
     }
+    return seen;
   }
 
   /** Whether the execution has ended; `false` when that cannot be found out either. */
@@ -276,18 +301,6 @@ function orchestratedStatusOf(status: string | undefined, executionArn: string):
   throw new Error(
     `Step Functions reported status ${JSON.stringify(status)} for ${executionArn}, which tenantflow does not know how to map`,
   );
-}
-
-function parseExecutionInput(input: string | undefined): Partial<ExecutionInput> | undefined {
-  if (input === undefined) {
-    return undefined;
-  }
-  try {
-    const parsed: unknown = JSON.parse(input);
-    return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<ExecutionInput>) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function isAwsError(error: unknown, name: string): error is Error {

@@ -104,7 +104,7 @@ export class TaskRunner {
     if (start.kind === 'already_succeeded') {
       return { outcome: 'already_succeeded' };
     }
-    const { attempt } = start;
+    const { attempt, token } = start;
     const logger = this.#deps.logger.createChild({
       persistentKeys: { tenantId, workflow: execution.workflow, executionId, taskId, attempt },
     });
@@ -146,16 +146,29 @@ export class TaskRunner {
               timeout.signal,
             );
             await this.#deps.failpoint?.('after-body', invocation);
-            const completed = await store.completeTask(
+            const completion = await store.completeTask(
               client,
               tenantId,
               executionId,
               taskId,
+              token,
               context.changes(),
             );
-            if (!completed) {
+            if (completion === 'already_succeeded') {
               // Another attempt committed first: roll this one back so its effects never count twice.
               throw new AlreadyCommitted();
+            }
+            if (completion === 'execution_ended') {
+              // Finalized (failed, aborted) while this task ran: its effects must not land after the end.
+              throw new ExecutionNotRunnableError(
+                `Execution '${executionId}' ended while task '${taskId}' ran`,
+              );
+            }
+            if (completion !== 'completed') {
+              // Not an attempt the platform started (or its run vanished): this one must not commit.
+              throw new ExecutionNotRunnableError(
+                `Task '${taskId}' attempt ${attempt} of execution '${executionId}' can no longer commit (${completion})`,
+              );
             }
             await this.#deps.failpoint?.('before-commit', invocation);
             return true;

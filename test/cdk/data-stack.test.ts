@@ -93,6 +93,36 @@ function onlyResource(template: Template, type: string): { logicalId: string; re
   return { logicalId, resource };
 }
 
+/** The logical ids of the secret named `name` and of its attachment to the cluster. */
+function secretNamed(template: Template, name: string): { secret: string; attachment: string } {
+  const secret = logicalIdOf(template, 'AWS::SecretsManager::Secret', { Name: name });
+  const attachment = logicalIdOf(template, 'AWS::SecretsManager::SecretTargetAttachment', {
+    SecretId: { Ref: secret },
+  });
+  return { secret, attachment };
+}
+
+/** The rotation application (SAR) whose Lambda rotates the secret attached as `attachment`. */
+function rotationOf(
+  template: Template,
+  attachment: string,
+): { logicalId: string; resource: TemplateResource } {
+  const schedules = Object.values(
+    template.findResources('AWS::SecretsManager::RotationSchedule', {
+      Properties: { SecretId: { Ref: attachment } },
+    }),
+  );
+  expect(schedules, `rotation schedules of ${attachment}`).toHaveLength(1);
+  const lambdaArn = schedules[0]?.Properties.RotationLambdaARN as { 'Fn::GetAtt': [string, string] };
+  expect(lambdaArn['Fn::GetAtt'][1]).toBe('Outputs.RotationLambdaARN');
+  const logicalId = lambdaArn['Fn::GetAtt'][0];
+  const resource = template.findResources('AWS::Serverless::Application')[logicalId];
+  if (resource === undefined) {
+    throw new Error(`No rotation application ${logicalId}`);
+  }
+  return { logicalId, resource };
+}
+
 function logicalIdOf(template: Template, type: string, props: Record<string, unknown>): string {
   const ids = Object.keys(template.findResources(type, { Properties: Match.objectLike(props) }));
   expect(ids, `${type} matching ${JSON.stringify(props)}`).toHaveLength(1);
@@ -227,15 +257,40 @@ describe('DataStack', () => {
         Parameters: { 'rds.force_ssl': '1' },
       });
     });
+
+    it('bounds what a non-superuser cannot bound per role, server-wide: temporary files and idle transactions', () => {
+      // Prepare
+      const parameterGroup = onlyResource(prod.template, 'AWS::RDS::DBClusterParameterGroup');
+      const cluster = onlyResource(prod.template, 'AWS::RDS::DBCluster').resource;
+
+      // Assert: 5 GiB in kB, 10 minutes in ms, in the cluster's own group for Aurora PostgreSQL 17.
+      expect(cluster.Properties.DBClusterParameterGroupName).toEqual({ Ref: parameterGroup.logicalId });
+      expect(parameterGroup.resource.Properties.Family).toBe('aurora-postgresql17');
+      expect(parameterGroup.resource.Properties.Parameters).toEqual({
+        'rds.force_ssl': '1',
+        temp_file_limit: String(5 * 1024 * 1024),
+        idle_in_transaction_session_timeout: String(10 * 60 * 1000),
+      });
+      // Per role (and per privileged transaction) instead: migrations need longer than requests.
+      expect(parameterGroup.resource.Properties.Parameters).not.toHaveProperty('statement_timeout');
+      dev.template.hasResourceProperties('AWS::RDS::DBClusterParameterGroup', {
+        Parameters: { temp_file_limit: '5242880', idle_in_transaction_session_timeout: '600000' },
+      });
+    });
   });
 
   describe('RDS Proxy', () => {
-    it('is the only client of the cluster, besides the rotation Lambda', () => {
+    it('is the only client of the cluster, besides the rotation Lambdas', () => {
       const cluster = onlyResource(prod.template, 'AWS::RDS::DBCluster').resource;
       const proxySecurityGroup = onlyResource(prod.template, 'AWS::RDS::DBProxy').resource.Properties
         .VpcSecurityGroupIds[0];
-      const rotationSecurityGroup = onlyResource(prod.template, 'AWS::Serverless::Application').resource
-        .Properties.Parameters.vpcSecurityGroupIds;
+      const rotationSecurityGroups = Object.values(
+        prod.template.findResources('AWS::Serverless::Application'),
+      ).map((application) => application.Properties.Parameters.vpcSecurityGroupIds);
+      expect(rotationSecurityGroups).toHaveLength(2);
+      // Both rotation Lambdas (admin and platform) share one security group.
+      expect(rotationSecurityGroups[1]).toEqual(rotationSecurityGroups[0]);
+      const rotationSecurityGroup = rotationSecurityGroups[0];
 
       const sources = Object.values(
         prod.template.findResources('AWS::EC2::SecurityGroupIngress', {
@@ -251,13 +306,50 @@ describe('DataStack', () => {
       ).not.toHaveProperty('SecurityGroupIngress');
     });
 
-    it('requires TLS and logs in with the platform secret', () => {
-      const secretAttachment = onlyResource(prod.template, 'AWS::SecretsManager::SecretTargetAttachment');
+    it('requires TLS and admits exactly the admin and the platform logins, alike', () => {
+      // Prepare
+      const admin = secretNamed(prod.template, 'tenantflow/prod/admin');
+      const platform = secretNamed(prod.template, 'tenantflow/prod/platform');
+      const entry = (attachment: string) => ({
+        AuthScheme: 'SECRETS',
+        SecretArn: { Ref: attachment },
+        IAMAuth: 'DISABLED',
+        ClientPasswordAuthType: 'POSTGRES_SCRAM_SHA_256',
+      });
+
+      // Assert: tenant entries added at run time copy these settings, whichever entry comes first.
       prod.template.hasResourceProperties('AWS::RDS::DBProxy', {
         EngineFamily: 'POSTGRESQL',
         RequireTLS: true,
-        Auth: [Match.objectLike({ AuthScheme: 'SECRETS', SecretArn: { Ref: secretAttachment.logicalId } })],
+        Auth: [entry(admin.attachment), entry(platform.attachment)],
       });
+    });
+
+    it("reads exactly the admin and platform secrets, plus this stage's tenant secrets", () => {
+      // Prepare
+      const admin = secretNamed(prod.template, 'tenantflow/prod/admin');
+      const platform = secretNamed(prod.template, 'tenantflow/prod/platform');
+      const proxy = onlyResource(prod.template, 'AWS::RDS::DBProxy').resource;
+      const proxyRole = (proxy.Properties.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const statements = Object.values(prod.template.findResources('AWS::IAM::Policy'))
+        .filter((policy) =>
+          (policy.Properties.Roles as Array<{ Ref: string }>).some((role) => role.Ref === proxyRole),
+        )
+        .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Array<Record<string, unknown>>);
+
+      // Assert
+      const resources = statements.map((statement) => JSON.stringify(statement.Resource));
+      expect(resources).toHaveLength(3);
+      expect(resources).toEqual(
+        expect.arrayContaining([
+          JSON.stringify({ Ref: admin.attachment }),
+          JSON.stringify({ Ref: platform.attachment }),
+          expect.stringContaining(':secret:tenantflow/prod/tenants/*'),
+        ]),
+      );
+      for (const statement of statements) {
+        expect(statement.Action).toEqual(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret']);
+      }
     });
 
     it("lets the Lambdas' security group in on 5432", () => {
@@ -325,31 +417,113 @@ describe('DataStack', () => {
     });
   });
 
-  describe('platform secret', () => {
-    it('is named tenantflow/<stage>/platform', () => {
+  describe('database secrets', () => {
+    it('keeps the master user in the admin secret, tenantflow/<stage>/admin, and nothing else logs in as it', () => {
+      // Prepare
+      const admin = secretNamed(prod.template, 'tenantflow/prod/admin');
+      const cluster = onlyResource(prod.template, 'AWS::RDS::DBCluster').resource;
+
+      // Assert
+      prod.template.hasResourceProperties('AWS::SecretsManager::Secret', {
+        Name: 'tenantflow/prod/admin',
+        GenerateSecretString: Match.objectLike({
+          SecretStringTemplate: JSON.stringify({ username: 'tenantflow_admin', dbname: 'tenantflow' }),
+          GenerateStringKey: 'password',
+        }),
+      });
+      for (const field of ['MasterUsername', 'MasterUserPassword']) {
+        expect(JSON.stringify(cluster.Properties[field])).toContain(JSON.stringify({ Ref: admin.secret }));
+      }
+      dev.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'tenantflow/dev/admin' });
+    });
+
+    it('has a platform secret of its own, tenantflow/<stage>/platform, for tenantflow_platform, attached to the cluster', () => {
+      // Prepare
+      const platform = secretNamed(prod.template, 'tenantflow/prod/platform');
+      const cluster = onlyResource(prod.template, 'AWS::RDS::DBCluster');
+
+      // Assert: an RDS-style secret, whose JSON gains the cluster's host, port and engine.
       prod.template.hasResourceProperties('AWS::SecretsManager::Secret', {
         Name: 'tenantflow/prod/platform',
+        GenerateSecretString: Match.objectLike({
+          SecretStringTemplate: JSON.stringify({ username: 'tenantflow_platform', dbname: 'tenantflow' }),
+          GenerateStringKey: 'password',
+        }),
       });
+      prod.template.hasResourceProperties('AWS::SecretsManager::SecretTargetAttachment', {
+        SecretId: { Ref: platform.secret },
+        TargetId: { Ref: cluster.logicalId },
+        TargetType: 'AWS::RDS::DBCluster',
+      });
+      expect(JSON.stringify(cluster.resource.Properties)).not.toContain(platform.secret);
       dev.template.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'tenantflow/dev/platform' });
     });
 
-    it('is rotated on a schedule by a rotation Lambda in the Lambda subnets', () => {
-      const secretAttachment = onlyResource(prod.template, 'AWS::SecretsManager::SecretTargetAttachment');
-      prod.template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
-        SecretId: { Ref: secretAttachment.logicalId },
-        RotationLambdaARN: Match.anyValue(),
-        RotationRules: { ScheduleExpression: 'rate(30 days)' },
-      });
-      const { resource: rotationApp } = onlyResource(prod.template, 'AWS::Serverless::Application');
-      const subnetRefs = rotationApp.Properties.Parameters.vpcSubnetIds['Fn::Join'][1].filter(
+    it('retains both secrets with a cluster that is kept, and deletes them with a disposable one', () => {
+      for (const name of ['tenantflow/prod/admin', 'tenantflow/prod/platform']) {
+        prod.template.hasResource('AWS::SecretsManager::Secret', {
+          Properties: Match.objectLike({ Name: name }),
+          DeletionPolicy: 'Retain',
+          UpdateReplacePolicy: 'Retain',
+        });
+      }
+      for (const name of ['tenantflow/dev/admin', 'tenantflow/dev/platform']) {
+        dev.template.hasResource('AWS::SecretsManager::Secret', {
+          Properties: Match.objectLike({ Name: name }),
+          DeletionPolicy: 'Delete',
+        });
+      }
+    });
+
+    it.each([
+      ['admin', 'tenantflow/prod/admin'],
+      ['platform', 'tenantflow/prod/platform'],
+    ])('rotates the %s secret every 30 days, single-user, with a Lambda in the Lambda subnets', (_, name) => {
+      // Prepare
+      const { attachment } = secretNamed(prod.template, name);
+      const rotation = rotationOf(prod.template, attachment);
+      const mapping = (rotation.resource.Properties.Location.ApplicationId as { 'Fn::FindInMap': [string] })[
+        'Fn::FindInMap'
+      ][0];
+      const subnetRefs = rotation.resource.Properties.Parameters.vpcSubnetIds['Fn::Join'][1].filter(
         (part: unknown) => typeof part === 'object',
       );
+
+      // Assert: the secret's own role changes its own password; no other login is involved.
+      prod.template.hasResourceProperties('AWS::SecretsManager::RotationSchedule', {
+        SecretId: { Ref: attachment },
+        RotationRules: { ScheduleExpression: 'rate(30 days)' },
+      });
+      expect(prod.template.toJSON().Mappings[mapping].aws.applicationId).toMatch(
+        /applications\/SecretsManagerRDSPostgreSQLRotationSingleUser$/,
+      );
+      expect(rotation.resource.Properties.Parameters).not.toHaveProperty('masterSecretArn');
       expect(new Set(subnetGroupsOf(prod.template, subnetRefs))).toEqual(new Set(['lambdas']));
     });
 
-    it('lets the rotation Lambda reach the Secrets Manager endpoint and the cluster', () => {
-      const rotationSecurityGroup = onlyResource(prod.template, 'AWS::Serverless::Application').resource
-        .Properties.Parameters.vpcSecurityGroupIds;
+    it('starts each rotation only once the Secrets Manager endpoint and the writer are up', () => {
+      // Prepare
+      const endpoint = Object.entries(prod.template.findResources('AWS::EC2::VPCEndpoint')).find(([, e]) =>
+        JSON.stringify(e.Properties.ServiceName).includes('.secretsmanager'),
+      )?.[0];
+      // The writer's construct id is `Writer`; the readers' are `Reader<n>`.
+      const writer = Object.keys(prod.template.findResources('AWS::RDS::DBInstance')).find((id) =>
+        id.includes('Writer'),
+      );
+      expect(writer).toBeDefined();
+      expect(endpoint).toBeDefined();
+
+      // Assert
+      for (const name of ['tenantflow/prod/admin', 'tenantflow/prod/platform']) {
+        const rotation = rotationOf(prod.template, secretNamed(prod.template, name).attachment);
+        expect(rotation.resource.DependsOn, name).toEqual(expect.arrayContaining([endpoint, writer]));
+      }
+    });
+
+    it('lets the rotation Lambdas reach the Secrets Manager endpoint and the cluster', () => {
+      const [rotationSecurityGroup] = Object.values(
+        prod.template.findResources('AWS::Serverless::Application'),
+      ).map((application) => application.Properties.Parameters.vpcSecurityGroupIds);
       const secretsManagerEndpoint = Object.values(prod.template.findResources('AWS::EC2::VPCEndpoint')).find(
         (e) => JSON.stringify(e.Properties.ServiceName).includes('.secretsmanager'),
       );
@@ -406,9 +580,14 @@ describe('DataStack', () => {
     });
   });
 
-  it('outputs the proxy endpoint, the platform secret ARN and the cluster endpoint', () => {
+  it('outputs the proxy endpoint, the admin and platform secret ARNs and the cluster endpoint', () => {
     prod.template.hasOutput('ProxyEndpoint', { Value: { 'Fn::GetAtt': [Match.anyValue(), 'Endpoint'] } });
-    prod.template.hasOutput('PlatformSecretArn', { Value: { Ref: Match.anyValue() } });
+    prod.template.hasOutput('AdminSecretArn', {
+      Value: { Ref: secretNamed(prod.template, 'tenantflow/prod/admin').attachment },
+    });
+    prod.template.hasOutput('PlatformSecretArn', {
+      Value: { Ref: secretNamed(prod.template, 'tenantflow/prod/platform').attachment },
+    });
     prod.template.hasOutput('ClusterEndpoint', {
       Value: { 'Fn::GetAtt': [Match.anyValue(), 'Endpoint.Address'] },
     });

@@ -108,7 +108,7 @@ describe('DatabaseMigrations', () => {
       expect(JSON.stringify(vpcConfig.SecurityGroupIds)).toMatch(/LambdaSecurityGroup/);
     });
 
-    it('connects like every function (proxy, TLS, platform secret), migrating 8 tenants at once', () => {
+    it('connects like every function (proxy, TLS, platform secret), with the admin login for DDL, migrating 8 tenants at once', () => {
       // Prepare
       const environment = (props: Json) => (props.Environment as { Variables: Json }).Variables;
 
@@ -125,9 +125,12 @@ describe('DatabaseMigrations', () => {
       expect(JSON.stringify(environment(migrateProps()).TENANTFLOW_DATABASE_SECRET_ARN)).toMatch(
         /PlatformSecret/,
       );
+      expect(JSON.stringify(environment(migrateProps()).TENANTFLOW_ADMIN_DATABASE_SECRET_ARN)).toMatch(
+        /AdminSecret/,
+      );
     });
 
-    it('reads the platform secret, and is granted no tenant secret, workflow or other function', () => {
+    it('reads the platform and the admin secrets, and is granted no tenant secret, workflow or other function', () => {
       // Prepare
       const roleId = logicalId(migrations().function.executionRole);
       const statements = ofType('AWS::IAM::Policy')
@@ -137,11 +140,25 @@ describe('DatabaseMigrations', () => {
         .flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: Json[] }).Statement);
       const actions = statements.flatMap((statement) => [statement.Action].flat() as string[]);
 
-      // Assert
-      expect(actions.filter((action) => action.startsWith('secretsmanager:')).sort()).toEqual([
-        'secretsmanager:DescribeSecret',
-        'secretsmanager:GetSecretValue',
-      ]);
+      const secretReads = statements
+        .filter((statement) => JSON.stringify(statement.Action).includes('secretsmanager:'))
+        .map((statement) => ({
+          actions: ([statement.Action].flat() as string[]).sort(),
+          secret: JSON.stringify(statement.Resource),
+        }));
+      const environment = (migrateProps().Environment as { Variables: Json }).Variables;
+
+      // Assert: each secret its environment names, read-only, and no other.
+      expect(secretReads).toHaveLength(2);
+      expect(secretReads.map((read) => read.secret).sort()).toEqual(
+        [
+          JSON.stringify(environment.TENANTFLOW_ADMIN_DATABASE_SECRET_ARN),
+          JSON.stringify(environment.TENANTFLOW_DATABASE_SECRET_ARN),
+        ].sort(),
+      );
+      for (const read of secretReads) {
+        expect(read.actions).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      }
       expect(JSON.stringify(statements)).not.toContain('tenants/*');
       expect(actions.some((action) => /^(states|lambda):/.test(action))).toBe(false);
       expect(resource(roleId).Properties.ManagedPolicyArns).toBeUndefined();
@@ -312,6 +329,7 @@ describe('DatabaseMigrations', () => {
           stage: 'qa',
           layer,
           database: { proxy: data.proxy, platformSecret: data.platformSecret, databaseName: 'tenantflow' },
+          adminSecret: data.adminSecret,
           network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
           logRetentionDays: 30,
           projectRoot: root,
@@ -357,6 +375,7 @@ describe('DatabaseMigrations', () => {
             stage: 'qa',
             layer: fixture.stack.layer,
             database: { proxy: data.proxy, platformSecret: data.platformSecret, databaseName: 'tenantflow' },
+            adminSecret: data.adminSecret,
             network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
             logRetentionDays: 30,
             runBefore: [],

@@ -13,8 +13,8 @@ export const TEST_PROXY_ARN = 'arn:aws:rds:eu-west-1:123456789012:db-proxy:prx-0
 
 /**
  * What the DataStack hands the PlatformStack, built in a stack of the test's own (a real VPC with
- * isolated `lambdas` subnets, a security group, an imported proxy and secret), so these tests do
- * not depend on the DataStack's code.
+ * isolated `lambdas` subnets, a security group, an imported proxy, the admin and platform
+ * secrets), so these tests do not depend on the DataStack's code.
  */
 export function buildTestData(app: App): PlatformData & { readonly stack: Stack } {
   const stack = new Stack(app, 'TestData');
@@ -37,6 +37,9 @@ export function buildTestData(app: App): PlatformData & { readonly stack: Stack 
     endpoint: TEST_PROXY_ENDPOINT,
     securityGroups: [],
   });
+  const adminSecret = new secretsmanager.Secret(stack, 'AdminSecret', {
+    secretName: 'tenantflow/qa/admin',
+  });
   const platformSecret = new secretsmanager.Secret(stack, 'PlatformSecret', {
     secretName: 'tenantflow/qa/platform',
   });
@@ -45,7 +48,16 @@ export function buildTestData(app: App): PlatformData & { readonly stack: Stack 
     clusterEndpointAddress: TEST_CLUSTER_ENDPOINT,
     port: 5432,
   });
-  return { stack, vpc, lambdaSecurityGroup, proxy, platformSecret, databaseName: 'tenantflow', cluster };
+  return {
+    stack,
+    vpc,
+    lambdaSecurityGroup,
+    proxy,
+    adminSecret,
+    platformSecret,
+    databaseName: 'tenantflow',
+    cluster,
+  };
 }
 
 export interface PlatformFixture {

@@ -243,6 +243,7 @@ describe('PlatformStack', () => {
           TENANTFLOW_TENANT_DB_PORT: '5432',
         });
         expect(flatten(environment.TENANTFLOW_DATABASE_SECRET_ARN)).toMatch(/PlatformSecret/);
+        expect(flatten(environment.TENANTFLOW_DATABASE_SECRET_ARN)).not.toMatch(/AdminSecret/);
         expect(Object.keys(environment)).not.toContain('TENANTFLOW_ADMIN_TOKEN');
         expect(Object.keys(environment)).not.toContain('DATABASE_URL');
         expect(Object.keys(environment)).not.toContain('TENANTFLOW_LOCAL');
@@ -767,22 +768,64 @@ describe('PlatformStack', () => {
   describe('least privilege', () => {
     const tenantSecrets =
       'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:tenantflow/qa/tenants/*';
-    /** The platform secret is the test data stack's, so the platform stack imports its ARN. */
+    /** The secrets are the test data stack's, so the platform stack imports their ARNs. */
     const isPlatformSecret = (resource: string) =>
       /^<import:TestData:ExportsOutputRefPlatformSecret\w+>$/.test(resource);
+    const isAdminSecret = (resource: string) =>
+      /^<import:TestData:ExportsOutputRefAdminSecret\w+>$/.test(resource);
+    /** The functions that run DDL: provisioning, recovery (which resumes it); migrate is asserted in migrations.test.ts. */
+    const ADMIN_HOLDERS: readonly FunctionKey[] = ['tenantsApi', 'recovery'];
 
-    it('confines Secrets Manager to the tenant prefix of the stage and the platform secret', () => {
+    it('confines Secrets Manager to the tenant prefix of the stage, the platform and the admin secret', () => {
       for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
         for (const statement of statementsOfFunction(key)) {
           if (!actionsOf(statement).some((action) => action.startsWith('secretsmanager:'))) {
             continue;
           }
           for (const resource of resourcesOf(statement)) {
-            expect(resource === tenantSecrets || isPlatformSecret(resource), `${key}: ${resource}`).toBe(
-              true,
-            );
+            expect(
+              resource === tenantSecrets || isPlatformSecret(resource) || isAdminSecret(resource),
+              `${key}: ${resource}`,
+            ).toBe(true);
           }
         }
+      }
+    });
+
+    it('gives the admin login (its ARN and read access) to the tenants API and recovery only', () => {
+      // Prepare
+      const adminReads = (key: FunctionKey) =>
+        statementsOfFunction(key)
+          .filter((statement) => resourcesOf(statement).some(isAdminSecret))
+          .map((statement) => ({ actions: actionsOf(statement).sort(), resources: resourcesOf(statement) }));
+      const adminArn = (key: FunctionKey) => environmentOf(key).TENANTFLOW_ADMIN_DATABASE_SECRET_ARN;
+
+      // Assert: the ARN named in the environment is the very secret the role may read, and only it.
+      for (const key of ADMIN_HOLDERS) {
+        const [grant, ...more] = adminReads(key);
+        expect(more, key).toEqual([]);
+        expect(grant?.actions, key).toEqual([
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+        ]);
+        expect(grant?.resources, key).toEqual([flatten(adminArn(key))]);
+        expect(isAdminSecret(flatten(adminArn(key))), key).toBe(true);
+      }
+      for (const key of ['executionsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
+        expect(adminReads(key), key).toEqual([]);
+        expect(adminArn(key), key).toBeUndefined();
+        expect(JSON.stringify(statementsOfFunction(key)), key).not.toMatch(/AdminSecret/);
+      }
+    });
+
+    it('names the platform secret in TENANTFLOW_DATABASE_SECRET_ARN, the one every role may read', () => {
+      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+        const arn = flatten(environmentOf(key).TENANTFLOW_DATABASE_SECRET_ARN);
+        expect(isPlatformSecret(arn), key).toBe(true);
+        expect(
+          statementsOfFunction(key).some((statement) => resourcesOf(statement).includes(arn)),
+          key,
+        ).toBe(true);
       }
     });
 

@@ -65,12 +65,31 @@ describe('npm start', () => {
     expect(created.status).toBe(201);
     expect(created.body.apiKey).toMatch(/^tfk_acme_/);
 
-    // The stored credentials log in as acme's own role, which can use acme's schema and nothing else.
+    // The stored credentials log in as acme's own role, which can use acme's tables and nothing
+    // else: it may read, not write, the platform's bookkeeping, and create nothing anywhere.
     await asTenant('acme', async (client) => {
-      await client.query(`INSERT INTO executions (id, workflow) VALUES ('e1', 'demo')`);
-      expect((await client.query('SELECT id FROM acme.executions')).rows).toEqual([{ id: 'e1' }]);
+      await client.query(
+        `INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ('e1', 'demo', 'acme', '{}')`,
+      );
+      expect((await client.query('SELECT execution_id FROM acme.example_results')).rows).toEqual([
+        { execution_id: 'e1' },
+      ]);
+      expect((await client.query('SELECT id FROM executions')).rows).toEqual([]);
+      await expect(
+        client.query(`INSERT INTO executions (id, workflow) VALUES ('e1', 'demo')`),
+      ).rejects.toThrow(/permission denied/);
       await expect(client.query('SELECT * FROM tenantflow.tenants')).rejects.toThrow(/permission denied/);
       await expect(client.query('CREATE TABLE public.x (i int)')).rejects.toThrow(/permission denied/);
+      await expect(client.query('CREATE TABLE acme.x (i int)')).rejects.toThrow(/permission denied/);
+      // The server's own roles are production's: the admin is not a superuser, the platform has no CREATEROLE.
+      const roles = await client.query(
+        `SELECT rolname, rolsuper, rolcreaterole FROM pg_roles
+          WHERE rolname IN ('tenantflow_admin', 'tenantflow_platform') ORDER BY rolname`,
+      );
+      expect(roles.rows).toEqual([
+        { rolname: 'tenantflow_admin', rolsuper: false, rolcreaterole: true },
+        { rolname: 'tenantflow_platform', rolsuper: false, rolcreaterole: false },
+      ]);
     });
 
     // Ctrl-C (SIGINT) stops the server and PostgreSQL cleanly.
@@ -86,7 +105,9 @@ describe('npm start', () => {
     expect(afterRestart.body.name).toBe('Acme Corp');
     // PostgreSQL came back on the same port, so the stored tenant credentials still work.
     await asTenant('acme', async (client) => {
-      expect((await client.query('SELECT id FROM executions')).rows).toEqual([{ id: 'e1' }]);
+      expect((await client.query('SELECT execution_id FROM example_results')).rows).toEqual([
+        { execution_id: 'e1' },
+      ]);
     });
 
     // Kill -9: PostgreSQL is left running, holding the data directory.

@@ -2,24 +2,34 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { type RunningPostgres, startEmbeddedPostgres } from '../../local/embedded-postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** Superuser connection string of the PostgreSQL serving this test run. */
+    /**
+     * The admin role's connection string (database `postgres`): CREATEROLE and CREATEDB, never a
+     * superuser, as Aurora's master user is. What every suite runs its DDL as.
+     */
     databaseUrl: string;
+    /** The bootstrap superuser's: only to set the cluster up, clean up after suites, and look. */
+    superuserUrl: string;
   }
 }
 
+/** The test cluster's admin role: what production's admin (Aurora's master user) can do, no more. */
+export const TEST_ADMIN_ROLE = 'tenantflow_test_admin';
+
 /**
- * Starts one real PostgreSQL for the whole test run (or uses `DATABASE_URL` when it is set) and
- * provides its URL to every test file. Suites create their own databases on it.
+ * Starts one real PostgreSQL for the whole test run (or uses `DATABASE_URL`, a superuser's, when it
+ * is set), creates the non-superuser admin role on it, and provides both URLs to every test file.
+ * Suites create their own databases on it, as that admin.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const external = process.env.DATABASE_URL;
   if (external !== undefined && external.length > 0) {
-    project.provide('databaseUrl', external);
+    await provideLogins(project, external);
     return async () => {};
   }
   // Under /tmp: the `postgres` OS user (used when running as root) must be able to read it.
@@ -37,10 +47,34 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await rm(dataRoot, { recursive: true, force: true });
     throw error;
   }
-  project.provide('databaseUrl', postgres.url('postgres'));
+  await provideLogins(project, postgres.url('postgres'));
   const running = postgres;
   return async function stopTestPostgres() {
     await running.stop();
     await rm(dataRoot, { recursive: true, force: true });
   };
+}
+
+async function provideLogins(project: TestProject, superuserUrl: string): Promise<void> {
+  const password = randomBytes(18).toString('base64url');
+  const client = new pg.Client({ connectionString: superuserUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [TEST_ADMIN_ROLE]);
+    await client.query(
+      `${rows.length === 0 ? 'CREATE' : 'ALTER'} ROLE ${TEST_ADMIN_ROLE} WITH LOGIN NOSUPERUSER CREATEROLE CREATEDB NOREPLICATION NOBYPASSRLS PASSWORD ${client.escapeLiteral(password)}`,
+    );
+    // What `npm start` does to its cluster (local/local-roles.ts): the admin owns the maintenance
+    // database, so its lock-down reaches it, and nobody may connect to template1.
+    await client.query(`ALTER DATABASE postgres OWNER TO ${TEST_ADMIN_ROLE}`);
+    await client.query('REVOKE CONNECT ON DATABASE template1 FROM PUBLIC');
+  } finally {
+    await client.end();
+  }
+  const adminUrl = new URL(superuserUrl);
+  adminUrl.username = TEST_ADMIN_ROLE;
+  adminUrl.password = password;
+  adminUrl.pathname = '/postgres';
+  project.provide('superuserUrl', superuserUrl);
+  project.provide('databaseUrl', adminUrl.toString());
 }

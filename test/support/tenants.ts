@@ -9,13 +9,16 @@ export function tenantIdSuffix(): string {
   return randomBytes(3).toString('hex');
 }
 
-/** Drops the login roles a suite's tenants left behind (after their database was dropped). */
-export async function dropTenantRoles(adminUrl: string, suffix: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
+/**
+ * Drops the login roles a suite's tenants left behind, and the suite's platform role (after their
+ * database was dropped). `superuserUrl`: cleaning up is the superuser's, like bootstrapping.
+ */
+export async function dropTenantRoles(superuserUrl: string, suffix: string): Promise<void> {
+  const client = new pg.Client({ connectionString: superuserUrl });
   await client.connect();
   try {
     const { rows } = await client.query<{ rolname: string }>(
-      `SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_' || $1 || '\\_user'`,
+      `SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_' || $1 || '\\_user' OR rolname = 'tf_platform_' || $1`,
       [suffix],
     );
     for (const { rolname } of rows) {

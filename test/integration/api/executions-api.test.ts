@@ -74,7 +74,7 @@ afterAll(async () => {
   releaseHeld();
   await local?.stop();
   await database?.drop();
-  await dropTenantRoles(inject('databaseUrl'), suffix);
+  await dropTenantRoles(inject('superuserUrl'), suffix);
   await rm(home, { recursive: true, force: true });
 });
 
@@ -190,6 +190,12 @@ describe('executions API', () => {
       expect(badQuery.body.error.reasons).toHaveLength(2);
       const badToken = await call('GET', `/tenants/${acme}/executions?nextToken=garbage`);
       expect(badToken.status).toBe(400);
+      // Well-formed tokens whose position is not an execution id (a NUL used to reach PostgreSQL: 500).
+      for (const after of ['\u0000', 'x'.repeat(5000), 42]) {
+        const forged = Buffer.from(JSON.stringify({ after })).toString('base64url');
+        const response = await call('GET', `/tenants/${acme}/executions?nextToken=${forged}`);
+        expect(response.status, JSON.stringify(after).slice(0, 20)).toBe(400);
+      }
     });
 
     it('answers 404 for an unknown workflow and an unknown execution', async () => {

@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await local?.stop();
   await database?.drop();
-  await dropTenantRoles(inject('databaseUrl'), suffix);
+  await dropTenantRoles(inject('superuserUrl'), suffix);
   await rm(home, { recursive: true, force: true });
 });
 

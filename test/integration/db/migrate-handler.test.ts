@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
@@ -24,8 +23,15 @@ import {
 } from '../../../shared/provisioning/database-migrator.js';
 import { loadTenantMigrations } from '../../../shared/provisioning/tenant-migrations.js';
 import { createTestDatabase } from '../../support/database.js';
+import {
+  type DatabaseLogin,
+  motoSecretsManager,
+  rdsSecret,
+  storeSecret,
+} from '../../support/database-secrets.js';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
+import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
 /**
  * The `migrate` Lambda (functions/ops/migrate.ts) against a real PostgreSQL: what a deployment's
@@ -155,7 +161,11 @@ describe('migrate handler', () => {
         sql,
         checksum: checksumOf(sql),
       };
-      nextAdmin = new DatabaseAdmin({ adminUrl: env.databaseUrl, tenantMigrations: [...shipped, next] });
+      nextAdmin = new DatabaseAdmin({
+        adminUrl: env.databaseUrl,
+        platformRole: await env.platform.admin.platformRoleName(),
+        tenantMigrations: [...shipped, next],
+      });
     });
 
     afterEach(async () => {
@@ -300,35 +310,48 @@ describe('migrate handler', () => {
       ? `the deployed entry point (skipped: moto_server is not on the PATH; install it with ${MOTO_INSTALL_HINT})`
       : 'the deployed entry point',
     () => {
-      const server = new URL(inject('databaseUrl'));
+      /** The run's admin role (CREATEROLE, CREATEDB, not a superuser): the admin secret's login. */
+      const adminServer = new URL(inject('databaseUrl'));
+      const superuserUrl = inject('superuserUrl');
       let database: Awaited<ReturnType<typeof createTestDatabase>>;
+      let databaseName: string;
+      /** The platform secret's login: a role that does not exist until the first deploy. */
+      let platformLogin: DatabaseLogin;
+      let suffix: string;
 
       beforeAll(async () => {
         database = await createTestDatabase('tf_migrate_aws');
-        const client = new SecretsManagerClient({
-          endpoint: motoEndpoint,
-          region: 'us-east-1',
-          credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-        });
-        const secret = await client.send(
-          new CreateSecretCommand({
-            Name: `tenantflow/test/platform-${randomBytes(6).toString('hex')}`,
-            SecretString: JSON.stringify({
-              engine: 'postgres',
-              username: decodeURIComponent(server.username),
-              password: decodeURIComponent(server.password),
-            }),
-          }),
+        databaseName = new URL(database.url).pathname.slice(1);
+        suffix = tenantIdSuffix();
+        platformLogin = {
+          username: `tf_platform_${suffix}`,
+          password: randomBytes(18).toString('base64url'),
+        };
+        const client = motoSecretsManager(motoEndpoint);
+        const adminLogin = {
+          username: decodeURIComponent(adminServer.username),
+          password: decodeURIComponent(adminServer.password),
+        };
+        const platformSecretArn = await storeSecret(
+          client,
+          rdsSecret(adminServer, databaseName, platformLogin),
+          'platform',
+        );
+        const adminSecretArn = await storeSecret(
+          client,
+          rdsSecret(adminServer, databaseName, adminLogin),
+          'admin',
         );
         client.destroy();
         // The environment TenantFunction and DatabaseMigrations give the function, pointed at the
         // test database (no TLS) and at moto for Secrets Manager.
         const environment: Record<string, string> = {
           TENANTFLOW_STAGE: `t${randomBytes(4).toString('hex')}`,
-          TENANTFLOW_DATABASE_HOST: server.hostname,
-          TENANTFLOW_DATABASE_PORT: server.port,
-          TENANTFLOW_DATABASE_NAME: new URL(database.url).pathname.slice(1),
-          TENANTFLOW_DATABASE_SECRET_ARN: secret.ARN ?? '',
+          TENANTFLOW_DATABASE_HOST: adminServer.hostname,
+          TENANTFLOW_DATABASE_PORT: adminServer.port,
+          TENANTFLOW_DATABASE_NAME: databaseName,
+          TENANTFLOW_DATABASE_SECRET_ARN: platformSecretArn,
+          TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminSecretArn,
           TENANTFLOW_DATABASE_SSL: 'disable',
           TENANTFLOW_SECRETS: 'secrets-manager',
           TENANTFLOW_MIGRATE_CONCURRENCY: '2',
@@ -346,11 +369,33 @@ describe('migrate handler', () => {
         await (await getPlatform().catch(() => undefined))?.close();
         vi.unstubAllEnvs();
         await database?.drop();
+        // After the database: the platform role owns functions and holds grants there.
+        await dropTenantRoles(superuserUrl, suffix);
       });
 
-      it('reads the login from the platform secret and creates the control schema', async () => {
+      /** The platform role as the superuser sees it (to look only); undefined while it does not exist. */
+      async function platformRole() {
+        const [role] = await query<{
+          rolsuper: boolean;
+          rolcreaterole: boolean;
+          rolcreatedb: boolean;
+          rolcanlogin: boolean;
+          rolconfig: string[] | null;
+          verifier: string | null;
+        }>(
+          superuserUrl,
+          `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolconfig, a.rolpassword AS verifier
+             FROM pg_catalog.pg_roles r JOIN pg_catalog.pg_authid a ON a.oid = r.oid
+            WHERE r.rolname = $1`,
+          [platformLogin.username],
+        );
+        return role;
+      }
+
+      it('logs in with the admin secret, creates the control schema and the platform role from the platform secret', async () => {
         // Prepare
         const expected = await shippedControlMigrations();
+        expect(await platformRole()).toBeUndefined();
 
         // Act
         const summary = await handler({}, contextWith(PLENTY_MS));
@@ -358,10 +403,44 @@ describe('migrate handler', () => {
         // Assert
         expect(summary.control.applied).toEqual(expected);
         expect(await appliedControlMigrations(database.url)).toEqual(expected);
-        expect((await getPlatform()).config.database).toMatchObject({
-          kind: 'secret',
-          host: server.hostname,
+        const platform = await getPlatform();
+        expect(platform.config.database).toMatchObject({ kind: 'secret', host: adminServer.hostname });
+        const [ddlLogin] = await query<{ owner: string }>(
+          database.url,
+          `SELECT nspowner::regrole::text AS owner FROM pg_catalog.pg_namespace WHERE nspname = 'tenantflow'`,
+        );
+        expect(ddlLogin?.owner).toBe(decodeURIComponent(adminServer.username));
+        const role = await platformRole();
+        expect(role).toMatchObject({
+          rolsuper: false,
+          rolcreaterole: false,
+          rolcreatedb: false,
+          rolcanlogin: true,
         });
+        expect(role?.rolconfig).toContain('search_path=pg_catalog');
+        // The platform pool logs in with the platform secret's password, as the new role, and reads
+        // the registry with the rights the migration granted it.
+        const { rows } = await platform.pool.query<{ me: string; search_path: string }>(
+          `SELECT current_user AS me, current_setting('search_path') AS search_path`,
+        );
+        expect(rows[0]).toEqual({ me: platformLogin.username, search_path: 'pg_catalog' });
+        expect(await platform.registry.list()).toEqual([]);
+      });
+
+      it('leaves the platform role and its password alone on a later deploy', async () => {
+        // Prepare: a first deploy (again, if the test above ran) created the role.
+        await handler({}, contextWith(PLENTY_MS));
+        const before = await platformRole();
+        expect(before?.verifier).toMatch(/^SCRAM-SHA-256\$/);
+
+        // Act
+        const summary = await handler({}, contextWith(PLENTY_MS));
+
+        // Assert: Secrets Manager rotation owns the password once the role exists.
+        expect(summary.control.applied).toEqual([]);
+        expect((await platformRole())?.verifier).toBe(before?.verifier);
+        const platform = await getPlatform();
+        expect(await platform.registry.list()).toEqual([]);
       });
     },
   );

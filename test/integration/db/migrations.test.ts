@@ -45,6 +45,7 @@ describe('migrateControlSchema', () => {
     );
     expect(tables.map((t) => t.table_name)).toEqual([
       'platform_leases',
+      'platform_locks',
       'recovery_events',
       'recovery_runs',
       'schema_migrations',

@@ -91,11 +91,13 @@ describe('TenantConnections', () => {
     const db = await env.platform.tenantConnections.tenantDb(tenantIds[2] as string);
     await expect(
       db.transaction(async (client) => {
-        await client.query(`INSERT INTO executions (id, workflow) VALUES ('rolled_back', 'w')`);
+        await client.query(
+          `INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ('rolled_back', 'w', 't', '{}')`,
+        );
         throw new Error('task failed');
       }),
     ).rejects.toThrow('task failed');
-    const { rows } = await db.query(`SELECT id FROM executions WHERE id = 'rolled_back'`);
+    const { rows } = await db.query(`SELECT id FROM example_results WHERE execution_id = 'rolled_back'`);
     expect(rows).toEqual([]);
   });
 

@@ -101,7 +101,7 @@ describe.skipIf(executable === undefined)(
       await runtime?.platform.close();
       await pooler?.stop();
       await database?.drop();
-      await dropTenantRoles(inject('databaseUrl'), suffix);
+      await dropTenantRoles(inject('superuserUrl'), suffix);
       await rm(home, { recursive: true, force: true });
     });
 

@@ -50,7 +50,11 @@ describe('migrateFleet', () => {
       'execution_priority',
       'ALTER TABLE executions ADD COLUMN priority integer NOT NULL DEFAULT 0; CREATE INDEX executions_priority_idx ON executions (priority);',
     );
-    const admin = new DatabaseAdmin({ adminUrl: env.databaseUrl, tenantMigrations: [...shipped, next] });
+    const admin = new DatabaseAdmin({
+      adminUrl: env.databaseUrl,
+      platformRole: await env.platform.admin.platformRoleName(),
+      tenantMigrations: [...shipped, next],
+    });
     // Break bravo: the migration will fail on it alone.
     await adminQuery(`ALTER TABLE "${bravo}".executions ADD COLUMN priority text`);
     const progress: number[] = [];

@@ -24,10 +24,14 @@ beforeAll(async () => {
   globex = env.id('globex');
   await env.platform.tenantAdmin.register({ tenantId: acme, name: 'Acme' });
   await env.platform.tenantAdmin.register({ tenantId: globex, name: 'Globex' });
-  // globex has data of its own.
+  // globex has data of its own: a row of its own table, and an execution of the platform's.
   const globexDb = await env.platform.tenantConnections.tenantDb(globex);
   await globexDb.query(
-    `INSERT INTO executions (id, workflow, context) VALUES ('g1', 'billing', '{"secret": "globex"}')`,
+    `INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ('g1', 'billing', $1, '{"secret": "globex"}')`,
+    [globex],
+  );
+  await env.platform.pool.query(
+    `INSERT INTO "${globex}".executions (id, workflow, context) VALUES ('g1', 'billing', '{"secret": "globex"}')`,
   );
   const secret = await env.platform.secrets.get(acme);
   if (secret === undefined) {
@@ -65,8 +69,11 @@ describe('tenant isolation, enforced by PostgreSQL', () => {
   });
 
   it('lets acme use its own tables, unqualified and qualified', async () => {
-    await acmeClient.query(`INSERT INTO executions (id, workflow) VALUES ('a1', 'billing')`);
-    const { rows } = await acmeClient.query(`SELECT id FROM "${acme}".executions`);
+    await acmeClient.query(
+      `INSERT INTO example_results (execution_id, workflow, tenant_id, payload) VALUES ('a1', 'billing', $1, '{}')`,
+      [acme],
+    );
+    const { rows } = await acmeClient.query(`SELECT execution_id AS id FROM "${acme}".example_results`);
     expect(rows).toEqual([{ id: 'a1' }]);
   });
 
@@ -75,6 +82,14 @@ describe('tenant isolation, enforced by PostgreSQL', () => {
     ['insert', (s: string) => `INSERT INTO "${s}".executions (id, workflow) VALUES ('x', 'y')`],
     ['update', (s: string) => `UPDATE "${s}".executions SET workflow = 'hacked'`],
     ['delete', (s: string) => `DELETE FROM "${s}".executions`],
+    ['select', (s: string) => `SELECT * FROM "${s}".example_results`],
+    [
+      'insert',
+      (s: string) =>
+        `INSERT INTO "${s}".example_results (execution_id, workflow, tenant_id, payload) VALUES ('x', 'y', 'z', '{}')`,
+    ],
+    ['update', (s: string) => `UPDATE "${s}".example_results SET workflow = 'hacked'`],
+    ['delete', (s: string) => `DELETE FROM "${s}".example_results`],
   ])('refuses %s on globex tables, schema-qualified', async (_op, sql) => {
     await expectDenied(sql(globex));
   });
@@ -89,6 +104,8 @@ describe('tenant isolation, enforced by PostgreSQL', () => {
   it('sees only its own rows through unqualified names, even though globex has the same tables', async () => {
     const { rows } = await acmeClient.query('SELECT id FROM executions ORDER BY id');
     expect(rows.map((row) => row.id)).not.toContain('g1');
+    const results = await acmeClient.query('SELECT execution_id FROM example_results ORDER BY id');
+    expect(results.rows.map((row) => row.execution_id)).not.toContain('g1');
   });
 
   it('refuses CREATE TABLE in public and in globex', async () => {

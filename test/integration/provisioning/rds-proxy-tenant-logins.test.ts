@@ -86,7 +86,7 @@ describe.skipIf(motoMissing)(
       await Promise.all(pools.map((pool) => pool.end()));
       await database?.drop();
       // Roles are cluster-wide; they can go once the database holding their objects is gone.
-      await dropTenantRoles(inject('databaseUrl'), suffix);
+      await dropTenantRoles(inject('superuserUrl'), suffix);
       rds?.destroy();
     });
 

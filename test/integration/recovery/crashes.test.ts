@@ -52,7 +52,9 @@ const provisioningTenantFor = (step: string) => `prov_${step.replace('-', '_')}_
 
 function serverEnv(failpoint?: string): NodeJS.ProcessEnv {
   return {
+    // The suite's admin (not a superuser); npm start creates the platform role, one of the suite's own.
     DATABASE_URL: database.url,
+    TENANTFLOW_PLATFORM_ROLE: `tf_platform_${suffix}`,
     TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN,
     TENANTFLOW_WORKFLOWS_MODULE: 'test/support/crash-workflows.ts',
     TENANTFLOW_RECOVERY_INTERVAL_SECONDS: '1',
@@ -149,7 +151,7 @@ afterAll(async () => {
   await killTenantflow(home);
   await pool?.end();
   await database?.drop();
-  await dropTenantRoles(inject('databaseUrl'), suffix);
+  await dropTenantRoles(inject('superuserUrl'), suffix);
   await rm(home, { recursive: true, force: true });
 });
 

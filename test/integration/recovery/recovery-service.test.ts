@@ -115,6 +115,7 @@ function recoveryWith(
   return new RecoveryService({
     store: new RecoveryStore(pool),
     executions: new ExecutionStore(pool),
+    registry: env.platform.registry,
     orchestrator,
     workflows,
     provisioning: env.platform.provisioning,
@@ -266,7 +267,9 @@ describe('what the orchestrator says decides the action', () => {
     gates.broken = true;
     await local.start({ workflow: steps.name, tenantId: tenant(), executionId });
     expect((await runToEnd(local, tenant(), executionId)).status).toBe('failed');
-    expect((await local.describe({ workflow: steps.name, executionId })).status).toBe('failed');
+    expect((await local.describe({ workflow: steps.name, tenantId: tenant(), executionId })).status).toBe(
+      'failed',
+    );
     // The failure was recorded by the state machine's Catch; pretend that write was lost.
     await env.platform.pool.query(
       `UPDATE ${tenantTable(tenant(), 'executions')} SET status = 'running', error = NULL, finished_at = NULL WHERE id = $1`,
@@ -279,7 +282,7 @@ describe('what the orchestrator says decides the action', () => {
     const record = await runToEnd(local, tenant(), executionId);
     expect(record.status).toBe('succeeded');
     expect(record.attempts).toBe(1);
-    const effects = await env.platform.pool.query(
+    const effects = await env.adminPool.query(
       `SELECT count(*)::int AS count FROM ${tenantTable(tenant(), 'example_results')} WHERE execution_id = $1`,
       [executionId],
     );
@@ -386,7 +389,7 @@ describe('after the local process is lost', () => {
     await backdate(tenantId, executionId);
 
     const restarted = localOrchestrator(journal);
-    const seen = await restarted.describe({ workflow: steps.name, executionId });
+    const seen = await restarted.describe({ workflow: steps.name, tenantId, executionId });
     expect(seen).toMatchObject({ status: 'failed', error: 'Local.ProcessExited', redrivable: true });
     const summary = await recoveryWith(restarted).run();
     expect(summary.actions.redrive).toBe(1);
@@ -396,7 +399,7 @@ describe('after the local process is lost', () => {
     // `first` had committed before the crash: it was skipped, not run again; `second` ran again.
     expect(record.tasks.find((task) => task.taskId === 'first')?.attempt).toBe(1);
     expect(record.tasks.find((task) => task.taskId === 'second')?.attempt).toBe(2);
-    const effects = await env.platform.pool.query(
+    const effects = await env.adminPool.query(
       `SELECT count(*)::int AS count FROM ${tenantTable(tenantId, 'example_results')} WHERE execution_id = $1`,
       [executionId],
     );

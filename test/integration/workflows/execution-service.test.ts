@@ -260,7 +260,7 @@ describe('ExecutionService', () => {
       const { createdAt, startedAt, finishedAt } = view;
       expect(startedAt?.getTime()).toBeGreaterThanOrEqual(createdAt.getTime());
       expect(finishedAt?.getTime()).toBeGreaterThanOrEqual(startedAt?.getTime() ?? Infinity);
-      const loaded = await env.platform.pool.query(
+      const loaded = await env.adminPool.query(
         `SELECT payload FROM ${tenantTable(acme, 'example_results')} WHERE execution_id = $1`,
         [started.executionId],
       );

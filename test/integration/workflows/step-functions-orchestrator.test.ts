@@ -6,9 +6,10 @@ import {
   DescribeExecutionCommand,
   ListExecutionsCommand,
   SFNClient,
+  StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
-import { ConfigurationError, ConflictError } from '../../../shared/errors.js';
+import { ConfigurationError, ConflictError, ForeignExecutionError } from '../../../shared/errors.js';
 import {
   executionArnFor,
   StepFunctionsOrchestrator,
@@ -113,9 +114,9 @@ describe('StepFunctionsOrchestrator configuration', () => {
     await expect(attempt).rejects.toBeInstanceOf(ConfigurationError);
     await expect(attempt).rejects.toThrow("'payroll'");
     await expect(attempt).rejects.toThrow('onboarding, billing');
-    await expect(orchestrator.describe({ workflow: 'payroll', executionId: 'exec_1' })).rejects.toThrow(
-      ConfigurationError,
-    );
+    await expect(
+      orchestrator.describe({ workflow: 'payroll', tenantId: 'acme', executionId: 'exec_1' }),
+    ).rejects.toThrow(ConfigurationError);
     expect(fake.received).toEqual([]);
   });
 });
@@ -171,7 +172,10 @@ describe.skipIf(motoMissing)(
         const { orchestrator, workflow, listExecutions } = await freshWorkflow();
         const executionId = uniqueName('exec');
         const first = await orchestrator.start({ workflow, tenantId: 'acme', executionId });
-        await orchestrator.stop({ workflow, executionId }, { error: 'Test', cause: 'ended by the test' });
+        await orchestrator.stop(
+          { workflow, tenantId: 'acme', executionId },
+          { error: 'Test', cause: 'ended by the test' },
+        );
 
         const repeated = await orchestrator.start({ workflow, tenantId: 'acme', executionId });
 
@@ -187,6 +191,7 @@ describe.skipIf(motoMissing)(
         const attempt = orchestrator.start({ workflow, tenantId: 'globex', executionId });
 
         await expect(attempt).rejects.toBeInstanceOf(ConflictError);
+        await expect(attempt).rejects.toBeInstanceOf(ForeignExecutionError);
         await expect(attempt).rejects.not.toThrow('acme');
         expect(await listExecutions()).toHaveLength(1);
         const described = await client.send(new DescribeExecutionCommand({ executionArn: acmes.ref }));
@@ -201,7 +206,7 @@ describe.skipIf(motoMissing)(
         const before = Date.now();
         const { ref } = await orchestrator.start({ workflow, tenantId: 'acme', executionId });
 
-        const description = await orchestrator.describe({ workflow, executionId });
+        const description = await orchestrator.describe({ workflow, tenantId: 'acme', executionId });
 
         expect(description).toMatchObject({
           status: 'running',
@@ -218,9 +223,47 @@ describe.skipIf(motoMissing)(
         const { orchestrator, workflow } = await freshWorkflow();
         await orchestrator.start({ workflow, tenantId: 'acme', executionId: uniqueName('exec') });
 
-        const description = await orchestrator.describe({ workflow, executionId: uniqueName('never') });
+        const description = await orchestrator.describe({
+          workflow,
+          tenantId: 'acme',
+          executionId: uniqueName('never'),
+        });
 
         expect(description).toEqual({ status: 'not_found', redrivable: false });
+      });
+
+      it("describes another tenant's execution by the same name as foreign, telling nothing of it", async () => {
+        const { orchestrator, workflow } = await freshWorkflow();
+        const executionId = uniqueName('exec');
+        await orchestrator.start({ workflow, tenantId: 'globex', executionId });
+
+        const description = await orchestrator.describe({ workflow, tenantId: 'acme', executionId });
+
+        expect(description).toStrictEqual({ status: 'foreign', redrivable: false });
+      });
+
+      it.each([
+        [
+          'another execution id',
+          (executionId: string) => ({ tenantId: 'acme', executionId: `${executionId}-x` }),
+        ],
+        ['no tenant id', (executionId: string) => ({ executionId })],
+        ['a tenant id that is not a string', (executionId: string) => ({ tenantId: ['acme'], executionId })],
+        ['input that is not an object', () => 'acme'],
+      ])('describes an execution by the name whose input carries %s as foreign', async (_, input) => {
+        const { client, orchestrator, workflow, stateMachineArn } = await freshWorkflow();
+        const executionId = uniqueName('exec');
+        await client.send(
+          new StartExecutionCommand({
+            stateMachineArn,
+            name: executionId,
+            input: JSON.stringify(input(executionId)),
+          }),
+        );
+
+        const description = await orchestrator.describe({ workflow, tenantId: 'acme', executionId });
+
+        expect(description).toStrictEqual({ status: 'foreign', redrivable: false });
       });
     });
 
@@ -231,9 +274,12 @@ describe.skipIf(motoMissing)(
         const executionId = uniqueName('exec');
         await orchestrator.start({ workflow, tenantId: 'acme', executionId });
 
-        await orchestrator.stop({ workflow, executionId }, { error: 'Cancelled', cause: 'by the operator' });
+        await orchestrator.stop(
+          { workflow, tenantId: 'acme', executionId },
+          { error: 'Cancelled', cause: 'by the operator' },
+        );
 
-        const description = await orchestrator.describe({ workflow, executionId });
+        const description = await orchestrator.describe({ workflow, tenantId: 'acme', executionId });
         expect(description.status).toBe('aborted');
         expect(description.stoppedAt).toBeInstanceOf(Date);
       });
@@ -244,17 +290,38 @@ describe.skipIf(motoMissing)(
         const executionId = uniqueName('exec');
         await orchestrator.start({ workflow, tenantId: 'acme', executionId });
         const reason = { error: 'Cancelled', cause: 'by the operator' };
-        await orchestrator.stop({ workflow, executionId }, reason);
+        const handle = { workflow, tenantId: 'acme', executionId };
+        await orchestrator.stop(handle, reason);
 
-        await expect(orchestrator.stop({ workflow, executionId }, reason)).resolves.toBeUndefined();
-        expect((await orchestrator.describe({ workflow, executionId })).status).toBe('aborted');
+        await expect(orchestrator.stop(handle, reason)).resolves.toBeUndefined();
+        expect((await orchestrator.describe(handle)).status).toBe('aborted');
+      });
+
+      it("refuses to stop another tenant's execution by the same name, which keeps running", async () => {
+        const { orchestrator, workflow } = await freshWorkflow();
+        const executionId = uniqueName('exec');
+        await orchestrator.start({ workflow, tenantId: 'globex', executionId });
+
+        const attempt = orchestrator.stop(
+          { workflow, tenantId: 'acme', executionId },
+          { error: 'Cancelled', cause: 'by the wrong tenant' },
+        );
+
+        await expect(attempt).rejects.toBeInstanceOf(ForeignExecutionError);
+        await expect(attempt).rejects.not.toThrow('globex');
+        expect((await orchestrator.describe({ workflow, tenantId: 'globex', executionId })).status).toBe(
+          'running',
+        );
       });
 
       it('treats stopping an execution that does not exist as done', async () => {
         const { orchestrator, workflow, listExecutions } = await freshWorkflow();
 
         await expect(
-          orchestrator.stop({ workflow, executionId: uniqueName('never') }, { error: 'E', cause: 'C' }),
+          orchestrator.stop(
+            { workflow, tenantId: 'acme', executionId: uniqueName('never') },
+            { error: 'E', cause: 'C' },
+          ),
         ).resolves.toBeUndefined();
         expect(await listExecutions()).toEqual([]);
       });
@@ -272,8 +339,10 @@ describe.skipIf(motoMissing)(
  */
 describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', () => {
   const stateMachineArn = 'arn:aws:states:us-east-1:123456789012:stateMachine:onboarding';
-  const handle = { workflow: 'onboarding', executionId: 'exec_42' };
+  const handle = { workflow: 'onboarding', tenantId: 'acme', executionId: 'exec_42' };
   const executionArn = executionArnFor(stateMachineArn, handle.executionId);
+  /** What DescribeExecution answers for an execution started with another tenant's id by this name. */
+  const globexInput = JSON.stringify({ tenantId: 'globex', executionId: handle.executionId });
 
   async function orchestratorAnswering(answers: FakeAnswers) {
     const fake = await startFakeStepFunctions(answers);
@@ -284,23 +353,59 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
     return { orchestrator, received: fake.received };
   }
 
+  const doesNotExist = {
+    status: 400,
+    errorType: 'ExecutionDoesNotExist',
+    body: { __type: 'ExecutionDoesNotExist', message: 'Execution Does Not Exist' },
+  } as const;
+
   describe('redrive', () => {
-    it('sends RedriveExecution for the derived ARN and reports the redrive date', async () => {
+    it("checks with DescribeExecution that the execution is the tenant's, then sends RedriveExecution for the derived ARN and reports the redrive date", async () => {
       const redriveDate = new Date('2026-01-02T03:04:05.678Z');
       const { orchestrator, received } = await orchestratorAnswering({
+        DescribeExecution: { status: 200, body: describedAs('FAILED') },
         RedriveExecution: { status: 200, body: { redriveDate: redriveDate.getTime() / 1_000 } },
       });
 
       const outcome = await orchestrator.redrive(handle);
 
       expect(outcome).toEqual({ kind: 'redriven', redrivenAt: redriveDate });
-      expect(received).toHaveLength(1);
-      expect(received[0]).toMatchObject({
+      expect(received.map(({ target }) => target)).toEqual([
+        'AWSStepFunctions.DescribeExecution',
+        'AWSStepFunctions.RedriveExecution',
+      ]);
+      expect(received[1]).toMatchObject({
         method: 'POST',
         target: 'AWSStepFunctions.RedriveExecution',
         contentType: 'application/x-amz-json-1.0',
         body: { executionArn },
       });
+    });
+
+    it("refuses to redrive another tenant's execution by the same name, and sends no RedriveExecution", async () => {
+      const { orchestrator, received } = await orchestratorAnswering({
+        DescribeExecution: {
+          status: 200,
+          body: { ...describedAs('FAILED'), input: globexInput, redriveStatus: 'REDRIVABLE' },
+        },
+        RedriveExecution: { status: 200, body: { redriveDate: Date.now() / 1_000 } },
+      });
+
+      const attempt = orchestrator.redrive(handle);
+
+      await expect(attempt).rejects.toBeInstanceOf(ForeignExecutionError);
+      await expect(attempt).rejects.not.toThrow('globex');
+      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.DescribeExecution']);
+    });
+
+    it('answers not_redrivable for an execution that does not exist, and sends no RedriveExecution', async () => {
+      const { orchestrator, received } = await orchestratorAnswering({ DescribeExecution: doesNotExist });
+
+      expect(await orchestrator.redrive(handle)).toEqual({
+        kind: 'not_redrivable',
+        reason: 'Execution does not exist',
+      });
+      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.DescribeExecution']);
     });
 
     it.each([
@@ -309,6 +414,7 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
     ])('maps ExecutionNotRedrivable (%s) to not_redrivable with its message', async (_, type) => {
       const message = `Execution '${executionArn}' is not redrivable: it succeeded`;
       const { orchestrator } = await orchestratorAnswering({
+        DescribeExecution: { status: 200, body: describedAs('SUCCEEDED') },
         RedriveExecution: {
           status: 400,
           errorType: 'ExecutionNotRedrivable',
@@ -321,11 +427,8 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
 
     it('lets any other error propagate', async () => {
       const { orchestrator } = await orchestratorAnswering({
-        RedriveExecution: {
-          status: 400,
-          errorType: 'ExecutionDoesNotExist',
-          body: { __type: 'ExecutionDoesNotExist', message: 'Execution Does Not Exist' },
-        },
+        DescribeExecution: { status: 200, body: describedAs('FAILED') },
+        RedriveExecution: doesNotExist,
       });
 
       await expect(orchestrator.redrive(handle)).rejects.toMatchObject({ name: 'ExecutionDoesNotExist' });
@@ -340,10 +443,7 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
         DescribeExecution: {
           status: 200,
           body: {
-            executionArn,
-            stateMachineArn,
-            name: handle.executionId,
-            status: 'FAILED',
+            ...describedAs('FAILED'),
             startDate: startDate.getTime() / 1_000,
             stopDate: stopDate.getTime() / 1_000,
             error: 'States.TaskFailed',
@@ -370,6 +470,32 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
         target: 'AWSStepFunctions.DescribeExecution',
         body: { executionArn },
       });
+    });
+
+    it("reports another tenant's failed, redrivable execution as foreign, with nothing of its own", async () => {
+      const { orchestrator } = await orchestratorAnswering({
+        DescribeExecution: {
+          status: 200,
+          body: {
+            ...describedAs('FAILED'),
+            input: globexInput,
+            error: 'States.TaskFailed',
+            cause: "globex's cause",
+            redriveStatus: 'REDRIVABLE',
+          },
+        },
+      });
+
+      expect(await orchestrator.describe(handle)).toStrictEqual({ status: 'foreign', redrivable: false });
+    });
+
+    it('reports an execution without input as foreign', async () => {
+      const { input: _input, ...withoutInput } = describedAs('RUNNING');
+      const { orchestrator } = await orchestratorAnswering({
+        DescribeExecution: { status: 200, body: withoutInput },
+      });
+
+      expect(await orchestrator.describe(handle)).toStrictEqual({ status: 'foreign', redrivable: false });
     });
 
     it.each([
@@ -415,14 +541,16 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
       body: { __type: 'ValidationException', message: 'refused' },
     } as const;
 
-    it('sends StopExecution with the derived ARN, error and cause', async () => {
+    it("checks with DescribeExecution that the execution is the tenant's, then sends StopExecution with the derived ARN, error and cause", async () => {
       const { orchestrator, received } = await orchestratorAnswering({
+        DescribeExecution: { status: 200, body: describedAs('RUNNING') },
         StopExecution: { status: 200, body: { stopDate: Date.now() / 1_000 } },
       });
 
       await orchestrator.stop(handle, { error: 'Cancelled', cause: 'by the operator' });
 
       expect(received).toEqual([
+        expect.objectContaining({ target: 'AWSStepFunctions.DescribeExecution', body: { executionArn } }),
         expect.objectContaining({
           target: 'AWSStepFunctions.StopExecution',
           body: { executionArn, error: 'Cancelled', cause: 'by the operator' },
@@ -430,27 +558,53 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
       ]);
     });
 
-    it('treats ExecutionDoesNotExist as done without asking for the status', async () => {
+    it("refuses to stop another tenant's execution by the same name, and sends no StopExecution", async () => {
       const { orchestrator, received } = await orchestratorAnswering({
-        StopExecution: {
-          status: 400,
-          errorType: 'ExecutionDoesNotExist',
-          body: { __type: 'ExecutionDoesNotExist', message: 'Execution Does Not Exist' },
-        },
+        DescribeExecution: { status: 200, body: { ...describedAs('RUNNING'), input: globexInput } },
+        StopExecution: { status: 200, body: { stopDate: Date.now() / 1_000 } },
       });
 
-      await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).resolves.toBeUndefined();
-      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.StopExecution']);
+      await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).rejects.toBeInstanceOf(
+        ForeignExecutionError,
+      );
+      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.DescribeExecution']);
     });
 
-    it('treats a refused stop of an execution that has already ended as done', async () => {
+    it.each([
+      ['does not exist', doesNotExist],
+      ['has already ended', { status: 200, body: describedAs('SUCCEEDED') }],
+    ])('treats stopping an execution that %s as done, and sends no StopExecution', async (_, described) => {
+      const { orchestrator, received } = await orchestratorAnswering({ DescribeExecution: described });
+
+      await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).resolves.toBeUndefined();
+      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.DescribeExecution']);
+    });
+
+    it('treats ExecutionDoesNotExist from StopExecution as done without asking for the status again', async () => {
       const { orchestrator, received } = await orchestratorAnswering({
-        StopExecution: stopRefused,
-        DescribeExecution: { status: 200, body: describedAs('SUCCEEDED') },
+        DescribeExecution: { status: 200, body: describedAs('RUNNING') },
+        StopExecution: doesNotExist,
       });
 
       await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).resolves.toBeUndefined();
       expect(received.map(({ target }) => target)).toEqual([
+        'AWSStepFunctions.DescribeExecution',
+        'AWSStepFunctions.StopExecution',
+      ]);
+    });
+
+    it('treats a refused stop of an execution that ended meanwhile as done', async () => {
+      const { orchestrator, received } = await orchestratorAnswering({
+        DescribeExecution: [
+          { status: 200, body: describedAs('RUNNING') },
+          { status: 200, body: describedAs('SUCCEEDED') },
+        ],
+        StopExecution: stopRefused,
+      });
+
+      await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).resolves.toBeUndefined();
+      expect(received.map(({ target }) => target)).toEqual([
+        'AWSStepFunctions.DescribeExecution',
         'AWSStepFunctions.StopExecution',
         'AWSStepFunctions.DescribeExecution',
       ]);
@@ -468,6 +622,7 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
     });
   });
 
+  /** A DescribeExecution answer for the handle's own execution, started with its tenant's input. */
   function describedAs(status: string) {
     return {
       executionArn,
@@ -475,6 +630,7 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
       name: handle.executionId,
       status,
       startDate: Date.parse('2026-01-02T03:00:00Z') / 1_000,
+      input: JSON.stringify({ tenantId: handle.tenantId, executionId: handle.executionId }),
     };
   }
 });
@@ -486,8 +642,11 @@ interface FakeAnswer {
   readonly body: unknown;
 }
 
-/** Answers by operation name (the part of `x-amz-target` after `AWSStepFunctions.`). */
-type FakeAnswers = Readonly<Record<string, FakeAnswer>>;
+/**
+ * Answers by operation name (the part of `x-amz-target` after `AWSStepFunctions.`). A list answers
+ * successive calls in turn, its last answer repeating.
+ */
+type FakeAnswers = Readonly<Record<string, FakeAnswer | readonly FakeAnswer[]>>;
 
 interface ReceivedRequest {
   readonly method: string | undefined;
@@ -502,6 +661,16 @@ interface ReceivedRequest {
  */
 async function startFakeStepFunctions(answers: FakeAnswers) {
   const received: ReceivedRequest[] = [];
+  const calls = new Map<string, number>();
+  const nextAnswer = (operation: string): FakeAnswer | undefined => {
+    const answer = answers[operation];
+    if (answer === undefined || !Array.isArray(answer)) {
+      return answer as FakeAnswer | undefined;
+    }
+    const call = calls.get(operation) ?? 0;
+    calls.set(operation, call + 1);
+    return answer[Math.min(call, answer.length - 1)];
+  };
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -514,7 +683,7 @@ async function startFakeStepFunctions(answers: FakeAnswers) {
         body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'),
       });
       const operation = target?.replace(/^AWSStepFunctions\./, '') ?? '';
-      const answer: FakeAnswer = answers[operation] ?? {
+      const answer: FakeAnswer = nextAnswer(operation) ?? {
         status: 400,
         errorType: 'UnknownOperationException',
         body: { __type: 'UnknownOperationException', message: `No answer for ${String(target)}` },

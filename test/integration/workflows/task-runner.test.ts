@@ -237,7 +237,7 @@ beforeAll(async () => {
   store = new ExecutionStore(env.platform.pool);
   runner = newRunner();
   // globex has data of its own, for the isolation test to aim at.
-  await env.platform.pool.query(
+  await env.adminPool.query(
     `INSERT INTO ${tenantTable(globex, 'example_results')} (execution_id, workflow, tenant_id, payload)
      VALUES ('g-1', 'billing', $1, '{"secret": "globex"}')`,
     [globex],
@@ -265,9 +265,9 @@ async function newExecution(tenantId: string, workflow: string, input: object = 
   return executionId;
 }
 
-/** The rows a tenant's results table holds for an execution, read by the platform role. */
+/** The rows a tenant's results table holds for an execution, read by the admin (the platform role may not). */
 async function results(tenantId: string, executionId: string): Promise<string[]> {
-  const { rows } = await env.platform.pool.query<{ workflow: string }>(
+  const { rows } = await env.adminPool.query<{ workflow: string }>(
     `SELECT workflow FROM ${tenantTable(tenantId, 'example_results')} WHERE execution_id = $1 ORDER BY id`,
     [executionId],
   );

@@ -1,3 +1,4 @@
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../shared/config/config.js';
@@ -5,8 +6,12 @@ import {
   type DatabaseTarget,
   databaseConnectionConfig,
   databaseConnectionUrl,
+  missingAdminLoginError,
+  resolveDatabaseCredentials,
 } from '../../../shared/config/database-credentials.js';
 import { ConfigurationError } from '../../../shared/errors.js';
+import { createPlatform } from '../../../shared/platform.js';
+import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
 
 describe('loadConfig', () => {
   it('names both database forms when neither is given', () => {
@@ -81,7 +86,9 @@ describe('loadConfig', () => {
   });
 
   describe('the database in the AWS form (RDS Proxy endpoint and platform secret)', () => {
-    const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow-platform-AbCdEf';
+    const secretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow/prod/platform-AbCdEf';
+    const adminSecretArn =
+      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow/prod/admin-GhIjKl';
     const aws = {
       TENANTFLOW_DATABASE_HOST: 'tf.proxy-abc.eu-west-1.rds.amazonaws.com',
       TENANTFLOW_DATABASE_SECRET_ARN: secretArn,
@@ -109,8 +116,43 @@ describe('loadConfig', () => {
         secretArn,
         ssl: 'require',
       });
+      // No admin login unless it is given: most functions never run DDL.
+      expect(config.database).not.toHaveProperty('adminSecretArn');
       expect(config.databaseUrl).toBeUndefined();
       expect(config.adminDatabaseUrl).toBeUndefined();
+    });
+
+    it('takes the admin login from TENANTFLOW_ADMIN_DATABASE_SECRET_ARN, beside the platform secret', () => {
+      const config = loadConfig({ ...aws, TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminSecretArn });
+
+      expect(config.database).toEqual({
+        kind: 'secret',
+        host: aws.TENANTFLOW_DATABASE_HOST,
+        port: 5432,
+        name: 'tenantflow',
+        secretArn,
+        adminSecretArn,
+        ssl: 'require',
+      });
+      expect(config.adminDatabaseUrl).toBeUndefined();
+    });
+
+    it('does not take the admin secret for a database on its own: the platform secret and host are still required', () => {
+      const message = configurationProblem({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminSecretArn });
+
+      expect(message).toMatch(/no database is configured/);
+    });
+
+    it('refuses TENANTFLOW_ADMIN_DATABASE_SECRET_ARN beside DATABASE_URL, pointing at TENANTFLOW_ADMIN_DATABASE_URL', () => {
+      const message = configurationProblem({
+        DATABASE_URL: 'postgres://localhost/db',
+        TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminSecretArn,
+      });
+
+      expect(message).toMatch(
+        /TENANTFLOW_ADMIN_DATABASE_SECRET_ARN belongs to the AWS form and cannot be combined with DATABASE_URL/,
+      );
+      expect(message).toMatch(/TENANTFLOW_ADMIN_DATABASE_URL instead/);
     });
 
     it('lets tenant roles connect to the proxy, unless told otherwise', () => {
@@ -169,13 +211,15 @@ describe('loadConfig', () => {
       expect(message).not.toMatch(/TENANTFLOW_DATABASE_SECRET_ARN is required/);
     });
 
-    it('refuses an admin URL: the admin login is the platform secret', () => {
+    it('refuses an admin URL: the admin login is the admin secret', () => {
       expect(
         configurationProblem({
           ...aws,
           TENANTFLOW_ADMIN_DATABASE_URL: 'postgres://admin:pw@proxy/tenantflow',
         }),
-      ).toMatch(/TENANTFLOW_ADMIN_DATABASE_URL cannot be combined with the AWS form/);
+      ).toMatch(
+        /TENANTFLOW_ADMIN_DATABASE_URL cannot be combined with the AWS form: the admin login is read from TENANTFLOW_ADMIN_DATABASE_SECRET_ARN/,
+      );
     });
 
     it.each([
@@ -188,6 +232,16 @@ describe('loadConfig', () => {
         'TENANTFLOW_DATABASE_SECRET_ARN',
         'tenantflow-platform',
         /TENANTFLOW_DATABASE_SECRET_ARN must be a Secrets Manager secret ARN/,
+      ],
+      [
+        'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
+        'tenantflow/prod/admin',
+        /TENANTFLOW_ADMIN_DATABASE_SECRET_ARN must be a Secrets Manager secret ARN/,
+      ],
+      [
+        'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
+        'arn:aws:rds:eu-west-1:123456789012:cluster:tenantflow-prod',
+        /TENANTFLOW_ADMIN_DATABASE_SECRET_ARN must be a Secrets Manager secret ARN/,
       ],
       ['TENANTFLOW_DATABASE_NAME', 'tenant flow', /TENANTFLOW_DATABASE_NAME must be 1-63 letters/],
       ['TENANTFLOW_DATABASE_HOST', '', /TENANTFLOW_DATABASE_HOST must be a host name/],
@@ -303,5 +357,131 @@ describe('the connection built from the platform secret', () => {
     // An options object without rejectUnauthorized: false leaves Node's default, which verifies.
     expect(parameters.ssl).toEqual({});
     expect(pgParameters(databaseConnectionUrl({ ...proxy, ssl: 'disable' }, credentials)).ssl).toBe(false);
+  });
+});
+
+describe('the admin login in the AWS form', () => {
+  const platformArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow/prod/platform-AbCdEf';
+  const adminArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:tenantflow/prod/admin-GhIjKl';
+  const logins: Record<string, { username: string; password: string }> = {
+    [platformArn]: { username: 'tenantflow_platform', password: 'platform-pw' },
+    [adminArn]: { username: 'tenantflow_admin', password: 'admin-pw' },
+  };
+
+  /** A Secrets Manager client that answers from `logins` and records which secrets were asked for. */
+  function fakeSecretsManager(): { client: SecretsManagerClient; asked: string[] } {
+    const asked: string[] = [];
+    const client = {
+      send: async (command: { input: { SecretId?: string } }) => {
+        const id = command.input.SecretId ?? '';
+        asked.push(id);
+        const login = logins[id];
+        if (login === undefined) {
+          throw Object.assign(new Error("Secrets Manager can't find the specified secret."), {
+            name: 'ResourceNotFoundException',
+          });
+        }
+        return { SecretString: JSON.stringify({ engine: 'postgres', ...login }) };
+      },
+    };
+    return { client: client as unknown as SecretsManagerClient, asked };
+  }
+
+  /** The configuration CDK gives a Lambda; nothing here opens a connection. */
+  function awsConfig(extra: NodeJS.ProcessEnv = {}) {
+    return loadConfig({
+      TENANTFLOW_STAGE: 'prod',
+      TENANTFLOW_DATABASE_HOST: 'tf.proxy-abc.eu-west-1.rds.amazonaws.com',
+      TENANTFLOW_DATABASE_SECRET_ARN: platformArn,
+      ...extra,
+    });
+  }
+
+  function poolUser(pool: pg.Pool): unknown {
+    return (pool as unknown as { options: { user?: unknown } }).options.user;
+  }
+
+  it('fails any admin connection of a function without it, before connecting, naming the variable', async () => {
+    const admin = new DatabaseAdmin({
+      adminUrl: undefined,
+      missingAdminLogin: missingAdminLoginError,
+      platformRole: 'tenantflow_platform',
+      tenantMigrations: [],
+    });
+    let connected = false;
+
+    const attempt = admin.withConnection(async () => {
+      connected = true;
+    });
+
+    await expect(attempt).rejects.toThrow(ConfigurationError);
+    await expect(admin.withConnection(async () => undefined)).rejects.toThrow(
+      /no admin database login: TENANTFLOW_ADMIN_DATABASE_SECRET_ARN is not set/,
+    );
+    expect(connected).toBe(false);
+  });
+
+  it('names the admin secret and its variable when it cannot be read, and never a value from it', async () => {
+    const { client } = fakeSecretsManager();
+    const malformed = {
+      send: async () => ({ SecretString: JSON.stringify({ username: 'tenantflow_admin', password: '' }) }),
+    };
+
+    await expect(
+      resolveDatabaseCredentials({ client, secretArn: `${adminArn}x`, login: 'admin' }),
+    ).rejects.toThrow(
+      `Could not read the admin database secret ${adminArn}x (TENANTFLOW_ADMIN_DATABASE_SECRET_ARN): ResourceNotFoundException`,
+    );
+    await expect(resolveDatabaseCredentials({ client, secretArn: `${platformArn}x` })).rejects.toThrow(
+      `Could not read the platform database secret ${platformArn}x (TENANTFLOW_DATABASE_SECRET_ARN)`,
+    );
+    const refusal = resolveDatabaseCredentials({ client: malformed, secretArn: adminArn, login: 'admin' });
+    await expect(refusal).rejects.toThrow(
+      `The admin database secret ${adminArn} (TENANTFLOW_ADMIN_DATABASE_SECRET_ARN) must be the JSON of an RDS secret`,
+    );
+    await expect(refusal).rejects.not.toThrow(/tenantflow_admin/);
+  });
+
+  it('a function without it reads the platform secret only, logs its pool in as the platform, and refuses DDL', async () => {
+    const { client, asked } = fakeSecretsManager();
+
+    const platform = await createPlatform(awsConfig(), { secretsManagerClient: client });
+    try {
+      expect(asked).toEqual([platformArn]);
+      expect(poolUser(platform.pool)).toBe('tenantflow_platform');
+      await expect(platform.admin.withConnection(async () => 'connected')).rejects.toThrow(
+        /TENANTFLOW_ADMIN_DATABASE_SECRET_ARN is not set/,
+      );
+    } finally {
+      await platform.close();
+    }
+  });
+
+  it('a function with it reads both secrets at start, and the pool still logs in as the platform', async () => {
+    const { client, asked } = fakeSecretsManager();
+
+    const platform = await createPlatform(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminArn }), {
+      secretsManagerClient: client,
+    });
+    try {
+      expect([...asked].sort()).toEqual([adminArn, platformArn].sort());
+      expect(poolUser(platform.pool)).toBe('tenantflow_platform');
+    } finally {
+      await platform.close();
+    }
+  });
+
+  it('fails to start a function whose admin secret cannot be read, naming TENANTFLOW_ADMIN_DATABASE_SECRET_ARN', async () => {
+    const { client } = fakeSecretsManager();
+    const missing = `${adminArn}-gone`;
+
+    const attempt = createPlatform(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: missing }), {
+      secretsManagerClient: client,
+    });
+
+    await expect(attempt).rejects.toBeInstanceOf(ConfigurationError);
+    await expect(attempt).rejects.toThrow(
+      `admin database secret ${missing} (TENANTFLOW_ADMIN_DATABASE_SECRET_ARN)`,
+    );
   });
 });

@@ -79,10 +79,11 @@ describe('validateRequest', () => {
     .use(httpErrorMapper({ logger: silentLogger() }))
     .use(validateRequest(schemas))
     .handler(async (event) => jsonResponse(200, getValidatedInput(event, schemas)));
+  const headers = { 'content-type': 'application/json' };
 
   it('hands the parsed input to the handler', async () => {
     const response = await handler(
-      restEvent({ pathParameters: { tenantId: 'acme' }, body: '{"name":"x","size":2}' }),
+      restEvent({ pathParameters: { tenantId: 'acme' }, headers, body: '{"name":"x","size":2}' }),
       lambdaContext(),
     );
     expect(JSON.parse(response.body)).toEqual({
@@ -93,7 +94,7 @@ describe('validateRequest', () => {
 
   it('reports problems in the path and the body together', async () => {
     const response = await handler(
-      restEvent({ pathParameters: { tenantId: 'a' }, body: '{"name":1,"size":1.5,"extra":true}' }),
+      restEvent({ pathParameters: { tenantId: 'a' }, headers, body: '{"name":1,"size":1.5,"extra":true}' }),
       lambdaContext(),
     );
     const { error } = JSON.parse(response.body);
@@ -107,7 +108,7 @@ describe('validateRequest', () => {
   it('decodes a base64-encoded body', async () => {
     const body = Buffer.from('{"name":"x","size":1}').toString('base64');
     const response = await handler(
-      restEvent({ pathParameters: { tenantId: 'acme' }, body, isBase64Encoded: true }),
+      restEvent({ pathParameters: { tenantId: 'acme' }, headers, body, isBase64Encoded: true }),
       lambdaContext(),
     );
     expect(response.statusCode).toBe(200);

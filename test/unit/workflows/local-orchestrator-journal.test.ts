@@ -13,6 +13,7 @@ import {
   LocalOrchestrator,
   type LocalOrchestratorOptions,
 } from '../../../local/local-orchestrator.js';
+import { ForeignExecutionError } from '../../../shared/errors.js';
 import { type AslTargets, compileToAsl } from '../../../shared/workflows/asl.js';
 import type { ExecutionHandle } from '../../../shared/workflows/orchestrator.js';
 import { defineTask } from '../../../shared/workflows/task.js';
@@ -164,7 +165,7 @@ function orchestratorWith(
 }
 
 function newHandle(): ExecutionHandle {
-  return { workflow: workflow.name, executionId: randomUUID() };
+  return { workflow: workflow.name, tenantId: TENANT, executionId: randomUUID() };
 }
 
 function journalFile(handle: ExecutionHandle): string {
@@ -208,7 +209,7 @@ describe('LocalOrchestrator journal', () => {
         }
       };
 
-      const started = await orchestrator.start({ ...handle, tenantId: TENANT });
+      const started = await orchestrator.start(handle);
       await orchestrator.drain();
 
       expect(seenByFirstTask).toEqual([
@@ -232,7 +233,7 @@ describe('LocalOrchestrator journal', () => {
       const orchestrator = orchestratorWith(lambdas);
       const handle = newHandle();
 
-      await orchestrator.start({ ...handle, tenantId: TENANT });
+      await orchestrator.start(handle);
       await orchestrator.drain();
 
       const entry = await readEntry(handle);
@@ -247,7 +248,7 @@ describe('LocalOrchestrator journal', () => {
       const orchestrator = orchestratorWith(lambdas);
       const handle = newHandle();
 
-      await orchestrator.start({ ...handle, tenantId: TENANT });
+      await orchestrator.start(handle);
       await orchestrator.drain();
 
       expect(await readEntry(handle)).toMatchObject({
@@ -263,7 +264,7 @@ describe('LocalOrchestrator journal', () => {
         onExecutionSettled: ({ status }) => settled.push(status),
       });
       const handle = newHandle();
-      await orchestrator.start({ ...handle, tenantId: TENANT });
+      await orchestrator.start(handle);
       await orchestrator.drain();
       expect((await orchestrator.describe(handle)).status).toBe('succeeded');
 
@@ -283,7 +284,7 @@ describe('LocalOrchestrator journal', () => {
       });
       const handle = newHandle();
       lambdas.hold();
-      await orchestrator.start({ ...handle, tenantId: TENANT });
+      await orchestrator.start(handle);
       await lambdas.held;
 
       // A file where the workflow's directory was: no entry can be written there any more.
@@ -304,7 +305,7 @@ describe('LocalOrchestrator journal', () => {
       const lambdas = new InProcessLambdas();
       const orchestrator = orchestratorWith(lambdas, { journalDirectory: notADirectory });
 
-      const attempt = orchestrator.start({ ...newHandle(), tenantId: TENANT });
+      const attempt = orchestrator.start(newHandle());
 
       await expect(attempt).rejects.toBeInstanceOf(ExecutionJournalError);
       await orchestrator.drain();
@@ -316,10 +317,7 @@ describe('LocalOrchestrator journal', () => {
       const orchestrator = orchestratorWith(lambdas);
       const handle = newHandle();
 
-      const starts = await Promise.all([
-        orchestrator.start({ ...handle, tenantId: TENANT }),
-        orchestrator.start({ ...handle, tenantId: TENANT }),
-      ]);
+      const starts = await Promise.all([orchestrator.start(handle), orchestrator.start(handle)]);
       await orchestrator.drain();
 
       expect(starts.map((started) => started.alreadyStarted).sort()).toEqual([false, true]);
@@ -334,7 +332,7 @@ describe('LocalOrchestrator journal', () => {
       const a = orchestratorWith(lambdasOfA, { onExecutionSettled: ({ status }) => settledInA.push(status) });
       const handle = newHandle();
       lambdasOfA.hold();
-      const started = await a.start({ ...handle, tenantId: TENANT });
+      const started = await a.start(handle);
       await lambdasOfA.held;
 
       a.simulateCrash();
@@ -385,7 +383,7 @@ describe('LocalOrchestrator journal', () => {
 
       orchestrator.simulateCrash();
 
-      await expect(orchestrator.start({ ...handle, tenantId: TENANT })).rejects.toThrow(/crashed/);
+      await expect(orchestrator.start(handle)).rejects.toThrow(/crashed/);
       await expect(orchestrator.describe(handle)).rejects.toThrow(/crashed/);
       await expect(orchestrator.redrive(handle)).rejects.toThrow(/crashed/);
       await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).rejects.toThrow(/crashed/);
@@ -397,7 +395,7 @@ describe('LocalOrchestrator journal', () => {
       failing.failPublish = true;
       const a = orchestratorWith(failing);
       const handle = newHandle();
-      await a.start({ ...handle, tenantId: TENANT });
+      await a.start(handle);
       await a.drain();
 
       const b = orchestratorWith(new InProcessLambdas());
@@ -413,14 +411,14 @@ describe('LocalOrchestrator journal', () => {
       const a = orchestratorWith(lambdasOfA);
       const handle = newHandle();
       lambdasOfA.hold();
-      await a.start({ ...handle, tenantId: TENANT });
+      await a.start(handle);
       await lambdasOfA.held;
       const lambdasOfB = new InProcessLambdas();
       const b = orchestratorWith(lambdasOfB);
 
       const described = await b.describe(handle);
       const redrive = await b.redrive(handle);
-      const restart = await b.start({ ...handle, tenantId: TENANT });
+      const restart = await b.start(handle);
 
       expect(described).toMatchObject({ status: 'running', redrivable: false });
       expect(redrive).toEqual({
@@ -480,7 +478,7 @@ describe('LocalOrchestrator journal', () => {
       const lambdas = new InProcessLambdas();
       const orchestrator = orchestratorWith(lambdas);
 
-      const started = await orchestrator.start({ ...handle, tenantId: TENANT });
+      const started = await orchestrator.start(handle);
       const redrive = await orchestrator.redrive(handle);
       await orchestrator.drain();
 
@@ -521,9 +519,67 @@ describe('LocalOrchestrator journal', () => {
     it('refuses an execution name that would put its entry outside the journal directory', async () => {
       const orchestrator = orchestratorWith(new InProcessLambdas());
 
-      const attempt = orchestrator.describe({ workflow: workflow.name, executionId: '../../escaped' });
+      const attempt = orchestrator.describe({
+        workflow: workflow.name,
+        tenantId: TENANT,
+        executionId: '../../escaped',
+      });
 
       await expect(attempt).rejects.toThrow(/cannot name a journal file/);
+    });
+  });
+
+  describe("another tenant's execution by the same name", () => {
+    const OTHER = 'globex';
+
+    it('is foreign to describe, refused by start, stop and redrive, and keeps running for its owner', async () => {
+      const lambdas = new InProcessLambdas();
+      const orchestrator = orchestratorWith(lambdas);
+      const handle = newHandle();
+      const others = { ...handle, tenantId: OTHER };
+      lambdas.hold();
+      await orchestrator.start(handle);
+      await lambdas.held;
+
+      const described = await orchestrator.describe(others);
+      const start = orchestrator.start(others);
+      const stop = orchestrator.stop(others, { error: 'Cancelled', cause: 'by the wrong tenant' });
+      const redrive = orchestrator.redrive(others);
+
+      expect(described).toStrictEqual({ status: 'foreign', redrivable: false });
+      await expect(start).rejects.toBeInstanceOf(ForeignExecutionError);
+      await expect(stop).rejects.toBeInstanceOf(ForeignExecutionError);
+      await expect(redrive).rejects.toBeInstanceOf(ForeignExecutionError);
+      await expect(stop).rejects.not.toThrow(TENANT);
+      expect((await orchestrator.describe(handle)).status).toBe('running');
+      lambdas.release();
+      await orchestrator.drain();
+      expect(lambdas.invocations.map((call) => call.tenantId)).toEqual([TENANT, TENANT, TENANT]);
+      expect((await orchestrator.describe(handle)).status).toBe('succeeded');
+    });
+
+    it('is foreign in the journal too: a new instance will not redrive it for another tenant', async () => {
+      const failing = new InProcessLambdas();
+      failing.failPublish = true;
+      const a = orchestratorWith(failing);
+      const handle = newHandle();
+      await a.start(handle);
+      await a.drain();
+      const lambdasOfB = new InProcessLambdas();
+      const b = orchestratorWith(lambdasOfB);
+      const others = { ...handle, tenantId: OTHER };
+
+      const described = await b.describe(others);
+      const redrive = b.redrive(others);
+      const start = b.start(others);
+
+      expect(described).toStrictEqual({ status: 'foreign', redrivable: false });
+      await expect(redrive).rejects.toBeInstanceOf(ForeignExecutionError);
+      await expect(start).rejects.toBeInstanceOf(ForeignExecutionError);
+      await b.drain();
+      expect(lambdasOfB.invocations).toEqual([]);
+      expect(await readEntry(handle)).toMatchObject({ tenantId: TENANT, status: 'failed', redriveCount: 0 });
+      expect(await b.describe(handle)).toMatchObject({ status: 'failed', redrivable: true });
     });
   });
 
@@ -537,9 +593,9 @@ describe('LocalOrchestrator journal', () => {
       });
       const handle = newHandle();
 
-      const first = await orchestrator.start({ ...handle, tenantId: TENANT });
+      const first = await orchestrator.start(handle);
       await orchestrator.drain();
-      const repeated = await orchestrator.start({ ...handle, tenantId: TENANT });
+      const repeated = await orchestrator.start(handle);
       const described = await orchestrator.describe(handle);
       const seenByAnotherInstance = await orchestratorWith(new InProcessLambdas(), {
         journalDirectory: undefined,

@@ -75,9 +75,9 @@ export interface PlatformOverrides {
   /** Failure injection for the resumability tests and the crash harness. */
   readonly afterProvisioningStep?: StepHook;
   /**
-   * AWS form only: called when the database refuses the login read from the platform secret
-   * (SQLSTATE 28P01) on the platform pool or an admin connection, i.e. the secret was rotated
-   * after this platform read it. {@link cachedPlatform} uses it to build a new platform.
+   * AWS form only: called when the database refuses a login read from a secret (SQLSTATE 28P01):
+   * the platform secret's on the platform pool, or the admin secret's on an admin connection,
+   * i.e. that secret was rotated after this platform read it. {@link cachedPlatform} uses it to build a new platform.
    */
   readonly onCredentialsRejected?: () => void;
 }
@@ -121,6 +121,7 @@ export async function createPlatform(
   const adminOptions: DatabaseAdminOptions = {
     adminUrl: database.adminUrl,
     missingAdminLogin: missingAdminLoginError,
+    catalog: pool,
     tenantMigrations: await loadTenantMigrations(),
     // The login the platform pool uses; when a URL does not name it, asked once (DDL only).
     platformRole: database.platformRole ?? (() => currentRole(pool)),
@@ -300,7 +301,7 @@ function hasInvalidate(store: SecretStore): store is SecretStore & { invalidate(
 /**
  * Keeps the platform `build` makes, so a Lambda sandbox builds it once. A build that fails is not
  * kept. A platform whose database login was refused (`onCredentialsRejected`: the platform secret
- * was rotated after it was read) is dropped, so the next call builds one that reads the secret
+ * was rotated after it was read) is dropped, so the next call builds one that reads the secrets
  * again; the dropped one is closed then, not at once, so the call that saw the refusal can finish
  * with the connections it holds.
  *
@@ -345,7 +346,7 @@ const processPlatform = cachedPlatform((overrides) => createPlatform(getConfig()
 
 /**
  * The platform of this process (one per Lambda sandbox), built from the environment on first use
- * and again after the database refused the platform secret's password (see {@link cachedPlatform}).
+ * and again after the database refused a password read from the platform or admin secret (see {@link cachedPlatform}).
  */
 export function getPlatform(): Promise<Platform> {
   return processPlatform();

@@ -38,6 +38,12 @@ export interface DatabaseAdminOptions {
   readonly adminUrl: string | undefined;
   /** The error an admin connection fails with when there is no `adminUrl`. */
   readonly missingAdminLogin?: () => Error;
+  /**
+   * Where read-only catalog checks may run instead of a new admin connection (the platform pool:
+   * every role may read `pg_roles`, `pg_namespace` and `pg_database`).
+   * @default a dedicated admin connection
+   */
+  readonly catalog?: Queryable;
   /** Migrations applied to every tenant schema (`migrations/tenant/`). */
   readonly tenantMigrations: readonly Migration[];
   /**
@@ -128,14 +134,16 @@ const PLATFORM_ROLE_SETTINGS = {
  * ```
  */
 export class DatabaseAdmin {
-  readonly #options: Required<Omit<DatabaseAdminOptions, 'platformRole' | 'adminUrl'>>;
+  readonly #options: Required<Omit<DatabaseAdminOptions, 'platformRole' | 'adminUrl' | 'catalog'>>;
+  readonly #catalog: Queryable | undefined;
   readonly #adminUrl: string | undefined;
   readonly #platformRole: DatabaseAdminOptions['platformRole'];
   #platformRoleName: Promise<string> | undefined;
 
   constructor(options: DatabaseAdminOptions) {
-    const { platformRole, adminUrl, ...rest } = options;
+    const { platformRole, adminUrl, catalog, ...rest } = options;
     this.#adminUrl = adminUrl;
+    this.#catalog = catalog;
     this.#options = {
       missingAdminLogin: () => new ConfigurationError('No admin database login is configured'),
       lockDownScope: 'cluster',
@@ -166,6 +174,19 @@ export class DatabaseAdmin {
       );
       return work(client);
     });
+  }
+
+  /** The admin role's name, from its connection string (undefined when the URL names none). */
+  #adminName(): string | undefined {
+    if (this.#adminUrl === undefined) {
+      return undefined;
+    }
+    try {
+      const user = decodeURIComponent(new URL(this.#adminUrl).username);
+      return user.length > 0 ? user : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The platform role's name. */
@@ -204,7 +225,12 @@ export class DatabaseAdmin {
         [this.#options.lockDownScope === 'cluster'],
       );
       for (const { datname } of databases) {
-        await client.query(`REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(datname)} FROM PUBLIC`);
+        // Another database's ACL is not under this database's lock: another platform on the same
+        // cluster may be revoking it at this very moment.
+        await retryConcurrentUpdate(
+          client,
+          `REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(datname)} FROM PUBLIC`,
+        );
       }
       const { db, me } = await currentNames(client);
       await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(me)}`);
@@ -284,16 +310,25 @@ export class DatabaseAdmin {
    * put the tenant's schema on another role's `search_path` (`"$user"`), or hand the tenant an
    * object it did not get from provisioning. Run before anything is created for a new tenant.
    */
-  async assertTenantIdAvailable(client: Queryable, tenantId: string): Promise<void> {
+  async assertTenantIdAvailable(tenantId: string): Promise<void> {
     const role = tenantRoleName(tenantId);
     const platform = await this.platformRoleName();
-    const { rows } = await client.query<{ kind: string; name: string }>(
-      `SELECT 'role' AS kind, rolname AS name FROM pg_roles WHERE rolname IN ($1, $2)
-       UNION ALL SELECT 'schema', nspname FROM pg_namespace WHERE nspname = $1
-       UNION ALL SELECT 'database', datname FROM pg_database WHERE datname = $1
-       UNION ALL SELECT 'platform role', r FROM (VALUES (current_user::text), ($3::text)) AS p(r) WHERE r IN ($1, $2)`,
-      [tenantId, role, platform],
-    );
+    const adminName = this.#adminName();
+    const check = (client: Queryable, admin: string | null) =>
+      client.query<{ kind: string; name: string }>(
+        `SELECT 'role' AS kind, rolname AS name FROM pg_roles WHERE rolname IN ($1, $2)
+         UNION ALL SELECT 'schema', nspname FROM pg_namespace WHERE nspname = $1
+         UNION ALL SELECT 'database', datname FROM pg_database WHERE datname = $1
+         UNION ALL SELECT 'platform role', r FROM (VALUES (COALESCE($4::text, current_user::text)), ($3::text)) AS p(r)
+                   WHERE r IN ($1, $2)`,
+        [tenantId, role, platform, admin],
+      );
+    // The platform pool answers as well as an admin connection, without opening one, when the
+    // admin's name is known from its URL.
+    const { rows } =
+      this.#catalog !== undefined && adminName !== undefined
+        ? await check(this.#catalog, adminName)
+        : await this.withConnection((client) => check(client, null));
     if (rows.length > 0) {
       const taken = [...new Set(rows.map((row) => `${row.kind} '${row.name}'`))].join(', ');
       throw new TenantIdUnavailableError(
@@ -435,7 +470,11 @@ export class DatabaseAdmin {
     }
     // Provisioning (alwaysProtectHistory) has just granted; a fleet run brings an older tenant's
     // rights to the current rules before anything else, refused schema or not.
-    if (options.alwaysProtectHistory !== true && (await roleExists(client, tenantRoleName(tenantId)))) {
+    if (
+      options.alwaysProtectHistory !== true &&
+      (await roleExists(client, tenantRoleName(tenantId))) &&
+      !(await this.#tenantRulesCurrent(client, tenantId))
+    ) {
       await this.grantTenantAccess(client, tenantId);
     }
     return migrateSchema(client, tenantId, migrations, {
@@ -537,6 +576,31 @@ export class DatabaseAdmin {
   }
 
   /**
+   * Whether the tenant's rights already follow the current rules (one catalog query), so a fleet
+   * run does not serialise every tenant on the database ACL lock to grant what is there.
+   */
+  async #tenantRulesCurrent(client: Queryable, tenantId: string): Promise<boolean> {
+    const { rows } = await client.query<{ current: boolean }>(
+      `SELECT NOT has_schema_privilege($1, $2, 'CREATE')
+              AND has_schema_privilege($1, $2, 'USAGE')
+              AND has_schema_privilege($3, $2, 'USAGE')
+              AND has_function_privilege($1, $4, 'EXECUTE')
+              AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                               WHERE n.nspname = $2 AND c.relname = ANY ($5::text[])
+                                 AND has_table_privilege($1, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'))
+              AS current`,
+      [
+        tenantRoleName(tenantId),
+        tenantId,
+        await this.platformRoleName(),
+        `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`,
+        [...BOOKKEEPING_TABLES, MIGRATIONS_TABLE],
+      ],
+    );
+    return rows[0]?.current === true;
+  }
+
+  /**
    * The bookkeeping (executions, task runs, migration history) is the platform's: the tenant role
    * may read its own, never write or lock it; the platform role reads and writes it.
    */
@@ -581,6 +645,31 @@ export class DatabaseAdmin {
       await lockPlatformResource(client, name);
       await work();
     });
+  }
+}
+
+/**
+ * Runs an ACL change, inside the caller's transaction, again when PostgreSQL reports "tuple
+ * concurrently updated" (XX000): two transactions changed the same catalog row at once, and the
+ * loser may simply try again. A savepoint keeps the failed try from aborting the transaction.
+ */
+async function retryConcurrentUpdate(client: Queryable, statement: string, attempts = 5): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    await client.query('SAVEPOINT acl_change');
+    try {
+      await client.query(statement);
+      await client.query('RELEASE SAVEPOINT acl_change');
+      return;
+    } catch (error) {
+      await client.query('ROLLBACK TO SAVEPOINT acl_change');
+      const concurrent =
+        (error as { code?: string }).code === 'XX000' &&
+        /concurrently updated/.test(String((error as Error).message));
+      if (!concurrent || attempt >= attempts) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+    }
   }
 }
 

@@ -132,8 +132,7 @@ export class ProvisioningService {
       // Refuse a tenant that could never log in, or whose id names a role, schema or database that
       // already exists, before anything is created for it.
       await this.#logins.assertRoomForNewTenant();
-      const { admin } = this.#deps;
-      await admin.withConnection((client) => admin.assertTenantIdAvailable(client, request.tenantId));
+      await this.#deps.admin.assertTenantIdAvailable(request.tenantId);
     }
     let tenant: TenantInfo;
     try {

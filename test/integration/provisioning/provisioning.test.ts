@@ -205,6 +205,36 @@ describe('ProvisioningService', () => {
     );
   });
 
+  it('provisions, rotates, deprovisions and provisions the same id again, all as an admin that is not a superuser', async () => {
+    // Prepare: the run's admin is an ordinary CREATEROLE role, as Aurora's master user is.
+    const admin = await env.platform.admin.withConnection(
+      async (client) =>
+        (
+          await client.query<{ rolsuper: boolean; rolcreaterole: boolean }>(
+            'SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user',
+          )
+        ).rows[0],
+    );
+    expect(admin).toEqual({ rolsuper: false, rolcreaterole: true });
+    const tenantId = env.id('again');
+
+    // Act
+    await env.platform.provisioning.provision({ tenantId, name: 'First' });
+    await env.platform.provisioning.rotateCredentials(tenantId);
+    await env.platform.tenants.deactivateTenant(tenantId);
+    await env.platform.provisioning.deprovision(tenantId);
+    const gone = await footprint(tenantId);
+    const second = await env.platform.provisioning.provision({ tenantId, name: 'Second' });
+
+    // Assert
+    expect(gone).toEqual({ schemas: 0, roles: 0, rows: 0, secrets: 0 });
+    expect(second.tenant).toMatchObject({ tenantId, name: 'Second', status: 'active' });
+    expect(await footprint(tenantId)).toEqual({ schemas: 1, roles: 1, rows: 1, secrets: 1 });
+    const db = await env.platform.tenantConnections.tenantDb(tenantId);
+    const { rows } = await db.query<{ me: string }>('SELECT current_user AS me');
+    expect(rows[0]?.me).toBe(`${tenantId}_user`);
+  });
+
   describe('rotateCredentials', () => {
     it('sets a new password that works, and the old one stops working', async () => {
       const tenantId = env.id('rotating');

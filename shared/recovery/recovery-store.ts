@@ -63,7 +63,6 @@ export type RestartAdmission =
  * How long an admission may wait for a lock, or run: whatever a tenant locks in its own schema
  * holds up its own recovery for this long at most, and never anyone else's.
  */
-const ADMISSION_LIMITS = { lockTimeoutMs: 5_000, statementTimeoutMs: 15_000 } as const;
 
 export type RecoveryTargetType = 'execution' | 'task_run' | 'tenant';
 export type RecoveryOutcome = 'done' | 'skipped' | 'failed';
@@ -304,7 +303,8 @@ export class RecoveryStore {
    * `ExecutionStore.insertWithinLimit` does, so two passes (or a pass and the API) take turns and
    * cannot both take the last slot. The API admits an execution only while pending + running stays
    * within the limit, so together running never exceeds it. The lock is on the control schema,
-   * which no tenant can reach, and the transaction is bounded by lock and statement timeouts.
+   * which no tenant can reach, and the transaction is bounded by the platform role's own
+   * `lock_timeout` and `statement_timeout` (role defaults: nothing is `SET` on a pooled connection).
    */
   async admitRestart(
     tenantId: string,
@@ -314,7 +314,6 @@ export class RecoveryStore {
   ): Promise<RestartAdmission> {
     const executions = tenantTable(tenantId, 'executions');
     return inTransaction(this.pool, async (client) => {
-      await setTransactionLimits(client, ADMISSION_LIMITS);
       const tenant = await client.query(`SELECT 1 FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`, [
         tenantId,
       ]);

@@ -34,6 +34,8 @@ export interface LocalRolePasswords {
 export interface LocalDatabaseLogins {
   readonly adminUrl: string;
   readonly platformUrl: string;
+  /** The control migrations preparing the database applied (none when it was up to date). */
+  readonly controlApplied: readonly string[];
 }
 
 /**
@@ -73,10 +75,14 @@ export async function prepareLocalDatabase(
   });
   const platformRole = localPlatformRole();
   const admin = new DatabaseAdmin({ adminUrl, platformRole, tenantMigrations: [] });
-  await prepareControlSchema(admin, {
+  const control = await prepareControlSchema(admin, {
     platformRole: { name: platformRole, password: passwords.platform, resetPassword: true },
   });
-  return { adminUrl, platformUrl: withLogin(url, platformRole, passwords.platform) };
+  return {
+    adminUrl,
+    platformUrl: withLogin(url, platformRole, passwords.platform),
+    controlApplied: control.applied,
+  };
 }
 
 /** `url` logging in as `user` with `password`. */

@@ -30,7 +30,7 @@ function readSettings() {
 }
 
 const home = process.env.TENANTFLOW_HOME ?? '.tenantflow';
-const failedCount = await withLocalDatabase(home, async ({ adminUrl, platformUrl }) => {
+const failedCount = await withLocalDatabase(home, async ({ adminUrl, platformUrl, controlApplied }) => {
   const pool = createPlatformPool({ connectionString: platformUrl, max: 2 });
   try {
     const admin = new DatabaseAdmin({
@@ -53,10 +53,13 @@ const failedCount = await withLocalDatabase(home, async ({ adminUrl, platformUrl
       { admin, registry: new PgTenantRegistry(pool) },
       {
         ...settings,
-        onControlSchemaMigrated: (control) =>
+        // Preparing the roles migrated the control schema already; say what that applied.
+        onControlSchemaMigrated: (control) => {
+          const applied = [...controlApplied, ...control.applied];
           console.log(
-            `control schema: ${control.applied.length === 0 ? 'up to date' : `applied ${control.applied.join(', ')}`}`,
-          ),
+            `control schema: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`,
+          );
+        },
         onTenantDone: (outcome, done, total) => {
           if (!outcome.ok) {
             failed += 1;

@@ -239,16 +239,24 @@ function describeTimeout(
   schema: string,
   limits: { readonly lockTimeoutMs: number; readonly statementTimeoutMs: number },
 ): unknown {
-  const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+  // A migration's own statement fails wrapped in a MigrationError; the SQLSTATE is on its cause.
+  const code =
+    error instanceof MigrationError
+      ? (error.cause as { code?: unknown } | undefined)?.code
+      : (error as { code?: unknown }).code;
+  // Keep which migration it was, when it was one, and what PostgreSQL said.
+  const cause = error instanceof MigrationError ? error.cause : error;
+  const said = cause instanceof Error ? cause.message : String(cause);
+  const where = error instanceof MigrationError ? ` (${error.message}: ${said})` : ` (${said})`;
   if (code === LOCK_NOT_AVAILABLE) {
     return new MigrationError(
-      `Schema '${schema}' was not migrated: a lock it needs was held by another session for more than ${limits.lockTimeoutMs} ms (lock_timeout). Nothing was changed; run the migrations again once that session has ended.`,
+      `Schema '${schema}' was not migrated: a lock it needs was held by another session for more than ${limits.lockTimeoutMs} ms (lock_timeout)${where}. Nothing was changed; run the migrations again once that session has ended.`,
       { cause: error },
     );
   }
   if (code === QUERY_CANCELED) {
     return new MigrationError(
-      `Schema '${schema}' was not migrated: a statement ran longer than ${limits.statementTimeoutMs} ms (statement_timeout). Nothing was changed.`,
+      `Schema '${schema}' was not migrated: a statement ran longer than ${limits.statementTimeoutMs} ms (statement_timeout)${where}. Nothing was changed.`,
       { cause: error },
     );
   }

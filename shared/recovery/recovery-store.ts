@@ -1,6 +1,5 @@
 import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
-import { setTransactionLimits } from '../db/migrations.js';
 import { CONTROL_SCHEMA, qualified, tenantTable } from '../db/sql.js';
 import type { TenantLoginRecord } from '../provisioning/tenant-logins.js';
 import type { TenantStatus } from '../tenancy/tenant-registry.js';

@@ -5,7 +5,6 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLocalRuntime, type LocalRuntime } from '../../../local/local-runtime.js';
 import { loadConfig } from '../../../shared/config/config.js';
-import { migrateControlSchema } from '../../../shared/db/control-schema.js';
 import { workflows } from '../../../workflows/index.js';
 import { createTestDatabase } from '../../support/database.js';
 import {
@@ -14,6 +13,7 @@ import {
   type RunningPgBouncer,
   startPgBouncer,
 } from '../../support/pgbouncer.js';
+import { prepareTestDatabase } from '../../support/platform.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
 const executable = await findPgBouncer();
@@ -74,8 +74,9 @@ describe.skipIf(executable === undefined)(
 
     beforeAll(async () => {
       database = await createTestDatabase('tf_pooler');
-      await migrateControlSchema(database.url);
-      pooler = await startPgBouncer(executable as string, new URL(database.url), { serverConnections: 1 });
+      // The platform role logs in through the pooler, as it does through RDS Proxy; DDL goes direct.
+      const { platformUrl } = await prepareTestDatabase(database.url, suffix);
+      pooler = await startPgBouncer(executable as string, new URL(platformUrl), { serverConnections: 1 });
       home = await mkdtemp(join(tmpdir(), 'tenantflow-pooler-'));
       const direct = new URL(database.url);
       runtime = await createLocalRuntime({
@@ -114,7 +115,8 @@ describe.skipIf(executable === undefined)(
       } finally {
         await second.query('RESET search_path');
       }
-      expect((await sessionState(second))?.search_path).toBe('"$user", public');
+      // The platform role's own default, stored on the role, not set on the session.
+      expect((await sessionState(second))?.search_path).toBe('pg_catalog');
     });
 
     it('onboards tenants, runs their workflows at once, recovers and reports, leaving the shared session as it found it', async () => {
@@ -148,7 +150,7 @@ describe.skipIf(executable === undefined)(
 
       // Every platform statement above ran on the pooler's one server session: nothing stayed on it.
       expect(await sessionState(await poolerClient())).toEqual({
-        search_path: '"$user", public',
+        search_path: 'pg_catalog',
         session_settings: [],
         prepared: 0,
         temp_schema: false,

@@ -482,6 +482,11 @@ export class DatabaseAdmin {
       unqualifiedNamesInSchema: true,
       lock: (locking, schema) => lockPlatformResource(locking, `migrations:${schema}`),
       beforeApplying: async (checking) => {
+        // The full scan of the schema's catalogs grows with the fleet; an indexed look at what the
+        // tenant role owns tells first whether there can be anything to find.
+        if (!(await this.#mayHoldForeignObjects(checking, tenantId))) {
+          return;
+        }
         const foreign = await this.foreignObjects(checking, tenantId);
         if (foreign.length > 0) {
           throw new MigrationError(describeForeignObjects(tenantId, foreign));
@@ -576,6 +581,27 @@ export class DatabaseAdmin {
   }
 
   /**
+   * Whether the tenant's schema may hold an object the admin did not create: the tenant role owns
+   * something in this database (PostgreSQL records every owner but the bootstrap superuser in
+   * `pg_shdepend`, indexed by owner), or the schema is not the admin's. Only a role with CREATE on
+   * the schema can put an object there: the admin, which owns it, a superuser, and a tenant role
+   * of an earlier version. So when this is false, {@link foreignObjects} would find nothing.
+   */
+  async #mayHoldForeignObjects(client: Queryable, tenantId: string): Promise<boolean> {
+    const { rows } = await client.query<{ maybe: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_shdepend d
+                       WHERE d.refclassid = 'pg_authid'::regclass
+                         AND d.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+                         AND d.deptype = 'o'
+                         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+              OR (SELECT nspowner FROM pg_namespace WHERE nspname = $2)
+                 IS DISTINCT FROM (SELECT oid FROM pg_roles WHERE rolname = current_user) AS maybe`,
+      [tenantRoleName(tenantId), tenantId],
+    );
+    return rows[0]?.maybe !== false;
+  }
+
+  /**
    * Whether the tenant's rights already follow the current rules (one catalog query), so a fleet
    * run does not serialise every tenant on the database ACL lock to grant what is there.
    */
@@ -605,13 +631,28 @@ export class DatabaseAdmin {
    * may read its own, never write or lock it; the platform role reads and writes it.
    */
   async #protectBookkeeping(client: Queryable, tenantId: string): Promise<void> {
-    const hasRole = await roleExists(client, tenantRoleName(tenantId));
-    const role = quoteIdent(tenantRoleName(tenantId));
-    const platform = quoteIdent(await this.platformRoleName());
+    const roleName = tenantRoleName(tenantId);
+    const hasRole = await roleExists(client, roleName);
+    const role = quoteIdent(roleName);
+    const platformName = await this.platformRoleName();
+    const platform = quoteIdent(platformName);
+    // Only the tables whose rights are not already right: a migration that alters a bookkeeping
+    // table leaves its grants as they were, and a fleet run then sends no GRANT at all.
     const { rows } = await client.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname = ANY ($2::text[])`,
-      [tenantId, [...BOOKKEEPING_TABLES, MIGRATIONS_TABLE]],
+        WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname = ANY ($2::text[])
+          AND (($3 AND (has_table_privilege($4, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                        OR NOT has_table_privilege($4, c.oid, 'SELECT')))
+               OR (c.relname <> $6 AND NOT (has_table_privilege($5, c.oid, 'SELECT') AND has_table_privilege($5, c.oid, 'INSERT')
+                                            AND has_table_privilege($5, c.oid, 'UPDATE') AND has_table_privilege($5, c.oid, 'DELETE'))))`,
+      [
+        tenantId,
+        [...BOOKKEEPING_TABLES, MIGRATIONS_TABLE],
+        hasRole,
+        hasRole ? roleName : platformName,
+        platformName,
+        MIGRATIONS_TABLE,
+      ],
     );
     for (const { name } of rows) {
       const table = qualified(tenantId, name);

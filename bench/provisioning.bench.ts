@@ -2,11 +2,7 @@ import type pg from 'pg';
 import type { Migration } from '../shared/db/migrations.js';
 import { qualified, quoteIdent } from '../shared/db/sql.js';
 import type { Platform } from '../shared/platform.js';
-import {
-  BOOKKEEPING_TABLES,
-  TENANT_API_SCHEMA,
-  tenantRoleName,
-} from '../shared/provisioning/database-admin.js';
+import { BOOKKEEPING_TABLES, tenantRoleName } from '../shared/provisioning/database-admin.js';
 import { generatePassword, scramSha256Verifier } from '../shared/provisioning/passwords.js';
 import type { StepHook } from '../shared/provisioning/provisioning-service.js';
 import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
@@ -18,7 +14,6 @@ const TENANT_CONNECTION_LIMIT = 20;
 const TENANT_STATEMENT_TIMEOUT_MS = 300_000;
 const TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 /** The entry point tenant roles complete their tasks through (migrations/control/0006_platform_role.sql). */
-const COMPLETE_TASK = `${quoteIdent(TENANT_API_SCHEMA)}.complete_task(text, text, text, text, jsonb, text[])`;
 
 /** Tenants provisioned on each side before timing starts: the first run also does the one-time lock-down. */
 const WARM_UP_TENANTS = 5;
@@ -73,7 +68,8 @@ export const STEP_CONTENTS: Readonly<Record<string, string>> = {
   role: 'read stored secret, SCRAM verifier, role check, CREATE ROLE, attribute check, membership grant',
   secret: 'secret file written and fsynced',
   login: 'admit the login (nothing to do with direct logins)',
-  grants: 'GRANT CONNECT and complete_task under the ACL lock, grants transaction (platform role USAGE too)',
+  grants:
+    'grants transaction: tenants group membership, schema USAGE (platform role too), default privileges',
   'search-path': 'ALTER ROLE SET search_path and the two timeouts',
   migrations: 'migration transaction with history table, REVOKE/GRANTs on it and the bookkeeping',
   activate: 'close admin connection, release claim (status, key hash)',
@@ -291,9 +287,8 @@ async function provisionFloorTenant(
     `CREATE SCHEMA ${schema}`,
     `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${TENANT_CONNECTION_LIMIT} PASSWORD ${verifier}`,
     `GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`,
-    `GRANT CONNECT ON DATABASE ${quoteIdent(floor.database)} TO ${role}`,
-    `GRANT USAGE ON SCHEMA ${quoteIdent(TENANT_API_SCHEMA)} TO ${role}`,
-    `GRANT EXECUTE ON FUNCTION ${COMPLETE_TASK} TO ${role}`,
+    // CONNECT and complete_task come with membership of the tenants group, as the service does it.
+    `GRANT ${quoteIdent(`${floor.platformRole}_tenants`)} TO ${role} WITH INHERIT TRUE, SET FALSE`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${platform}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,

@@ -103,7 +103,7 @@ export async function openBenchDatabase(env: NodeJS.ProcessEnv = process.env): P
   const name = `tenantflow_bench_${suffix}`;
   const platformRole = `tf_bench_platform_${suffix}`;
   // Roles this run created, dropped (after the database) by the login that created them.
-  const createdRoles = [platformRole];
+  const createdRoles = [platformRole, `${platformRole}_tenants`];
   let cleanUp = async () => {};
   try {
     const bootstrap = await withClient(serverUrl, async (client) => {

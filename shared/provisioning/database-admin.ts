@@ -189,6 +189,49 @@ export class DatabaseAdmin {
     }
   }
 
+  /**
+   * The group every tenant role is a member of, and through which it gets CONNECT on the database,
+   * USAGE on `tenantflow_api` and EXECUTE on `complete_task`: `<platform role>_tenants`.
+   */
+  async tenantGroupName(): Promise<string> {
+    const name = `${await this.platformRoleName()}_tenants`;
+    if (name.length > 63) {
+      throw new MigrationError(`The platform role's name is too long to name its tenants group '${name}'`);
+    }
+    return name;
+  }
+
+  /**
+   * Creates the tenants group if it does not exist (NOLOGIN, nothing privileged) and grants it
+   * what every tenant role needs beyond its own schema, once, under the database ACL lock.
+   */
+  async #ensureTenantGroup(client: pg.Client): Promise<void> {
+    const name = await this.tenantGroupName();
+    const group = quoteIdent(name);
+    if (!(await roleExists(client, name))) {
+      await createRole(
+        client,
+        `CREATE ROLE ${group} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS`,
+      );
+    }
+    await assertUnprivileged(client, name, 'tenants group');
+    const { rows } = await client.query<{ granted: boolean }>(
+      `SELECT has_database_privilege($1, current_database(), 'CONNECT')
+              AND has_schema_privilege($1, $2, 'USAGE')
+              AND has_function_privilege($1, $3, 'EXECUTE') AS granted`,
+      [name, TENANT_API_SCHEMA, `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`],
+    );
+    if (rows[0]?.granted === true) {
+      return;
+    }
+    await this.#withPlatformLock(client, DATABASE_ACL_LOCK, async () => {
+      const { db } = await currentNames(client);
+      await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${group}`);
+      await client.query(`GRANT USAGE ON SCHEMA ${quoteIdent(TENANT_API_SCHEMA)} TO ${group}`);
+      await client.query(`GRANT EXECUTE ON FUNCTION ${COMPLETE_TASK} TO ${group}`);
+    });
+  }
+
   /** The platform role's name. */
   platformRoleName(): Promise<string> {
     const role = this.#platformRole;
@@ -277,6 +320,7 @@ export class DatabaseAdmin {
    */
   async grantPlatformAccess(client: pg.Client): Promise<void> {
     const platformName = await this.platformRoleName();
+    await this.#ensureTenantGroup(client);
     if (platformName === (await currentNames(client)).me) {
       // One role for everything (a DATABASE_URL with no admin URL beside it): it owns it all already.
       return;
@@ -408,13 +452,17 @@ export class DatabaseAdmin {
     const schema = quoteIdent(tenantId);
     const role = quoteIdent(tenantRoleName(tenantId));
     const platform = quoteIdent(await this.platformRoleName());
-    await this.#withPlatformLock(client, DATABASE_ACL_LOCK, async () => {
-      const { db } = await currentNames(client);
-      await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${role}`);
-      await client.query(`GRANT USAGE ON SCHEMA ${quoteIdent(TENANT_API_SCHEMA)} TO ${role}`);
-      await client.query(`GRANT EXECUTE ON FUNCTION ${COMPLETE_TASK} TO ${role}`);
-    });
+    if (!(await roleExists(client, await this.tenantGroupName()))) {
+      // A database prepared by an earlier version (or with one role for everything) has no group yet.
+      await this.#ensureTenantGroup(client);
+    }
     await this.#inTransaction(client, async () => {
+      // CONNECT and the entry point come with membership of the tenants group: one pg_auth_members
+      // row per tenant, instead of an entry per tenant in three ACLs that every GRANT rewrites
+      // whole (and serialises on). Inherited, never SET: the group is no identity to assume.
+      await client.query(
+        `GRANT ${quoteIdent(await this.tenantGroupName())} TO ${role} WITH INHERIT TRUE, SET FALSE`,
+      );
       await client.query(`REVOKE CREATE ON SCHEMA ${schema} FROM ${role}`);
       await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
       await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${platform}`);

@@ -166,11 +166,13 @@ export async function prepareControlSchema(
   const migrations = await loadMigrations(options.controlMigrationsDir ?? CONTROL_MIGRATIONS_DIR);
   return admin.withConnection(async (client) => {
     const report = await migrateSchema(client, CONTROL_SCHEMA, migrations);
+    // Locked down first: the grants that follow are then the only way in, and a check of what a
+    // role may already do never counts what PUBLIC could do before.
+    await admin.lockDown(client);
     if (options.platformRole !== undefined) {
       await admin.ensurePlatformRole(client, options.platformRole);
     }
     await admin.grantPlatformAccess(client);
-    await admin.lockDown(client);
     return report;
   });
 }

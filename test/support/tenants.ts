@@ -18,7 +18,7 @@ export async function dropTenantRoles(superuserUrl: string, suffix: string): Pro
   await client.connect();
   try {
     const { rows } = await client.query<{ rolname: string }>(
-      `SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_' || $1 || '\\_user' OR rolname = 'tf_platform_' || $1`,
+      `SELECT rolname FROM pg_roles WHERE rolname LIKE '%\\_' || $1 || '\\_user' OR rolname IN ('tf_platform_' || $1, 'tf_platform_' || $1 || '_tenants')`,
       [suffix],
     );
     for (const { rolname } of rows) {

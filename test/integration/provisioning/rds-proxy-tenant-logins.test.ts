@@ -14,7 +14,6 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
 import { loadConfig } from '../../../shared/config/config.js';
-import { migrateControlSchema } from '../../../shared/db/control-schema.js';
 import { PlatformLeases } from '../../../shared/db/platform-leases.js';
 import { ConfigurationError } from '../../../shared/errors.js';
 import { createLogger } from '../../../shared/logging/logger.js';
@@ -28,6 +27,7 @@ import { createRecoveryService, RecoveryStore } from '../../../shared/recovery/i
 import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestDatabase } from '../../support/database.js';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
+import { prepareTestDatabase } from '../../support/platform.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
 const motoEndpoint = inject('motoEndpoint');
@@ -63,9 +63,11 @@ describe.skipIf(motoMissing)(
     let subnets: string[];
     const pools: pg.Pool[] = [];
     const suffix = tenantIdSuffix();
-    /** One pool per simulated Lambda. */
+    /** The platform role's login on the suite's database, as a deployment has it. */
+    let platformUrl: string;
+    /** One platform pool per simulated Lambda, as the platform role. */
     const newPool = () => {
-      const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+      const pool = new pg.Pool({ connectionString: platformUrl, max: 2 });
       pools.push(pool);
       return pool;
     };
@@ -79,7 +81,7 @@ describe.skipIf(motoMissing)(
         .slice(0, 2);
       ec2.destroy();
       database = await createTestDatabase('tf_proxy');
-      await migrateControlSchema(database.url);
+      ({ platformUrl } = await prepareTestDatabase(database.url, suffix));
     });
 
     afterAll(async () => {
@@ -265,7 +267,8 @@ describe.skipIf(motoMissing)(
           loadConfig({
             TENANTFLOW_LOCAL: '1',
             TENANTFLOW_STAGE: STAGE,
-            DATABASE_URL: database.url,
+            DATABASE_URL: platformUrl,
+            TENANTFLOW_ADMIN_DATABASE_URL: database.url,
             TENANTFLOW_SECRETS: 'local',
             TENANTFLOW_SECRETS_DIR: secretsDir,
             TENANTFLOW_DB_PROXY_NAME: proxy,

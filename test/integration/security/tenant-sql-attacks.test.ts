@@ -516,6 +516,11 @@ describe('I: privilege escalation', () => {
     ],
     ['SET ROLE to the platform role', () => `SET ROLE ${q(platformRole)}`, /permission denied to set role/],
     ['SET ROLE to the admin role', () => `SET ROLE ${q(adminRole)}`, /permission denied to set role/],
+    [
+      'SET ROLE to the tenants group it is a member of',
+      () => `SET ROLE ${q(`${platformRole}_tenants`)}`,
+      /permission denied to set role/,
+    ],
     ['sets the role through set_config', () => `SELECT set_config('role', 'postgres', false)`, /set role/],
     [
       'SET SESSION AUTHORIZATION to the admin',
@@ -679,14 +684,28 @@ describe('I: privilege escalation', () => {
     }
   });
 
-  it('leaves acme_user with no privileged attribute and no membership', async () => {
-    const [role] = await look<{ attributes: boolean[]; memberships: number }>(
+  it('leaves acme_user with no privileged attribute, and no membership but the tenants group, which it cannot SET', async () => {
+    const [role] = await look<{ attributes: boolean[]; memberships: string[] }>(
       `SELECT ARRAY[rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolinherit] AS attributes,
-              (SELECT count(*)::int FROM pg_auth_members m WHERE m.member = r.oid) AS memberships
+              ARRAY(SELECT format('%s inherit=%s set=%s admin=%s', pg_get_userbyid(m.roleid), m.inherit_option,
+                                  m.set_option, m.admin_option)
+                      FROM pg_auth_members m WHERE m.member = r.oid) AS memberships
          FROM pg_roles r WHERE rolname = $1`,
       [`${acme}_user`],
     );
-    expect(role).toEqual({ attributes: [false, false, false, false, false, false], memberships: 0 });
+    const group = await env.platform.admin.tenantGroupName();
+    expect(role).toEqual({
+      attributes: [false, false, false, false, false, false],
+      memberships: [`${group} inherit=t set=f admin=f`],
+    });
+    // The group itself: nothing privileged, no login, member of nothing.
+    const [groupRole] = await look<{ attributes: boolean[]; memberships: number }>(
+      `SELECT ARRAY[rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolcanlogin] AS attributes,
+              (SELECT count(*)::int FROM pg_auth_members m WHERE m.member = r.oid) AS memberships
+         FROM pg_roles r WHERE rolname = $1`,
+      [group],
+    );
+    expect(groupRole).toEqual({ attributes: [false, false, false, false, false, false], memberships: 0 });
   });
 });
 

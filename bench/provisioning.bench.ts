@@ -65,7 +65,7 @@ export class ProvisioningStepTimer {
 export const STEP_CONTENTS: Readonly<Record<string, string>> = {
   'lock-down': 'id check (own admin connection), registry row, claim, new admin connection, lock-down check',
   schema: 'schema owner check, CREATE SCHEMA',
-  role: 'read stored secret, SCRAM verifier, role check, CREATE ROLE, attribute check, membership grant',
+  role: 'read stored secret, SCRAM verifier, role check, CREATE ROLE, attribute check',
   secret: 'secret file written and fsynced',
   login: 'admit the login (nothing to do with direct logins)',
   grants:
@@ -286,7 +286,6 @@ async function provisionFloorTenant(
   const statements = [
     `CREATE SCHEMA ${schema}`,
     `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${TENANT_CONNECTION_LIMIT} PASSWORD ${verifier}`,
-    `GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`,
     // CONNECT and complete_task come with membership of the tenants group, as the service does it.
     `GRANT ${quoteIdent(`${floor.platformRole}_tenants`)} TO ${role} WITH INHERIT TRUE, SET FALSE`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,

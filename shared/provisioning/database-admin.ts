@@ -410,8 +410,11 @@ export class DatabaseAdmin {
   /**
    * Creates the login role `<id>_user` with `password` and every privileged attribute off, or
    * sets `password` on it if it exists (a resumed run). The password is sent as a SCRAM verifier,
-   * never as plaintext. The admin becomes a member of the role (no SET), so it can end the role's
-   * sessions and drop what it holds without being a superuser.
+   * never as plaintext. Creating it gives the admin ADMIN OPTION on it (PostgreSQL 16+), which is
+   * all rotation needs. The admin takes the role's privileges (to end its sessions and drop what it
+   * holds) only when offboarding it: a membership it kept for every tenant would make PostgreSQL
+   * walk them all on each of the admin's privilege checks once the cache is invalidated, which
+   * every onboarding does.
    */
   async ensureRole(client: pg.Client, tenantId: string, password: string): Promise<void> {
     const name = tenantRoleName(tenantId);
@@ -429,7 +432,6 @@ export class DatabaseAdmin {
       await client.query(alter);
     }
     await assertUnprivileged(client, name, 'tenant role');
-    await client.query(`GRANT ${role} TO CURRENT_USER WITH INHERIT TRUE, SET FALSE`);
   }
 
   /** Sets a new password on an existing tenant role (credential rotation). */

@@ -40,13 +40,20 @@ const unique = () => randomBytes(4).toString('hex');
 const tenantSecretArn = (tenantId: string) =>
   `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:tenantflow/${STAGE}/tenants/${tenantId}-${randomBytes(3).toString('hex')}`;
 
-/** The platform's entry, as CDK's DatabaseProxy writes it. */
+/** The admin's and the platform's entries, as CDK's DatabaseProxy writes them: the template's list. */
+const ADMIN_ENTRY: UserAuthConfig = {
+  AuthScheme: 'SECRETS',
+  SecretArn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:tenantflow/${STAGE}/admin-GhIjKl`,
+  IAMAuth: 'DISABLED',
+  ClientPasswordAuthType: 'POSTGRES_SCRAM_SHA_256',
+};
 const PLATFORM_ENTRY: UserAuthConfig = {
   AuthScheme: 'SECRETS',
   SecretArn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:tenantflow/${STAGE}/platform-AbCdEf`,
   IAMAuth: 'DISABLED',
   ClientPasswordAuthType: 'POSTGRES_SCRAM_SHA_256',
 };
+const TEMPLATE_ENTRIES: UserAuthConfig[] = [ADMIN_ENTRY, PLATFORM_ENTRY];
 
 describe.skipIf(motoMissing)(
   motoMissing
@@ -102,7 +109,7 @@ describe.skipIf(motoMissing)(
           RoleArn: `arn:aws:iam::${ACCOUNT}:role/proxy`,
           VpcSubnetIds: subnets,
           RequireTLS: true,
-          Auth: [PLATFORM_ENTRY],
+          Auth: TEMPLATE_ENTRIES,
         }),
       );
       return name;
@@ -134,16 +141,16 @@ describe.skipIf(motoMissing)(
       throw new Error('proxy stayed busy');
     }
 
-    it("adds a tenant's secret, keeps the platform's entry exactly, and does nothing the second time", async () => {
+    it("adds a tenant's secret, keeps the admin's and the platform's entries exactly, and does nothing the second time", async () => {
       const proxy = await newProxy();
       const arn = tenantSecretArn('acme');
       await logins(proxy).admit('acme', arn);
       await logins(proxy).admit('acme', arn);
 
       const auth = await authList(proxy);
-      expect(auth).toHaveLength(2);
-      expect(auth[0]).toEqual(PLATFORM_ENTRY);
-      expect(auth[1]).toEqual({
+      expect(auth).toHaveLength(3);
+      expect(auth.slice(0, 2)).toEqual(TEMPLATE_ENTRIES);
+      expect(auth[2]).toEqual({
         AuthScheme: 'SECRETS',
         SecretArn: arn,
         IAMAuth: 'DISABLED',
@@ -165,15 +172,15 @@ describe.skipIf(motoMissing)(
       await Promise.all(tenants.map((tenant, i) => lambdas[i % 4]?.admit(tenant.id, tenant.arn)));
 
       const arns = (await authList(proxy)).map((entry) => entry.SecretArn);
-      expect(arns).toHaveLength(13);
+      expect(arns).toHaveLength(14);
       expect(new Set(arns)).toEqual(
-        new Set([PLATFORM_ENTRY.SecretArn, ...tenants.map((tenant) => tenant.arn)]),
+        new Set([ADMIN_ENTRY.SecretArn, PLATFORM_ENTRY.SecretArn, ...tenants.map((tenant) => tenant.arn)]),
       );
     });
 
     it('refuses a new tenant once the list is full, before and during admit, with the way out', async () => {
       const proxy = await newProxy();
-      const full = logins(proxy, { maxSecrets: 3 });
+      const full = logins(proxy, { maxSecrets: 4 });
       const first = tenantSecretArn('first');
       await full.admit('first', first);
       await full.admit('second', tenantSecretArn('second'));
@@ -182,11 +189,11 @@ describe.skipIf(motoMissing)(
       const refusal = full.admit('third', tenantSecretArn('third'));
       await expect(refusal).rejects.toMatchObject({ code: 'PROXY_AUTH_LIST_FULL', statusCode: 409 });
       await expect(refusal).rejects.toThrow(
-        /at most 3 secrets and already holds 3.*tenantDatabaseAccess=direct/,
+        /at most 4 secrets and already holds 4.*tenantDatabaseAccess=direct/,
       );
       // A tenant already on the list is still admitted (a resumed provisioning): nothing to add.
       await expect(full.admit('first', first)).resolves.toBeUndefined();
-      expect(await authList(proxy)).toHaveLength(3);
+      expect(await authList(proxy)).toHaveLength(4);
     });
 
     it("revokes by reference, or by the tenant's secret name when the reference is lost; never the platform's", async () => {
@@ -200,7 +207,7 @@ describe.skipIf(motoMissing)(
       await logins(proxy).revoke('globex', undefined);
       await logins(proxy).revoke('globex', undefined); // idempotent
 
-      expect(await authList(proxy)).toEqual([PLATFORM_ENTRY]);
+      expect(await authList(proxy)).toEqual(TEMPLATE_ENTRIES);
     });
 
     it('reconciles after a stack update reset the list: missing tenants are added back, deleted ones removed', async () => {
@@ -209,14 +216,14 @@ describe.skipIf(motoMissing)(
       const gone = tenantSecretArn('gone');
       await logins(proxy).admit('acme', acme);
       await logins(proxy).admit('gone', gone);
-      // A CloudFormation update writes the template's list: the platform secret alone.
+      // A CloudFormation update writes the template's list: the admin and platform secrets alone.
       await waitAvailable(proxy);
-      await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: [PLATFORM_ENTRY] }));
+      await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: TEMPLATE_ENTRIES }));
       await waitAvailable(proxy);
       await rds.send(
         new ModifyDBProxyCommand({
           DBProxyName: proxy,
-          Auth: [PLATFORM_ENTRY, { AuthScheme: 'SECRETS', SecretArn: gone, IAMAuth: 'DISABLED' }],
+          Auth: [...TEMPLATE_ENTRIES, { AuthScheme: 'SECRETS', SecretArn: gone, IAMAuth: 'DISABLED' }],
         }),
       );
       const globex = tenantSecretArn('globex');
@@ -231,6 +238,7 @@ describe.skipIf(motoMissing)(
 
       expect(result).toEqual({ added: ['acme', 'globex'], removed: ['gone'] });
       expect((await authList(proxy)).map((entry) => entry.SecretArn)).toEqual([
+        ADMIN_ENTRY.SecretArn,
         PLATFORM_ENTRY.SecretArn,
         acme,
         globex,
@@ -288,6 +296,7 @@ describe.skipIf(motoMissing)(
         const secretRef = (await platform.registry.getCredentialRefs(tenantId))?.secretRef;
         expect(secretRef).toBeDefined();
         expect((await authList(proxy)).map((entry) => entry.SecretArn)).toEqual([
+          ADMIN_ENTRY.SecretArn,
           PLATFORM_ENTRY.SecretArn,
           secretRef,
         ]);
@@ -295,7 +304,7 @@ describe.skipIf(motoMissing)(
 
         await platform.registry.setStatus(tenantId, 'inactive', ['active']);
         await platform.provisioning.deprovision(tenantId);
-        expect(await authList(proxy)).toEqual([PLATFORM_ENTRY]);
+        expect(await authList(proxy)).toEqual(TEMPLATE_ENTRIES);
       });
 
       it('a recovery pass puts back the tenants a stack update dropped from the list, and records it', async () => {
@@ -303,7 +312,7 @@ describe.skipIf(motoMissing)(
         await platform.provisioning.provision({ tenantId, name: 'Reset' });
         const secretRef = (await platform.registry.getCredentialRefs(tenantId))?.secretRef;
         await waitAvailable(proxy);
-        await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: [PLATFORM_ENTRY] }));
+        await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: TEMPLATE_ENTRIES }));
         await waitAvailable(proxy);
         const recovery = createRecoveryService(
           platform,
@@ -317,6 +326,7 @@ describe.skipIf(motoMissing)(
         expect(summary.findings.login_missing).toBe(1);
         expect(summary.actions.admit_login).toBe(1);
         expect((await authList(proxy)).map((entry) => entry.SecretArn)).toEqual([
+          ADMIN_ENTRY.SecretArn,
           PLATFORM_ENTRY.SecretArn,
           secretRef,
         ]);
@@ -329,12 +339,14 @@ describe.skipIf(motoMissing)(
 
       it('refuses a tenant the full list could not admit, leaving nothing behind', async () => {
         await waitAvailable(proxy);
-        const fillers = Array.from({ length: 199 }, (_, i) => ({
+        const fillers = Array.from({ length: 198 }, (_, i) => ({
           AuthScheme: 'SECRETS' as const,
           SecretArn: tenantSecretArn(`filler_${i}`),
           IAMAuth: 'DISABLED' as const,
         }));
-        await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: [PLATFORM_ENTRY, ...fillers] }));
+        await rds.send(
+          new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: [...TEMPLATE_ENTRIES, ...fillers] }),
+        );
         await waitAvailable(proxy);
         const tenantId = `late_${suffix}`;
 

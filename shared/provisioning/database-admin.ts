@@ -443,10 +443,10 @@ export class DatabaseAdmin {
   }
 
   /**
-   * The tenant role's rights: CONNECT on this database; USAGE (never CREATE) on its own schema;
-   * read and write on the tables the admin role creates there (now and later, through default
-   * privileges) except the bookkeeping, which it may only read; EXECUTE on the task-completion
-   * entry point. The platform role gets USAGE on the schema. Nothing on `tenantflow` or any other
+   * The tenant role's rights: membership of the tenants group (CONNECT on this database, EXECUTE
+   * on the task-completion entry point); USAGE (never CREATE) on its own schema; read and write on
+   * the tables the admin role creates there (now and later, through default privileges) except the
+   * bookkeeping, which it may only read. The platform role gets USAGE on the schema. Nothing on `tenantflow` or any other
    * schema is ever granted to the tenant. Also brings tenants provisioned by earlier versions to
    * these rules (they had CREATE on their schema, and write access to the bookkeeping).
    */
@@ -603,9 +603,9 @@ export class DatabaseAdmin {
   }
 
   /**
-   * Revokes what the role was granted (CONNECT included) and drops it, if it exists. `DROP OWNED`
-   * needs the role's privileges, which the admin has through the membership `ensureRole` gives it
-   * (a role left by an earlier version gets that membership first).
+   * Revokes what the role was granted (CONNECT included, for a role of an earlier version) and
+   * drops it, if it exists. `DROP OWNED` needs the role's privileges, which the admin takes here
+   * through a membership (no SET) that goes with the role.
    */
   async dropRole(client: pg.Client, tenantId: string): Promise<void> {
     const name = tenantRoleName(tenantId);

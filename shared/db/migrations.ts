@@ -31,7 +31,7 @@ export interface MigrateSchemaOptions {
    * lasts until COMMIT and that no tenant role can take.
    * @default {@link lockControlSchemaMigrations}
    */
-  readonly lock?: (client: Queryable, schema: string) => Promise<void>;
+  readonly lock?: (client: Queryable, schema: string, waitMs: number) => Promise<void>;
   /**
    * Called in the transaction, under the lock, when migrations are pending, before the first runs:
    * throw to refuse the schema (e.g. it holds an object the admin does not own).
@@ -128,7 +128,7 @@ export async function migrateSchema(
     // A lock a tenant holds (on one of its tables, say) makes this migration fail in bounded time
     // instead of waiting for ever: fleet runs report the tenant and go on with the others.
     await setTransactionLimits(client, { lockTimeoutMs, statementTimeoutMs });
-    await lock(client, schema);
+    await lock(client, schema, lockTimeoutMs);
     if (createSchema) {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
     } else {
@@ -218,9 +218,14 @@ export async function setTransactionLimits(
  * lock on its migration history, which only the admin can take (tenant roles have no access to the
  * schema; the platform role may only read it, and readers do not conflict). On a database
  * without it (the very first migration, before any tenant role exists), a transaction-scoped
- * advisory lock.
+ * advisory try-lock, retried until `waitMs` has passed: any role can take any advisory key, so
+ * nothing here ever waits on one without a deadline.
  */
-export async function lockControlSchemaMigrations(client: Queryable, schema: string): Promise<void> {
+export async function lockControlSchemaMigrations(
+  client: Queryable,
+  schema: string,
+  waitMs = 5_000,
+): Promise<void> {
   const { rows } = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [
     qualified(schema, MIGRATIONS_TABLE),
   ]);
@@ -228,9 +233,22 @@ export async function lockControlSchemaMigrations(client: Queryable, schema: str
     await client.query(`LOCK TABLE ${qualified(schema, MIGRATIONS_TABLE)} IN SHARE ROW EXCLUSIVE MODE`);
     return;
   }
-  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-    `tenantflow:migrations:${schema}`,
-  ]);
+  const deadline = Date.now() + waitMs;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    const { rows: taken } = await client.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked',
+      [`tenantflow:migrations:${schema}`],
+    );
+    if (taken[0]?.locked === true) {
+      return;
+    }
+    if (Date.now() >= deadline) {
+      throw new MigrationError(
+        `Schema '${schema}' was not created: another session held its migration lock for more than ${waitMs} ms. Run the migrations again.`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 /** Turns a lock or statement timeout into a message that says what happened and what to do. */

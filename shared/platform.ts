@@ -11,7 +11,7 @@ import {
   missingAdminLoginError,
   resolveDatabaseCredentials,
 } from './config/database-credentials.js';
-import { createPlatformPool } from './db/connections.js';
+import { connectionUser, createPlatformPool } from './db/connections.js';
 import { PlatformLeases } from './db/platform-leases.js';
 import { SQLSTATE, sqlState } from './db/sql.js';
 import { TenantConnections } from './db/tenant-connections.js';
@@ -190,7 +190,7 @@ async function openPlatformDatabase(
     return {
       pool: createPlatformPool({ connectionString: database.url, max: config.dbPoolMax }),
       adminUrl: database.adminUrl,
-      platformRole: userOf(database.url),
+      platformRole: connectionUser(database.url),
       platformLogin: undefined,
       // Building the platform again would read the same URL: nothing to gain.
       onCredentialsRejected: undefined,
@@ -220,16 +220,6 @@ async function openPlatformDatabase(
     platformLogin: { name: credentials.username, password: credentials.password },
     onCredentialsRejected,
   };
-}
-
-/** The user a connection string names, if it names one (else libpq's defaults decide). */
-function userOf(url: string): string | undefined {
-  try {
-    const user = decodeURIComponent(new URL(url).username);
-    return user.length > 0 ? user : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function currentRole(pool: pg.Pool): Promise<string> {

@@ -166,3 +166,21 @@ export async function inTransaction<T>(
   client.release();
   return result;
 }
+
+/**
+ * The user a connection string names, if it names one (otherwise libpq's defaults decide, and only
+ * a connection can tell).
+ *
+ * @example
+ * ```ts
+ * connectionUser('postgres://tenantflow_platform:pw@host/db'); // 'tenantflow_platform'
+ * ```
+ */
+export function connectionUser(url: string): string | undefined {
+  try {
+    const user = decodeURIComponent(new URL(url).username);
+    return user.length > 0 ? user : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { withDedicatedClient } from '../db/connections.js';
+import { connectionUser, withDedicatedClient } from '../db/connections.js';
 import {
   type Migration,
   type MigrationReport,
@@ -178,15 +178,7 @@ export class DatabaseAdmin {
 
   /** The admin role's name, from its connection string (undefined when the URL names none). */
   #adminName(): string | undefined {
-    if (this.#adminUrl === undefined) {
-      return undefined;
-    }
-    try {
-      const user = decodeURIComponent(new URL(this.#adminUrl).username);
-      return user.length > 0 ? user : undefined;
-    } catch {
-      return undefined;
-    }
+    return this.#adminUrl === undefined ? undefined : connectionUser(this.#adminUrl);
   }
 
   /**
@@ -340,10 +332,18 @@ export class DatabaseAdmin {
         `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ${qualified(CONTROL_SCHEMA, MIGRATIONS_TABLE)} FROM ${platform}`,
       );
       await client.query(`GRANT USAGE ON SCHEMA ${api} TO ${platform}`);
-      // The new owner needs CREATE on the schema at the moment of the change, and no longer.
-      await client.query(`GRANT CREATE ON SCHEMA ${api} TO ${platform}`);
-      await client.query(`ALTER FUNCTION ${COMPLETE_TASK} OWNER TO ${platform}`);
-      await client.query(`REVOKE CREATE ON SCHEMA ${api} FROM ${platform}`);
+      const { rows: owner } = await client.query<{ owned: boolean }>(
+        `SELECT pg_get_userbyid(proowner) = $1 AS owned FROM pg_proc WHERE oid = $2::regprocedure`,
+        [platformName, `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`],
+      );
+      if (owner[0]?.owned !== true) {
+        // PostgreSQL lets a function change owner only to a role with CREATE on its schema. The
+        // platform role (never a tenant role) holds it inside this one transaction, so no other
+        // session ever sees it: granted, used, revoked, committed together.
+        await client.query(`GRANT CREATE ON SCHEMA ${api} TO ${platform}`);
+        await client.query(`ALTER FUNCTION ${COMPLETE_TASK} OWNER TO ${platform}`);
+        await client.query(`REVOKE CREATE ON SCHEMA ${api} FROM ${platform}`);
+      }
       await client.query(`REVOKE ALL ON FUNCTION ${COMPLETE_TASK} FROM PUBLIC`);
     });
   }

@@ -99,21 +99,28 @@ export function withLogin(url: string, user: string, password: string): string {
  * the tenant schemas handed to it, with the tenant roles it made, so the admin can manage them.
  */
 async function bootstrapAdmin(client: pg.Client, password: string): Promise<void> {
-  const role = quoteIdent(LOCAL_ADMIN_ROLE);
+  await createAdminRole(client, LOCAL_ADMIN_ROLE, password);
+  await adoptEarlierObjects(client);
+}
+
+/**
+ * As a superuser: the role `name` made (or renewed as) what Aurora's master user is, CREATEROLE and
+ * CREATEDB and nothing more, with `password`, and made the owner of the current database. Also
+ * closes template1, which is the superuser's, so the admin's lock-down cannot. What `npm start` and
+ * the test set-up do to a cluster of their own.
+ */
+export async function createAdminRole(client: pg.Client, name: string, password: string): Promise<void> {
+  const role = quoteIdent(name);
   const verifier = client.escapeLiteral(scramSha256Verifier(password));
   const attributes = 'LOGIN NOSUPERUSER CREATEROLE CREATEDB NOREPLICATION NOBYPASSRLS';
-  const { rows: existing } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [
-    LOCAL_ADMIN_ROLE,
-  ]);
+  const { rows: existing } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
   await client.query(
     `${existing.length === 0 ? 'CREATE' : 'ALTER'} ROLE ${role} WITH ${attributes} PASSWORD ${verifier}`,
   );
   const { rows: database } = await client.query<{ db: string }>('SELECT current_database() AS db');
   await client.query(`ALTER DATABASE ${quoteIdent(database[0]?.db ?? '')} OWNER TO ${role}`);
-  // template1 is the superuser's, so the admin's lock-down cannot close it: do it here. (On Aurora
-  // it is rdsadmin's; see the README's isolation section for what that leaves open.)
+  // On Aurora template1 is rdsadmin's; see the README's isolation section for what that leaves open.
   await client.query('REVOKE CONNECT ON DATABASE template1 FROM PUBLIC');
-  await adoptEarlierObjects(client);
 }
 
 /**

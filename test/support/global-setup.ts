@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { type RunningPostgres, startEmbeddedPostgres } from '../../local/embedded-postgres.js';
+import { createAdminRole, withLogin } from '../../local/local-roles.js';
+import { withDedicatedClient } from '../../shared/db/connections.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -57,24 +58,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
 async function provideLogins(project: TestProject, superuserUrl: string): Promise<void> {
   const password = randomBytes(18).toString('base64url');
-  const client = new pg.Client({ connectionString: superuserUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [TEST_ADMIN_ROLE]);
-    await client.query(
-      `${rows.length === 0 ? 'CREATE' : 'ALTER'} ROLE ${TEST_ADMIN_ROLE} WITH LOGIN NOSUPERUSER CREATEROLE CREATEDB NOREPLICATION NOBYPASSRLS PASSWORD ${client.escapeLiteral(password)}`,
-    );
-    // What `npm start` does to its cluster (local/local-roles.ts): the admin owns the maintenance
-    // database, so its lock-down reaches it, and nobody may connect to template1.
-    await client.query(`ALTER DATABASE postgres OWNER TO ${TEST_ADMIN_ROLE}`);
-    await client.query('REVOKE CONNECT ON DATABASE template1 FROM PUBLIC');
-  } finally {
-    await client.end();
-  }
-  const adminUrl = new URL(superuserUrl);
-  adminUrl.username = TEST_ADMIN_ROLE;
-  adminUrl.password = password;
-  adminUrl.pathname = '/postgres';
+  // What `npm start` does to its cluster: the admin owns the maintenance database, so its
+  // lock-down reaches it, and nobody may connect to template1.
+  const maintenance = new URL(superuserUrl);
+  maintenance.pathname = '/postgres';
+  await withDedicatedClient(maintenance.toString(), (client) =>
+    createAdminRole(client, TEST_ADMIN_ROLE, password),
+  );
   project.provide('superuserUrl', superuserUrl);
-  project.provide('databaseUrl', adminUrl.toString());
+  project.provide('databaseUrl', withLogin(maintenance.toString(), TEST_ADMIN_ROLE, password));
 }

@@ -11,7 +11,7 @@ import { CONTROL_SCHEMA, qualified, tenantTable } from '../../../shared/db/sql.j
 import { createLogger } from '../../../shared/logging/logger.js';
 import {
   type RecoveryOptions,
-  RecoveryService,
+  type RecoveryService,
   RecoveryStore,
   type RecoverySummary,
 } from '../../../shared/recovery/index.js';
@@ -29,6 +29,7 @@ import { defineTask } from '../../../shared/workflows/task.js';
 import { defineWorkflow } from '../../../shared/workflows/workflow.js';
 import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
+import { testRecovery } from '../../support/recovery.js';
 
 /**
  * The recovery service against a real PostgreSQL and the real local orchestrator (the same ASL and
@@ -112,23 +113,7 @@ function recoveryWith(
   options: Partial<RecoveryOptions> = {},
   pool: pg.Pool = env.platform.pool,
 ): RecoveryService {
-  return new RecoveryService({
-    store: new RecoveryStore(pool),
-    executions: new ExecutionStore(pool),
-    registry: env.platform.registry,
-    orchestrator,
-    workflows,
-    provisioning: env.platform.provisioning,
-    logger,
-    options: {
-      staleAfterSeconds: 60,
-      heartbeatStaleAfterSeconds: 60,
-      maxAttempts: 3,
-      concurrency: 4,
-      retentionDays: 30,
-      ...options,
-    },
-  });
+  return testRecovery(env, { orchestrator, workflows, logger, options, pool });
 }
 
 /** An execution row as if its start had been lost: pending, quiet for an hour. */

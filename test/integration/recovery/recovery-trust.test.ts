@@ -8,7 +8,7 @@ import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
 import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { tenantTable } from '../../../shared/db/sql.js';
 import { createLogger } from '../../../shared/logging/logger.js';
-import { type RecoveryOptions, RecoveryService, RecoveryStore } from '../../../shared/recovery/index.js';
+import { type RecoveryOptions, type RecoveryService, RecoveryStore } from '../../../shared/recovery/index.js';
 import { compileToAsl } from '../../../shared/workflows/asl.js';
 import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
 import type {
@@ -27,6 +27,7 @@ import { defineTask } from '../../../shared/workflows/task.js';
 import { defineWorkflow } from '../../../shared/workflows/workflow.js';
 import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
+import { testRecovery } from '../../support/recovery.js';
 
 /**
  * Recovery trusts nothing a tenant could have written. A tenant's `executions` rows only name
@@ -122,23 +123,7 @@ function recoveryWith(
   options: Partial<RecoveryOptions> = {},
   pool: pg.Pool = env.platform.pool,
 ): RecoveryService {
-  return new RecoveryService({
-    store: new RecoveryStore(pool),
-    executions: new ExecutionStore(pool),
-    registry: env.platform.registry,
-    orchestrator,
-    workflows,
-    provisioning: env.platform.provisioning,
-    logger,
-    options: {
-      staleAfterSeconds: 60,
-      heartbeatStaleAfterSeconds: 60,
-      maxAttempts: 3,
-      concurrency: 4,
-      retentionDays: 30,
-      ...options,
-    },
-  });
+  return testRecovery(env, { orchestrator, workflows, logger, options, pool });
 }
 
 function localOrchestrator(): LocalOrchestrator {

@@ -13,7 +13,7 @@ import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
 import { prepareControlSchema } from '../../../shared/provisioning/database-migrator.js';
 import { migrateFleet } from '../../../shared/provisioning/fleet-migrator.js';
 import { loadTenantMigrations } from '../../../shared/provisioning/tenant-migrations.js';
-import { RecoveryService, RecoveryStore } from '../../../shared/recovery/index.js';
+import type { RecoveryService } from '../../../shared/recovery/index.js';
 import { compileToAsl } from '../../../shared/workflows/asl.js';
 import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
 import type {
@@ -30,6 +30,7 @@ import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js
 import { lambdaContext, restEvent } from '../../support/api-gateway-events.js';
 import { createTestDatabase } from '../../support/database.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
+import { testRecovery } from '../../support/recovery.js';
 
 /**
  * What an attacker holding a tenant's SQL login (the stored credentials of `<id>_user`, as an
@@ -269,22 +270,7 @@ async function statusOf(tenantId: string, executionId: string): Promise<string |
 }
 
 function recovery(over: Orchestrator): RecoveryService {
-  return new RecoveryService({
-    store: new RecoveryStore(env.platform.pool),
-    executions: store,
-    registry: env.platform.registry,
-    orchestrator: over,
-    workflows,
-    provisioning: env.platform.provisioning,
-    logger,
-    options: {
-      staleAfterSeconds: 60,
-      heartbeatStaleAfterSeconds: 60,
-      maxAttempts: 3,
-      concurrency: 4,
-      retentionDays: 30,
-    },
-  });
+  return testRecovery(env, { orchestrator: over, workflows, logger });
 }
 
 /** An execution row quiet for an hour, written by the platform: what recovery will find stuck. */

@@ -1,0 +1,43 @@
+import type pg from 'pg';
+import type { Logger } from '../../shared/logging/logger.js';
+import { type RecoveryOptions, RecoveryService, RecoveryStore } from '../../shared/recovery/index.js';
+import { ExecutionStore } from '../../shared/workflows/execution-store.js';
+import type { Orchestrator } from '../../shared/workflows/orchestrator.js';
+import type { WorkflowRegistry } from '../../shared/workflows/workflow-registry.js';
+import type { TestPlatform } from './platform.js';
+
+/** The thresholds the recovery suites start from; each test overrides what it is about. */
+export const TEST_RECOVERY_OPTIONS: RecoveryOptions = {
+  staleAfterSeconds: 60,
+  heartbeatStaleAfterSeconds: 60,
+  maxAttempts: 3,
+  concurrency: 4,
+  retentionDays: 30,
+};
+
+/**
+ * A recovery service over a test platform, as the recovery handler wires it, with `orchestrator`
+ * and `options` of the test's choosing. `pool` stands for another Lambda's platform pool.
+ */
+export function testRecovery(
+  env: TestPlatform,
+  setup: {
+    readonly orchestrator: Orchestrator;
+    readonly workflows: Pick<WorkflowRegistry, 'get'>;
+    readonly logger: Logger;
+    readonly options?: Partial<RecoveryOptions>;
+    readonly pool?: pg.Pool;
+  },
+): RecoveryService {
+  const pool = setup.pool ?? env.platform.pool;
+  return new RecoveryService({
+    store: new RecoveryStore(pool),
+    executions: new ExecutionStore(pool),
+    registry: env.platform.registry,
+    orchestrator: setup.orchestrator,
+    workflows: setup.workflows,
+    provisioning: env.platform.provisioning,
+    logger: setup.logger,
+    options: { ...TEST_RECOVERY_OPTIONS, ...setup.options },
+  });
+}

@@ -1,8 +1,8 @@
 /**
  * The deployment packages as CDK builds them, and their module initialisation as a cold-start
  * proxy. The `handler-bundle` benchmark times esbuild bundles it builds itself; this one
- * synthesizes the PlatformStack (the stage `qa` test fixture, offline) and measures what would be
- * uploaded: the shared layer and each function's asset directory.
+ * synthesizes a stage as `cdk synth` does (`addTenantflowStacks`, stage `bench`, offline) and
+ * measures what would be uploaded: the shared layer and each function's asset directory.
  */
 import { execFile } from 'node:child_process';
 import { cp, lstat, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { CfnElement } from 'aws-cdk-lib';
-import { SHARED_PACKAGE_NAME } from '../cdk/constructs/shared-layer.js';
-import { buildPlatform } from '../test/cdk/platform-fixture.js';
+import { App, type CfnElement } from 'aws-cdk-lib';
+import { addTenantflowStacks } from '../cdk/tenantflow-app.js';
 import { importInFreshNode, WARM_UP_IMPORTS } from './handler-bundle.bench.js';
 import { type Distribution, distribution, timed } from './support.js';
 
@@ -33,7 +32,7 @@ export interface LayerResult {
   readonly sizes: AssetSizes;
   /** Bytes per package under `nodejs/node_modules`, largest first. */
   readonly packages: ReadonlyArray<{ readonly name: string; readonly bytes: number }>;
-  /** `shared/` compiled into the layer ({@link SHARED_PACKAGE_NAME}); undefined if the layer has none. */
+  /** `shared/` compiled into the layer (`@tenantflow/shared`); undefined if the layer has none. */
   readonly platform:
     | {
         readonly name: string;
@@ -50,7 +49,7 @@ export interface FunctionPackageResult {
   readonly name: string;
   readonly handler: string;
   readonly sizes: AssetSizes;
-  /** The bundle (`functions/api/tenants.mjs`) and the source map it names. */
+  /** The bundle (`index.mjs`, from the handler `index.handler`) and the source map it names. */
   readonly mjsBytes: number;
   readonly mapBytes: number;
   /** `await import(bundle)` in a fresh `node --enable-source-maps`, as the functions are deployed. */
@@ -64,7 +63,7 @@ export interface FunctionPackageResult {
 }
 
 export interface ColdStartResult {
-  /** Building the app and synthesizing it, bundling included. */
+  /** Building the app (both stacks of the stage) and synthesizing it, bundling included. */
   readonly synthMs: number;
   readonly layer: LayerResult;
   readonly functions: readonly FunctionPackageResult[];
@@ -90,15 +89,16 @@ export async function benchmarkColdStart(imports: number): Promise<ColdStartResu
   const outdir = await mkdtemp(join(tmpdir(), 'tenantflow-bench-cdk-'));
   try {
     const synth = await timed(async () => {
-      const fixture = buildPlatform({ outdir });
-      const assembly = fixture.app.synth();
-      const template = assembly.getStackArtifact(fixture.stack.artifactId).template as {
+      const app = new App({ outdir, context: { stage: 'bench' } });
+      const { platform } = addTenantflowStacks(app);
+      const assembly = app.synth();
+      const template = assembly.getStackArtifact(platform.artifactId).template as {
         Resources: Record<string, TemplateResource>;
       };
-      const layerId = fixture.stack.getLogicalId(fixture.stack.layer.layer.node.defaultChild as CfnElement);
-      return { template, layerId };
+      const layerId = platform.getLogicalId(platform.layer.layer.node.defaultChild as CfnElement);
+      return { template, layerId, sharedPackage: platform.layer.packageName };
     });
-    const { template, layerId } = synth.result;
+    const { template, layerId, sharedPackage } = synth.result;
     const assetOf = (code: unknown) =>
       join(outdir, `asset.${(code as { S3Key: string }).S3Key.replace(/\.zip$/, '')}`);
     const layerDirectory = assetOf(template.Resources[layerId]?.Properties.Content);
@@ -134,7 +134,7 @@ export async function benchmarkColdStart(imports: number): Promise<ColdStartResu
       });
     }
 
-    return { synthMs: synth.ms, layer: await layerResult(layerDirectory), functions };
+    return { synthMs: synth.ms, layer: await layerResult(layerDirectory, sharedPackage), functions };
   } finally {
     await rm(outdir, { recursive: true, force: true });
   }
@@ -178,7 +178,7 @@ async function timeInit(
   };
 }
 
-async function layerResult(directory: string): Promise<LayerResult> {
+async function layerResult(directory: string, sharedPackage: string): Promise<LayerResult> {
   const nodeModules = join(directory, 'nodejs', 'node_modules');
   const packages: Array<{ name: string; bytes: number }> = [];
   for (const entry of await readdir(nodeModules)) {
@@ -194,8 +194,8 @@ async function layerResult(directory: string): Promise<LayerResult> {
   }
   packages.sort((a, b) => b.bytes - a.bytes);
 
-  const platformFiles = packages.some((entry) => entry.name === SHARED_PACKAGE_NAME)
-    ? await filesOf(join(nodeModules, SHARED_PACKAGE_NAME))
+  const platformFiles = packages.some((entry) => entry.name === sharedPackage)
+    ? await filesOf(join(nodeModules, sharedPackage))
     : undefined;
   const bytesOf = (files: readonly FileSize[], suffix: string) =>
     files.filter((file) => file.path.endsWith(suffix)).reduce((sum, file) => sum + file.bytes, 0);
@@ -206,7 +206,7 @@ async function layerResult(directory: string): Promise<LayerResult> {
       platformFiles === undefined
         ? undefined
         : {
-            name: SHARED_PACKAGE_NAME,
+            name: sharedPackage,
             modules: platformFiles.filter((file) => file.path.endsWith('.js')).length,
             jsBytes: bytesOf(platformFiles, '.js'),
             mapBytes: bytesOf(platformFiles, '.js.map'),

@@ -1,6 +1,6 @@
+import { tenantTable } from '@tenantflow/shared/db/sql';
 import type pg from 'pg';
-import { tenantTable } from '../shared/db/sql.js';
-import type { Platform } from '../shared/platform.js';
+import type { PlatformServices } from '../local/platform-services.js';
 import { forEachConcurrently, timed, withClient } from './support.js';
 
 /** Requests in flight on the platform path: more than the pool's max, so the pool is saturated. */
@@ -63,7 +63,7 @@ export interface ConnectionsBenchmarkResult {
  * sessions in full, where the platform role would see only its own.
  */
 export async function benchmarkConnections(
-  platform: Platform,
+  platform: PlatformServices,
   adminUrl: string,
   tenants: number,
 ): Promise<ConnectionsBenchmarkResult> {
@@ -110,7 +110,7 @@ export async function benchmarkConnections(
 }
 
 /** What a platform function does for one tenant's request, minus the task itself. */
-async function servePlatformRequest(platform: Platform, tenantId: string): Promise<void> {
+async function servePlatformRequest(platform: PlatformServices, tenantId: string): Promise<void> {
   const tenant = await platform.registry.get(tenantId);
   if (tenant?.status !== 'active') {
     throw new Error(`tenant ${tenantId} is not active`);

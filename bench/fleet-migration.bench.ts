@@ -1,9 +1,9 @@
-import { checksumOf, type Migration } from '../shared/db/migrations.js';
-import { qualified } from '../shared/db/sql.js';
-import type { Platform } from '../shared/platform.js';
-import { DatabaseAdmin } from '../shared/provisioning/database-admin.js';
-import { migrateFleet } from '../shared/provisioning/fleet-migrator.js';
-import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
+import { checksumOf, type Migration } from '@tenantflow/shared/db/migrations';
+import { qualified } from '@tenantflow/shared/db/sql';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
+import type { PlatformServices } from '../local/platform-services.js';
 import { benchTenantId, forEachConcurrently, timed, withClient } from './support.js';
 
 /** Tenants provisioned at once while topping the fleet up: setup only, never timed as a figure. */
@@ -52,7 +52,7 @@ export interface FleetMigrationBenchmarkResult {
  * are: the figure is the cost per schema, not of rewriting data.
  */
 export async function benchmarkFleetMigration(
-  platform: Platform,
+  platform: PlatformServices,
   adminUrl: string,
   suffix: string,
   schemas: number,
@@ -148,7 +148,7 @@ async function applyRawSql(
   await Promise.all(Array.from({ length: connections }, worker));
 }
 
-/** A tenant migration as a file in `migrations/tenant/` would load: unqualified names, real checksum. */
+/** A tenant migration as a file in `shared/migrations/tenant/` would load: unqualified names, real checksum. */
 function benchMigration(version: number, column: string): Migration {
   const sql = `ALTER TABLE executions ADD COLUMN ${column} integer;
 CREATE INDEX executions_${column}_idx ON executions (${column});
@@ -165,7 +165,11 @@ CREATE INDEX executions_${column}_idx ON executions (${column});
  * Provisions `fleet####` tenants through the real service until `count` are active, reusing any
  * already there (the provisioning benchmark's). Returns how many it provisioned.
  */
-async function topUpActiveTenants(platform: Platform, suffix: string, count: number): Promise<number> {
+async function topUpActiveTenants(
+  platform: PlatformServices,
+  suffix: string,
+  count: number,
+): Promise<number> {
   const active = (await platform.registry.list()).filter((tenant) => tenant.status === 'active').length;
   const missing = Math.max(0, count - active);
   const ids = Array.from({ length: missing }, (_, index) => benchTenantId('fleet', index, suffix));

@@ -1,11 +1,11 @@
+import type { Migration } from '@tenantflow/shared/db/migrations';
+import { qualified, quoteIdent } from '@tenantflow/shared/db/sql';
+import type { FailpointPoint, FailpointSite, Failpoints } from '@tenantflow/shared/kernel/failpoints';
+import { BOOKKEEPING_TABLES, tenantRoleName } from '@tenantflow/shared/provisioning/database-admin';
+import { generatePassword, scramSha256Verifier } from '@tenantflow/shared/provisioning/passwords';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
 import type pg from 'pg';
-import type { Migration } from '../shared/db/migrations.js';
-import { qualified, quoteIdent } from '../shared/db/sql.js';
-import type { Platform } from '../shared/platform.js';
-import { BOOKKEEPING_TABLES, tenantRoleName } from '../shared/provisioning/database-admin.js';
-import { generatePassword, scramSha256Verifier } from '../shared/provisioning/passwords.js';
-import type { StepHook } from '../shared/provisioning/provisioning-service.js';
-import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
+import type { PlatformServices } from '../local/platform-services.js';
 import { benchTenantId, type Distribution, distribution, timed, withClient } from './support.js';
 
 /** DatabaseAdmin's default `tenantConnectionLimit`: the floor's CREATE ROLE matches the service's. */
@@ -13,21 +13,24 @@ const TENANT_CONNECTION_LIMIT = 20;
 /** DatabaseAdmin's default tenant-role timeouts, which `pinSearchPath` stores on the role. */
 const TENANT_STATEMENT_TIMEOUT_MS = 300_000;
 const TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
-/** The entry point tenant roles complete their tasks through (migrations/control/0006_platform_role.sql). */
+/** The entry point tenant roles complete their tasks through (shared/migrations/control/0006_platform_role.sql). */
 
 /** Tenants provisioned on each side before timing starts: the first run also does the one-time lock-down. */
 const WARM_UP_TENANTS = 5;
 
 /**
- * Time spent between consecutive `afterStep` calls of the ProvisioningService, per step. Wired into
- * the platform as `afterProvisioningStep`; only tenants passed to {@link start} are recorded, so
+ * Time spent between consecutive provisioning steps, per step: a {@link Failpoints} port that
+ * records `after-provisioning-step` instead of failing, wired into the platform as its `failpoints`; only tenants passed to {@link start} are recorded, so
  * tenants provisioned for setup elsewhere (the fleet benchmark's top-up) cost a map lookup.
  */
-export class ProvisioningStepTimer {
+export class ProvisioningStepTimer implements Failpoints {
   readonly #lastMark = new Map<string, number>();
   readonly #segments = new Map<string, number[]>();
 
-  readonly hook: StepHook = (step, tenantId) => {
+  reach(point: FailpointPoint, { tenantId, name: step }: FailpointSite): void {
+    if (point !== 'after-provisioning-step' || step === undefined) {
+      return;
+    }
     const mark = this.#lastMark.get(tenantId);
     if (mark === undefined) {
       return;
@@ -37,7 +40,7 @@ export class ProvisioningStepTimer {
     samples.push(now - mark);
     this.#segments.set(step, samples);
     this.#lastMark.set(tenantId, now);
-  };
+  }
 
   start(tenantId: string): void {
     this.#lastMark.set(tenantId, performance.now());
@@ -114,7 +117,7 @@ export interface ProvisioningBenchmarkResult {
  * later tenants cost more (the service's lock-down check reads that whole ACL).
  */
 export async function benchmarkProvisioning(
-  platform: Platform,
+  platform: PlatformServices,
   adminUrl: string,
   suffix: string,
   stepTimer: ProvisioningStepTimer,
@@ -206,7 +209,7 @@ export interface ProvisioningAtScaleResult {
  * timing. Shows which steps grow with the number of tenants already there.
  */
 export async function benchmarkProvisioningAtScale(
-  platform: Platform,
+  platform: PlatformServices,
   adminUrl: string,
   suffix: string,
   stepTimer: ProvisioningStepTimer,
@@ -252,7 +255,7 @@ function summariseSteps(stepTimer: ProvisioningStepTimer): StepSegment[] {
 }
 
 /** `DatabaseAdmin.lockDown()` on an open connection of a database already locked down: the check alone. */
-async function timeLockDownCheck(platform: Platform): Promise<Distribution> {
+async function timeLockDownCheck(platform: PlatformServices): Promise<Distribution> {
   const samples: number[] = [];
   await platform.admin.withConnection(async (client) => {
     for (let i = 0; i < 20; i += 1) {

@@ -1,21 +1,21 @@
 import { randomUUID } from 'node:crypto';
+import { CONTROL_SCHEMA, qualified, tenantTable } from '@tenantflow/shared/db/sql';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import { RecoveryService, RecoveryStore, type RecoverySummary } from '@tenantflow/shared/recovery';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import { ExecutionFinalizer } from '@tenantflow/shared/workflows/execution-finalizer';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
+import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { TaskRunner } from '@tenantflow/shared/workflows/task-runner';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import pg from 'pg';
 import { createFinalizeHandler } from '../functions/workflow/finalize.js';
 import { createRunTaskHandler } from '../functions/workflow/run-task.js';
 import { LocalOrchestrator } from '../local/local-orchestrator.js';
 import { LOCAL_TARGETS } from '../local/local-runtime.js';
-import { CONTROL_SCHEMA, qualified, tenantTable } from '../shared/db/sql.js';
-import { createLogger, type Logger } from '../shared/logging/logger.js';
-import type { Platform } from '../shared/platform.js';
-import { RecoveryService, RecoveryStore, type RecoverySummary } from '../shared/recovery/index.js';
-import { compileToAsl } from '../shared/workflows/asl.js';
-import { ExecutionFinalizer } from '../shared/workflows/execution-finalizer.js';
-import { ExecutionStore } from '../shared/workflows/execution-store.js';
-import type { Orchestrator } from '../shared/workflows/orchestrator.js';
-import { defineTask } from '../shared/workflows/task.js';
-import { TaskRunner } from '../shared/workflows/task-runner.js';
-import { defineWorkflow } from '../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
+import type { PlatformServices } from '../local/platform-services.js';
 import { benchTenantId, distribution, forEachConcurrently, recordBenchResult, timed } from './support.js';
 
 /** Two tasks, one after the other: what each repaired execution runs once recovery starts it again. */
@@ -109,7 +109,7 @@ export interface IdleRecoveryResult {
  * as the pass's pool does.
  */
 export async function benchmarkIdleRecovery(
-  platform: Platform,
+  platform: PlatformServices,
   platformUrl: string,
   suffix: string,
   options: { readonly tenants: number; readonly rounds: number },
@@ -219,7 +219,7 @@ export interface RecoveryRepairResult {
  * no execution in flight behind).
  */
 export async function benchmarkRecoveryRepair(
-  platform: Platform,
+  platform: PlatformServices,
   suffix: string,
   options: {
     readonly stuckTenants: number;
@@ -342,7 +342,7 @@ const acceptOnlyOrchestrator: Orchestrator = {
 
 /** The recovery service as the local runtime wires it, with the platform's configured options. */
 function benchRecovery(
-  platform: Platform,
+  platform: PlatformServices,
   store: RecoveryStore,
   orchestrator: Orchestrator,
   logger: Logger,
@@ -364,7 +364,7 @@ function benchRecovery(
  * in-process run-task and finalize handlers) but with no journal: it knows only what it started, so
  * an execution started before it existed is `not_found`. Retry waits are 0 ms.
  */
-function benchOrchestrator(platform: Platform, logger: Logger): LocalOrchestrator {
+function benchOrchestrator(platform: PlatformServices, logger: Logger): LocalOrchestrator {
   const store = new ExecutionStore(platform.pool);
   const workflows = new WorkflowRegistry([recoveryWorkflow]);
   return new LocalOrchestrator({
@@ -447,7 +447,7 @@ async function openClients(url: string, count: number): Promise<pg.Client[]> {
  * Returns each tenant's new execution ids.
  */
 async function insertStuckExecutions(
-  platform: Platform,
+  platform: PlatformServices,
   executions: ExecutionStore,
   tenantIds: readonly string[],
   perTenant: number,
@@ -472,7 +472,10 @@ async function insertStuckExecutions(
   return stuck;
 }
 
-async function countSucceeded(platform: Platform, stuck: ReadonlyMap<string, string[]>): Promise<number> {
+async function countSucceeded(
+  platform: PlatformServices,
+  stuck: ReadonlyMap<string, string[]>,
+): Promise<number> {
   let succeeded = 0;
   for (const [tenantId, ids] of stuck) {
     const { rows } = await platform.pool.query<{ count: number }>(
@@ -485,7 +488,7 @@ async function countSucceeded(platform: Platform, stuck: ReadonlyMap<string, str
   return succeeded;
 }
 
-async function countStartEvents(platform: Platform, runId: string): Promise<number> {
+async function countStartEvents(platform: PlatformServices, runId: string): Promise<number> {
   const { rows } = await platform.pool.query<{ count: number }>(
     `SELECT count(*)::int AS count FROM ${qualified(CONTROL_SCHEMA, 'recovery_events')}
       WHERE run_id = $1 AND action = 'start' AND outcome = 'done'`,
@@ -499,7 +502,11 @@ async function countStartEvents(platform: Platform, runId: string): Promise<numb
  * migration benchmark tops up its fleet), reusing every one already there. Returns how many it
  * provisioned.
  */
-async function topUpActiveTenants(platform: Platform, suffix: string, count: number): Promise<number> {
+async function topUpActiveTenants(
+  platform: PlatformServices,
+  suffix: string,
+  count: number,
+): Promise<number> {
   const active = (await platform.registry.list()).filter((tenant) => tenant.status === 'active').length;
   const missing = Math.max(0, count - active);
   const ids = Array.from({ length: missing }, (_, index) => benchTenantId('recfleet', index, suffix));

@@ -17,7 +17,7 @@
  * `npm run bench -- cold-start` runs only the deployment-package benchmark (no database needed).
  */
 import { cpus } from 'node:os';
-import { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { benchmarkColdStart, type ColdStartResult } from './cold-start.bench.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
 import { benchmarkFleetMigration, type FleetMigrationBenchmarkResult } from './fleet-migration.bench.js';
@@ -87,7 +87,7 @@ console.log(`\n${database.description}${scale.quick ? ' — BENCH_QUICK=1, count
 const stepTimer = new ProvisioningStepTimer();
 const databaseRun = await timed(async () => {
   try {
-    const bench = await createBenchPlatform(database, { afterProvisioningStep: stepTimer.hook });
+    const bench = await createBenchPlatform(database, { failpoints: stepTimer });
     try {
       printProvisioning(
         await benchmarkProvisioning(
@@ -284,7 +284,7 @@ function printHandlerBundles(results: readonly HandlerBundleResult[], imports: n
 function printColdStart(figures: ColdStartResult, imports: number): void {
   const kb = (bytes: number | undefined) => (bytes === undefined ? '–' : fmt(bytes / 1024));
   console.log(
-    `\nDeployment packages (CDK): the PlatformStack synthesized offline (stage qa test fixture) in ${fmt(figures.synthMs / 1000)} s; each bundle imported in a fresh node with an empty environment and only the layer (and the runtime's SDK) beside it, ${imports} times after a warm-up`,
+    `\nDeployment packages (CDK): stage bench synthesized offline as cdk synth does (addTenantflowStacks: both stacks) in ${fmt(figures.synthMs / 1000)} s; each bundle imported in a fresh node with an empty environment and only the layer (and the runtime's SDK) beside it, ${imports} times after a warm-up`,
   );
   const layer = figures.layer;
   console.log(

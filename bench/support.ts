@@ -7,15 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '@tenantflow/shared/config/config';
+import { quoteIdent } from '@tenantflow/shared/db/sql';
+import type { TaskContext } from '@tenantflow/shared/workflows/task';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import pg from 'pg';
 import { type RunningPostgres, startEmbeddedPostgres } from '../local/embedded-postgres.js';
 import { type LocalPlatform, startLocalPlatform } from '../local/local-platform.js';
 import { LOCAL_ADMIN_ROLE, prepareLocalDatabase } from '../local/local-roles.js';
-import { loadConfig } from '../shared/config/config.js';
-import { quoteIdent } from '../shared/db/sql.js';
-import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
-import type { TaskContext } from '../shared/workflows/task.js';
-import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
+import {
+  createPlatformServices,
+  type LocalAdapters,
+  type PlatformServices,
+} from '../local/platform-services.js';
 
 /** How many tenants and schemas each benchmark uses; `BENCH_QUICK=1` scales them down for a smoke run. */
 export interface BenchScale {
@@ -204,7 +208,7 @@ async function dropRolesWithSuffix(client: pg.Client, suffix: string): Promise<v
 }
 
 export interface BenchPlatform {
-  readonly platform: Platform;
+  readonly platform: PlatformServices;
   close(): Promise<void>;
 }
 
@@ -215,10 +219,10 @@ export interface BenchPlatform {
  */
 export async function createBenchPlatform(
   database: Pick<BenchDatabase, 'platformUrl' | 'adminUrl'>,
-  overrides: PlatformOverrides = {},
+  overrides: LocalAdapters = {},
 ): Promise<BenchPlatform> {
   const secretsDir = await mkdtemp(join(tmpdir(), 'tenantflow-bench-secrets-'));
-  const platform = await createPlatform(
+  const platform = await createPlatformServices(
     loadConfig({
       TENANTFLOW_LOCAL: '1',
       DATABASE_URL: database.platformUrl,
@@ -253,7 +257,7 @@ export function benchTenantId(kind: string, index: number, suffix: string): stri
   return `${kind}${String(index).padStart(4, '0')}_${suffix}`;
 }
 
-export { forEachConcurrently } from '../shared/util/concurrency.js';
+export { forEachConcurrently } from '@tenantflow/shared/util/concurrency';
 
 export interface Distribution {
   readonly count: number;
@@ -365,7 +369,7 @@ export async function startBenchLocalPlatform(
 /**
  * The body of every task of the workflow benchmarks: a little real work on the tenant's own
  * connection (one INSERT into the tenant schema's `example_results`, see
- * migrations/tenant/0003_example_results.sql) and one `ctx.set`. The row's `workflow` column takes
+ * shared/migrations/tenant/0003_example_results.sql) and one `ctx.set`. The row's `workflow` column takes
  * the task id too, because the table allows one row per execution and workflow.
  */
 export async function recordBenchResult(ctx: TaskContext): Promise<void> {

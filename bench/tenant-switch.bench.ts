@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { MemoryTenantRegistry } from '../shared/tenancy/memory-tenant-registry.js';
-import { TenantContextSwitch } from '../shared/tenancy/tenant-context.js';
+import { TenantContextSwitch } from '@tenantflow/shared/tenancy/tenant-context';
+import { directRegistration } from '@tenantflow/shared/testing/direct-registration';
+import { MemoryTenantRegistry } from '@tenantflow/shared/testing/memory-tenant-registry';
 
 export interface SwitchBenchmarkResult {
   readonly iterations: number;
@@ -22,7 +23,8 @@ export async function benchmarkTenantSwitch(
   rounds = 5,
 ): Promise<SwitchBenchmarkResult> {
   const baselineStorage = new AsyncLocalStorage<string>();
-  const tenants = new TenantContextSwitch(new MemoryTenantRegistry());
+  const registry = new MemoryTenantRegistry();
+  const tenants = new TenantContextSwitch(registry, directRegistration(registry));
   const ids = ['acme', 'globex', 'initech', 'umbrella'];
   for (const id of ids) {
     await tenants.registerTenant(id, id);

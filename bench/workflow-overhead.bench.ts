@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { Context } from 'aws-lambda';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import type { TenantDb } from '@tenantflow/shared/tenancy/tenant-connections';
+import { ExecutionFinalizer } from '@tenantflow/shared/workflows/execution-finalizer';
+import { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
+import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
+import { defineTask, type JsonValue, type TaskTenant } from '@tenantflow/shared/workflows/task';
+import { TaskRunner } from '@tenantflow/shared/workflows/task-runner';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { createFinalizeHandler } from '../functions/workflow/finalize.js';
 import { createRunTaskHandler } from '../functions/workflow/run-task.js';
+import { createLambdaContext } from '../local/lambda-context.js';
 import type { LocalPlatform } from '../local/local-platform.js';
-import type { TenantDb } from '../shared/db/tenant-connections.js';
-import { createLogger, type Logger } from '../shared/logging/logger.js';
-import { ExecutionFinalizer } from '../shared/workflows/execution-finalizer.js';
-import { ExecutionService } from '../shared/workflows/execution-service.js';
-import { ExecutionStore } from '../shared/workflows/execution-store.js';
-import type { Orchestrator } from '../shared/workflows/orchestrator.js';
-import { defineTask, type JsonValue, type TaskTenant } from '../shared/workflows/task.js';
-import { TaskRunner } from '../shared/workflows/task-runner.js';
-import { defineWorkflow } from '../shared/workflows/workflow.js';
-import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
 import { benchTenantId, type Distribution, distribution, recordBenchResult, timed } from './support.js';
 
 const LINEAR_TASK_IDS = Array.from({ length: 10 }, (_, index) => `step${String(index + 1).padStart(2, '0')}`);
@@ -222,7 +222,10 @@ function handlerSequence(
     const runTaskMs: number[] = [];
     for (const task of linearWorkflow.tasks) {
       const invocation = await timed(() =>
-        runTask({ tenantId, executionId, taskId: task.id }, lambdaContext()),
+        runTask(
+          { tenantId, executionId, taskId: task.id },
+          createLambdaContext({ functionName: 'tenantflow-bench' }),
+        ),
       );
       if (invocation.result.outcome !== 'succeeded') {
         throw new Error(`task ${task.id} of ${executionId}: ${invocation.result.outcome}`);
@@ -230,7 +233,10 @@ function handlerSequence(
       runTaskMs.push(invocation.ms);
     }
     const finalized = await timed(() =>
-      finalize({ tenantId, executionId, outcome: 'succeeded' }, lambdaContext()),
+      finalize(
+        { tenantId, executionId, outcome: 'succeeded' },
+        createLambdaContext({ functionName: 'tenantflow-bench' }),
+      ),
     );
     if (!finalized.result.finalized) {
       throw new Error(`execution ${executionId} was not finalized`);
@@ -263,22 +269,3 @@ const acceptOnlyOrchestrator: Orchestrator = {
   stop: async () => {},
   redrive: async () => ({ kind: 'not_redrivable', reason: 'benchmark orchestrator' }),
 };
-
-/** The Lambda context the LocalOrchestrator gives each invocation, made the same way. */
-function lambdaContext(): Context {
-  const deadline = Date.now() + 900_000;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: 'tenantflow-bench',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:tenantflow-bench',
-    memoryLimitInMB: '1024',
-    awsRequestId: randomUUID(),
-    logGroupName: '/aws/lambda/tenantflow-bench',
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}

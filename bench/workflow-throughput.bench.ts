@@ -1,7 +1,7 @@
+import { tenantTable } from '@tenantflow/shared/db/sql';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import type { LocalPlatform } from '../local/local-platform.js';
-import { tenantTable } from '../shared/db/sql.js';
-import { defineTask } from '../shared/workflows/task.js';
-import { defineWorkflow } from '../shared/workflows/workflow.js';
 import {
   benchTenantId,
   type Distribution,
@@ -44,7 +44,7 @@ const BACKENDS = `SELECT count(*) FILTER (WHERE application_name = 'tenantflow')
   FROM pg_stat_activity
  WHERE backend_type = 'client backend' AND datname = current_database()`;
 
-/** What `createPlatform` gives the tenant pools on the local server (maxTenants 32 × 2 connections). */
+/** What `createTenantAccess` gives the tenant pools on the local server (maxTenants 32 × 2 connections). */
 const LOCAL_TENANT_POOLS_KEPT = 32;
 const CONNECTIONS_PER_TENANT_POOL = 2;
 

@@ -32,6 +32,14 @@ export interface DeploymentConfig {
    * each warm run-task Lambda holds its own connections.
    */
   readonly tenantDatabaseAccess: TenantDatabaseAccess;
+  /**
+   * Whether the installation includes the example workflows of `examples/`: their state machines,
+   * and their table in every tenant schema. Off unless asked for (`-c examples=true`), so a
+   * production install gets neither. The functions that load the workflows or their tables are
+   * told the same (`TENANTFLOW_EXAMPLES`), so what they register matches what is deployed.
+   * @default false
+   */
+  readonly examples: boolean;
 }
 
 export type TenantDatabaseAccess = 'proxy' | 'direct';
@@ -65,6 +73,21 @@ function numberContext(
   return value;
 }
 
+/** `true`/`false`, as JSON from `cdk.json` or as text from `-c key=value`; anything else is refused. */
+function booleanContext(node: Node, key: string, fallback: boolean): boolean {
+  const raw = node.tryGetContext(key) as unknown;
+  if (raw === undefined) {
+    return fallback;
+  }
+  if (raw === true || raw === 'true') {
+    return true;
+  }
+  if (raw === false || raw === 'false') {
+    return false;
+  }
+  throw new Error(`CDK context '${key}' must be true or false (got '${String(raw)}')`);
+}
+
 export function deploymentConfig(node: Node): DeploymentConfig {
   const stage = String(node.tryGetContext('stage') ?? 'dev');
   if (!STAGE.test(stage)) {
@@ -93,5 +116,6 @@ export function deploymentConfig(node: Node): DeploymentConfig {
     apiRateLimit: numberContext(node, 'apiRateLimit', 50, 1, 10_000),
     apiBurstLimit: numberContext(node, 'apiBurstLimit', 100, 1, 5_000),
     tenantDatabaseAccess: access as TenantDatabaseAccess,
+    examples: booleanContext(node, 'examples', false),
   };
 }

@@ -1,5 +1,5 @@
-import { defineTask } from '../shared/workflows/task.js';
-import { defineWorkflow } from '../shared/workflows/workflow.js';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 
 /**
  * The configurable workflow (after DataFlow's per-tenant configuration example): one workflow,

@@ -1,5 +1,5 @@
-import { defineTask } from '../shared/workflows/task.js';
-import { defineWorkflow } from '../shared/workflows/workflow.js';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 
 /**
  * A multi-step DAG: `extract` fans out to three independent tasks that run in parallel, which

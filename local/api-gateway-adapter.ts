@@ -8,6 +8,7 @@ import type {
   APIGatewayRequestAuthorizerEvent,
   Context,
 } from 'aws-lambda';
+import { createLambdaContext } from './lambda-context.js';
 
 export type ProxyHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 
@@ -127,7 +128,7 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
       }
     }
     try {
-      const result = await hit.route.handler(event, lambdaContext(hit.route.functionName, requestId));
+      const result = await hit.route.handler(event, apiLambdaContext(hit.route.functionName, requestId));
       sendResult(res, result);
     } catch (error) {
       // A handler that throws past its error middleware: API Gateway answers 502 in that case too.
@@ -200,7 +201,7 @@ async function authorizeLikeApiGateway(
         stageVariables: event.stageVariables,
         requestContext: { ...event.requestContext, authorizer: undefined },
       },
-      lambdaContext('authorizer', requestContext.requestId),
+      apiLambdaContext('authorizer', requestContext.requestId),
     );
   } catch (error) {
     if (error instanceof Error && error.message === 'Unauthorized') {
@@ -376,22 +377,14 @@ export function anonymousIdentity(
   };
 }
 
-function lambdaContext(functionName: string, requestId: string): Context {
-  const deadline = Date.now() + 30_000;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
+/** Locally every API function gets the deployed defaults of a TenantFunction: 512 MB, 30 s. */
+function apiLambdaContext(functionName: string, requestId: string): Context {
+  return createLambdaContext({
     functionName: `tenantflow-local-${functionName}`,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:tenantflow-local-${functionName}`,
-    memoryLimitInMB: '512',
     awsRequestId: requestId,
-    logGroupName: `/aws/lambda/tenantflow-local-${functionName}`,
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
+    timeoutMs: 30_000,
+    memoryLimitInMB: 512,
+  });
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

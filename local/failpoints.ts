@@ -1,7 +1,21 @@
-import { ConfigurationError } from '../shared/errors.js';
-import type { StepHook } from '../shared/provisioning/provisioning-service.js';
-import { DEPROVISIONING_STEPS, PROVISIONING_STEPS } from '../shared/provisioning/provisioning-service.js';
-import type { TaskFailpoint, TaskInvocation } from '../shared/workflows/task-runner.js';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { FAILPOINT_POINTS, type FailpointPoint, type Failpoints } from '@tenantflow/shared/kernel/failpoints';
+import {
+  DEPROVISIONING_STEPS,
+  PROVISIONING_STEPS,
+} from '@tenantflow/shared/provisioning/provisioning-service';
+
+/** The exit code of a process killed by a failpoint, so a test can tell it from a real crash. */
+export const FAILPOINT_EXIT_CODE = 86;
+
+export interface Failpoint {
+  readonly point: FailpointPoint;
+  readonly name?: string | undefined;
+  readonly tenantId?: string | undefined;
+}
+
+const SPEC = /^(?<point>[a-z-]+)(?::(?<name>[A-Za-z0-9_-]+))?(?:@(?<tenant>[a-z][a-z0-9_]*))?$/;
+const NAMED_STEPS: readonly string[] = [...PROVISIONING_STEPS, ...DEPROVISIONING_STEPS];
 
 /**
  * Crash injection for the local server, so the crash tests can kill it exactly where a Lambda could
@@ -17,36 +31,14 @@ import type { TaskFailpoint, TaskInvocation } from '../shared/workflows/task-run
  * | `after-provisioning-step` | a provisioning or deprovisioning step finished | a step name |
  *
  * `@<tenant>` limits a failpoint to one tenant, so a restarted server can repair another tenant's
- * crash without tripping over its own failpoint. The process exits with {@link FAILPOINT_EXIT_CODE}.
- * Refused outside the local platform (see config).
+ * crash without tripping over its own failpoint. {@link exitingFailpoints} makes them exit the
+ * process with {@link FAILPOINT_EXIT_CODE}. Refused outside the local platform (see config).
  *
  * @example
  * ```sh
  * TENANTFLOW_FAILPOINTS='after-body:merge@acme' npm start
  * ```
  */
-export const FAILPOINT_POINTS = [
-  'after-insert',
-  'after-body',
-  'before-commit',
-  'after-commit',
-  'before-finalize',
-  'after-provisioning-step',
-] as const;
-export type FailpointPoint = (typeof FAILPOINT_POINTS)[number];
-
-/** The exit code of a process killed by a failpoint, so a test can tell it from a real crash. */
-export const FAILPOINT_EXIT_CODE = 86;
-
-export interface Failpoint {
-  readonly point: FailpointPoint;
-  readonly name?: string | undefined;
-  readonly tenantId?: string | undefined;
-}
-
-const SPEC = /^(?<point>[a-z-]+)(?::(?<name>[A-Za-z0-9_-]+))?(?:@(?<tenant>[a-z][a-z0-9_]*))?$/;
-const NAMED_STEPS: readonly string[] = [...PROVISIONING_STEPS, ...DEPROVISIONING_STEPS];
-
 export function parseFailpoints(spec: string | undefined): Failpoint[] {
   if (spec === undefined || spec.trim() === '') {
     return [];
@@ -73,37 +65,32 @@ export function parseFailpoints(spec: string | undefined): Failpoint[] {
   });
 }
 
-export interface FailpointHooks {
-  readonly afterInsert: (point: 'after-insert', execution: { tenantId: string }) => void;
-  readonly task: (point: TaskFailpoint, invocation: TaskInvocation) => void;
-  readonly beforeFinalize: (command: { tenantId: string }) => void;
-  readonly provisioningStep: StepHook;
-}
-
-/** Hooks for the services that exit the process when an armed failpoint is reached. */
-export function failpointHooks(
+/**
+ * The {@link Failpoints} port that exits the process when an armed failpoint is reached, or
+ * undefined when none is armed (the services then skip the calls altogether).
+ */
+export function exitingFailpoints(
   failpoints: readonly Failpoint[],
   exit: (code: number) => never = (code) => process.exit(code),
-): FailpointHooks {
-  const trip = (point: FailpointPoint, tenantId: string, name?: string) => {
-    const armed = failpoints.find(
-      (failpoint) =>
-        failpoint.point === point &&
-        (failpoint.name === undefined || failpoint.name === name) &&
-        (failpoint.tenantId === undefined || failpoint.tenantId === tenantId),
-    );
-    if (armed !== undefined) {
-      // Pipes to stderr are synchronous on Linux, so this line is out before the process is gone.
-      process.stderr.write(
-        `tenantflow: failpoint ${point}${name === undefined ? '' : `:${name}`}@${tenantId} reached; exiting with ${FAILPOINT_EXIT_CODE}\n`,
-      );
-      exit(FAILPOINT_EXIT_CODE);
-    }
-  };
+): Failpoints | undefined {
+  if (failpoints.length === 0) {
+    return undefined;
+  }
   return {
-    afterInsert: (point, execution) => trip(point, execution.tenantId),
-    task: (point, invocation) => trip(point, invocation.tenantId, invocation.taskId),
-    beforeFinalize: (command) => trip('before-finalize', command.tenantId),
-    provisioningStep: (step, tenantId) => trip('after-provisioning-step', tenantId, step),
+    reach(point, { tenantId, name }) {
+      const armed = failpoints.find(
+        (failpoint) =>
+          failpoint.point === point &&
+          (failpoint.name === undefined || failpoint.name === name) &&
+          (failpoint.tenantId === undefined || failpoint.tenantId === tenantId),
+      );
+      if (armed !== undefined) {
+        // Pipes to stderr are synchronous on Linux, so this line is out before the process is gone.
+        process.stderr.write(
+          `tenantflow: failpoint ${point}${name === undefined ? '' : `:${name}`}@${tenantId} reached; exiting with ${FAILPOINT_EXIT_CODE}\n`,
+        );
+        exit(FAILPOINT_EXIT_CODE);
+      }
+    },
   };
 }

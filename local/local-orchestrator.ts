@@ -1,17 +1,7 @@
 import './promise-with-resolvers.js';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import type { Context } from 'aws-lambda';
-import {
-  ExecutionAbortedError,
-  ExecutionError,
-  ExecutionTimeoutError,
-  StateMachine,
-} from 'aws-local-stepfunctions';
-import { ConfigurationError, ForeignExecutionError } from '../shared/errors.js';
-import { z } from '../shared/validation/zod.js';
-import { type AslDefinition, taskStates } from '../shared/workflows/asl.js';
+import { ConfigurationError, ForeignExecutionError } from '@tenantflow/shared/kernel/errors';
+import { type AslDefinition, taskStates } from '@tenantflow/shared/workflows/asl';
 import type {
   ExecutionDescription,
   ExecutionHandle,
@@ -20,7 +10,23 @@ import type {
   RedriveOutcome,
   StartExecutionRequest,
   StartedExecution,
-} from '../shared/workflows/orchestrator.js';
+} from '@tenantflow/shared/workflows/orchestrator';
+import type { Context } from 'aws-lambda';
+import {
+  ExecutionAbortedError,
+  ExecutionError,
+  ExecutionTimeoutError,
+  StateMachine,
+} from 'aws-local-stepfunctions';
+import { createLambdaContext } from './lambda-context.js';
+import {
+  type ExecutionJournal,
+  FileExecutionJournal,
+  type JournalEntry,
+  type JournaledStatus,
+} from './orchestrator-journal.js';
+
+export { ExecutionJournalError } from './orchestrator-journal.js';
 
 /** A Lambda handler as the local orchestrator invokes it. */
 export type LocalLambda = (payload: unknown, context: Context) => Promise<unknown>;
@@ -61,14 +67,6 @@ export interface LocalOrchestratorOptions {
 
 /** The error a lost execution is described with: its process exited while it was running. */
 export const LOCAL_PROCESS_EXITED = 'Local.ProcessExited';
-
-/** A journal file that cannot be read, parsed or written; the message names the file. */
-export class ExecutionJournalError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ExecutionJournalError';
-  }
-}
 
 interface LocalExecution {
   readonly workflow: string;
@@ -175,9 +173,7 @@ export class LocalOrchestrator implements Orchestrator {
       });
     }
     this.#journal =
-      options.journalDirectory === undefined
-        ? undefined
-        : new ExecutionJournal(options.journalDirectory, this.#instanceId);
+      options.journalDirectory === undefined ? undefined : new FileExecutionJournal(options.journalDirectory);
     liveInstanceIds.add(this.#instanceId);
   }
 
@@ -285,7 +281,7 @@ export class LocalOrchestrator implements Orchestrator {
         this.#compiled(handle.workflow),
         { ...handle, tenantId: entry.tenantId },
         entry.ref,
-        { startedAt: new Date(entry.startedAt), redriveCount: entry.redriveCount + 1 },
+        { startedAt: entry.startedAt, redriveCount: entry.redriveCount + 1 },
       );
       return { kind: 'redriven', redrivenAt: new Date() };
     });
@@ -373,14 +369,13 @@ export class LocalOrchestrator implements Orchestrator {
     },
   ): JournalEntry {
     return {
-      version: 1,
       workflow: request.workflow,
       executionId: request.executionId,
       tenantId: request.tenantId,
       ref,
       status: state.status,
-      startedAt: history.startedAt.toISOString(),
-      stoppedAt: state.stoppedAt?.toISOString(),
+      startedAt: history.startedAt,
+      stoppedAt: state.stoppedAt,
       error: state.error,
       cause: state.cause,
       redriveCount: history.redriveCount,
@@ -507,124 +502,23 @@ export class LocalOrchestrator implements Orchestrator {
     // A JSON round trip, as the payload would cross the wire to Lambda and back.
     const result = await lambda(
       JSON.parse(JSON.stringify(Payload)),
-      lambdaContext(FunctionName, this.#options.lambdaTimeoutMs ?? 900_000),
+      createLambdaContext({ functionName: FunctionName, timeoutMs: this.#options.lambdaTimeoutMs }),
     );
     return { Payload: result === undefined ? null : JSON.parse(JSON.stringify(result)) };
   }
 }
 
-const JOURNALED_STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'aborted'] as const;
-type JournaledStatus = (typeof JOURNALED_STATUSES)[number];
-
-const isoTimestamp = z
-  .string()
-  .refine((value) => !Number.isNaN(Date.parse(value)), 'must be an ISO timestamp');
-
-const journalEntrySchema = z.object({
-  version: z.literal(1),
-  workflow: z.string(),
-  executionId: z.string(),
-  tenantId: z.string(),
-  ref: z.string(),
-  status: z.enum(JOURNALED_STATUSES),
-  startedAt: isoTimestamp,
-  stoppedAt: isoTimestamp.optional(),
-  error: z.string().optional(),
-  cause: z.string().optional(),
-  redriveCount: z.number().int().nonnegative(),
-  // Positive: `process.kill` reads 0 and negative pids as process groups.
-  owner: z.object({ pid: z.number().int().positive(), instanceId: z.string().min(1) }),
-});
-
-type JournalEntry = z.infer<typeof journalEntrySchema>;
-
-/**
- * One JSON file per execution. Each write goes to a temporary file that is then renamed over the
- * entry, so a process that dies mid-write leaves the previous entry whole. No fsync: this guards
- * against the process crashing, not the machine losing power.
- */
-class ExecutionJournal {
-  #writes = 0;
-
-  constructor(
-    private readonly directory: string,
-    private readonly instanceId: string,
-  ) {}
-
-  async read(handle: ExecutionHandle): Promise<JournalEntry | undefined> {
-    const file = this.#fileOf(handle);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        return undefined;
-      }
-      throw new ExecutionJournalError(`Could not read journal file ${file}`, { cause: error });
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw new ExecutionJournalError(`Journal file ${file} is not valid JSON`, { cause: error });
-    }
-    const checked = journalEntrySchema.safeParse(parsed);
-    if (!checked.success) {
-      const reasons = checked.error.issues.map(
-        (issue) => `${issue.path.length > 0 ? issue.path.join('.') : 'entry'}: ${issue.message}`,
-      );
-      throw new ExecutionJournalError(`Journal file ${file} is not a valid entry: ${reasons.join('; ')}`);
-    }
-    if (checked.data.workflow !== handle.workflow || checked.data.executionId !== handle.executionId) {
-      throw new ExecutionJournalError(
-        `Journal file ${file} holds execution '${checked.data.executionId}' of '${checked.data.workflow}'`,
-      );
-    }
-    return checked.data;
-  }
-
-  async write(entry: JournalEntry): Promise<void> {
-    const file = this.#fileOf(entry);
-    this.#writes += 1;
-    // Unique per instance and write, so two writers never share a temporary file.
-    const temporary = `${file}.${this.instanceId}-${this.#writes}.tmp`;
-    try {
-      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-      await writeFile(temporary, `${JSON.stringify(entry, null, 2)}\n`, { mode: 0o600 });
-      await rename(temporary, file);
-    } catch (error) {
-      await rm(temporary, { force: true }).catch(() => undefined);
-      throw new ExecutionJournalError(`Could not write journal file ${file}`, { cause: error });
-    }
-  }
-
-  #fileOf(handle: ExecutionHandle): string {
-    return join(this.directory, pathSegment(handle.workflow), `${pathSegment(handle.executionId)}.json`);
-  }
-}
-
-/**
- * Workflow and execution names become file names. Step Functions names never hold a path
- * separator, and refusing them keeps every entry inside the journal directory.
- */
-function pathSegment(name: string): string {
-  if (name === '' || name === '.' || name === '..' || /[/\\]/.test(name) || name.includes('\u0000')) {
-    throw new ExecutionJournalError(`'${name}' cannot name a journal file`);
-  }
-  return name;
-}
-
 function describeJournaled(entry: JournalEntry): ExecutionDescription {
   const known = {
     ref: entry.ref,
-    startedAt: new Date(entry.startedAt),
+    startedAt: entry.startedAt,
     redriveCount: entry.redriveCount,
   };
   if (entry.status !== 'running') {
     return {
       ...known,
       status: entry.status,
-      stoppedAt: entry.stoppedAt === undefined ? undefined : new Date(entry.stoppedAt),
+      stoppedAt: entry.stoppedAt,
       error: entry.error,
       cause: entry.cause,
       redrivable: isRedrivable(entry.status),
@@ -711,23 +605,4 @@ function executionKey(handle: ExecutionHandle): string {
 
 function isRedrivable(status: OrchestratedStatus): boolean {
   return status === 'failed' || status === 'timed_out' || status === 'aborted';
-}
-
-function lambdaContext(functionArn: string, timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  const functionName = functionArn.split(':').at(-1) ?? functionArn;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: functionArn,
-    memoryLimitInMB: '1024',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
 }

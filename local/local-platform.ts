@@ -1,18 +1,16 @@
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
+import { loadConfig } from '@tenantflow/shared/config/config';
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
+import type { RecoverySummary } from '@tenantflow/shared/recovery';
+import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { createAuthorizerHandler } from '../functions/api/authorizer.js';
 import { createExecutionsApi } from '../functions/api/executions.js';
 import { createHealthApi } from '../functions/api/health.js';
 import { API_ROUTES, type ApiFunctionName, GATEWAY_RESPONSES } from '../functions/api/routes.js';
 import { createTenantsApi } from '../functions/api/tenants.js';
-import { loadConfig } from '../shared/config/config.js';
-import { RequestAuthorizer } from '../shared/http/request-authorizer.js';
-import { createLogger } from '../shared/logging/logger.js';
-import type { Platform, PlatformOverrides } from '../shared/platform.js';
-import { migrateFleet } from '../shared/provisioning/fleet-migrator.js';
-import type { RecoverySummary } from '../shared/recovery/index.js';
-import type { ExecutionService } from '../shared/workflows/execution-service.js';
-import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
 import { workflows as registeredWorkflows } from '../workflows/index.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
 import { findFreePort, type RunningPostgres, startEmbeddedPostgres } from './embedded-postgres.js';
@@ -21,6 +19,7 @@ import type { LocalOrchestrator } from './local-orchestrator.js';
 import { prepareLocalDatabase } from './local-roles.js';
 import { createLocalRuntime, type LocalRuntime } from './local-runtime.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';
+import type { LocalAdapters, PlatformServices } from './platform-services.js';
 
 export { LOCAL_TARGETS } from './local-runtime.js';
 
@@ -41,7 +40,7 @@ export interface LocalPlatformOptions {
   readonly postgresPort?: number;
   readonly log?: (line: string) => void;
   /** Test seams: another SecretStore, failure injection. */
-  readonly overrides?: PlatformOverrides;
+  readonly adapters?: LocalAdapters;
   /** The workflows to run; default the installation's (`workflows/index.ts`). */
   readonly workflows?: WorkflowRegistry;
   /** Retry waits in milliseconds instead of the definitions' seconds (tests and benchmarks). */
@@ -52,7 +51,7 @@ export interface LocalPlatform {
   readonly url: string;
   readonly adminToken: string;
   readonly database: { readonly embedded: boolean; readonly description: string };
-  readonly platform: Platform;
+  readonly platform: PlatformServices;
   readonly orchestrator: LocalOrchestrator;
   readonly executions: ExecutionService;
   /** The recovery pass run at start-up, before the server accepted requests. */
@@ -103,7 +102,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     databaseUrl = postgres.url('postgres');
   }
 
-  let platform: Platform | undefined;
+  let platform: PlatformServices | undefined;
   let runtime: LocalRuntime | undefined;
   let server: Server | undefined;
   let orchestrator: LocalOrchestrator | undefined;
@@ -127,7 +126,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       config,
       home,
       workflows,
-      overrides: options.overrides,
+      adapters: options.adapters,
       retryIntervalMs: options.retryIntervalMs,
     });
     const started = runtime.platform;
@@ -144,7 +143,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     });
     logRecovery(startupRecovery, log);
     const authorizer = createAuthorizerHandler({
-      authorizer: new RequestAuthorizer({ registry: started.registry, adminToken }),
+      authorizer: started.authorizer,
       logger: createLogger('authorizer'),
     });
     const handlers: Record<ApiFunctionName, ProxyHandler> = {
@@ -212,7 +211,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
 
 async function shutDown(
   server: Server | undefined,
-  platform: Platform | undefined,
+  platform: PlatformServices | undefined,
   postgres: RunningPostgres | undefined,
   orchestrator: LocalOrchestrator | undefined,
 ) {
@@ -290,7 +289,7 @@ function logRecovery(summary: RecoverySummary, log: (line: string) => void): voi
  * Brings every tenant schema to the current migration, so code that expects a new column (the
  * recovery claim, say) never meets an old schema after an upgrade. Quiet when all are current.
  */
-async function migrateTenantSchemas(platform: Platform, log: (line: string) => void): Promise<void> {
+async function migrateTenantSchemas(platform: PlatformServices, log: (line: string) => void): Promise<void> {
   const summary = await migrateFleet(platform.registry, platform.admin, { concurrency: 4 });
   if (summary.migrated > 0 || summary.failed.length > 0) {
     log(

@@ -1,10 +1,10 @@
+import { withDedicatedClient } from '@tenantflow/shared/db/connections';
+import { quoteIdent } from '@tenantflow/shared/db/sql';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { prepareControlSchema } from '@tenantflow/shared/provisioning/database-migrator';
+import { scramSha256Verifier } from '@tenantflow/shared/provisioning/passwords';
 import type pg from 'pg';
-import { withDedicatedClient } from '../shared/db/connections.js';
-import { quoteIdent } from '../shared/db/sql.js';
-import { ConfigurationError } from '../shared/errors.js';
-import { DatabaseAdmin } from '../shared/provisioning/database-admin.js';
-import { prepareControlSchema } from '../shared/provisioning/database-migrator.js';
-import { scramSha256Verifier } from '../shared/provisioning/passwords.js';
 
 /** The admin role `npm start` creates when it is given a superuser: what Aurora's master user is. */
 export const LOCAL_ADMIN_ROLE = 'tenantflow_admin';

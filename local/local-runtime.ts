@@ -1,26 +1,22 @@
 import { join } from 'node:path';
+import type { TenantflowConfig } from '@tenantflow/shared/config/config';
+import type { Failpoints } from '@tenantflow/shared/kernel/failpoints';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import type { RecoveryOptions, RecoveryProgress, RecoverySummary } from '@tenantflow/shared/recovery';
+import type { PlatformCore } from '@tenantflow/shared/runtime/core';
+import { createExecutions, createFinalizer } from '@tenantflow/shared/runtime/executions';
+import { createRecovery } from '@tenantflow/shared/runtime/recovery';
+import { createTaskRunner, type TenantAccess } from '@tenantflow/shared/runtime/task-running';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type { Context } from 'aws-lambda';
 import { createRecoverHandler } from '../functions/recovery/recover.js';
 import { createFinalizeHandler } from '../functions/workflow/finalize.js';
 import { createRunTaskHandler } from '../functions/workflow/run-task.js';
-import type { TenantflowConfig } from '../shared/config/config.js';
-import { createLogger, type Logger } from '../shared/logging/logger.js';
-import { createPlatform, type Platform, type PlatformOverrides } from '../shared/platform.js';
-import {
-  type RecoveryOptions,
-  type RecoveryProgress,
-  RecoveryService,
-  RecoveryStore,
-  type RecoverySummary,
-} from '../shared/recovery/index.js';
-import { compileToAsl } from '../shared/workflows/asl.js';
-import { ExecutionFinalizer, type FinalizeCommand } from '../shared/workflows/execution-finalizer.js';
-import { ExecutionService } from '../shared/workflows/execution-service.js';
-import { ExecutionStore } from '../shared/workflows/execution-store.js';
-import { TaskRunner, type TaskRunnerDependencies } from '../shared/workflows/task-runner.js';
-import type { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
-import { failpointHooks, parseFailpoints } from './failpoints.js';
+import { exitingFailpoints, parseFailpoints } from './failpoints.js';
 import { type LocalLambda, LocalOrchestrator } from './local-orchestrator.js';
+import { createPlatformServices, type LocalAdapters, type PlatformServices } from './platform-services.js';
 
 /** The Lambda ARNs the local state machines invoke, mapped to the in-process handlers. */
 export const LOCAL_TARGETS = {
@@ -33,13 +29,13 @@ export interface LocalRuntimeOptions {
   /** Where the local orchestrator keeps its journal (`<home>/orchestrator`). */
   readonly home: string;
   readonly workflows: WorkflowRegistry;
-  readonly overrides?: PlatformOverrides | undefined;
+  readonly adapters?: LocalAdapters | undefined;
   /** Retry waits in milliseconds instead of the definitions' seconds (tests and benchmarks). */
   readonly retryIntervalMs?: number | undefined;
 }
 
 export interface LocalRuntime {
-  readonly platform: Platform;
+  readonly platform: PlatformServices;
   readonly orchestrator: LocalOrchestrator;
   readonly executions: ExecutionService;
   /**
@@ -59,78 +55,61 @@ export interface LocalRuntime {
  * that build a LocalOrchestrator of their own.
  */
 export function localLambdas(deps: {
-  readonly platform: Pick<Platform, 'tenants' | 'tenantConnections'>;
+  readonly core: Pick<PlatformCore, 'pool'>;
+  readonly access: Pick<TenantAccess, 'tenants' | 'tenantConnections'>;
   readonly workflows: WorkflowRegistry;
-  readonly store: ExecutionStore;
   readonly logger?: Logger;
-  readonly failpoints?: {
-    readonly task: TaskRunnerDependencies['failpoint'];
-    readonly beforeFinalize: (command: FinalizeCommand) => void;
-  };
+  readonly failpoints?: Failpoints | undefined;
 }): Record<string, LocalLambda> {
   const runTaskLogger = deps.logger ?? createLogger('run-task');
   const finalizeLogger = deps.logger ?? createLogger('finalize');
   return {
     [LOCAL_TARGETS.taskRunnerArn]: createRunTaskHandler({
       logger: runTaskLogger,
-      runner: new TaskRunner({
-        tenants: deps.platform.tenants,
+      runner: createTaskRunner(deps.core, deps.access, {
         workflows: deps.workflows,
-        store: deps.store,
-        tenantConnections: deps.platform.tenantConnections,
         logger: runTaskLogger,
-        ...(deps.failpoints?.task === undefined ? {} : { failpoint: deps.failpoints.task }),
+        failpoints: deps.failpoints,
       }),
     }),
     [LOCAL_TARGETS.finalizeArn]: createFinalizeHandler({
       logger: finalizeLogger,
-      finalizer: new ExecutionFinalizer(
-        deps.store,
-        finalizeLogger,
-        deps.failpoints === undefined ? {} : { failpoint: deps.failpoints.beforeFinalize },
-      ),
+      finalizer: createFinalizer(deps.core, { logger: finalizeLogger, failpoints: deps.failpoints }),
     }),
   };
 }
 
 /**
- * The services of the local platform, wired as the Lambdas wire them but in one process: the
- * platform, the local orchestrator (the same ASL, with a journal under `home` so it can tell after
- * a crash which executions it lost), the run-task and finalize handlers, the execution service and
- * the recovery handler. `npm start` serves HTTP on top of it; `npm run recover` runs one pass.
+ * The services of the local platform, built by the factories the Lambdas use, in one process:
+ * only the orchestrator (the same ASL run in-process, with a journal under `home` so it can tell
+ * after a crash which executions it lost) and the secret store differ from AWS. `npm start` serves
+ * HTTP on top of it; `npm run recover` runs one pass.
  */
 export async function createLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const { config, workflows } = options;
-  const hooks = failpointHooks(parseFailpoints(config.failpoints));
-  const armed = config.failpoints !== undefined;
-  const platform = await createPlatform(config, {
-    ...options.overrides,
-    ...(armed ? { afterProvisioningStep: hooks.provisioningStep } : {}),
+  const failpoints = options.adapters?.failpoints ?? exitingFailpoints(parseFailpoints(config.failpoints));
+  const platform = await createPlatformServices(config, {
+    ...options.adapters,
+    failpoints,
+    tenantMigrations: workflows.tenantMigrations(),
   });
-  const store = new ExecutionStore(platform.pool);
+  const { core } = platform;
   const orchestratorLogger = createLogger('local-orchestrator');
   const orchestrator = new LocalOrchestrator({
     definitions: Object.fromEntries(
       workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
     ),
-    lambdas: localLambdas({
-      platform,
-      workflows,
-      store,
-      ...(armed ? { failpoints: { task: hooks.task, beforeFinalize: hooks.beforeFinalize } } : {}),
-    }),
+    lambdas: localLambdas({ core, access: platform, workflows, failpoints }),
     journalDirectory: join(options.home, 'orchestrator'),
     onJournalError: (error) =>
       orchestratorLogger.error('could not write the orchestrator journal', { error }),
     ...(options.retryIntervalMs === undefined ? {} : { retryIntervalMs: options.retryIntervalMs }),
   });
-  const executions = new ExecutionService({
-    registry: platform.registry,
+  const executions = createExecutions(core, {
     workflows,
-    store,
     orchestrator,
     logger: createLogger('workflows'),
-    ...(armed ? { failpoint: hooks.afterInsert } : {}),
+    failpoints,
   });
   const recoveryLogger = createLogger('recovery');
   return {
@@ -140,15 +119,12 @@ export async function createLocalRuntime(options: LocalRuntimeOptions): Promise<
     recover: async (pass = {}) => {
       const handler = createRecoverHandler({
         logger: recoveryLogger,
-        recovery: new RecoveryService({
-          store: new RecoveryStore(platform.pool),
-          executions: store,
-          registry: platform.registry,
+        recovery: createRecovery(core, {
+          provisioning: platform,
           orchestrator,
           workflows,
-          provisioning: platform.provisioning,
           logger: recoveryLogger,
-          options: { ...config.recovery, ...pass.recovery },
+          options: pass.recovery,
         }),
         ...(pass.onProgress === undefined ? {} : { onProgress: pass.onProgress }),
       });

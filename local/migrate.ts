@@ -3,17 +3,21 @@
  *
  * Uses DATABASE_URL (a superuser, or an admin role with CREATEROLE) when given; otherwise the local
  * platform's embedded PostgreSQL, whether `npm start` is running or not.
- * TENANTFLOW_MIGRATE_CONCURRENCY sets how many tenants migrate at once (default 8).
+ * TENANTFLOW_MIGRATE_CONCURRENCY sets how many tenants migrate at once (default 8). The tenant
+ * tables are the platform's and those of the workflows `npm start` runs: the installation's, or
+ * the module TENANTFLOW_WORKFLOWS_MODULE names.
  */
+
+import { createPlatformPool } from '@tenantflow/shared/db/connections';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { migrateDatabase, migrationSettings } from '@tenantflow/shared/provisioning/database-migrator';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
+import { PgTenantRegistry } from '@tenantflow/shared/tenancy/pg-tenant-registry';
 import cliProgress from 'cli-progress';
-import { createPlatformPool } from '../shared/db/connections.js';
-import { ConfigurationError } from '../shared/errors.js';
-import { DatabaseAdmin } from '../shared/provisioning/database-admin.js';
-import { migrateDatabase, migrationSettings } from '../shared/provisioning/database-migrator.js';
-import { loadTenantMigrations } from '../shared/provisioning/tenant-migrations.js';
-import { PgTenantRegistry } from '../shared/tenancy/pg-tenant-registry.js';
 import { withLocalDatabase } from './local-database.js';
 import { localPlatformRole } from './local-roles.js';
+import { loadLocalWorkflows } from './workflows-module.js';
 
 const settings = readSettings();
 
@@ -37,6 +41,7 @@ const failedCount = await withLocalDatabase(home, async ({ adminUrl, platformUrl
       adminUrl,
       platformRole: localPlatformRole(),
       tenantMigrations: await loadTenantMigrations(),
+      applicationMigrations: (await loadLocalWorkflows()).tenantMigrations(),
     });
     const bar = process.stdout.isTTY
       ? new cliProgress.SingleBar(

@@ -7,8 +7,8 @@
  * exits; executions a live `npm start` is running are left to it (its journal says it is alive).
  */
 import { join, resolve } from 'node:path';
+import { loadConfig } from '@tenantflow/shared/config/config';
 import cliProgress from 'cli-progress';
-import { loadConfig } from '../shared/config/config.js';
 import { withLocalDatabase } from './local-database.js';
 import { createLocalRuntime } from './local-runtime.js';
 import { loadOrCreateLocalSecrets } from './local-state.js';

@@ -7,8 +7,86 @@
  * TENANTFLOW_WORKFLOWS_MODULE (run other workflows), TENANTFLOW_RECOVERY_* (the recovery timer);
  * the README lists them all.
  */
+import { join } from 'node:path';
+import type { TenantInfo } from '@tenantflow/shared/tenancy/tenant-registry';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { type LocalPlatform, startLocalPlatform } from './local-platform.js';
 import { loadLocalWorkflows } from './workflows-module.js';
+
+/** The tenant the printed commands use. */
+const SUGGESTED_TENANT = 'acme';
+/** The example the printed commands run when it is registered, with an input it accepts. */
+const SUGGESTED_WORKFLOW = { name: 'configurable_processing', input: '{"items":[1,2,3,4,5]}' };
+
+/**
+ * The commands to paste next, for the state this start found: registering `acme` only when it does
+ * not exist yet (otherwise what its status calls for), and running a workflow that is registered.
+ */
+function firstSteps(
+  url: string,
+  token: string,
+  tenant: TenantInfo | undefined,
+  workflows: WorkflowRegistry,
+): string {
+  const id = SUGGESTED_TENANT;
+  const admin = `-H 'Authorization: Bearer ${token}'`;
+  const example = workflows.get(SUGGESTED_WORKFLOW.name) !== undefined;
+  const registerBody = `{"tenantId":"${id}","name":"Acme Corp"${
+    example ? ',"config":{"limits":{"max_items_per_workflow":100}}' : ''
+  }}`;
+  const register = `  curl -s -X POST ${url}/tenants \\
+    ${admin} -H 'Content-Type: application/json' \\
+    -d '${registerBody}'`;
+  const newKey = `  curl -s -X POST ${url}/tenants/${id}/api-key ${admin}`;
+  const tenantStep = (() => {
+    switch (tenant?.status) {
+      case undefined:
+        return `1. Register a tenant (the response carries its API key, shown only once):\n${register}`;
+      case 'active':
+        return `1. Tenant ${id} is registered already. Use the API key you got then; if you no longer have it,\n   issue a new one (the previous key stops working at once):\n${newKey}`;
+      case 'inactive':
+        return `1. Tenant ${id} is registered but deactivated. Activate it:\n  curl -s -X POST ${url}/tenants/${id}/activate ${admin}\n   If you no longer have its API key, issue a new one (the previous key stops working at once):\n${newKey}`;
+      case 'provisioning':
+        return `1. Tenant ${id}'s provisioning did not finish${
+          tenant.lastError === undefined ? '' : ` (${tenant.lastError})`
+        }. Sending the same request again completes it\n   (the response carries its API key, shown only once):\n${register}`;
+      case 'deprovisioning':
+        return `1. Tenant ${id} is being deleted; the recovery job finishes that. Register it again afterwards:\n${register}`;
+    }
+  })();
+  const names = workflows.names();
+  const workflow = example
+    ? SUGGESTED_WORKFLOW
+    : names[0] === undefined
+      ? undefined
+      : { name: names[0], input: '{}' };
+  if (workflow === undefined) {
+    return `${tenantStep}
+
+2. No workflows are registered, so there is nothing to run yet. Add yours to workflows/index.ts, or
+   start with TENANTFLOW_WORKFLOWS_MODULE=<module exporting workflows> (docs/first-workflow.md).
+
+More:
+  curl -s ${url}/tenants ${admin}   # every tenant`;
+  }
+  return `${tenantStep}
+
+2. As the tenant, with its API key, start a workflow (the response carries the execution id)${
+    example ? '' : `;\n   give ${workflow.name} the input it expects instead of {}`
+  }:
+  export TENANT_KEY=${tenant === undefined ? '<apiKey from step 1>' : `<${id}'s API key>`}
+  curl -s -X POST ${url}/tenants/${id}/executions \\
+    -H "Authorization: Bearer $TENANT_KEY" -H 'Content-Type: application/json' \\
+    -d '{"workflow":"${workflow.name}","input":${workflow.input}}'
+
+3. Read it back (status, context, each task):
+  curl -s ${url}/tenants/${id}/executions/<executionId> -H "Authorization: Bearer $TENANT_KEY"
+
+More:
+  curl -s ${url}/workflows -H "Authorization: Bearer $TENANT_KEY"   # registered: ${names.join(', ')}
+  curl -s ${url}/tenants/${id}/metrics -H "Authorization: Bearer $TENANT_KEY"   # ${id}'s counters
+  curl -s ${url}/tenants ${admin}   # every tenant`;
+}
 
 function optionalPort(name: string): number | undefined {
   const raw = process.env[name];
@@ -28,10 +106,12 @@ async function main(): Promise<void> {
   const postgresPort = optionalPort('TENANTFLOW_PG_PORT');
   console.log('Starting tenantflow locally…');
   let local: LocalPlatform;
+  let workflows: WorkflowRegistry;
   try {
+    workflows = await loadLocalWorkflows();
     local = await startLocalPlatform({
       port,
-      workflows: await loadLocalWorkflows(),
+      workflows,
       ...(postgresPort === undefined ? {} : { postgresPort }),
       ...(process.env.TENANTFLOW_HOME ? { home: process.env.TENANTFLOW_HOME } : {}),
       ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
@@ -47,30 +127,15 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const token = local.adminToken;
+  const registered = await local.platform.registry.get(SUGGESTED_TENANT);
   console.log(`
 tenantflow is running.
   API          ${local.url}
   Database     ${local.database.description}
-  Admin token  ${token}
+  Admin token  ${local.adminToken}
+  Server pid   ${process.pid}${local.database.embedded ? ` (also in ${join(process.env.TENANTFLOW_HOME || '.tenantflow', 'tenantflow.pid')})` : ''}
 
-1. Register a tenant (the response carries its API key, shown only once):
-  curl -s -X POST ${local.url}/tenants \\
-    -H 'Authorization: Bearer ${token}' -H 'Content-Type: application/json' \\
-    -d '{"tenantId":"acme","name":"Acme Corp","config":{"limits":{"max_items_per_workflow":100}}}'
-
-2. As the tenant, with that key, start a workflow (the response carries the execution id):
-  export TENANT_KEY=<apiKey from step 1>
-  curl -s -X POST ${local.url}/tenants/acme/executions \\
-    -H "Authorization: Bearer $TENANT_KEY" -H 'Content-Type: application/json' \\
-    -d '{"workflow":"configurable_processing","input":{"items":[1,2,3,4,5]}}'
-
-3. Read it back (status, context, each task):
-  curl -s ${local.url}/tenants/acme/executions/<executionId> -H "Authorization: Bearer $TENANT_KEY"
-
-Workflows:      curl -s ${local.url}/workflows -H "Authorization: Bearer $TENANT_KEY"
-Tenant metrics: curl -s ${local.url}/tenants/acme/metrics -H "Authorization: Bearer $TENANT_KEY"
-List tenants:   curl -s ${local.url}/tenants -H 'Authorization: Bearer ${token}'
+${firstSteps(local.url, local.adminToken, registered, workflows)}
 
 Recovery ran at start-up (${local.startupRecovery.tenantsScanned} tenants scanned) and runs ${
     local.platform.config.recovery.intervalSeconds === 0

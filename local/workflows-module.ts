@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigurationError } from '../shared/errors.js';
-import { WorkflowRegistry } from '../shared/workflows/workflow-registry.js';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { workflows as installed } from '../workflows/index.js';
 
 /**

@@ -47,7 +47,7 @@ const INVOKE_GRACE = Duration.seconds(30);
  * tolerate the migrations already applied (forward-only migrations on a live database must anyway).
  * Each tenant commits on its own, so deploying again resumes where the run stopped.
  *
- * - The migrations (`migrations/control` and `migrations/tenant`) and the `shared/` code that runs
+ * - The migrations (`shared/migrations/control` and `shared/migrations/tenant`) and the `shared/` code that runs
  *   them ship in the shared layer (`SharedLayer`), not in the function's code, and a layer is not part of a
  *   version's identity (the `recognizeLayerVersion` feature flag is off). The layer's content is
  *   therefore folded into the migrate function's version: a new migration, or any change to

@@ -5,7 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { retentionDays } from './network.js';
+import { retentionDays } from './log-retention.js';
 
 /** The port RDS Proxy listens on for PostgreSQL; it cannot be changed. */
 export const POSTGRES_PORT = 5432;

@@ -2,6 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { retentionDays } from './log-retention.js';
 
 export interface PrivateNetworkProps {
   /** Part of the flow log group's name. */
@@ -111,16 +112,4 @@ export class PrivateNetwork extends Construct {
       open: false,
     });
   }
-}
-
-/** Maps a number of days onto the closest `RetentionDays` CloudWatch Logs accepts, rounding up. */
-export function retentionDays(days: number): logs.RetentionDays {
-  const allowed = Object.values(logs.RetentionDays)
-    .filter((value): value is number => typeof value === 'number' && value !== logs.RetentionDays.INFINITE)
-    .sort((a, b) => a - b);
-  const chosen = allowed.find((value) => value >= days) ?? allowed[allowed.length - 1];
-  if (chosen === undefined) {
-    throw new Error(`No CloudWatch Logs retention period fits ${days} days`);
-  }
-  return chosen as logs.RetentionDays;
 }

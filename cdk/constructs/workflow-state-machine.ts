@@ -1,12 +1,12 @@
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import type { WorkflowDefinition } from '@tenantflow/shared/workflows/workflow';
 import { ArnFormat, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { compileToAsl } from '../../shared/workflows/asl.js';
-import type { WorkflowDefinition } from '../../shared/workflows/workflow.js';
-import { retentionDays } from './tenant-function.js';
+import { retentionDays } from './log-retention.js';
 
 export interface WorkflowStateMachineProps {
   readonly workflow: WorkflowDefinition;

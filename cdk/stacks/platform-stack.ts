@@ -1,3 +1,4 @@
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tokenization } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -5,9 +6,9 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import type { WorkflowDefinition } from '../../shared/workflows/workflow.js';
-import { workflows as registeredWorkflows } from '../../workflows/index.js';
+import { installedWorkflows } from '../../workflows/index.js';
 import { DatabaseMigrations } from '../constructs/database-migrations.js';
+import { pascalCase } from '../constructs/naming.js';
 import { SharedLayer } from '../constructs/shared-layer.js';
 import { TenantFunction, type TenantFunctionProps } from '../constructs/tenant-function.js';
 import { TenantflowApi } from '../constructs/tenantflow-api.js';
@@ -30,13 +31,13 @@ export interface PlatformData {
 }
 
 export interface PlatformStackProps extends StackProps {
+  /**
+   * The deployment's configuration. Its `examples` also chooses the workflows: one state machine
+   * each for the installation's (`installedWorkflows` of `workflows/index.ts`), the same registry
+   * the functions build from the `TENANTFLOW_EXAMPLES` they are given, so the two cannot disagree.
+   */
   readonly config: DeploymentConfig;
   readonly data: PlatformData;
-  /**
-   * The workflows to deploy, one state machine each.
-   * @default every workflow registered in `workflows/index.ts`
-   */
-  readonly workflows?: readonly WorkflowDefinition[];
 }
 
 /** The Lambdas of the platform, by handler. */
@@ -56,24 +57,32 @@ const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
 
 /**
  * The stateless half of a deployment: the shared layer, one Lambda per handler, the REST API built
- * from the route table, one Standard state machine per registered workflow, the EventBridge
+ * from the route table, one Standard state machine per installed workflow, the EventBridge
  * schedule of the recovery job, and the database migrations, run on each deployment before any of
- * those functions is updated. The constructs carry the defaults; this stack wires them and says
- * who may do what:
- * - every function reads the platform secret and connects to the proxy;
- * - only the functions that run DDL read the admin secret: the tenants API (provisioning),
- *   recovery (which resumes provisioning and deprovisioning) and migrate;
- * - the tenants API and recovery manage tenant secrets; run-task reads them;
- * - with tenant roles through the proxy (the default), the tenants API and recovery also keep the
- *   proxy's auth list; with `tenantDatabaseAccess=direct`, tenant roles connect to the writer;
+ * those functions is updated. The constructs carry the defaults; this stack wires them and gives
+ * each function what its handler builds (see `functions/`), nothing more:
+ * - every function its core: the platform secret and the proxy (authorizer, health and finalize
+ *   get nothing else);
+ * - run-task the tenant access: it reads tenant secrets and connects as the tenants' roles;
+ * - the tenants API provisioning: the admin secret, tenant secrets to manage, and, with tenant roles
+ *   through the proxy (the default), the proxy's auth list; recovery the same, since it resumes
+ *   provisioning and deprovisioning; migrate the admin secret only;
  * - the executions API starts and describes workflow executions; recovery also redrives them;
+ * - the functions that load the workflows or their tables (run-task, the executions and tenants
+ *   APIs, recovery, migrate) are told whether the examples are installed;
  * - each state machine invokes run-task and finalize only.
+ *
+ * Without the examples, and with no workflow of your own registered, the installation has no
+ * state machine: the executions API then lists no workflow and refuses to start one, run-task and
+ * finalize are deployed but nothing invokes them, and no Step Functions action is granted.
  */
 export class PlatformStack extends Stack {
   readonly layer: SharedLayer;
   readonly functions: PlatformFunctions;
   readonly api: TenantflowApi;
-  /** One per workflow, keyed by workflow name. */
+  /** The installation's workflows, as the deployment's `examples` chose them. */
+  readonly workflows: WorkflowRegistry;
+  /** One per workflow, keyed by workflow name; none when no workflow is installed. */
   readonly stateMachines: ReadonlyMap<string, WorkflowStateMachine>;
   readonly recoverySchedule: events.Rule;
   /** The `migrate` function and the trigger that runs it before every function in {@link functions}. */
@@ -82,7 +91,8 @@ export class PlatformStack extends Stack {
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
     const { config, data } = props;
-    const workflowList = props.workflows ?? registeredWorkflows.list();
+    this.workflows = installedWorkflows({ examples: config.examples });
+    const workflowList = this.workflows.list();
     const logRemovalPolicy = config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     this.layer = new SharedLayer(this, 'SharedLayer');
@@ -175,16 +185,19 @@ export class PlatformStack extends Stack {
       runBefore: Object.values(functions),
     });
 
-    // DDL: schemas, roles and grants for a tenant, resumed by recovery; migrate gets it above.
-    functions.tenantsApi.grantAdminDatabaseLogin(data.adminSecret);
-    functions.recovery.grantAdminDatabaseLogin(data.adminSecret);
-    functions.tenantsApi.grantManageTenantSecrets();
-    functions.recovery.grantManageTenantSecrets();
-    functions.runTask.grantReadTenantSecrets();
-    if (!direct) {
-      // Through the proxy, a tenant role logs in only once its secret is on the proxy's auth list.
-      functions.tenantsApi.grantManageProxyLogins(data.proxy);
-      functions.recovery.grantManageProxyLogins(data.proxy);
+    functions.runTask.grantTenantAccess();
+    // DDL (schemas, roles and grants for a tenant), resumed by recovery; migrate gets the admin
+    // login alone, above.
+    functions.tenantsApi.grantProvisioning(data.adminSecret);
+    functions.recovery.grantProvisioning(data.adminSecret);
+    for (const loadsWorkflows of [
+      functions.runTask,
+      functions.executionsApi,
+      functions.tenantsApi,
+      functions.recovery,
+      this.migrations.function,
+    ]) {
+      loadsWorkflows.registerExamples(config.examples);
     }
 
     const stateMachines = new Map<string, WorkflowStateMachine>();
@@ -251,13 +264,4 @@ export class PlatformStack extends Stack {
       });
     }
   }
-}
-
-/** `report_pipeline` → `ReportPipeline`, for construct ids and output names. */
-function pascalCase(text: string): string {
-  return text
-    .split(/[^A-Za-z0-9]+/)
-    .filter((word) => word.length > 0)
-    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
-    .join('');
 }

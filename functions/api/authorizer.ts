@@ -1,10 +1,10 @@
+import { policyFor, type RequestAuthorizer } from '@tenantflow/shared/http/request-authorizer';
+import { getHeader } from '@tenantflow/shared/http/responses';
+import { UnauthenticatedError } from '@tenantflow/shared/kernel/errors';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import { createAuth } from '@tenantflow/shared/runtime/auth';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { UnauthenticatedError } from '../../shared/errors.js';
-import { lazyHandler } from '../../shared/http/lazy-handler.js';
-import { policyFor, RequestAuthorizer } from '../../shared/http/request-authorizer.js';
-import { getHeader } from '../../shared/http/responses.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
 
 /**
  * The Lambda REQUEST authorizer of the tenant routes. API Gateway's contract: return a policy to
@@ -31,13 +31,6 @@ export function createAuthorizerHandler(deps: {
   };
 }
 
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
-  return createAuthorizerHandler({
-    authorizer: new RequestAuthorizer({
-      registry: platform.registry,
-      adminToken: platform.config.adminToken,
-    }),
-    logger: createLogger('authorizer'),
-  });
-});
+export const handler = coreHandler((core) =>
+  createAuthorizerHandler({ authorizer: createAuth(core).authorizer, logger: createLogger('authorizer') }),
+);

@@ -1,27 +1,23 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
-import middy from '@middy/core';
-import httpRouterHandler from '@middy/http-router';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import {
   getValidatedInput,
   guardedRoute,
-  httpErrorMapper,
   jsonResponse,
-  lazyHandler,
   principalOf,
   type RequestSchemas,
   type RouteHandler,
   requireTenantAccess,
-} from '../../shared/http/index.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
-import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
-import { z } from '../../shared/validation/zod.js';
-import { ExecutionService } from '../../shared/workflows/execution-service.js';
-import { EXECUTION_STATUSES, ExecutionStore } from '../../shared/workflows/execution-store.js';
-import { executionIdSchema } from '../../shared/workflows/invocations.js';
-import { StepFunctionsOrchestrator } from '../../shared/workflows/step-functions-orchestrator.js';
-import type { WorkflowRegistry } from '../../shared/workflows/workflow-registry.js';
+  routedApi,
+} from '@tenantflow/shared/http';
+import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
+import { z } from '@tenantflow/shared/kernel/zod';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import { createExecutions, stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/executions';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
+import { EXECUTION_STATUSES } from '@tenantflow/shared/workflows/execution-store';
+import { executionIdSchema } from '@tenantflow/shared/workflows/invocations';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { workflows } from '../../workflows/index.js';
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
@@ -64,56 +60,49 @@ export function createExecutionsApi(deps: ExecutionsApiDependencies) {
   const tenantRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
     guardedRoute(requireTenantAccess(), schemas, fn);
 
-  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-    .use(httpErrorMapper({ logger: deps.logger }))
-    .handler(
-      httpRouterHandler([
-        {
-          method: 'GET',
-          path: '/workflows',
-          handler: async (event: APIGatewayProxyEvent) => {
-            principalOf(event);
-            return jsonResponse(200, { workflows: deps.workflows.list().map(describeWorkflow) });
-          },
-        },
-        {
-          method: 'POST',
-          path: '/tenants/{tenantId}/executions',
-          handler: tenantRoute(startExecution, async (event) => {
-            const { pathParameters, body } = getValidatedInput(event, startExecution);
-            const started = await executions.start(pathParameters.tenantId, body);
-            return jsonResponse(202, started);
-          }),
-        },
-        {
-          method: 'GET',
-          path: '/tenants/{tenantId}/executions',
-          handler: tenantRoute(listExecutions, async (event) => {
-            const { pathParameters, queryStringParameters } = getValidatedInput(event, listExecutions);
-            return jsonResponse(200, await executions.list(pathParameters.tenantId, queryStringParameters));
-          }),
-        },
-        {
-          method: 'GET',
-          path: '/tenants/{tenantId}/executions/{executionId}',
-          handler: tenantRoute(executionPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, executionPath);
-            return jsonResponse(
-              200,
-              await executions.get(pathParameters.tenantId, pathParameters.executionId),
-            );
-          }),
-        },
-        {
-          method: 'GET',
-          path: '/tenants/{tenantId}/metrics',
-          handler: tenantRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            return jsonResponse(200, await executions.metrics(pathParameters.tenantId));
-          }),
-        },
-      ]),
-    );
+  return routedApi(deps, [
+    {
+      method: 'GET',
+      path: '/workflows',
+      handler: async (event: APIGatewayProxyEvent) => {
+        principalOf(event);
+        return jsonResponse(200, { workflows: deps.workflows.list().map(describeWorkflow) });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/tenants/{tenantId}/executions',
+      handler: tenantRoute(startExecution, async (event) => {
+        const { pathParameters, body } = getValidatedInput(event, startExecution);
+        const started = await executions.start(pathParameters.tenantId, body);
+        return jsonResponse(202, started);
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/tenants/{tenantId}/executions',
+      handler: tenantRoute(listExecutions, async (event) => {
+        const { pathParameters, queryStringParameters } = getValidatedInput(event, listExecutions);
+        return jsonResponse(200, await executions.list(pathParameters.tenantId, queryStringParameters));
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/tenants/{tenantId}/executions/{executionId}',
+      handler: tenantRoute(executionPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, executionPath);
+        return jsonResponse(200, await executions.get(pathParameters.tenantId, pathParameters.executionId));
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/tenants/{tenantId}/metrics',
+      handler: tenantRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        return jsonResponse(200, await executions.metrics(pathParameters.tenantId));
+      }),
+    },
+  ]);
 }
 
 function describeWorkflow(workflow: ReturnType<WorkflowRegistry['list']>[number]) {
@@ -130,21 +119,11 @@ function describeWorkflow(workflow: ReturnType<WorkflowRegistry['list']>[number]
 }
 
 /** Lambda entry point: Step Functions in AWS, one state machine per registered workflow. */
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
+export const handler = coreHandler((core) => {
   const logger = createLogger('executions-api');
   return createExecutionsApi({
     workflows,
     logger,
-    executions: new ExecutionService({
-      registry: platform.registry,
-      workflows,
-      store: new ExecutionStore(platform.pool),
-      orchestrator: new StepFunctionsOrchestrator({
-        client: new SFNClient({}),
-        stateMachineArns: platform.config.stateMachineArns,
-      }),
-      logger,
-    }),
+    executions: createExecutions(core, { workflows, orchestrator: stepFunctionsOrchestrator(core), logger }),
   });
 });

@@ -1,10 +1,10 @@
 import middy from '@middy/core';
+import { checkDatabase } from '@tenantflow/shared/db/health';
+import type { Queryable } from '@tenantflow/shared/db/sql';
+import { httpErrorMapper, jsonResponse } from '@tenantflow/shared/http';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { checkDatabase } from '../../shared/db/health.js';
-import type { Queryable } from '../../shared/db/sql.js';
-import { httpErrorMapper, jsonResponse, lazyHandler } from '../../shared/http/index.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
 
 export interface HealthApiDependencies {
   readonly db: Queryable;
@@ -29,8 +29,7 @@ export function createHealthApi(deps: HealthApiDependencies) {
     });
 }
 
-/** Lambda entry point. */
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
-  return createHealthApi({ db: platform.pool, stage: platform.config.stage, logger: createLogger('health') });
-});
+/** Lambda entry point: the platform pool only. */
+export const handler = coreHandler((core) =>
+  createHealthApi({ db: core.pool, stage: core.config.stage, logger: createLogger('health') }),
+);

@@ -1,6 +1,7 @@
 /**
- * The REST API's routes, in one table that both the local server and (later) the CDK API read,
- * so the two cannot disagree about what exists and who may call it.
+ * The REST API's routes, in one table that both the local server (`local/local-platform.ts`) and
+ * the CDK API (`cdk/constructs/tenantflow-api.ts`) are built from, so the two cannot disagree about
+ * what exists and who may call it.
  */
 export type ApiFunctionName = 'tenants' | 'executions' | 'health';
 

@@ -1,29 +1,29 @@
-import middy from '@middy/core';
-import httpRouterHandler from '@middy/http-router';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import {
   type AdminAuthOptions,
   emptyResponse,
   getValidatedInput,
   guardedRoute,
-  httpErrorMapper,
   jsonResponse,
-  lazyHandler,
   type RequestSchemas,
   type RouteHandler,
   requireAdmin,
-} from '../../shared/http/index.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
-import type { TenantAdminService } from '../../shared/tenancy/tenant-admin-service.js';
+  routedApi,
+} from '@tenantflow/shared/http';
+import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
+import { z } from '@tenantflow/shared/kernel/zod';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import type { TenantAdminService } from '@tenantflow/shared/provisioning/tenant-admin-service';
+import { createAuth } from '@tenantflow/shared/runtime/auth';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import { createProvisioning } from '@tenantflow/shared/runtime/provisioning';
 import {
   jsonBytes,
   MAX_METADATA_BYTES,
   tenantConfigPatchSchema,
   tenantConfigSchema,
-} from '../../shared/tenancy/tenant-config.js';
-import { tenantIdSchema } from '../../shared/tenancy/tenant-id.schema.js';
-import { z } from '../../shared/validation/zod.js';
+} from '@tenantflow/shared/tenancy/tenant-config';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { tenantMigrations } from '../../workflows/tables.js';
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
 
@@ -71,93 +71,88 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
   const adminRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
     guardedRoute(requireAdmin(deps.adminAuth), schemas, fn);
 
-  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
-    .use(httpErrorMapper({ logger: deps.logger }))
-    .handler(
-      httpRouterHandler([
-        {
-          method: 'POST',
-          path: '/tenants',
-          handler: adminRoute(registerTenant, async (event) => {
-            const { body } = getValidatedInput(event, registerTenant);
-            const { tenant, apiKey } = await tenantAdmin.register(body);
-            // The API key is returned here once and never again: only its hash is stored.
-            return jsonResponse(201, { ...tenant, apiKey });
-          }),
-        },
-        {
-          method: 'GET',
-          path: '/tenants',
-          handler: adminRoute({}, async () => jsonResponse(200, { tenants: await tenantAdmin.list() })),
-        },
-        {
-          method: 'GET',
-          path: '/tenants/{tenantId}',
-          handler: adminRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            return jsonResponse(200, await tenantAdmin.get(pathParameters.tenantId));
-          }),
-        },
-        {
-          method: 'PATCH',
-          path: '/tenants/{tenantId}',
-          handler: adminRoute(updateTenant, async (event) => {
-            const { pathParameters, body } = getValidatedInput(event, updateTenant);
-            return jsonResponse(200, await tenantAdmin.update(pathParameters.tenantId, body));
-          }),
-        },
-        {
-          method: 'POST',
-          path: '/tenants/{tenantId}/activate',
-          handler: adminRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            return jsonResponse(200, await tenantAdmin.activate(pathParameters.tenantId));
-          }),
-        },
-        {
-          method: 'POST',
-          path: '/tenants/{tenantId}/deactivate',
-          handler: adminRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            return jsonResponse(200, await tenantAdmin.deactivate(pathParameters.tenantId));
-          }),
-        },
-        {
-          method: 'POST',
-          path: '/tenants/{tenantId}/rotate-credentials',
-          handler: adminRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            return jsonResponse(200, await tenantAdmin.rotateCredentials(pathParameters.tenantId));
-          }),
-        },
-        {
-          method: 'POST',
-          path: '/tenants/{tenantId}/api-key',
-          handler: adminRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            // The new key is returned here once and never again: only its hash is stored.
-            return jsonResponse(201, await tenantAdmin.issueApiKey(pathParameters.tenantId));
-          }),
-        },
-        {
-          method: 'DELETE',
-          path: '/tenants/{tenantId}',
-          handler: adminRoute(tenantPath, async (event) => {
-            const { pathParameters } = getValidatedInput(event, tenantPath);
-            await tenantAdmin.remove(pathParameters.tenantId);
-            return emptyResponse(204);
-          }),
-        },
-      ]),
-    );
+  return routedApi(deps, [
+    {
+      method: 'POST',
+      path: '/tenants',
+      handler: adminRoute(registerTenant, async (event) => {
+        const { body } = getValidatedInput(event, registerTenant);
+        const { tenant, apiKey } = await tenantAdmin.register(body);
+        // The API key is returned here once and never again: only its hash is stored.
+        return jsonResponse(201, { ...tenant, apiKey });
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/tenants',
+      handler: adminRoute({}, async () => jsonResponse(200, { tenants: await tenantAdmin.list() })),
+    },
+    {
+      method: 'GET',
+      path: '/tenants/{tenantId}',
+      handler: adminRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        return jsonResponse(200, await tenantAdmin.get(pathParameters.tenantId));
+      }),
+    },
+    {
+      method: 'PATCH',
+      path: '/tenants/{tenantId}',
+      handler: adminRoute(updateTenant, async (event) => {
+        const { pathParameters, body } = getValidatedInput(event, updateTenant);
+        return jsonResponse(200, await tenantAdmin.update(pathParameters.tenantId, body));
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/tenants/{tenantId}/activate',
+      handler: adminRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        return jsonResponse(200, await tenantAdmin.activate(pathParameters.tenantId));
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/tenants/{tenantId}/deactivate',
+      handler: adminRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        return jsonResponse(200, await tenantAdmin.deactivate(pathParameters.tenantId));
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/tenants/{tenantId}/rotate-credentials',
+      handler: adminRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        return jsonResponse(200, await tenantAdmin.rotateCredentials(pathParameters.tenantId));
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/tenants/{tenantId}/api-key',
+      handler: adminRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        // The new key is returned here once and never again: only its hash is stored.
+        return jsonResponse(201, await tenantAdmin.issueApiKey(pathParameters.tenantId));
+      }),
+    },
+    {
+      method: 'DELETE',
+      path: '/tenants/{tenantId}',
+      handler: adminRoute(tenantPath, async (event) => {
+        const { pathParameters } = getValidatedInput(event, tenantPath);
+        await tenantAdmin.remove(pathParameters.tenantId);
+        return emptyResponse(204);
+      }),
+    },
+  ]);
 }
 
-/** Lambda entry point. Dependencies come from the environment, once per sandbox. */
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
-  return createTenantsApi({
-    tenantAdmin: platform.tenantAdmin,
-    adminAuth: platform.adminAuth,
+/** Lambda entry point: provisioning (with the admin login and the workflows' tables) and the admin check. */
+export const handler = coreHandler(async (core) =>
+  createTenantsApi({
+    tenantAdmin: (await createProvisioning(core, { tenantMigrations })).tenantAdmin,
+    adminAuth: createAuth(core).adminAuth,
     logger: createLogger('tenants-api'),
-  });
-});
+  }),
+);

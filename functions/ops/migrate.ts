@@ -1,8 +1,6 @@
 import middy from '@middy/core';
-import { lazyHandler } from '../../shared/http/lazy-handler.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
-import type { PlatformRoleSpec } from '../../shared/provisioning/database-admin.js';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import type { PlatformRoleSpec } from '@tenantflow/shared/provisioning/database-admin';
 import {
   assertDatabaseMigrated,
   type DatabaseMigrationSummary,
@@ -10,8 +8,11 @@ import {
   type MigrateDatabaseOptions,
   migrateDatabase,
   migrationSettings,
-} from '../../shared/provisioning/database-migrator.js';
-import { invocationDeadline } from '../../shared/util/invocation-deadline.js';
+} from '@tenantflow/shared/provisioning/database-migrator';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import { createDatabaseAdmin } from '@tenantflow/shared/runtime/provisioning';
+import { invocationDeadline } from '@tenantflow/shared/util/invocation-deadline';
+import { tenantMigrations } from '../../workflows/tables.js';
 
 /**
  * A run stops taking new tenants this long before the Lambda's timeout, so it returns (or fails
@@ -56,7 +57,15 @@ export function createMigrateHandler(deps: MigrateHandlerDependencies) {
   );
 }
 
-export const handler = lazyHandler(async () => {
-  const options = migrationSettings(process.env);
-  return createMigrateHandler({ database: await getPlatform(), logger: createLogger('migrate'), options });
-});
+/** Lambda entry point: the admin login, the registry and the workflows' tables, to migrate the control schema and every tenant. */
+export const handler = coreHandler(async (core) =>
+  createMigrateHandler({
+    database: {
+      admin: await createDatabaseAdmin(core, { tenantMigrations }),
+      registry: core.registry,
+      platformLogin: core.platformLogin,
+    },
+    logger: createLogger('migrate'),
+    options: migrationSettings(process.env),
+  }),
+);

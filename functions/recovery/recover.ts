@@ -1,16 +1,11 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
 import middy from '@middy/core';
-import { lazyHandler } from '../../shared/http/lazy-handler.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
-import {
-  createRecoveryService,
-  type RecoveryProgress,
-  type RecoveryService,
-  type RecoverySummary,
-} from '../../shared/recovery/index.js';
-import { invocationDeadline } from '../../shared/util/invocation-deadline.js';
-import { StepFunctionsOrchestrator } from '../../shared/workflows/step-functions-orchestrator.js';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import type { RecoveryProgress, RecoveryService, RecoverySummary } from '@tenantflow/shared/recovery';
+import { stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/executions';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import { createProvisioning } from '@tenantflow/shared/runtime/provisioning';
+import { createRecovery } from '@tenantflow/shared/runtime/recovery';
+import { invocationDeadline } from '@tenantflow/shared/util/invocation-deadline';
 import { workflows } from '../../workflows/index.js';
 
 /**
@@ -47,19 +42,15 @@ function describeTrigger(event: unknown): string {
   return typeof fields['detail-type'] === 'string' ? fields['detail-type'] : 'manual';
 }
 
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
+export const handler = coreHandler(async (core) => {
   const logger = createLogger('recovery');
   return createRecoverHandler({
     logger,
-    recovery: createRecoveryService(
-      platform,
-      new StepFunctionsOrchestrator({
-        client: new SFNClient({}),
-        stateMachineArns: platform.config.stateMachineArns,
-      }),
+    recovery: createRecovery(core, {
+      provisioning: await createProvisioning(core, { tenantMigrations: workflows.tenantMigrations() }),
+      orchestrator: stepFunctionsOrchestrator(core),
       workflows,
       logger,
-    ),
+    }),
   });
 });

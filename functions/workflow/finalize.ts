@@ -1,11 +1,10 @@
 import middy from '@middy/core';
-import { lazyHandler } from '../../shared/http/lazy-handler.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
-import { ExecutionFinalizer } from '../../shared/workflows/execution-finalizer.js';
-import { ExecutionStore } from '../../shared/workflows/execution-store.js';
-import { finalizeInvocationSchema, parseInvocation } from '../../shared/workflows/invocations.js';
-import { stateErrorNaming } from '../../shared/workflows/state-error.middleware.js';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import { createFinalizer } from '@tenantflow/shared/runtime/executions';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import type { ExecutionFinalizer } from '@tenantflow/shared/workflows/execution-finalizer';
+import { finalizeInvocationSchema, parseInvocation } from '@tenantflow/shared/workflows/invocations';
+import { stateErrorNaming } from '@tenantflow/shared/workflows/state-error.middleware';
 
 /**
  * The Lambda of a workflow's last state ("Finalize execution", or "Record failure" after a Catch):
@@ -20,11 +19,7 @@ export function createFinalizeHandler(deps: {
     .handler(async (payload) => deps.finalizer.finalize(parseInvocation(finalizeInvocationSchema, payload)));
 }
 
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
+export const handler = coreHandler((core) => {
   const logger = createLogger('finalize');
-  return createFinalizeHandler({
-    logger,
-    finalizer: new ExecutionFinalizer(new ExecutionStore(platform.pool), logger),
-  });
+  return createFinalizeHandler({ logger, finalizer: createFinalizer(core, { logger }) });
 });

@@ -1,11 +1,10 @@
 import middy from '@middy/core';
-import { lazyHandler } from '../../shared/http/lazy-handler.js';
-import { createLogger, type Logger } from '../../shared/logging/logger.js';
-import { getPlatform } from '../../shared/platform.js';
-import { ExecutionStore } from '../../shared/workflows/execution-store.js';
-import { parseInvocation, taskInvocationSchema } from '../../shared/workflows/invocations.js';
-import { stateErrorNaming } from '../../shared/workflows/state-error.middleware.js';
-import { TaskRunner, type TaskRunOutcome } from '../../shared/workflows/task-runner.js';
+import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import { createTaskRunning } from '@tenantflow/shared/runtime/task-running';
+import { parseInvocation, taskInvocationSchema } from '@tenantflow/shared/workflows/invocations';
+import { stateErrorNaming } from '@tenantflow/shared/workflows/state-error.middleware';
+import type { TaskRunner, TaskRunOutcome } from '@tenantflow/shared/workflows/task-runner';
 import { workflows } from '../../workflows/index.js';
 
 /**
@@ -19,17 +18,8 @@ export function createRunTaskHandler(deps: { runner: Pick<TaskRunner, 'run'>; lo
     .handler(async (payload) => deps.runner.run(parseInvocation(taskInvocationSchema, payload)));
 }
 
-export const handler = lazyHandler(async () => {
-  const platform = await getPlatform();
+/** Lambda entry point: tenant-role connections and the task runner; no admin login. */
+export const handler = coreHandler((core) => {
   const logger = createLogger('run-task');
-  return createRunTaskHandler({
-    logger,
-    runner: new TaskRunner({
-      tenants: platform.tenants,
-      workflows,
-      store: new ExecutionStore(platform.pool),
-      tenantConnections: platform.tenantConnections,
-      logger,
-    }),
-  });
+  return createRunTaskHandler({ logger, runner: createTaskRunning(core, { workflows, logger }).runner });
 });

@@ -1,5 +1,5 @@
-import { ConfigurationError } from '../errors.js';
-import { z } from '../validation/zod.js';
+import { ConfigurationError } from '../kernel/errors.js';
+import { z } from '../kernel/zod.js';
 
 /** A Secrets Manager secret ARN, as CDK passes a secret's `secretArn`. */
 function secretArnSchema() {

@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type pg from 'pg';
-import { ConfigurationError } from '../errors.js';
-import { z } from '../validation/zod.js';
+import { ConfigurationError } from '../kernel/errors.js';
+import { z } from '../kernel/zod.js';
 import type { DatabaseSsl } from './config.js';
 
 /** The login read from a database secret. The rest of an RDS secret (host, port…) is not used. */

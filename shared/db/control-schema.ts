@@ -4,7 +4,7 @@ import { loadMigrations, type MigrationReport, migrateSchema } from './migration
 import { CONTROL_SCHEMA } from './sql.js';
 
 /** Where the control schema's migrations live, relative to this module. */
-export const CONTROL_MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/control', import.meta.url));
+export const CONTROL_MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/control', import.meta.url));
 
 /**
  * Creates or upgrades the `tenantflow` control schema. Safe to run repeatedly and concurrently.

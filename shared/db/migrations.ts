@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MigrationError } from '../errors.js';
-import { type Queryable, qualified, quoteIdent } from './sql.js';
+import { MigrationError } from '../kernel/errors.js';
+import { type Queryable, qualified, quoteIdent, SQLSTATE } from './sql.js';
 
 /** One forward-only migration, loaded from `NNNN_description.sql`. */
 export interface Migration {
@@ -43,15 +43,79 @@ export interface MigrateSchemaOptions {
   readonly lockTimeoutMs?: number;
   /** How long one statement may run. Default 5 min. */
   readonly statementTimeoutMs?: number;
+  /** The table, in `schema`, that records what was applied. Default `schema_migrations`. */
+  readonly historyTable?: string;
 }
 
-/** The SQLSTATE of `lock_timeout` expiring. */
-const LOCK_NOT_AVAILABLE = '55P03';
-/** The SQLSTATE of `statement_timeout` expiring. */
-const QUERY_CANCELED = '57014';
-
 const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
-const MIGRATIONS_TABLE = 'schema_migrations';
+const MIGRATION_NAME = /^(\d{4})_([a-z0-9_]+)$/;
+const SET_NAME = /^[a-z][a-z0-9_]{0,39}$/;
+
+/** Where a schema's migration history is kept: the platform's own, and each set's beside it. */
+export const MIGRATIONS_TABLE = 'schema_migrations';
+
+/**
+ * The per-tenant tables an application ships with its workflows: a name, and migrations applied to
+ * every tenant schema after the platform's own, with their history in a table of their own
+ * (`schema_migrations_<name>`), so an application's numbering never collides with the platform's.
+ */
+export interface TenantMigrationSet {
+  readonly name: string;
+  /** `schema_migrations_<name>`, in each tenant schema. */
+  readonly historyTable: string;
+  readonly migrations: readonly Migration[];
+}
+
+/**
+ * Declares an application's tenant tables, in TypeScript so they travel with the workflows that
+ * use them (into each Lambda bundle as well). Each migration is named `NNNN_description`, written
+ * with unqualified names, forward-only and checksummed like the platform's: an applied migration
+ * whose SQL later changes is refused. Register the set with the workflows
+ * (`new WorkflowRegistry(workflows, { tenantMigrations: [set] })`); provisioning applies it to each
+ * new tenant and `npm run migrate` (the migrate function in AWS) to every existing one.
+ *
+ * @example
+ * ```ts
+ * export const ordersTables = defineTenantMigrations('orders', [
+ *   { name: '0001_orders', sql: 'CREATE TABLE orders (id bigint PRIMARY KEY, total_cents integer NOT NULL)' },
+ * ]);
+ * ```
+ */
+export function defineTenantMigrations(
+  name: string,
+  migrations: readonly { readonly name: string; readonly sql: string }[],
+): TenantMigrationSet {
+  const problems: string[] = [];
+  if (!SET_NAME.test(name)) {
+    problems.push(
+      `the set name '${name}' must be lowercase letters, digits and underscores, starting with a letter (at most 40)`,
+    );
+  }
+  const seen = new Map<number, string>();
+  const parsed: Migration[] = [];
+  for (const migration of migrations) {
+    const match = MIGRATION_NAME.exec(migration.name);
+    if (match === null || match[1] === undefined) {
+      problems.push(`'${migration.name}' is not named NNNN_description (lowercase, digits, underscores)`);
+      continue;
+    }
+    const version = Number(match[1]);
+    const clash = seen.get(version);
+    if (clash !== undefined) {
+      problems.push(`'${clash}' and '${migration.name}' share version ${version}`);
+    }
+    seen.set(version, migration.name);
+    parsed.push({ version, name: migration.name, sql: migration.sql, checksum: checksumOf(migration.sql) });
+  }
+  if (problems.length > 0) {
+    throw new MigrationError(`Tenant migrations '${name}' are not valid: ${problems.join('; ')}`);
+  }
+  return {
+    name,
+    historyTable: `${MIGRATIONS_TABLE}_${name}`,
+    migrations: parsed.sort((a, b) => a.version - b.version),
+  };
+}
 
 /**
  * Reads `NNNN_description.sql` files from `directory`, ordered by version. Any other `.sql` file,
@@ -59,7 +123,7 @@ const MIGRATIONS_TABLE = 'schema_migrations';
  *
  * @example
  * ```ts
- * const migrations = await loadMigrations(new URL('../../migrations/control', import.meta.url).pathname);
+ * const migrations = await loadMigrations(new URL('../migrations/control', import.meta.url).pathname);
  * ```
  */
 export async function loadMigrations(directory: string): Promise<Migration[]> {
@@ -121,8 +185,9 @@ export async function migrateSchema(
     lock = lockControlSchemaMigrations,
     lockTimeoutMs = 5_000,
     statementTimeoutMs = 300_000,
+    historyTable = MIGRATIONS_TABLE,
   } = options;
-  const table = qualified(schema, MIGRATIONS_TABLE);
+  const table = qualified(schema, historyTable);
   await client.query('BEGIN');
   try {
     // A lock a tenant holds (on one of its tables, say) makes this migration fail in bounded time
@@ -266,13 +331,13 @@ function describeTimeout(
   const cause = error instanceof MigrationError ? error.cause : error;
   const said = cause instanceof Error ? cause.message : String(cause);
   const where = error instanceof MigrationError ? ` (${error.message}: ${said})` : ` (${said})`;
-  if (code === LOCK_NOT_AVAILABLE) {
+  if (code === SQLSTATE.lockNotAvailable) {
     return new MigrationError(
       `Schema '${schema}' was not migrated: a lock it needs was held by another session for more than ${limits.lockTimeoutMs} ms (lock_timeout)${where}. Nothing was changed; run the migrations again once that session has ended.`,
       { cause: error },
     );
   }
-  if (code === QUERY_CANCELED) {
+  if (code === SQLSTATE.queryCanceled) {
     return new MigrationError(
       `Schema '${schema}' was not migrated: a statement ran longer than ${limits.statementTimeoutMs} ms (statement_timeout)${where}. Nothing was changed.`,
       { cause: error },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConflictError } from '../errors.js';
+import { ConflictError } from '../kernel/errors.js';
 import { CONTROL_SCHEMA, type Queryable, qualified } from './sql.js';
 
 const LEASES = qualified(CONTROL_SCHEMA, 'platform_leases');

@@ -1,4 +1,4 @@
-import { assertValidTenantId } from '../tenancy/tenant-id.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
 
 /**
  * The one place identifiers are turned into SQL. Values are never spliced into SQL: they are
@@ -62,6 +62,25 @@ export function tenantTable(tenantId: string, table: string): string {
   return qualified(tenantId, table);
 }
 
+/**
+ * The row of a statement that always returns one, such as an `INSERT … RETURNING` of one row or a
+ * `SELECT` of aggregates. Getting none means the statement did not do what its caller relies on,
+ * so it throws rather than return `undefined`, naming `source` so the failure can be traced.
+ *
+ * @example
+ * ```ts
+ * const { rows } = await pool.query<{ id: string }>(`INSERT INTO ${table} (name) VALUES ($1) RETURNING id`, [name]);
+ * const { id } = single(rows, 'the tenant registry');
+ * ```
+ */
+export function single<T>(rows: readonly T[], source: string): T {
+  const [row] = rows;
+  if (row === undefined) {
+    throw new Error(`Expected one row from ${source}, got none`);
+  }
+  return row;
+}
+
 /** PostgreSQL SQLSTATE of an error thrown by `pg`, if it is one. */
 export function sqlState(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
@@ -70,11 +89,19 @@ export function sqlState(error: unknown): string | undefined {
   return undefined;
 }
 
+/** The SQLSTATEs platform code reacts to, named as PostgreSQL's errcodes appendix names them. */
 export const SQLSTATE = {
   uniqueViolation: '23505',
   undefinedTable: '42P01',
+  undefinedColumn: '42703',
+  invalidSchemaName: '3F000',
   invalidPassword: '28P01',
   insufficientPrivilege: '42501',
   duplicateObject: '42710',
   duplicateSchema: '42P06',
+  /** What `lock_timeout` expiring raises. */
+  lockNotAvailable: '55P03',
+  /** What `statement_timeout` expiring raises. */
+  queryCanceled: '57014',
+  internalError: 'XX000',
 } as const;

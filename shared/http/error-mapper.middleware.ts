@@ -1,6 +1,6 @@
 import type middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { TenantflowError } from '../errors.js';
+import { TenantflowError } from '../kernel/errors.js';
 import type { Logger } from '../logging/logger.js';
 import { jsonResponse } from './responses.js';
 

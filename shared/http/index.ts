@@ -1,7 +1,6 @@
 export * from './admin-auth.middleware.js';
 export * from './error-mapper.middleware.js';
 export * from './json-body.js';
-export * from './lazy-handler.js';
 export * from './request-authorizer.js';
 export * from './responses.js';
 export * from './route.js';

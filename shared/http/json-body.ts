@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { UnsupportedMediaTypeError, ValidationError } from '../errors.js';
-import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../validation/untrusted-json.js';
+import { UnsupportedMediaTypeError, ValidationError } from '../kernel/errors.js';
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../kernel/untrusted-json.js';
 import { getHeader } from './responses.js';
 
 /** The one media type a JSON route reads, optionally with `; charset=utf-8`. */

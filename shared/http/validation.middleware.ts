@@ -1,8 +1,8 @@
 import type middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { z } from 'zod';
-import { ValidationError } from '../errors.js';
-import { findUnstorableStrings } from '../validation/untrusted-json.js';
+import { ValidationError } from '../kernel/errors.js';
+import { findUnstorableStrings } from '../kernel/untrusted-json.js';
 import { readJsonBody } from './json-body.js';
 
 /** Zod schemas for the parts of a request a route accepts. */

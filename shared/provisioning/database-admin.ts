@@ -1,15 +1,17 @@
 import type pg from 'pg';
 import { connectionUser, withDedicatedClient } from '../db/connections.js';
 import {
+  MIGRATIONS_TABLE,
   type Migration,
   type MigrationReport,
   migrateSchema,
   setTransactionLimits,
+  type TenantMigrationSet,
 } from '../db/migrations.js';
 import { lockPlatformResource } from '../db/platform-locks.js';
-import { CONTROL_SCHEMA, type Queryable, qualified, quoteIdent } from '../db/sql.js';
-import { ConfigurationError, MigrationError, TenantIdUnavailableError } from '../errors.js';
-import { assertValidTenantId } from '../tenancy/tenant-id.js';
+import { CONTROL_SCHEMA, type Queryable, qualified, quoteIdent, SQLSTATE, sqlState } from '../db/sql.js';
+import { ConfigurationError, MigrationError, TenantIdUnavailableError } from '../kernel/errors.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
 import { scramSha256Verifier } from './passwords.js';
 
 /** The login role of a tenant: `<id>_user` (which is why ids stop at 58 characters). */
@@ -18,7 +20,7 @@ export function tenantRoleName(tenantId: string): string {
   return `${tenantId}_user`;
 }
 
-/** The schema of the functions tenant roles may call (see `migrations/control/0006_platform_role.sql`). */
+/** The schema of the functions tenant roles may call (see `shared/migrations/control/0006_platform_role.sql`). */
 export const TENANT_API_SCHEMA = 'tenantflow_api';
 const COMPLETE_TASK = `${quoteIdent(TENANT_API_SCHEMA)}.${quoteIdent('complete_task')}(text, text, text, text, jsonb, text[])`;
 
@@ -27,7 +29,6 @@ const COMPLETE_TASK = `${quoteIdent(TENANT_API_SCHEMA)}.${quoteIdent('complete_t
  * tenant role may only read it, and completes its tasks through `tenantflow_api.complete_task`.
  */
 export const BOOKKEEPING_TABLES = ['executions', 'task_runs'] as const;
-const MIGRATIONS_TABLE = 'schema_migrations';
 
 export interface DatabaseAdminOptions {
   /**
@@ -44,8 +45,14 @@ export interface DatabaseAdminOptions {
    * @default a dedicated admin connection
    */
   readonly catalog?: Queryable;
-  /** Migrations applied to every tenant schema (`migrations/tenant/`). */
+  /** The platform's migrations of every tenant schema (`shared/migrations/tenant/`). */
   readonly tenantMigrations: readonly Migration[];
+  /**
+   * The application's tenant tables (the registered workflows' `tenantMigrations`), applied after
+   * the platform's, each set with its own history table.
+   * @default none
+   */
+  readonly applicationMigrations?: readonly TenantMigrationSet[];
   /**
    * The platform role (what every request runs as): granted USAGE on each tenant schema and DML on
    * its bookkeeping tables, never on the tenant's own tables. A function is called once, when
@@ -153,6 +160,7 @@ export class DatabaseAdmin {
       lockTimeoutMs: 5_000,
       statementTimeoutMs: 60_000,
       migrationStatementTimeoutMs: 300_000,
+      applicationMigrations: [],
       ...rest,
     };
     this.#platformRole = platformRole;
@@ -393,7 +401,7 @@ export class DatabaseAdmin {
         await client.query(`CREATE SCHEMA ${quoteIdent(tenantId)}`);
         return;
       } catch (error) {
-        if ((error as { code?: string }).code !== '42P06') {
+        if (sqlState(error) !== SQLSTATE.duplicateSchema) {
           throw error;
         }
       }
@@ -512,11 +520,18 @@ export class DatabaseAdmin {
     options: { readonly alwaysProtectHistory?: boolean } = {},
   ): Promise<MigrationReport> {
     assertValidTenantId(tenantId);
-    const migrations = this.#options.tenantMigrations;
-    const applied = await appliedVersions(client, tenantId);
-    const pending = migrations.filter((migration) => !applied.has(migration.version)).length;
-    if (pending === 0 && options.alwaysProtectHistory !== true) {
-      return { schema: tenantId, applied: [], alreadyApplied: migrations.length };
+    const sets = this.#migrationSets();
+    const applied = await appliedVersions(
+      client,
+      tenantId,
+      sets.map((set) => set.historyTable),
+    );
+    const pending = sets.some((set) =>
+      set.migrations.some((migration) => !applied.get(set.historyTable)?.has(migration.version)),
+    );
+    const total = sets.reduce((count, set) => count + set.migrations.length, 0);
+    if (!pending && options.alwaysProtectHistory !== true) {
+      return { schema: tenantId, applied: [], alreadyApplied: total };
     }
     // Provisioning (alwaysProtectHistory) has just granted; a fleet run brings an older tenant's
     // rights to the current rules before anything else, refused schema or not.
@@ -527,25 +542,46 @@ export class DatabaseAdmin {
     ) {
       await this.grantTenantAccess(client, tenantId);
     }
-    return migrateSchema(client, tenantId, migrations, {
-      createSchema: false,
-      unqualifiedNamesInSchema: true,
-      lock: (locking, schema) => lockPlatformResource(locking, `migrations:${schema}`),
-      beforeApplying: async (checking) => {
-        // The full scan of the schema's catalogs grows with the fleet; an indexed look at what the
-        // tenant role owns tells first whether there can be anything to find.
-        if (!(await this.#mayHoldForeignObjects(checking, tenantId))) {
-          return;
-        }
-        const foreign = await this.foreignObjects(checking, tenantId);
-        if (foreign.length > 0) {
-          throw new MigrationError(describeForeignObjects(tenantId, foreign));
-        }
-      },
-      afterApplying: () => this.#protectBookkeeping(client, tenantId),
-      lockTimeoutMs: this.#options.lockTimeoutMs,
-      statementTimeoutMs: this.#options.migrationStatementTimeoutMs,
-    });
+    const report = { schema: tenantId, applied: [] as string[], alreadyApplied: 0 };
+    for (const set of sets) {
+      const migrated = await migrateSchema(client, tenantId, set.migrations, {
+        historyTable: set.historyTable,
+        createSchema: false,
+        unqualifiedNamesInSchema: true,
+        lock: (locking, schema) => lockPlatformResource(locking, `migrations:${schema}`),
+        beforeApplying: async (checking) => {
+          // The full scan of the schema's catalogs grows with the fleet; an indexed look at what the
+          // tenant role owns tells first whether there can be anything to find.
+          if (!(await this.#mayHoldForeignObjects(checking, tenantId))) {
+            return;
+          }
+          const foreign = await this.foreignObjects(checking, tenantId);
+          if (foreign.length > 0) {
+            throw new MigrationError(describeForeignObjects(tenantId, foreign));
+          }
+        },
+        afterApplying: () => this.#protectBookkeeping(client, tenantId),
+        lockTimeoutMs: this.#options.lockTimeoutMs,
+        statementTimeoutMs: this.#options.migrationStatementTimeoutMs,
+      });
+      const prefix = set.historyTable === MIGRATIONS_TABLE ? '' : `${set.name}/`;
+      report.applied.push(...migrated.applied.map((name) => `${prefix}${name}`));
+      report.alreadyApplied += migrated.alreadyApplied;
+    }
+    return report;
+  }
+
+  /** The platform's migrations first, then each application set, in registration order. */
+  #migrationSets(): readonly Pick<TenantMigrationSet, 'name' | 'historyTable' | 'migrations'>[] {
+    return [
+      { name: 'tenantflow', historyTable: MIGRATIONS_TABLE, migrations: this.#options.tenantMigrations },
+      ...(this.#options.applicationMigrations ?? []),
+    ];
+  }
+
+  /** Every migration history table of a tenant schema: bookkeeping the tenant may read, never write. */
+  #historyTables(): string[] {
+    return this.#migrationSets().map((set) => set.historyTable);
   }
 
   /**
@@ -670,7 +706,7 @@ export class DatabaseAdmin {
         tenantId,
         await this.platformRoleName(),
         `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`,
-        [...BOOKKEEPING_TABLES, MIGRATIONS_TABLE],
+        [...BOOKKEEPING_TABLES, ...this.#historyTables()],
       ],
     );
     return rows[0]?.current === true;
@@ -693,15 +729,15 @@ export class DatabaseAdmin {
         WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname = ANY ($2::text[])
           AND (($3 AND (has_table_privilege($4, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                         OR NOT has_table_privilege($4, c.oid, 'SELECT')))
-               OR (c.relname <> $6 AND NOT (has_table_privilege($5, c.oid, 'SELECT') AND has_table_privilege($5, c.oid, 'INSERT')
+               OR (NOT c.relname = ANY ($6::text[]) AND NOT (has_table_privilege($5, c.oid, 'SELECT') AND has_table_privilege($5, c.oid, 'INSERT')
                                             AND has_table_privilege($5, c.oid, 'UPDATE') AND has_table_privilege($5, c.oid, 'DELETE'))))`,
       [
         tenantId,
-        [...BOOKKEEPING_TABLES, MIGRATIONS_TABLE],
+        [...BOOKKEEPING_TABLES, ...this.#historyTables()],
         hasRole,
         hasRole ? roleName : platformName,
         platformName,
-        MIGRATIONS_TABLE,
+        this.#historyTables(),
       ],
     );
     for (const { name } of rows) {
@@ -710,7 +746,7 @@ export class DatabaseAdmin {
         await client.query(`REVOKE ALL ON ${table} FROM ${role}`);
         await client.query(`GRANT SELECT ON ${table} TO ${role}`);
       }
-      if (name !== MIGRATIONS_TABLE) {
+      if (!this.#historyTables().includes(name)) {
         await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO ${platform}`);
       }
     }
@@ -754,7 +790,7 @@ async function retryConcurrentUpdate(client: Queryable, statement: string, attem
     } catch (error) {
       await client.query('ROLLBACK TO SAVEPOINT acl_change');
       const concurrent =
-        (error as { code?: string }).code === 'XX000' &&
+        sqlState(error) === SQLSTATE.internalError &&
         /concurrently updated/.test(String((error as Error).message));
       if (!concurrent || attempt >= attempts) {
         throw error;
@@ -790,7 +826,7 @@ async function createRole(client: Queryable, statement: string): Promise<boolean
     await client.query(statement);
     return true;
   } catch (error) {
-    if ((error as { code?: string }).code !== '42710') {
+    if (sqlState(error) !== SQLSTATE.duplicateObject) {
       throw error;
     }
     return false;
@@ -814,18 +850,36 @@ async function assertUnprivileged(client: Queryable, name: string, what: string)
   }
 }
 
-/** The versions applied to a tenant schema; none when its history table does not exist yet. */
-async function appliedVersions(client: Queryable, schema: string): Promise<Set<number>> {
-  const table = qualified(schema, MIGRATIONS_TABLE);
-  const { rows: found } = await client.query<{ exists: boolean }>(
-    'SELECT to_regclass($1) IS NOT NULL AS exists',
-    [table],
+/**
+ * The versions applied to a tenant schema, per history table; none for a table that does not
+ * exist yet. One round trip whatever the number of sets.
+ */
+async function appliedVersions(
+  client: Queryable,
+  schema: string,
+  tables: readonly string[],
+): Promise<Map<string, Set<number>>> {
+  const { rows: found } = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = ANY ($2::text[])`,
+    [schema, tables],
   );
-  if (found[0]?.exists !== true) {
-    return new Set();
+  const applied = new Map<string, Set<number>>(tables.map((table) => [table, new Set()]));
+  if (found.length === 0) {
+    return applied;
   }
-  const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${table}`);
-  return new Set(rows.map((row) => row.version));
+  const { rows } = await client.query<{ history: string; version: number }>(
+    found
+      .map(
+        ({ name }, index) => `SELECT $${index + 1}::text AS history, version FROM ${qualified(schema, name)}`,
+      )
+      .join(' UNION ALL '),
+    found.map(({ name }) => name),
+  );
+  for (const row of rows) {
+    applied.get(row.history)?.add(row.version);
+  }
+  return applied;
 }
 
 const NAMED_OBJECTS = 10;

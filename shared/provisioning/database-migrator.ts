@@ -1,7 +1,7 @@
 import { CONTROL_MIGRATIONS_DIR } from '../db/control-schema.js';
 import { loadMigrations, type MigrationReport, migrateSchema } from '../db/migrations.js';
 import { CONTROL_SCHEMA } from '../db/sql.js';
-import { ConfigurationError, MigrationError } from '../errors.js';
+import { ConfigurationError, MigrationError } from '../kernel/errors.js';
 import type { TenantInfo, TenantRegistry } from '../tenancy/tenant-registry.js';
 import type { DatabaseAdmin, PlatformRoleSpec } from './database-admin.js';
 import { migrateFleet, type TenantMigrationOutcome } from './fleet-migrator.js';
@@ -27,7 +27,7 @@ export interface MigrateDatabaseOptions {
    * @default every tenant in one page without a deadline, 100 with one
    */
   readonly pageSize?: number;
-  /** @default CONTROL_MIGRATIONS_DIR (`migrations/control`, relative to the module) */
+  /** @default CONTROL_MIGRATIONS_DIR (`shared/migrations/control`, relative to the module) */
   readonly controlMigrationsDir?: string | undefined;
   /**
    * The platform role to create when it does not exist (AWS: its name and password from the

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
-import { ConflictError, TenantNotFoundError, TenantStateConflictError } from '../errors.js';
+import { ConflictError, TenantNotFoundError, TenantStateConflictError } from '../kernel/errors.js';
+import type { Failpoints } from '../kernel/failpoints.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
 import type { SecretStore, TenantSecret } from '../secrets/secret-store.js';
+import { generateApiKey, hashApiKey } from '../tenancy/api-keys.js';
 import { emptyTenantConfig, type TenantConfig } from '../tenancy/tenant-config.js';
-import { assertValidTenantId } from '../tenancy/tenant-id.js';
 import type { TenantInfo, TenantMetadata, TenantRegistry } from '../tenancy/tenant-registry.js';
-import { generateApiKey, hashApiKey } from './api-keys.js';
 import { type DatabaseAdmin, tenantRoleName } from './database-admin.js';
 import { generatePassword } from './passwords.js';
 import { DirectTenantLogins, type TenantLogins } from './tenant-logins.js';
@@ -43,12 +44,6 @@ export interface TenantEndpoint {
   readonly database: string;
 }
 
-/** Called after each step; tests and the crash harness throw (or exit) here to simulate a failure. */
-export type StepHook = (
-  step: ProvisioningStep | DeprovisioningStep,
-  tenantId: string,
-) => void | Promise<void>;
-
 export interface ProvisioningServiceDependencies {
   readonly registry: TenantRegistry;
   readonly admin: DatabaseAdmin;
@@ -61,7 +56,8 @@ export interface ProvisioningServiceDependencies {
   readonly logins?: TenantLogins;
   /** Told when a tenant's credentials change, so cached connections are dropped. */
   readonly onCredentialsChanged?: (tenantId: string) => void | Promise<void>;
-  readonly afterStep?: StepHook;
+  /** Reached as `after-provisioning-step` after each step (crash tests, the step timer); none in production. */
+  readonly failpoints?: Failpoints | undefined;
   /** How long a run's claim on a tenant lasts before another run may take over. Default 2 min. */
   readonly leaseMs?: number;
 }
@@ -336,7 +332,7 @@ export class ProvisioningService {
     work: () => Promise<void>,
   ): Promise<void> {
     await work();
-    await this.#deps.afterStep?.(step, tenantId);
+    await this.#deps.failpoints?.reach('after-provisioning-step', { tenantId, name: step });
   }
 
   #secretFor(tenantId: string, password: string): TenantSecret {

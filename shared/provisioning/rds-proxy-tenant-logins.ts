@@ -6,7 +6,7 @@ import {
   type UserAuthConfig,
 } from '@aws-sdk/client-rds';
 import { type LeaseClock, type PlatformLeases, realClock } from '../db/platform-leases.js';
-import { ConfigurationError, ConflictError } from '../errors.js';
+import { ConfigurationError, ConflictError } from '../kernel/errors.js';
 import { tenantSecretName, tenantSecretPrefix } from '../secrets/secrets-manager-secret-store.js';
 import type { LoginReconciliation, TenantLoginRecord, TenantLogins } from './tenant-logins.js';
 

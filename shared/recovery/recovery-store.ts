@@ -58,11 +58,6 @@ export type RestartAdmission =
   | { readonly kind: 'at_limit'; readonly running: number }
   | { readonly kind: 'claim_lost' };
 
-/**
- * How long an admission may wait for a lock, or run: whatever a tenant locks in its own schema
- * holds up its own recovery for this long at most, and never anyone else's.
- */
-
 export type RecoveryTargetType = 'execution' | 'task_run' | 'tenant';
 export type RecoveryOutcome = 'done' | 'skipped' | 'failed';
 

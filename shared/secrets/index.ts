@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { LocalSecretStore, type SecretStore } from '../shared/secrets/index.js';
+ * import { LocalSecretStore, type SecretStore } from '@tenantflow/shared/secrets';
  * const secrets: SecretStore = new LocalSecretStore();
  * ```
  */

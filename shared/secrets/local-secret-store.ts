@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { assertValidTenantId, isValidTenantId } from '../tenancy/tenant-id.js';
+import { assertValidTenantId, isValidTenantId } from '../kernel/tenant-id.js';
 import type { SecretStore, TenantSecret } from './secret-store.js';
 import { parseTenantSecret, serializeTenantSecret } from './tenant-secret.js';
 

@@ -10,8 +10,8 @@ import {
   RestoreSecretCommand,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { ConfigurationError } from '../errors.js';
-import { assertValidTenantId, isValidTenantId } from '../tenancy/tenant-id.js';
+import { ConfigurationError } from '../kernel/errors.js';
+import { assertValidTenantId, isValidTenantId } from '../kernel/tenant-id.js';
 import type { SecretStore, TenantSecret } from './secret-store.js';
 import { MalformedSecretError, parseTenantSecret, serializeTenantSecret } from './tenant-secret.js';
 

@@ -1,5 +1,5 @@
-import { TenantflowError, ValidationError } from '../errors.js';
-import { z } from '../validation/zod.js';
+import { TenantflowError, ValidationError } from '../kernel/errors.js';
+import { z } from '../kernel/zod.js';
 import type { TenantSecret } from './secret-store.js';
 
 /**

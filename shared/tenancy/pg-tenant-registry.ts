@@ -1,5 +1,5 @@
-import { CONTROL_SCHEMA, type Queryable, qualified, SQLSTATE, sqlState } from '../db/sql.js';
-import { TenantAlreadyExistsError } from '../errors.js';
+import { CONTROL_SCHEMA, type Queryable, qualified, SQLSTATE, single, sqlState } from '../db/sql.js';
+import { TenantAlreadyExistsError } from '../kernel/errors.js';
 import {
   emptyTenantConfig,
   MAX_CONFIG_BYTES,
@@ -43,7 +43,7 @@ const COLUMNS = 'tenant_id, name, status, metadata, config, created_at, last_err
  *
  * @example
  * ```ts
- * const tenants = new TenantContextSwitch(new PgTenantRegistry(pool));
+ * const tenants = new TenantContextSwitch(new PgTenantRegistry(pool), new ProvisioningRegistration(provisioning));
  * ```
  */
 export class PgTenantRegistry implements TenantRegistry {
@@ -62,7 +62,7 @@ export class PgTenantRegistry implements TenantRegistry {
           JSON.stringify(tenant.config ?? emptyTenantConfig()),
         ],
       );
-      return toTenantInfo(single(rows));
+      return toTenantInfo(single(rows, 'the tenant registry'));
     } catch (error) {
       if (sqlState(error) === SQLSTATE.uniqueViolation) {
         throw new TenantAlreadyExistsError(tenant.tenantId, { cause: error });
@@ -183,7 +183,7 @@ export class PgTenantRegistry implements TenantRegistry {
        SELECT EXISTS (SELECT 1 FROM deleted) AS removed, EXISTS (SELECT 1 FROM target) AS existed`,
       [tenantId, onlyIfStatus ?? null],
     );
-    const outcome = single(rows);
+    const outcome = single(rows, 'the tenant registry');
     if (outcome.removed) {
       return 'removed';
     }
@@ -253,12 +253,4 @@ function toTenantInfo(row: TenantRow): TenantInfo {
     config: { ...emptyTenantConfig(), ...row.config },
     ...(row.last_error === null ? {} : { lastError: row.last_error }),
   };
-}
-
-function single<T>(rows: T[]): T {
-  const [row] = rows;
-  if (row === undefined) {
-    throw new Error('Expected exactly one row from the tenant registry');
-  }
-  return row;
 }

@@ -1,5 +1,5 @@
-import { ValidationError } from '../errors.js';
-import { z } from '../validation/zod.js';
+import { ValidationError } from '../kernel/errors.js';
+import { z } from '../kernel/zod.js';
 
 /**
  * Per-tenant configuration, set at `POST /tenants`, changed with `PATCH /tenants/{id}`, and handed

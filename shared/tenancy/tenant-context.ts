@@ -1,18 +1,24 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
+  ConfigurationError,
   TenantContextRequiredError,
-  TenantInactiveError,
   TenantNotFoundError,
   TenantStateConflictError,
   ValidationError,
-} from '../errors.js';
-import { assertValidTenantId } from './tenant-id.js';
-import type { TenantInfo, TenantMetadata, TenantRegistry } from './tenant-registry.js';
+} from '../kernel/errors.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
+import {
+  assertTenantActive,
+  type TenantInfo,
+  type TenantMetadata,
+  type TenantRegistry,
+} from './tenant-registry.js';
 
 /**
- * The current tenant id, per async call chain. It is module-level on purpose: like the seed's
- * ContextVar, every `TenantContextSwitch` in a process shares one notion of "current tenant",
- * while each keeps its own registry. AsyncLocalStorage gives each invocation its own value, so
+ * The current tenant id, per async call chain. It is module-level on purpose: every
+ * `TenantContextSwitch` in a process shares one notion of "current tenant" (a task that switches
+ * through one instance is seen as that tenant by code holding another), while each keeps its own
+ * registry. AsyncLocalStorage gives each invocation its own value, so
  * concurrent invocations in one Lambda process never see each other's tenant.
  */
 const currentTenantStorage = new AsyncLocalStorage<string>();
@@ -32,6 +38,18 @@ export function getCurrentTenantId(): string | undefined {
   return currentTenantStorage.getStore();
 }
 
+/**
+ * How {@link TenantContextSwitch.registerTenant} and `unregisterTenant` take effect. In a deployment
+ * it is provisioning (`ProvisioningRegistration`): a registered tenant has its schema, role and
+ * secret before it is active, and unregistering drops them. The in-memory registry, for tests and
+ * the library's in-memory use, writes the registry directly (`directRegistration` in
+ * `shared/testing/`). A switch built without one cannot register: it only switches.
+ */
+export interface TenantRegistration {
+  register(tenant: { tenantId: string; name: string; metadata: TenantMetadata }): Promise<TenantInfo>;
+  unregister(tenantId: string): Promise<void>;
+}
+
 export interface TenantContextStats {
   readonly totalTenants: number;
   readonly activeTenants: number;
@@ -43,16 +61,15 @@ export interface TenantContextStats {
 }
 
 /**
- * Registers tenants and runs code inside one tenant's context.
- *
- * Semantics follow the DataFlow tenant context switch, made async because the registry may be a
- * database: `switch()` refuses unknown and inactive tenants, restores the previous tenant when the
- * callback returns or throws, and nests. Failing closed is the rule: {@link requireTenant} throws
+ * Registers tenants and runs code inside one tenant's context. Its methods are async because the
+ * registry may be a database. `switch()` refuses unknown and inactive tenants, restores the
+ * previous tenant when the callback returns or throws, and nests. Failing closed is the rule: {@link requireTenant} throws
  * rather than fall back to any default.
  *
  * @example
  * ```ts
- * const tenants = new TenantContextSwitch(new MemoryTenantRegistry());
+ * const registry = new MemoryTenantRegistry();
+ * const tenants = new TenantContextSwitch(registry, directRegistration(registry));
  * await tenants.registerTenant('acme', 'Acme Corporation', { plan: 'enterprise' });
  * await tenants.switch('acme', async (tenant) => {
  *   tenants.requireTenant(); // 'acme'
@@ -64,18 +81,22 @@ export class TenantContextSwitch {
   #totalSwitches = 0;
   #activeSwitches = 0;
 
-  constructor(private readonly registry: TenantRegistry) {}
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly registration?: TenantRegistration,
+  ) {}
 
   /**
-   * Registers an active tenant. Rejects an invalid id (listing every reason) and a duplicate
-   * (`Tenant 'x' is already registered`).
+   * Registers a tenant through this switch's {@link TenantRegistration} (provisioning, in a
+   * deployment) and returns it, active. Rejects an invalid id (listing every reason) and a
+   * duplicate (`Tenant 'x' is already registered`).
    */
   async registerTenant(tenantId: string, name: string, metadata: TenantMetadata = {}): Promise<TenantInfo> {
     assertValidTenantId(tenantId);
     if (typeof name !== 'string' || name.trim().length === 0) {
       throw new ValidationError('Invalid tenant name', ['name must be a non-empty string']);
     }
-    return this.registry.create({ tenantId, name, metadata, status: 'active' });
+    return this.#registration().register({ tenantId, name, metadata });
   }
 
   /**
@@ -88,10 +109,17 @@ export class TenantContextSwitch {
         `Cannot unregister tenant '${tenantId}' while it is the active context`,
       );
     }
-    const outcome = await this.registry.remove(tenantId);
-    if (outcome === 'not_found') {
-      throw new TenantNotFoundError(tenantId);
+    await this.#registration().unregister(tenantId);
+  }
+
+  #registration(): TenantRegistration {
+    if (this.registration === undefined) {
+      // Fail closed: writing the registry here would make an active tenant with no schema, role or secret.
+      throw new ConfigurationError(
+        'This tenant context switch was built without a registration: register tenants through provisioning (POST /tenants)',
+      );
     }
+    return this.registration;
   }
 
   /** The tenant, or `undefined` when it is not registered. */
@@ -149,12 +177,10 @@ export class TenantContextSwitch {
         throw new TenantNotFoundError(tenantId, message);
       });
     }
-    if (!tenant.active) {
-      return Promise.reject(
-        tenant.status === 'inactive'
-          ? new TenantInactiveError(tenantId)
-          : new TenantInactiveError(tenantId, `Tenant '${tenantId}' is not active: it is ${tenant.status}.`),
-      );
+    try {
+      assertTenantActive(tenant);
+    } catch (error) {
+      return Promise.reject(error);
     }
     this.#totalSwitches += 1;
     this.#activeSwitches += 1;
@@ -235,7 +261,7 @@ export class TenantContextSwitch {
       ids.length > MAX_TENANTS_IN_MESSAGE ? `, and ${ids.length - MAX_TENANTS_IN_MESSAGE} more` : '';
     return (
       `Tenant '${tenantId}' is not registered. Available tenants: [${shown.join(', ')}${more}]. ` +
-      'Use registerTenant() to register this tenant first.'
+      'Use registerTenant() (POST /tenants) to register this tenant first.'
     );
   }
 }

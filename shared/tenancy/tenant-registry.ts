@@ -1,3 +1,4 @@
+import { TenantInactiveError } from '../kernel/errors.js';
 import type { TenantConfig, TenantConfigPatch } from './tenant-config.js';
 
 /**
@@ -147,4 +148,14 @@ export interface TenantRegistry {
 
 export function emptyStatusCounts(): Record<TenantStatus, number> {
   return { provisioning: 0, active: 0, inactive: 0, deprovisioning: 0 };
+}
+
+/**
+ * The one rule for running work: the tenant must be active. Refuses a deactivated tenant, and one
+ * still being provisioned or deprovisioned, with {@link TenantInactiveError}'s message.
+ */
+export function assertTenantActive(tenant: { readonly tenantId: string; readonly status: string }): void {
+  if (tenant.status !== 'active') {
+    throw new TenantInactiveError(tenant.tenantId, tenant.status);
+  }
 }

@@ -1,5 +1,6 @@
+import type { Failpoints } from '../kernel/failpoints.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
 import type { Logger } from '../logging/logger.js';
-import { assertValidTenantId } from '../tenancy/tenant-id.js';
 import type { ExecutionStore, FinalOutcome } from './execution-store.js';
 
 export interface FinalizeCommand {
@@ -27,14 +28,14 @@ export class ExecutionFinalizer {
     private readonly logger: Logger,
     private readonly options: {
       /** Crash injection for the recovery tests; never set in production. */
-      readonly failpoint?: (command: FinalizeCommand) => void;
+      readonly failpoints?: Failpoints | undefined;
     } = {},
   ) {}
 
   async finalize(command: FinalizeCommand): Promise<{ finalized: boolean }> {
     const { tenantId, executionId, outcome } = command;
     assertValidTenantId(tenantId);
-    this.options.failpoint?.(command);
+    await this.options.failpoints?.reach('before-finalize', { tenantId: command.tenantId });
     let error: string | null = null;
     if (outcome === 'failed') {
       const failedTask = await this.store.lastFailedTask(tenantId, executionId);

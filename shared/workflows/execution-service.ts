@@ -3,14 +3,14 @@ import {
   ConfigurationError,
   ExecutionNotFoundError,
   PayloadTooLargeError,
-  TenantInactiveError,
   TenantNotFoundError,
   ValidationError,
-} from '../errors.js';
+} from '../kernel/errors.js';
+import type { Failpoints } from '../kernel/failpoints.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
 import type { Logger } from '../logging/logger.js';
 import { effectiveLimits } from '../tenancy/tenant-config.js';
-import { assertValidTenantId } from '../tenancy/tenant-id.js';
-import type { TenantInfo, TenantRegistry } from '../tenancy/tenant-registry.js';
+import { assertTenantActive, type TenantInfo, type TenantRegistry } from '../tenancy/tenant-registry.js';
 import type {
   ExecutionRecord,
   ExecutionStatus,
@@ -31,7 +31,7 @@ export interface ExecutionServiceDependencies {
   readonly orchestrator: Orchestrator;
   readonly logger: Logger;
   /** Crash injection for the recovery tests; never set in production. */
-  readonly failpoint?: (point: 'after-insert', execution: { tenantId: string; executionId: string }) => void;
+  readonly failpoints?: Failpoints | undefined;
 }
 
 export interface StartExecutionCommand {
@@ -89,7 +89,7 @@ export class ExecutionService {
       { executionId, workflow: workflow.name, input: command.input },
       limits.maxConcurrentExecutions,
     );
-    this.deps.failpoint?.('after-insert', { tenantId, executionId });
+    await this.deps.failpoints?.reach('after-insert', { tenantId });
     try {
       const started = await this.deps.orchestrator.start({ workflow: workflow.name, tenantId, executionId });
       await this.deps.store.markStarted(tenantId, executionId, started.ref);
@@ -186,12 +186,7 @@ export class ExecutionService {
 
   async #activeTenant(tenantId: string): Promise<TenantInfo> {
     const tenant = await this.#knownTenant(tenantId);
-    if (!tenant.active) {
-      throw new TenantInactiveError(
-        tenantId,
-        `Tenant '${tenantId}' is ${tenant.status}: no workflows run for it until an operator activates it`,
-      );
-    }
+    assertTenantActive(tenant);
     return tenant;
   }
 }

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
-import { CONTROL_SCHEMA, type Queryable, qualified, tenantTable } from '../db/sql.js';
-import { LimitExceededError, TenantInactiveError, TenantNotFoundError } from '../errors.js';
+import { CONTROL_SCHEMA, type Queryable, qualified, single, tenantTable } from '../db/sql.js';
+import { LimitExceededError, TenantNotFoundError } from '../kernel/errors.js';
+import { assertTenantActive } from '../tenancy/tenant-registry.js';
 import type { JsonValue } from './task.js';
 
 export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'aborted';
@@ -134,9 +135,7 @@ export class ExecutionStore {
       if (status === undefined) {
         throw new TenantNotFoundError(tenantId);
       }
-      if (status !== 'active') {
-        throw new TenantInactiveError(tenantId);
-      }
+      assertTenantActive({ tenantId, status });
       const inFlight = await client.query<{ count: number }>(
         `SELECT count(*)::int AS count FROM ${executions} WHERE status IN ('pending', 'running')`,
       );
@@ -150,7 +149,7 @@ export class ExecutionStore {
         `INSERT INTO ${executions} (id, workflow, input) VALUES ($1, $2, $3) RETURNING ${SUMMARY_COLUMNS}`,
         [execution.executionId, execution.workflow, JSON.stringify(execution.input)],
       );
-      return toSummary(single(rows));
+      return toSummary(single(rows, 'the execution store'));
     });
   }
 
@@ -448,12 +447,4 @@ function toSummary(row: SummaryRow): ExecutionSummary {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
   };
-}
-
-function single<T>(rows: T[]): T {
-  const [row] = rows;
-  if (row === undefined) {
-    throw new Error('Expected one row');
-  }
-  return row;
 }

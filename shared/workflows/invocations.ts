@@ -1,6 +1,6 @@
-import { ValidationError } from '../errors.js';
-import { tenantIdSchema } from '../tenancy/tenant-id.schema.js';
-import { z } from '../validation/zod.js';
+import { ValidationError } from '../kernel/errors.js';
+import { tenantIdSchema } from '../kernel/tenant-id.schema.js';
+import { z } from '../kernel/zod.js';
 import { TASK_ID_PATTERN } from './task.js';
 
 /** Execution ids are UUIDs: unique across tenants, as the orchestrator's execution names must be. */

@@ -1,4 +1,4 @@
-import { ConflictError, NotFoundError, TenantflowError } from '../errors.js';
+import { ConflictError, NotFoundError, TenantflowError } from '../kernel/errors.js';
 
 /** The task names a task that its execution's workflow does not have. */
 export class UnknownTaskError extends NotFoundError {

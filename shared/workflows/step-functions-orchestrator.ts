@@ -7,7 +7,7 @@ import {
   StartExecutionCommand,
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { ConfigurationError, ForeignExecutionError } from '../errors.js';
+import { ConfigurationError, ForeignExecutionError } from '../kernel/errors.js';
 import {
   carriesHandle,
   type ExecutionDescription,

@@ -1,6 +1,7 @@
-import type { TenantConnections } from '../db/tenant-connections.js';
-import { ExecutionNotFoundError } from '../errors.js';
+import { ExecutionNotFoundError } from '../kernel/errors.js';
+import type { Failpoints } from '../kernel/failpoints.js';
 import type { Logger } from '../logging/logger.js';
+import type { TenantConnections } from '../tenancy/tenant-connections.js';
 import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type { ExecutionStore } from './execution-store.js';
 import {
@@ -24,12 +25,6 @@ export type TaskRunOutcome =
   /** The task had already been committed: a retried invocation, so nothing ran. */
   | { readonly outcome: 'already_succeeded' };
 
-/**
- * Points in a task's life where a crash can be injected, to prove every one of them recoverable.
- * `before-commit` is inside the transaction, after the task's completion is written; `after-commit` just after `COMMIT`.
- */
-export type TaskFailpoint = 'after-body' | 'before-commit' | 'after-commit';
-
 export interface TaskRunnerDependencies {
   readonly tenants: TenantContextSwitch;
   readonly workflows: WorkflowRegistry;
@@ -39,7 +34,7 @@ export interface TaskRunnerDependencies {
   /** How often a running task proves it is alive. Default 10 s. */
   readonly heartbeatIntervalMs?: number;
   /** Crash injection for the recovery tests; never set in production. */
-  readonly failpoint?: (point: TaskFailpoint, invocation: TaskInvocation) => void | Promise<void>;
+  readonly failpoints?: Failpoints | undefined;
 }
 
 /** Task errors are stored and returned to clients; keep a runaway message from bloating both. */
@@ -145,7 +140,7 @@ export class TaskRunner {
               ),
               timeout.signal,
             );
-            await this.#deps.failpoint?.('after-body', invocation);
+            await this.#deps.failpoints?.reach('after-body', { tenantId, name: taskId });
             const completion = await store.completeTask(
               client,
               tenantId,
@@ -170,7 +165,7 @@ export class TaskRunner {
                 `Task '${taskId}' attempt ${attempt} of execution '${executionId}' can no longer commit (${completion})`,
               );
             }
-            await this.#deps.failpoint?.('before-commit', invocation);
+            await this.#deps.failpoints?.reach('before-commit', { tenantId, name: taskId });
             return true;
           },
           { signal: timeout.signal },
@@ -184,7 +179,7 @@ export class TaskRunner {
       if (!committed) {
         return { outcome: 'already_succeeded' };
       }
-      await this.#deps.failpoint?.('after-commit', invocation);
+      await this.#deps.failpoints?.reach('after-commit', { tenantId, name: taskId });
       return { outcome: 'succeeded', attempt };
     } catch (error) {
       throw await this.#recordFailure(invocation, task, attempt, error, logger);

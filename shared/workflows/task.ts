@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/sql.js';
-import { WorkflowDefinitionError } from '../errors.js';
+import { WorkflowDefinitionError } from '../kernel/errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { TenantConfig } from '../tenancy/tenant-config.js';
 

@@ -1,23 +1,60 @@
-import { WorkflowDefinitionError, WorkflowNotFoundError } from '../errors.js';
+import type { TenantMigrationSet } from '../db/migrations.js';
+import { WorkflowDefinitionError, WorkflowNotFoundError } from '../kernel/errors.js';
 import type { WorkflowDefinition } from './workflow.js';
 
+export interface WorkflowRegistryOptions {
+  /** The per-tenant tables these workflows use ({@link defineTenantMigrations}). */
+  readonly tenantMigrations?: readonly TenantMigrationSet[];
+}
+
 /**
- * The workflows an installation runs. The Lambdas look workflows up here by name, and CDK deploys
- * one state machine per entry, so both always agree on what exists.
+ * The workflows an installation runs, with the per-tenant tables they use. The Lambdas look
+ * workflows up here by name, CDK deploys one state machine per entry, and provisioning and
+ * migrations apply the tables to every tenant, so all of them agree on what exists.
  *
  * @example
  * ```ts
- * export const workflows = new WorkflowRegistry([nightlyEtl, onboarding]);
+ * export const workflows = new WorkflowRegistry([nightlyEtl, onboarding], { tenantMigrations: [etlTables] });
  * workflows.require('nightly_etl');
  * ```
  */
 export class WorkflowRegistry {
   readonly #workflows = new Map<string, WorkflowDefinition>();
+  readonly #tenantMigrations = new Map<string, TenantMigrationSet>();
 
-  constructor(workflows: readonly WorkflowDefinition[] = []) {
+  constructor(workflows: readonly WorkflowDefinition[] = [], options: WorkflowRegistryOptions = {}) {
     for (const workflow of workflows) {
       this.register(workflow);
     }
+    for (const set of options.tenantMigrations ?? []) {
+      this.addTenantMigrations(set);
+    }
+  }
+
+  /** Adds the workflows and tables of `other` (the examples, say) to these. */
+  include(other: WorkflowRegistry): this {
+    for (const workflow of other.list()) {
+      this.register(workflow);
+    }
+    for (const set of other.tenantMigrations()) {
+      this.addTenantMigrations(set);
+    }
+    return this;
+  }
+
+  addTenantMigrations(set: TenantMigrationSet): this {
+    if (this.#tenantMigrations.has(set.name)) {
+      throw new WorkflowDefinitionError('Cannot register tenant migrations', [
+        `a set named '${set.name}' is already registered`,
+      ]);
+    }
+    this.#tenantMigrations.set(set.name, set);
+    return this;
+  }
+
+  /** The registered tables, in registration order: applied to each tenant after the platform's. */
+  tenantMigrations(): TenantMigrationSet[] {
+    return [...this.#tenantMigrations.values()];
   }
 
   register(workflow: WorkflowDefinition): this {

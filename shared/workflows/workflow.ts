@@ -1,4 +1,4 @@
-import { WorkflowDefinitionError } from '../errors.js';
+import { WorkflowDefinitionError } from '../kernel/errors.js';
 import type { TaskDefinition } from './task.js';
 
 /** A validated workflow: a DAG of tasks. */

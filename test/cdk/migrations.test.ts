@@ -8,7 +8,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatabaseMigrations } from '../../cdk/constructs/database-migrations.js';
-import { PROJECT_ROOT, SHARED_PACKAGE_NAME, SharedLayer } from '../../cdk/constructs/shared-layer.js';
+import { PROJECT_ROOT, SharedLayer } from '../../cdk/constructs/shared-layer.js';
 import { TenantFunction } from '../../cdk/constructs/tenant-function.js';
 import { createTestDatabase } from '../support/database.js';
 import {
@@ -93,9 +93,10 @@ describe('DatabaseMigrations', () => {
 
       // Assert
       expect(migrations().function).toBeInstanceOf(TenantFunction);
+      expect(migrations().function.entry).toBe('functions/ops/migrate.ts');
       expect(props).toMatchObject({
         FunctionName: 'tenantflow-qa-migrate',
-        Handler: 'functions/ops/migrate.handler',
+        Handler: 'index.handler',
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         TracingConfig: { Mode: 'Active' },
@@ -119,8 +120,9 @@ describe('DatabaseMigrations', () => {
         TENANTFLOW_DATABASE_PORT: '5432',
         TENANTFLOW_DATABASE_NAME: 'tenantflow',
         TENANTFLOW_DATABASE_SSL: 'require',
-        TENANTFLOW_SECRETS: 'secrets-manager',
         TENANTFLOW_MIGRATE_CONCURRENCY: '8',
+        // The fixture installs the examples: migrate creates their table in every tenant schema.
+        TENANTFLOW_EXAMPLES: 'on',
       });
       expect(JSON.stringify(environment(migrateProps()).TENANTFLOW_DATABASE_SECRET_ARN)).toMatch(
         /PlatformSecret/,
@@ -157,7 +159,7 @@ describe('DatabaseMigrations', () => {
         ].sort(),
       );
       for (const read of secretReads) {
-        expect(read.actions).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+        expect(read.actions).toEqual(['secretsmanager:GetSecretValue']);
       }
       expect(JSON.stringify(statements)).not.toContain('tenants/*');
       expect(actions.some((action) => /^(states|lambda):/.test(action))).toBe(false);
@@ -253,7 +255,7 @@ describe('DatabaseMigrations', () => {
 
       try {
         // Act
-        const invoke = `const m = await import(${JSON.stringify(join(task, 'functions/ops/migrate.mjs'))});
+        const invoke = `const m = await import(${JSON.stringify(join(task, 'index.mjs'))});
           const summary = await m.handler({}, { getRemainingTimeInMillis: () => 840000 });
           console.log(JSON.stringify(summary)); process.exit(0);`;
         const { stdout } = await run(process.execPath, ['--input-type=module', '-e', invoke], {
@@ -273,18 +275,15 @@ describe('DatabaseMigrations', () => {
           complete: boolean;
         };
 
-        // Assert: the control migrations came from the layer's copy, beside its shared/.
-        expect(readdirSync(join(task, 'functions', 'ops')).sort()).toEqual([
-          'migrate.mjs',
-          'migrate.mjs.map',
-        ]);
+        // Assert: the control migrations came from the layer's copy of the shared package.
+        expect(readdirSync(task).sort()).toEqual(['index.mjs', 'index.mjs.map', 'node_modules']);
         expect(summary.control.applied).toEqual(
-          readdirSync(join(opt, SHARED_PACKAGE_NAME, 'migrations', 'control'))
+          readdirSync(join(opt, fixture.stack.layer.packageName, 'migrations', 'control'))
             .filter((file) => file.endsWith('.sql'))
             .sort(),
         );
         expect(summary.control.applied).toEqual(
-          readdirSync(join(PROJECT_ROOT, 'migrations', 'control'))
+          readdirSync(join(PROJECT_ROOT, 'shared', 'migrations', 'control'))
             .filter((file) => file.endsWith('.sql'))
             .sort(),
         );
@@ -306,12 +305,13 @@ describe('DatabaseMigrations', () => {
       'shared',
       'workflows',
       'examples',
-      'migrations',
     ];
 
     /**
      * The trigger's `HandlerArn` (the version's logical id) of a DatabaseMigrations built from a
-     * copy of this project whose `migrations/` `prepare` may change.
+     * copy of this project whose `shared/migrations/` `prepare` may change, synthesized into that
+     * copy's own `cdk.out`. Each copy is somewhere else, so equal ids also show that the assets'
+     * hashes do not depend on where the project is.
      */
     function handlerVersionWith(prepare: (migrations: string) => void): string {
       const root = mkdtempSync(join(tmpdir(), 'tenantflow-migrations-root-'));
@@ -320,7 +320,7 @@ describe('DatabaseMigrations', () => {
           cpSync(join(PROJECT_ROOT, entry), join(root, entry), { recursive: true });
         }
         symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'));
-        prepare(join(root, 'migrations'));
+        prepare(join(root, 'shared', 'migrations'));
         const app = new App({ outdir: join(root, 'cdk.out') });
         const data = buildTestData(app);
         const stack = new Stack(app, 'Probe');
@@ -360,6 +360,44 @@ describe('DatabaseMigrations', () => {
       expect(newControl).not.toBe(unchanged[0]);
       expect(newTenant).not.toBe(unchanged[0]);
       expect(newTenant).not.toBe(newControl);
+    }, 120_000);
+
+    it('publishes a new version, and so runs again, when the examples are installed or removed (their table is a tenant migration)', () => {
+      // Prepare: each probe in a cloud assembly of its own, at the same depth, as a deployment's.
+      const versionWith = (examples: boolean): string => {
+        const probeOutdir = mkdtempSync(join(tmpdir(), 'tenantflow-migrations-examples-'));
+        try {
+          const app = new App({ outdir: probeOutdir });
+          const data = buildTestData(app);
+          const stack = new Stack(app, 'Probe');
+          const probe = new DatabaseMigrations(stack, 'Migrations', {
+            stage: 'qa',
+            layer: new SharedLayer(stack, 'SharedLayer'),
+            database: { proxy: data.proxy, platformSecret: data.platformSecret, databaseName: 'tenantflow' },
+            adminSecret: data.adminSecret,
+            network: { vpc: data.vpc, securityGroup: data.lambdaSecurityGroup },
+            logRetentionDays: 30,
+            runBefore: [],
+          });
+          probe.function.registerExamples(examples);
+          const template = Template.fromStack(stack).toJSON() as {
+            Resources: Record<string, TemplateResource>;
+          };
+          const trigger = template.Resources[logicalIdIn(stack, probe.trigger.node.findChild('Default'))];
+          return String((trigger?.Properties.HandlerArn as { Ref?: string } | undefined)?.Ref);
+        } finally {
+          rmSync(probeOutdir, { recursive: true, force: true });
+        }
+      };
+
+      // Act
+      const withExamples = [versionWith(true), versionWith(true)];
+      const withoutExamples = versionWith(false);
+
+      // Assert
+      expect(withExamples[0]).toMatch(/^MigrationsFunctionCurrentVersion/);
+      expect(withExamples[0]).toBe(withExamples[1]);
+      expect(withoutExamples).not.toBe(withExamples[0]);
     }, 120_000);
 
     it("refuses a timeout the trigger's provider could not wait for", () => {

@@ -68,13 +68,15 @@ export interface PlatformFixture {
 }
 
 /**
- * An App with the test data stack and a PlatformStack for stage `qa`, not yet synthesized. Give
- * `outdir` to find the bundled assets there after synthesis.
+ * An App with the test data stack and a PlatformStack for stage `qa`, not yet synthesized, with
+ * the example workflows installed (`examples: true`: the suites look at their state machines and
+ * grants), unless `context` says otherwise. Give `outdir` to find the bundled assets there after
+ * synthesis.
  */
 export function buildPlatform(
   options: {
     readonly outdir?: string;
-    /** More CDK context (`tenantDatabaseAccess`, say). */
+    /** More CDK context (`tenantDatabaseAccess`, or `examples: false`, say). */
     readonly context?: Readonly<Record<string, unknown>>;
     /** Skip esbuild and the layer build: for tests of the template alone. */
     readonly skipBundling?: boolean;
@@ -83,6 +85,7 @@ export function buildPlatform(
   const app = new App({
     context: {
       stage: 'qa',
+      examples: true,
       ...options.context,
       ...(options.skipBundling ? { 'aws:cdk:bundling-stacks': [] } : {}),
     },

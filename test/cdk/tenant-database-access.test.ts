@@ -39,23 +39,34 @@ describe('tenantDatabaseAccess: how tenant roles reach PostgreSQL', () => {
     directNag = unacknowledgedNagFindings(directPlatform.stack);
   });
 
+  /** The functions that provision tenants, and so write where tenant roles connect into their secrets. */
+  const PROVISIONERS = ['tenants-api', 'recovery'];
+
   it('proxy (default): tenant secrets name the proxy, and the provisioning functions keep its auth list', () => {
-    expect(proxy.env.size).toBeGreaterThanOrEqual(7);
+    expect(proxy.env.size).toBe(8);
     for (const [name, env] of proxy.env) {
-      expect(env.TENANTFLOW_TENANT_DB_HOST, name).toBe(TEST_PROXY_ENDPOINT);
+      expect(env.TENANTFLOW_TENANT_DB_HOST, name).toBe(
+        PROVISIONERS.includes(name) ? TEST_PROXY_ENDPOINT : undefined,
+      );
+      expect(env.TENANTFLOW_DB_PROXY_NAME, name).toBe(
+        PROVISIONERS.includes(name) ? 'tenantflow-qa' : undefined,
+      );
       expect(env.NODE_EXTRA_CA_CERTS, name).toBeUndefined();
     }
     expect(proxy.actions).toContain('rds:ModifyDBProxy');
   });
 
-  it('direct: tenant secrets name the writer, TLS trusts the RDS CA bundle, and nothing touches the proxy', () => {
-    expect(direct.env.size).toBe(proxy.env.size);
+  it('direct: tenant secrets name the writer, run-task trusts the RDS CA bundle to reach it, and nothing touches the proxy', () => {
+    expect([...direct.env.keys()].sort()).toEqual([...proxy.env.keys()].sort());
     for (const [name, env] of direct.env) {
       // Platform traffic stays on the proxy; only tenant roles go to the writer.
       expect(env.TENANTFLOW_DATABASE_HOST, name).toBe(TEST_PROXY_ENDPOINT);
-      expect(env.TENANTFLOW_TENANT_DB_HOST, name).toBe(TEST_CLUSTER_ENDPOINT);
-      expect(env.TENANTFLOW_TENANT_DB_PORT, name).toBe('5432');
-      expect(env.NODE_EXTRA_CA_CERTS, name).toBe(LAMBDA_RDS_CA_BUNDLE);
+      expect(env.TENANTFLOW_TENANT_DB_HOST, name).toBe(
+        PROVISIONERS.includes(name) ? TEST_CLUSTER_ENDPOINT : undefined,
+      );
+      expect(env.TENANTFLOW_TENANT_DB_PORT, name).toBe(PROVISIONERS.includes(name) ? '5432' : undefined);
+      // Only run-task connects as a tenant role, so only it verifies the writer's certificate.
+      expect(env.NODE_EXTRA_CA_CERTS, name).toBe(name === 'run-task' ? LAMBDA_RDS_CA_BUNDLE : undefined);
       expect(env.TENANTFLOW_DB_PROXY_NAME, name).toBeUndefined();
     }
     expect(direct.actions.filter((action) => action.startsWith('rds:'))).toEqual([]);

@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { anonymousIdentity } from '../../local/api-gateway-adapter.js';
+import { createLambdaContext } from '../../local/lambda-context.js';
 
 /** A REST (v1) proxy event as API Gateway sends it, with overrides. */
 export function restEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
@@ -33,19 +34,12 @@ export function restEvent(overrides: Partial<APIGatewayProxyEvent> = {}): APIGat
   };
 }
 
+/** The context of a handler invoked directly by a test; its request id is the one tests expect back. */
 export function lambdaContext(): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: false,
+  return createLambdaContext({
     functionName: 'test',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:test',
-    memoryLimitInMB: '256',
     awsRequestId: 'aws-request-1',
-    logGroupName: '/aws/lambda/test',
-    logStreamName: 'test',
-    getRemainingTimeInMillis: () => 10_000,
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
+    timeoutMs: 10_000,
+    memoryLimitInMB: 256,
+  });
 }

@@ -5,9 +5,9 @@
  * that committed counts once, a run that died before committing counts nothing. So after any crash
  * and recovery, every count must be exactly 1.
  */
-import { defineTask } from '../../shared/workflows/task.js';
-import { defineWorkflow } from '../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../shared/workflows/workflow-registry.js';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 
 /** Exit code of the task that always crashes, to tell it from a failpoint (86). */
 export const DOOMED_EXIT_CODE = 87;

@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { findFreePort } from '../../local/embedded-postgres.js';
+import { skipWithout } from './required-tools.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -33,8 +34,8 @@ const START_ATTEMPTS = 3;
  * by naming what they create uniquely (a random stage per test), not by having a server each.
  *
  * `MOTO_ENDPOINT` set to a running server's URL is used as is. Without moto_server on the PATH the
- * run fails under `CI=true` (a suite that silently stops running is a regression nobody sees);
- * elsewhere it provides `''` and the suites needing it show as skipped, with the install hint.
+ * run fails in CI; elsewhere it says so once, with the install hint, and provides `''`: the suites
+ * needing it are then skipped (see {@link skipWithout}).
  */
 export default async function setupMoto(project: TestProject): Promise<() => Promise<void>> {
   const external = process.env.MOTO_ENDPOINT;
@@ -44,15 +45,13 @@ export default async function setupMoto(project: TestProject): Promise<() => Pro
   }
   const executable = await findOnPath('moto_server');
   if (executable === undefined) {
-    if (process.env.CI === 'true') {
-      throw new Error(
-        `moto_server is not on the PATH, and CI=true: the Secrets Manager suites must run in CI. Install it with: ${MOTO_INSTALL_HINT}`,
-      );
-    }
-    // The default reporter only counts skipped tests, so say once, up front, why and how to fix it.
-    console.warn(
-      `moto_server is not on the PATH: the suites that need it are skipped. Install it with: ${MOTO_INSTALL_HINT}`,
-    );
+    // Said here, once for the run, rather than by each suite that needs it; in CI this throws.
+    skipWithout({
+      name: 'moto_server',
+      found: false,
+      skipping: 'the suites on moto_server (Secrets Manager, Step Functions, RDS Proxy)',
+      installHint: MOTO_INSTALL_HINT,
+    });
     project.provide('motoEndpoint', '');
     return async () => {};
   }

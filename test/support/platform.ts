@@ -2,18 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '@tenantflow/shared/config/config';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { prepareControlSchema } from '@tenantflow/shared/provisioning/database-migrator';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { withLogin } from '../../local/local-roles.js';
-import { loadConfig } from '../../shared/config/config.js';
-import { createPlatform, type Platform, type PlatformOverrides } from '../../shared/platform.js';
-import { DatabaseAdmin } from '../../shared/provisioning/database-admin.js';
-import { prepareControlSchema } from '../../shared/provisioning/database-migrator.js';
+import {
+  createPlatformServices,
+  type LocalAdapters,
+  type PlatformServices,
+} from '../../local/platform-services.js';
 import { createTestDatabase } from './database.js';
 import { dropTenantRoles, tenantIdSuffix } from './tenants.js';
 
 export interface TestPlatform {
-  readonly platform: Platform;
+  readonly platform: PlatformServices;
   /** The admin role's URL on the suite's database (DDL, and looking at what the platform did). */
   readonly databaseUrl: string;
   /** The platform role's URL on it: what every request runs as. */
@@ -54,12 +58,12 @@ export async function prepareTestDatabase(adminUrl: string, suffix: string): Pro
  * of `npm start`, without the HTTP server. The platform pool logs in as the platform role and DDL
  * as the non-superuser admin, as in production.
  */
-export async function createTestPlatform(overrides: PlatformOverrides = {}): Promise<TestPlatform> {
+export async function createTestPlatform(overrides: LocalAdapters = {}): Promise<TestPlatform> {
   const database = await createTestDatabase();
   const secretsDir = await mkdtemp(join(tmpdir(), 'tenantflow-secrets-'));
   const suffix = tenantIdSuffix();
   const { platformUrl } = await prepareTestDatabase(database.url, suffix);
-  const platform = await createPlatform(
+  const platform = await createPlatformServices(
     loadConfig({
       TENANTFLOW_LOCAL: '1',
       DATABASE_URL: platformUrl,

@@ -1,9 +1,9 @@
+import type { Logger } from '@tenantflow/shared/logging/logger';
+import { type RecoveryOptions, RecoveryService, RecoveryStore } from '@tenantflow/shared/recovery';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
+import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type pg from 'pg';
-import type { Logger } from '../../shared/logging/logger.js';
-import { type RecoveryOptions, RecoveryService, RecoveryStore } from '../../shared/recovery/index.js';
-import { ExecutionStore } from '../../shared/workflows/execution-store.js';
-import type { Orchestrator } from '../../shared/workflows/orchestrator.js';
-import type { WorkflowRegistry } from '../../shared/workflows/workflow-registry.js';
 import type { TestPlatform } from './platform.js';
 
 /** The thresholds the recovery suites start from; each test overrides what it is about. */

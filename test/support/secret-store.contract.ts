@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { ValidationError } from '@tenantflow/shared/kernel/errors';
+import type { SecretStore, TenantSecret } from '@tenantflow/shared/secrets/secret-store';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../shared/errors.js';
-import type { SecretStore, TenantSecret } from '../../shared/secrets/secret-store.js';
 
 /** A tenant secret in the RDS shape, with a fresh random password unless one is given. */
 export function tenantSecret(tenantId: string, overrides: Partial<TenantSecret> = {}): TenantSecret {

@@ -1,4 +1,3 @@
-import { describe, expect, it } from 'vitest';
 import {
   TenantAlreadyExistsError,
   TenantContextRequiredError,
@@ -6,9 +5,11 @@ import {
   TenantNotFoundError,
   TenantStateConflictError,
   ValidationError,
-} from '../../shared/errors.js';
-import { getCurrentTenantId, TenantContextSwitch } from '../../shared/tenancy/tenant-context.js';
-import type { TenantRegistry } from '../../shared/tenancy/tenant-registry.js';
+} from '@tenantflow/shared/kernel/errors';
+import { getCurrentTenantId, TenantContextSwitch } from '@tenantflow/shared/tenancy/tenant-context';
+import type { TenantRegistry } from '@tenantflow/shared/tenancy/tenant-registry';
+import { directRegistration } from '@tenantflow/shared/testing/direct-registration';
+import { describe, expect, it } from 'vitest';
 
 /**
  * The behaviour every TenantRegistry adapter must give the context switch. Each adapter's test
@@ -18,7 +19,10 @@ export function describeTenantContextSwitch(
   adapter: string,
   freshRegistry: () => Promise<TenantRegistry>,
 ): void {
-  const freshSwitch = async () => new TenantContextSwitch(await freshRegistry());
+  const freshSwitch = async () => {
+    const registry = await freshRegistry();
+    return new TenantContextSwitch(registry, directRegistration(registry));
+  };
 
   describe(`TenantContextSwitch over ${adapter}`, () => {
     describe('registerTenant', () => {
@@ -224,7 +228,7 @@ export function describeTenantContextSwitch(
 
         await expect(attempt).rejects.toBeInstanceOf(TenantInactiveError);
         await expect(attempt).rejects.toThrow(
-          "Tenant 'acme' is not active. Use activateTenant() to reactivate it.",
+          "Tenant 'acme' is not active: no work runs for it. Use activateTenant() (POST /tenants/acme/activate) to reactivate it.",
         );
         expect(ran).toBe(false);
       });

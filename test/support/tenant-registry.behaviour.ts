@@ -1,5 +1,5 @@
+import type { TenantRegistry, TenantStatus } from '@tenantflow/shared/tenancy/tenant-registry';
 import { describe, expect, it } from 'vitest';
-import type { TenantRegistry, TenantStatus } from '../../shared/tenancy/tenant-registry.js';
 
 /**
  * What every TenantRegistry adapter must do itself, beyond what the context switch sees

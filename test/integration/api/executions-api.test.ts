@@ -1,11 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
-import { defineTask } from '../../../shared/workflows/task.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestDatabase } from '../../support/database.js';
 import { apiClient } from '../../support/http.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';

@@ -2,6 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '@tenantflow/shared/config/config';
+import { CONTROL_MIGRATIONS_DIR } from '@tenantflow/shared/db/control-schema';
+import { checksumOf, type Migration } from '@tenantflow/shared/db/migrations';
+import { ConfigurationError, MigrationError } from '@tenantflow/shared/kernel/errors';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import {
+  type DatabaseMigrationSummary,
+  migrationSettings,
+} from '@tenantflow/shared/provisioning/database-migrator';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
+import { processCore } from '@tenantflow/shared/runtime/core';
 import type { Context } from 'aws-lambda';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
@@ -11,17 +22,7 @@ import {
   type MigrateHandlerDependencies,
   SAFETY_MARGIN_MS,
 } from '../../../functions/ops/migrate.js';
-import { loadConfig } from '../../../shared/config/config.js';
-import { CONTROL_MIGRATIONS_DIR } from '../../../shared/db/control-schema.js';
-import { checksumOf, type Migration } from '../../../shared/db/migrations.js';
-import { ConfigurationError, MigrationError } from '../../../shared/errors.js';
-import { createPlatform, getPlatform, type Platform } from '../../../shared/platform.js';
-import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
-import {
-  type DatabaseMigrationSummary,
-  migrationSettings,
-} from '../../../shared/provisioning/database-migrator.js';
-import { loadTenantMigrations } from '../../../shared/provisioning/tenant-migrations.js';
+import { createPlatformServices, type PlatformServices } from '../../../local/platform-services.js';
 import { createTestDatabase } from '../../support/database.js';
 import {
   type DatabaseLogin,
@@ -32,6 +33,10 @@ import {
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
+
+/** The version after the last of `migrations` (versions may have gaps: the numbering is never reused). */
+const versionAfter = (migrations: readonly { version: number }[]) =>
+  Math.max(0, ...migrations.map((migration) => migration.version)) + 1;
 
 /**
  * The `migrate` Lambda (functions/ops/migrate.ts) against a real PostgreSQL: what a deployment's
@@ -95,13 +100,13 @@ describe('migrate handler', () => {
   describe('on a fresh database', () => {
     let database: Awaited<ReturnType<typeof createTestDatabase>>;
     let secretsDir: string;
-    let platform: Platform;
+    let platform: PlatformServices;
 
     beforeAll(async () => {
       database = await createTestDatabase('tf_migrate');
       secretsDir = await mkdtemp(join(tmpdir(), 'tenantflow-secrets-'));
       // The platform a Lambda builds: nothing in it touches the control schema before it exists.
-      platform = await createPlatform(
+      platform = await createPlatformServices(
         loadConfig({
           TENANTFLOW_LOCAL: '1',
           DATABASE_URL: database.url,
@@ -154,7 +159,7 @@ describe('migrate handler', () => {
       }
       shipped = await loadTenantMigrations();
       const sql = 'ALTER TABLE executions ADD COLUMN priority integer NOT NULL DEFAULT 0;';
-      const version = shipped.length + 1;
+      const version = versionAfter(shipped);
       next = {
         version,
         name: `${String(version).padStart(4, '0')}_execution_priority.sql`,
@@ -366,7 +371,7 @@ describe('migrate handler', () => {
       });
 
       afterAll(async () => {
-        await (await getPlatform().catch(() => undefined))?.close();
+        await (await processCore().catch(() => undefined))?.close();
         vi.unstubAllEnvs();
         await database?.drop();
         // After the database: the platform role owns functions and holds grants there.
@@ -403,7 +408,7 @@ describe('migrate handler', () => {
         // Assert
         expect(summary.control.applied).toEqual(expected);
         expect(await appliedControlMigrations(database.url)).toEqual(expected);
-        const platform = await getPlatform();
+        const platform = await processCore();
         expect(platform.config.database).toMatchObject({ kind: 'secret', host: adminServer.hostname });
         const [ddlLogin] = await query<{ owner: string }>(
           database.url,
@@ -439,7 +444,7 @@ describe('migrate handler', () => {
         // Assert: Secrets Manager rotation owns the password once the role exists.
         expect(summary.control.applied).toEqual([]);
         expect((await platformRole())?.verifier).toBe(before?.verifier);
-        const platform = await getPlatform();
+        const platform = await processCore();
         expect(await platform.registry.list()).toEqual([]);
       });
     },

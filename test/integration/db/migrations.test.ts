@@ -1,12 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { withDedicatedClient } from '@tenantflow/shared/db/connections';
+import { CONTROL_MIGRATIONS_DIR, migrateControlSchema } from '@tenantflow/shared/db/control-schema';
+import { loadMigrations, migrateSchema } from '@tenantflow/shared/db/migrations';
+import { MigrationError } from '@tenantflow/shared/kernel/errors';
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { withDedicatedClient } from '../../../shared/db/connections.js';
-import { CONTROL_MIGRATIONS_DIR, migrateControlSchema } from '../../../shared/db/control-schema.js';
-import { loadMigrations, migrateSchema } from '../../../shared/db/migrations.js';
-import { MigrationError } from '../../../shared/errors.js';
 import { createTestDatabase } from '../../support/database.js';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -1,7 +1,7 @@
+import { migrateControlSchema } from '@tenantflow/shared/db/control-schema';
+import { LeaseBusyError, LeaseLostError, PlatformLeases } from '@tenantflow/shared/db/platform-leases';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateControlSchema } from '../../../shared/db/control-schema.js';
-import { LeaseBusyError, LeaseLostError, PlatformLeases } from '../../../shared/db/platform-leases.js';
 import { createTestDatabase } from '../../support/database.js';
 
 describe('PlatformLeases: named leases by compare-and-set, safe behind RDS Proxy', () => {

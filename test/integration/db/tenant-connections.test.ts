@@ -1,6 +1,6 @@
+import { TenantContextRequiredError, TenantNotFoundError } from '@tenantflow/shared/kernel/errors';
+import { TenantConnections } from '@tenantflow/shared/tenancy/tenant-connections';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TenantConnections } from '../../../shared/db/tenant-connections.js';
-import { TenantContextRequiredError, TenantNotFoundError } from '../../../shared/errors.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 
 let env: TestPlatform;

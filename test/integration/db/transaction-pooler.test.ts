@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '@tenantflow/shared/config/config';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLocalRuntime, type LocalRuntime } from '../../../local/local-runtime.js';
-import { loadConfig } from '../../../shared/config/config.js';
 import { workflows } from '../../../workflows/index.js';
 import { createTestDatabase } from '../../support/database.js';
 import {
@@ -14,14 +14,16 @@ import {
   startPgBouncer,
 } from '../../support/pgbouncer.js';
 import { prepareTestDatabase } from '../../support/platform.js';
+import { skipWithout } from '../../support/required-tools.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
 const executable = await findPgBouncer();
-if (executable === undefined && process.env.CI === 'true') {
-  throw new Error(
-    `pgbouncer is not installed, and CI=true: the pooler suite must run in CI. Install it with: ${PGBOUNCER_INSTALL_HINT}`,
-  );
-}
+const pgbouncerMissing = skipWithout({
+  name: 'pgbouncer',
+  found: executable !== undefined,
+  skipping: 'the transaction-pooler suite',
+  installHint: PGBOUNCER_INSTALL_HINT,
+});
 
 /** What of a server session's state would reach the next client of that session. */
 async function sessionState(client: pg.Client) {
@@ -52,8 +54,8 @@ async function sessionState(client: pg.Client) {
  * through RDS Proxy; the admin role (DDL, migrations) and the tenant roles connect directly, as they
  * do on dedicated connections in AWS.
  */
-describe.skipIf(executable === undefined)(
-  executable === undefined
+describe.skipIf(pgbouncerMissing)(
+  pgbouncerMissing
     ? `Platform SQL through a transaction pooler (skipped: pgbouncer is not installed; ${PGBOUNCER_INSTALL_HINT})`
     : 'Platform SQL through a transaction pooler (pgbouncer, one shared server session)',
   () => {

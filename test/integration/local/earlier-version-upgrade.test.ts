@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { createPlatformPool, withDedicatedClient } from '@tenantflow/shared/db/connections';
+import { CONTROL_MIGRATIONS_DIR } from '@tenantflow/shared/db/control-schema';
+import { checksumOf, loadMigrations, type Migration, migrateSchema } from '@tenantflow/shared/db/migrations';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
+import { PgTenantRegistry } from '@tenantflow/shared/tenancy/pg-tenant-registry';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { exampleTables } from '../../../examples/tables.js';
 import { LOCAL_ADMIN_ROLE, prepareLocalDatabase, withLogin } from '../../../local/local-roles.js';
-import { createPlatformPool, withDedicatedClient } from '../../../shared/db/connections.js';
-import { CONTROL_MIGRATIONS_DIR } from '../../../shared/db/control-schema.js';
-import { checksumOf, loadMigrations, type Migration, migrateSchema } from '../../../shared/db/migrations.js';
-import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
-import { migrateFleet } from '../../../shared/provisioning/fleet-migrator.js';
-import { loadTenantMigrations } from '../../../shared/provisioning/tenant-migrations.js';
-import { PgTenantRegistry } from '../../../shared/tenancy/pg-tenant-registry.js';
 import { onDatabase } from '../../support/database.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
@@ -63,7 +64,16 @@ beforeAll(async () => {
   const control = (await loadMigrations(CONTROL_MIGRATIONS_DIR)).filter(
     (migration) => migration.version <= 5,
   );
-  const tenant = (await loadTenantMigrations()).filter((migration) => migration.version <= 4);
+  // The tenant migrations of its day: the platform's first ones, and the examples' table, which the
+  // platform's own migrations created then (as version 3).
+  const [exampleResults] = exampleTables.migrations;
+  const tenant = [
+    ...(await loadTenantMigrations()).filter((migration) => migration.version <= 2),
+    ...(exampleResults === undefined
+      ? []
+      : [{ ...exampleResults, version: 3, name: '0003_example_results.sql' }]),
+    ...(await loadTenantMigrations()).filter((migration) => migration.version === 4),
+  ];
   await asSuperuser(async (client) => {
     await migrateSchema(client, 'tenantflow', control);
     await provisionTheOldWay(client, clean, tenant);

@@ -1,10 +1,14 @@
+import { checksumOf, type Migration } from '@tenantflow/shared/db/migrations';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checksumOf, type Migration } from '../../../shared/db/migrations.js';
-import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
-import { migrateFleet } from '../../../shared/provisioning/fleet-migrator.js';
-import { loadTenantMigrations } from '../../../shared/provisioning/tenant-migrations.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
+
+/** The version after the last of `migrations` (versions may have gaps: the numbering is never reused). */
+const versionAfter = (migrations: readonly { version: number }[]) =>
+  Math.max(0, ...migrations.map((migration) => migration.version)) + 1;
 
 let env: TestPlatform;
 let tenantIds: string[];
@@ -46,7 +50,7 @@ describe('migrateFleet', () => {
     const [alpha, bravo] = tenantIds as [string, string];
     const shipped = await loadTenantMigrations();
     const next = migration(
-      shipped.length + 1,
+      versionAfter(shipped),
       'execution_priority',
       'ALTER TABLE executions ADD COLUMN priority integer NOT NULL DEFAULT 0; CREATE INDEX executions_priority_idx ON executions (priority);',
     );

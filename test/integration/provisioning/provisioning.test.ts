@@ -1,18 +1,18 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   TenantAlreadyExistsError,
   TenantStateConflictError,
   ValidationError,
-} from '../../../shared/errors.js';
+} from '@tenantflow/shared/kernel/errors';
 import {
   DEPROVISIONING_STEPS,
   type DeprovisioningStep,
   PROVISIONING_STEPS,
   ProvisioningInProgressError,
   type ProvisioningStep,
-} from '../../../shared/provisioning/provisioning-service.js';
-import { TenantCredentials } from '../../../shared/provisioning/tenant-credentials.js';
+} from '@tenantflow/shared/provisioning/provisioning-service';
+import { TenantCredentials } from '@tenantflow/shared/provisioning/tenant-credentials';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 
 /** Failure injection: throw once after `step` of `tenantId`. */
@@ -25,15 +25,17 @@ let env: TestPlatform;
 
 beforeAll(async () => {
   env = await createTestPlatform({
-    afterProvisioningStep: async (step, tenantId) => {
-      if (failures.get(tenantId) === step) {
-        failures.delete(tenantId);
-        throw new Error(`injected failure after step '${step}'`);
-      }
-      if (gate?.tenantId === tenantId && gate.step === step) {
-        gate.reached();
-        await gate.release;
-      }
+    failpoints: {
+      reach: async (_point, { tenantId, name: step }) => {
+        if (failures.get(tenantId) === step) {
+          failures.delete(tenantId);
+          throw new Error(`injected failure after step '${step}'`);
+        }
+        if (gate?.tenantId === tenantId && gate.step === step) {
+          gate.reached();
+          await gate.release;
+        }
+      },
     },
   });
 });

@@ -10,21 +10,22 @@ import {
   RDSClient,
   type UserAuthConfig,
 } from '@aws-sdk/client-rds';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { loadConfig } from '../../../shared/config/config.js';
-import { PlatformLeases } from '../../../shared/db/platform-leases.js';
-import { ConfigurationError } from '../../../shared/errors.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { createPlatform, type Platform } from '../../../shared/platform.js';
+import { loadConfig } from '@tenantflow/shared/config/config';
+import { PlatformLeases } from '@tenantflow/shared/db/platform-leases';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { createLogger } from '@tenantflow/shared/logging/logger';
 import {
   ProxyAuthListBusyError,
   ProxyAuthListFullError,
   RdsProxyTenantLogins,
-} from '../../../shared/provisioning/rds-proxy-tenant-logins.js';
-import { createRecoveryService, RecoveryStore } from '../../../shared/recovery/index.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+} from '@tenantflow/shared/provisioning/rds-proxy-tenant-logins';
+import { RecoveryStore } from '@tenantflow/shared/recovery';
+import { createRecovery } from '@tenantflow/shared/runtime/recovery';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
+import { createPlatformServices, type PlatformServices } from '../../../local/platform-services.js';
 import { createTestDatabase } from '../../support/database.js';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 import { prepareTestDatabase } from '../../support/platform.js';
@@ -264,14 +265,14 @@ describe.skipIf(motoMissing)(
     });
 
     describe('provisioning through the platform (TENANTFLOW_DB_PROXY_NAME)', () => {
-      let platform: Platform;
+      let platform: PlatformServices;
       let proxy: string;
       let secretsDir: string;
 
       beforeAll(async () => {
         proxy = await newProxy();
         secretsDir = await mkdtemp(join(tmpdir(), 'tenantflow-secrets-'));
-        platform = await createPlatform(
+        platform = await createPlatformServices(
           loadConfig({
             TENANTFLOW_LOCAL: '1',
             TENANTFLOW_STAGE: STAGE,
@@ -314,12 +315,12 @@ describe.skipIf(motoMissing)(
         await waitAvailable(proxy);
         await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: TEMPLATE_ENTRIES }));
         await waitAvailable(proxy);
-        const recovery = createRecoveryService(
-          platform,
-          new LocalOrchestrator({ definitions: {}, lambdas: {} }),
-          new WorkflowRegistry(),
-          createLogger('proxy-test'),
-        );
+        const recovery = createRecovery(platform.core, {
+          provisioning: platform,
+          orchestrator: new LocalOrchestrator({ definitions: {}, lambdas: {} }),
+          workflows: new WorkflowRegistry(),
+          logger: createLogger('proxy-test'),
+        });
 
         const summary = await recovery.run();
 

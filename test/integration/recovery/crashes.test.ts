@@ -1,12 +1,12 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CONTROL_SCHEMA, qualified, quoteIdent, tenantTable } from '@tenantflow/shared/db/sql';
+import { tenantRoleName } from '@tenantflow/shared/provisioning/database-admin';
+import { PROVISIONING_STEPS } from '@tenantflow/shared/provisioning/provisioning-service';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FAILPOINT_EXIT_CODE } from '../../../local/failpoints.js';
-import { CONTROL_SCHEMA, qualified, quoteIdent, tenantTable } from '../../../shared/db/sql.js';
-import { tenantRoleName } from '../../../shared/provisioning/database-admin.js';
-import { PROVISIONING_STEPS } from '../../../shared/provisioning/provisioning-service.js';
 import { DOOMED_EXIT_CODE } from '../../support/crash-workflows.js';
 import { createTestDatabase } from '../../support/database.js';
 import { apiClient } from '../../support/http.js';

@@ -1,22 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Context } from 'aws-lambda';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecoverHandler } from '../../../functions/recovery/recover.js';
-import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
-import { CONTROL_SCHEMA, qualified, tenantTable } from '../../../shared/db/sql.js';
-import { createLogger } from '../../../shared/logging/logger.js';
+import { CONTROL_SCHEMA, qualified, tenantTable } from '@tenantflow/shared/db/sql';
+import { createLogger } from '@tenantflow/shared/logging/logger';
 import {
   type RecoveryOptions,
   type RecoveryService,
   RecoveryStore,
   type RecoverySummary,
-} from '../../../shared/recovery/index.js';
-import { compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
+} from '@tenantflow/shared/recovery';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import type {
   ExecutionDescription,
   ExecutionHandle,
@@ -24,10 +18,16 @@ import type {
   RedriveOutcome,
   StartExecutionRequest,
   StartedExecution,
-} from '../../../shared/workflows/orchestrator.js';
-import { defineTask } from '../../../shared/workflows/task.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+} from '@tenantflow/shared/workflows/orchestrator';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import type { Context } from 'aws-lambda';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecoverHandler } from '../../../functions/recovery/recover.js';
+import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 import { testRecovery } from '../../support/recovery.js';
 
@@ -102,7 +102,7 @@ const tenantIds: string[] = [];
 function localOrchestrator(journalDirectory?: string): LocalOrchestrator {
   return new LocalOrchestrator({
     definitions: { [steps.name]: compileToAsl(steps, LOCAL_TARGETS) },
-    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
+    lambdas: localLambdas({ core: env.platform, access: env.platform, workflows, logger }),
     retryIntervalMs: 0,
     ...(journalDirectory === undefined ? {} : { journalDirectory }),
   });

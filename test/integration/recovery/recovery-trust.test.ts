@@ -2,15 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
-import { tenantTable } from '../../../shared/db/sql.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { type RecoveryOptions, type RecoveryService, RecoveryStore } from '../../../shared/recovery/index.js';
-import { compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
+import { tenantTable } from '@tenantflow/shared/db/sql';
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { type RecoveryOptions, type RecoveryService, RecoveryStore } from '@tenantflow/shared/recovery';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import type {
   ExecutionDescription,
   ExecutionHandle,
@@ -18,14 +14,18 @@ import type {
   RedriveOutcome,
   StartExecutionRequest,
   StartedExecution,
-} from '../../../shared/workflows/orchestrator.js';
+} from '@tenantflow/shared/workflows/orchestrator';
 import {
   executionArnFor,
   StepFunctionsOrchestrator,
-} from '../../../shared/workflows/step-functions-orchestrator.js';
-import { defineTask } from '../../../shared/workflows/task.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+} from '@tenantflow/shared/workflows/step-functions-orchestrator';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 import { testRecovery } from '../../support/recovery.js';
 
@@ -129,7 +129,7 @@ function recoveryWith(
 function localOrchestrator(): LocalOrchestrator {
   return new LocalOrchestrator({
     definitions: { [steps.name]: compileToAsl(steps, LOCAL_TARGETS) },
-    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
+    lambdas: localLambdas({ core: env.platform, access: env.platform, workflows, logger }),
     retryIntervalMs: 0,
   });
 }

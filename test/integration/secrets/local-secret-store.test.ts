@@ -1,10 +1,10 @@
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ValidationError } from '@tenantflow/shared/kernel/errors';
+import { LocalSecretStore } from '@tenantflow/shared/secrets/local-secret-store';
+import { MalformedSecretError } from '@tenantflow/shared/secrets/tenant-secret';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ValidationError } from '../../../shared/errors.js';
-import { LocalSecretStore } from '../../../shared/secrets/local-secret-store.js';
-import { MalformedSecretError } from '../../../shared/secrets/tenant-secret.js';
 import { describeSecretStoreContract, tenantSecret } from '../../support/secret-store.contract.js';
 
 let root: string;

@@ -1,18 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { loadConfig, type TenantflowConfig } from '@tenantflow/shared/config/config';
+import { quoteIdent } from '@tenantflow/shared/db/sql';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { migrateDatabase, prepareControlSchema } from '@tenantflow/shared/provisioning/database-migrator';
+import {
+  cachedCore,
+  createPlatformCore,
+  type PlatformCore,
+  type PlatformCoreOptions,
+} from '@tenantflow/shared/runtime/core';
+import { createDatabaseAdmin } from '@tenantflow/shared/runtime/provisioning';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { loadConfig } from '../../../shared/config/config.js';
-import { quoteIdent } from '../../../shared/db/sql.js';
-import { ConfigurationError } from '../../../shared/errors.js';
-import {
-  cachedPlatform,
-  createPlatform,
-  type Platform,
-  type PlatformOverrides,
-} from '../../../shared/platform.js';
-import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
-import { migrateDatabase, prepareControlSchema } from '../../../shared/provisioning/database-migrator.js';
+import { createPlatformServices, type PlatformServices } from '../../../local/platform-services.js';
 import {
   type DatabaseLogin,
   motoSecretsManager,
@@ -21,6 +23,32 @@ import {
 } from '../../support/database-secrets.js';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
+
+/** What a function that runs DDL builds in AWS: the core (the platform secret) and the admin (the admin secret). */
+interface DdlFunction {
+  readonly pool: pg.Pool;
+  readonly admin: DatabaseAdmin;
+  readonly platformLogin: PlatformCore['platformLogin'];
+  close(): Promise<void>;
+}
+
+async function buildDdlFunction(
+  config: TenantflowConfig,
+  options: PlatformCoreOptions,
+): Promise<DdlFunction> {
+  const core = await createPlatformCore(config, options);
+  try {
+    return {
+      pool: core.pool,
+      admin: await createDatabaseAdmin(core),
+      platformLogin: core.platformLogin,
+      close: core.close,
+    };
+  } catch (error) {
+    await core.close();
+    throw error;
+  }
+}
 
 /**
  * The AWS form of the database configuration: the platform pool logs in with the platform secret
@@ -60,7 +88,7 @@ describe.skipIf(motoMissing)(
     let client: SecretsManagerClient;
     /** Where the tests that rotate nothing run. */
     let shared: AwsDatabase;
-    const platforms: Platform[] = [];
+    const platforms: { close(): Promise<void> }[] = [];
     const cleanups: (() => Promise<void>)[] = [];
 
     beforeAll(async () => {
@@ -170,8 +198,9 @@ describe.skipIf(motoMissing)(
       database: AwsDatabase,
       secrets: Secrets = bothSecrets(database),
       ssl: 'disable' | 'require' = 'disable',
-    ): Promise<Platform> {
-      const platform = await createPlatform(awsConfig(database.name, secrets, ssl), {
+    ): Promise<PlatformServices> {
+      // Every capability on one core, as the AWS functions together build them.
+      const platform = await createPlatformServices(awsConfig(database.name, secrets, ssl), {
         secretsManagerClient: client,
       });
       platforms.push(platform);
@@ -189,7 +218,7 @@ describe.skipIf(motoMissing)(
 
     /** Who the platform pool and an admin connection of `platform` log in as, on `database`. */
     async function loginsOf(
-      platform: Platform,
+      platform: Pick<DdlFunction, 'pool' | 'admin'>,
       database: AwsDatabase,
     ): Promise<{ pool: Login; admin: Login }> {
       const read = (rows: (Login & { db: string })[]): Login => {
@@ -236,7 +265,7 @@ describe.skipIf(motoMissing)(
         : String(error);
     }
 
-    describe('createPlatform in the AWS form', () => {
+    describe('the AWS form', () => {
       it('logs the platform pool in as the platform role and admin connections as the admin role, each from its secret', async () => {
         // Act
         const platform = await platformFor(shared);
@@ -252,7 +281,7 @@ describe.skipIf(motoMissing)(
           admin: asAdminRole(shared),
         });
         expect(await platform.admin.platformRoleName()).toBe(shared.platform.username);
-        expect(platform.platformLogin).toEqual({
+        expect(platform.core.platformLogin).toEqual({
           name: shared.platform.username,
           password: shared.platform.password,
         });
@@ -375,7 +404,7 @@ describe.skipIf(motoMissing)(
 
             // Act
             const error = await rejectionOf(
-              createPlatform(awsConfig(shared.name, secretsWith(secretArn)), {
+              buildDdlFunction(awsConfig(shared.name, secretsWith(secretArn)), {
                 secretsManagerClient: client,
               }),
             );
@@ -397,7 +426,7 @@ describe.skipIf(motoMissing)(
           const secretArn = `arn:aws:secretsmanager:us-east-1:123456789012:secret:tenantflow-missing-${unique()}`;
 
           // Act
-          const attempt = createPlatform(awsConfig(shared.name, secretsWith(secretArn)), {
+          const attempt = buildDdlFunction(awsConfig(shared.name, secretsWith(secretArn)), {
             secretsManagerClient: client,
           });
 
@@ -410,7 +439,7 @@ describe.skipIf(motoMissing)(
       });
     });
 
-    describe('cachedPlatform (getPlatform) after a secret is rotated', () => {
+    describe('cachedCore after a secret is rotated', () => {
       /**
        * A database and its two secrets, and a platform cache over them, as one Lambda sandbox of a
        * DDL-running function has; `reads` counts GetSecretValue calls per secret ARN.
@@ -432,16 +461,27 @@ describe.skipIf(motoMissing)(
           { step: 'initialize', name: 'countSecretReads' },
         );
         const config = awsConfig(database.name, bothSecrets(database));
-        const getPlatform = cachedPlatform(
-          async (overrides: Pick<PlatformOverrides, 'onCredentialsRejected'>) => {
-            const platform = await createPlatform(config, {
-              ...overrides,
-              secretsManagerClient: sandboxClient,
-            });
-            platforms.push(platform);
-            return platform;
-          },
-        );
+        // The core is cached as in a Lambda sandbox; the function's admin is built once per core.
+        const functions = new WeakMap<PlatformCore, Promise<DdlFunction>>();
+        const getCore = cachedCore(async (options) => {
+          const core = await createPlatformCore(config, { ...options, secretsManagerClient: sandboxClient });
+          platforms.push(core);
+          return core;
+        });
+        const getPlatform = async (): Promise<DdlFunction> => {
+          const core = await getCore();
+          let built = functions.get(core);
+          if (built === undefined) {
+            built = createDatabaseAdmin(core).then((admin) => ({
+              pool: core.pool,
+              admin,
+              platformLogin: core.platformLogin,
+              close: core.close,
+            }));
+            functions.set(core, built);
+          }
+          return built;
+        };
         const readsOf = () => ({
           platform: reads.get(database.platformSecretArn) ?? 0,
           admin: reads.get(database.adminSecretArn) ?? 0,
@@ -480,7 +520,7 @@ describe.skipIf(motoMissing)(
          * Open sessions outlive a rotation; this makes the pool need a new one, as after an idle
          * timeout. The admin may end them: it is a member of the platform role it created.
          */
-        const endPlatformSessions = (stale: Platform) =>
+        const endPlatformSessions = (stale: DdlFunction) =>
           asAdmin(async (admin) => {
             const { rows } = await admin.query<{ ended: boolean }>(
               `SELECT pg_terminate_backend(pid) AS ended FROM pg_catalog.pg_stat_activity WHERE usename = $1`,

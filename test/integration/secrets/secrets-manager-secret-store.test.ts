@@ -7,13 +7,13 @@ import {
   PutSecretValueCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { afterAll, describe, expect, inject, it } from 'vitest';
 import {
   SecretsManagerSecretStore,
   type SecretsManagerSecretStoreProps,
   tenantSecretName,
-} from '../../../shared/secrets/secrets-manager-secret-store.js';
-import { MalformedSecretError } from '../../../shared/secrets/tenant-secret.js';
+} from '@tenantflow/shared/secrets/secrets-manager-secret-store';
+import { MalformedSecretError } from '@tenantflow/shared/secrets/tenant-secret';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 import { describeSecretStoreContract, tenantSecret } from '../../support/secret-store.contract.js';
 

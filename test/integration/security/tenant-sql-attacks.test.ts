@@ -1,21 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTenantsApi } from '../../../functions/api/tenants.js';
-import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
-import { CONTROL_MIGRATIONS_DIR } from '../../../shared/db/control-schema.js';
-import { checksumOf, loadMigrations, type Migration, migrateSchema } from '../../../shared/db/migrations.js';
-import { CONTROL_SCHEMA, quoteIdent, tenantTable } from '../../../shared/db/sql.js';
-import { TenantflowError } from '../../../shared/errors.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
-import { prepareControlSchema } from '../../../shared/provisioning/database-migrator.js';
-import { migrateFleet } from '../../../shared/provisioning/fleet-migrator.js';
-import { loadTenantMigrations } from '../../../shared/provisioning/tenant-migrations.js';
-import type { RecoveryService } from '../../../shared/recovery/index.js';
-import { compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
+import { CONTROL_MIGRATIONS_DIR } from '@tenantflow/shared/db/control-schema';
+import { checksumOf, loadMigrations, type Migration, migrateSchema } from '@tenantflow/shared/db/migrations';
+import { CONTROL_SCHEMA, quoteIdent, tenantTable } from '@tenantflow/shared/db/sql';
+import { TenantflowError } from '@tenantflow/shared/kernel/errors';
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { prepareControlSchema } from '@tenantflow/shared/provisioning/database-migrator';
+import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
+import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
+import type { RecoveryService } from '@tenantflow/shared/recovery';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import type {
   ExecutionDescription,
   ExecutionHandle,
@@ -23,14 +18,23 @@ import type {
   RedriveOutcome,
   StartExecutionRequest,
   StartedExecution,
-} from '../../../shared/workflows/orchestrator.js';
-import { defineTask } from '../../../shared/workflows/task.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+} from '@tenantflow/shared/workflows/orchestrator';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTenantsApi } from '../../../functions/api/tenants.js';
+import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { lambdaContext, restEvent } from '../../support/api-gateway-events.js';
 import { createTestDatabase } from '../../support/database.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 import { testRecovery } from '../../support/recovery.js';
+
+/** The version after the last of `migrations` (versions may have gaps: the numbering is never reused). */
+const versionAfter = (migrations: readonly { version: number }[]) =>
+  Math.max(0, ...migrations.map((migration) => migration.version)) + 1;
 
 /**
  * What an attacker holding a tenant's SQL login (the stored credentials of `<id>_user`, as an
@@ -237,7 +241,7 @@ function migration(version: number, name: string, sql: string): Migration {
 
 /** A new tenant migration, after the shipped ones and those this suite added before it. */
 function nextTenantMigration(name: string, sql: string): Migration {
-  const added = migration(shippedMigrations.length + extraMigrations.length + 1, name, sql);
+  const added = migration(versionAfter(shippedMigrations) + extraMigrations.length, name, sql);
   extraMigrations.push(added);
   return added;
 }
@@ -318,7 +322,7 @@ beforeAll(async () => {
     definitions: Object.fromEntries(
       workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
     ),
-    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
+    lambdas: localLambdas({ core: env.platform, access: env.platform, workflows, logger }),
     retryIntervalMs: 0,
   });
   // globex has data of its own: a row of its own table, an execution, and a table only it has.
@@ -1248,7 +1252,7 @@ describe('E1: planting names for privileged code to resolve', () => {
       expect(await look(`SELECT value FROM ${tenantTable(globex, 'settings')}`)).toEqual([
         { value: { k: 1 } },
       ]);
-      expect(settings.version).toBe(shippedMigrations.length + 1);
+      expect(settings.version).toBe(versionAfter(shippedMigrations));
 
       // The tenant, now without CREATE, cannot plant again.
       const legacyLogin = await loginAs(legacy);

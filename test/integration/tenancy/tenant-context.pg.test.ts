@@ -1,9 +1,10 @@
+import { createPlatformPool } from '@tenantflow/shared/db/connections';
+import { migrateControlSchema } from '@tenantflow/shared/db/control-schema';
+import { PgTenantRegistry } from '@tenantflow/shared/tenancy/pg-tenant-registry';
+import { TenantContextSwitch } from '@tenantflow/shared/tenancy/tenant-context';
+import { directRegistration } from '@tenantflow/shared/testing/direct-registration';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPlatformPool } from '../../../shared/db/connections.js';
-import { migrateControlSchema } from '../../../shared/db/control-schema.js';
-import { PgTenantRegistry } from '../../../shared/tenancy/pg-tenant-registry.js';
-import { TenantContextSwitch } from '../../../shared/tenancy/tenant-context.js';
 import { createTestDatabase } from '../../support/database.js';
 import { describeTenantContextSwitch } from '../../support/tenant-context.behaviour.js';
 import { describeTenantRegistry } from '../../support/tenant-registry.behaviour.js';
@@ -71,8 +72,10 @@ describe('TenantContextSwitch over two databases', () => {
     const otherPool = createPlatformPool({ connectionString: other.url });
     try {
       await pool.query('DELETE FROM "tenantflow"."tenants"');
-      const first = new TenantContextSwitch(new PgTenantRegistry(pool));
-      const second = new TenantContextSwitch(new PgTenantRegistry(otherPool));
+      const firstRegistry = new PgTenantRegistry(pool);
+      const secondRegistry = new PgTenantRegistry(otherPool);
+      const first = new TenantContextSwitch(firstRegistry, directRegistration(firstRegistry));
+      const second = new TenantContextSwitch(secondRegistry, directRegistration(secondRegistry));
 
       await first.registerTenant('acme', 'Acme in the first database');
       await second.registerTenant('globex', 'Globex in the second database');

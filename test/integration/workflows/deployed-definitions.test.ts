@@ -1,12 +1,12 @@
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { type AslDefinition, compileToAsl } from '@tenantflow/shared/workflows/asl';
+import { ExecutionService, type ExecutionView } from '@tenantflow/shared/workflows/execution-service';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
 import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { type AslDefinition, compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionService, type ExecutionView } from '../../../shared/workflows/execution-service.js';
-import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
 import { workflows } from '../../../workflows/index.js';
 import { buildPlatform } from '../../cdk/platform-fixture.js';
 import { synthesizedDefinitions } from '../../cdk/synthesized-definitions.js';
@@ -27,7 +27,7 @@ function servicesFor(definitions: Record<string, AslDefinition>) {
   const store = new ExecutionStore(env.platform.pool);
   const orchestrator = new LocalOrchestrator({
     definitions,
-    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
+    lambdas: localLambdas({ core: env.platform, access: env.platform, workflows, logger }),
     retryIntervalMs: 0,
   });
   const executions = new ExecutionService({

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { tenantTable } from '@tenantflow/shared/db/sql';
+import { ExecutionStore, MAX_RECORDED_DURATION_MS } from '@tenantflow/shared/workflows/execution-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tenantTable } from '../../../shared/db/sql.js';
-import { ExecutionStore, MAX_RECORDED_DURATION_MS } from '../../../shared/workflows/execution-store.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 
 /**

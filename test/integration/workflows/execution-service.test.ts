@@ -1,29 +1,29 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
-import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
-import { tenantTable } from '../../../shared/db/sql.js';
+import { tenantTable } from '@tenantflow/shared/db/sql';
 import {
   ConfigurationError,
   LimitExceededError,
   PayloadTooLargeError,
   TenantflowError,
   ValidationError,
-} from '../../../shared/errors.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { compileToAsl } from '../../../shared/workflows/asl.js';
-import { ExecutionFinalizer } from '../../../shared/workflows/execution-finalizer.js';
-import { ExecutionService, type ExecutionView } from '../../../shared/workflows/execution-service.js';
-import { ExecutionStore } from '../../../shared/workflows/execution-store.js';
+} from '@tenantflow/shared/kernel/errors';
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { compileToAsl } from '@tenantflow/shared/workflows/asl';
+import { ExecutionFinalizer } from '@tenantflow/shared/workflows/execution-finalizer';
+import { ExecutionService, type ExecutionView } from '@tenantflow/shared/workflows/execution-service';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import type {
   ExecutionDescription,
   Orchestrator,
   RedriveOutcome,
   StartExecutionRequest,
   StartedExecution,
-} from '../../../shared/workflows/orchestrator.js';
-import { defineTask } from '../../../shared/workflows/task.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+} from '@tenantflow/shared/workflows/orchestrator';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
+import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 
 /**
@@ -181,7 +181,7 @@ beforeAll(async () => {
     definitions: Object.fromEntries(
       workflows.list().map((workflow) => [workflow.name, compileToAsl(workflow, LOCAL_TARGETS)]),
     ),
-    lambdas: localLambdas({ platform: env.platform, workflows, store, logger }),
+    lambdas: localLambdas({ core: env.platform, access: env.platform, workflows, logger }),
     retryIntervalMs: 0,
   });
   observed = new ObservedOrchestrator(local, (tenantId, executionId) =>

@@ -8,12 +8,12 @@ import {
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
-import { ConfigurationError, ConflictError, ForeignExecutionError } from '../../../shared/errors.js';
+import { ConfigurationError, ConflictError, ForeignExecutionError } from '@tenantflow/shared/kernel/errors';
 import {
   executionArnFor,
   StepFunctionsOrchestrator,
-} from '../../../shared/workflows/step-functions-orchestrator.js';
+} from '@tenantflow/shared/workflows/step-functions-orchestrator';
+import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 
 const motoEndpoint = inject('motoEndpoint');

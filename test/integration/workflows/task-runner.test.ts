@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { tenantTable } from '@tenantflow/shared/db/sql';
+import { TenantflowError } from '@tenantflow/shared/kernel/errors';
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { ExecutionStore, type TaskRunRecord } from '@tenantflow/shared/workflows/execution-store';
+import { toStateError } from '@tenantflow/shared/workflows/state-errors';
+import { defineTask, type TaskContext } from '@tenantflow/shared/workflows/task';
+import { TaskRunner } from '@tenantflow/shared/workflows/task-runner';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tenantTable } from '../../../shared/db/sql.js';
-import { TenantflowError } from '../../../shared/errors.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { ExecutionStore, type TaskRunRecord } from '../../../shared/workflows/execution-store.js';
-import { toStateError } from '../../../shared/workflows/state-errors.js';
-import { defineTask, type TaskContext } from '../../../shared/workflows/task.js';
-import { TaskRunner } from '../../../shared/workflows/task-runner.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 
 /**

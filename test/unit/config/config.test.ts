@@ -1,17 +1,18 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import pg from 'pg';
-import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../shared/config/config.js';
+import { loadConfig } from '@tenantflow/shared/config/config';
 import {
   type DatabaseTarget,
   databaseConnectionConfig,
   databaseConnectionUrl,
   missingAdminLoginError,
   resolveDatabaseCredentials,
-} from '../../../shared/config/database-credentials.js';
-import { ConfigurationError } from '../../../shared/errors.js';
-import { createPlatform } from '../../../shared/platform.js';
-import { DatabaseAdmin } from '../../../shared/provisioning/database-admin.js';
+} from '@tenantflow/shared/config/database-credentials';
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
+import { DatabaseAdmin } from '@tenantflow/shared/provisioning/database-admin';
+import { createPlatformCore } from '@tenantflow/shared/runtime/core';
+import { createDatabaseAdmin, createProvisioning } from '@tenantflow/shared/runtime/provisioning';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
 
 describe('loadConfig', () => {
   it('names both database forms when neither is given', () => {
@@ -442,46 +443,66 @@ describe('the admin login in the AWS form', () => {
     await expect(refusal).rejects.not.toThrow(/tenantflow_admin/);
   });
 
-  it('a function without it reads the platform secret only, logs its pool in as the platform, and refuses DDL', async () => {
+  it('a core reads the platform secret only, and its pool logs in as the platform', async () => {
     const { client, asked } = fakeSecretsManager();
 
-    const platform = await createPlatform(awsConfig(), { secretsManagerClient: client });
+    const core = await createPlatformCore(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminArn }), {
+      secretsManagerClient: client,
+    });
     try {
       expect(asked).toEqual([platformArn]);
-      expect(poolUser(platform.pool)).toBe('tenantflow_platform');
-      await expect(platform.admin.withConnection(async () => 'connected')).rejects.toThrow(
+      expect(poolUser(core.pool)).toBe('tenantflow_platform');
+      expect(core.platformLogin?.name).toBe('tenantflow_platform');
+    } finally {
+      await core.close();
+    }
+  });
+
+  it('a function without it builds its admin, which refuses DDL naming the variable', async () => {
+    const { client, asked } = fakeSecretsManager();
+
+    const core = await createPlatformCore(awsConfig(), { secretsManagerClient: client });
+    try {
+      const admin = await createDatabaseAdmin(core);
+      expect(asked).toEqual([platformArn]);
+      await expect(admin.withConnection(async () => 'connected')).rejects.toThrow(
         /TENANTFLOW_ADMIN_DATABASE_SECRET_ARN is not set/,
       );
     } finally {
-      await platform.close();
+      await core.close();
     }
   });
 
-  it('a function with it reads both secrets at start, and the pool still logs in as the platform', async () => {
+  it('provisioning with it reads the admin secret as well, and the pool still logs in as the platform', async () => {
     const { client, asked } = fakeSecretsManager();
 
-    const platform = await createPlatform(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminArn }), {
+    const core = await createPlatformCore(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: adminArn }), {
       secretsManagerClient: client,
     });
     try {
+      await createProvisioning(core);
       expect([...asked].sort()).toEqual([adminArn, platformArn].sort());
-      expect(poolUser(platform.pool)).toBe('tenantflow_platform');
+      expect(poolUser(core.pool)).toBe('tenantflow_platform');
     } finally {
-      await platform.close();
+      await core.close();
     }
   });
 
-  it('fails to start a function whose admin secret cannot be read, naming TENANTFLOW_ADMIN_DATABASE_SECRET_ARN', async () => {
+  it('fails to build provisioning whose admin secret cannot be read, naming TENANTFLOW_ADMIN_DATABASE_SECRET_ARN', async () => {
     const { client } = fakeSecretsManager();
     const missing = `${adminArn}-gone`;
-
-    const attempt = createPlatform(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: missing }), {
+    const core = await createPlatformCore(awsConfig({ TENANTFLOW_ADMIN_DATABASE_SECRET_ARN: missing }), {
       secretsManagerClient: client,
     });
+    try {
+      const attempt = createProvisioning(core);
 
-    await expect(attempt).rejects.toBeInstanceOf(ConfigurationError);
-    await expect(attempt).rejects.toThrow(
-      `admin database secret ${missing} (TENANTFLOW_ADMIN_DATABASE_SECRET_ARN)`,
-    );
+      await expect(attempt).rejects.toBeInstanceOf(ConfigurationError);
+      await expect(attempt).rejects.toThrow(
+        `admin database secret ${missing} (TENANTFLOW_ADMIN_DATABASE_SECRET_ARN)`,
+      );
+    } finally {
+      await core.close();
+    }
   });
 });

@@ -1,12 +1,12 @@
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import type { TenantAdminService } from '@tenantflow/shared/provisioning/tenant-admin-service';
+import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
+import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { vi } from 'vitest';
 import { createExecutionsApi } from '../../../functions/api/executions.js';
 import { API_ROUTES, type ApiFunctionName, type ApiRoute } from '../../../functions/api/routes.js';
 import { createTenantsApi } from '../../../functions/api/tenants.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import type { TenantAdminService } from '../../../shared/tenancy/tenant-admin-service.js';
-import type { ExecutionService } from '../../../shared/workflows/execution-service.js';
-import type { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
 import { restEvent } from '../../support/api-gateway-events.js';
 
 export const ADMIN_TOKEN = 'unit-admin-token-0123456789abcdef';

@@ -1,7 +1,7 @@
+import { MAX_JSON_DEPTH } from '@tenantflow/shared/kernel/untrusted-json';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { API_ROUTES, type ApiRoute } from '../../../functions/api/routes.js';
-import { MAX_JSON_DEPTH } from '../../../shared/validation/untrusted-json.js';
 import { lambdaContext } from '../../support/api-gateway-events.js';
 import {
   apiWithRecordingServices,

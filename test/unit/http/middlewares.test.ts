@@ -1,18 +1,17 @@
 import middy from '@middy/core';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { describe, expect, it, vi } from 'vitest';
-import { z } from 'zod';
+import { requireAdmin } from '@tenantflow/shared/http/admin-auth.middleware';
+import { httpErrorMapper } from '@tenantflow/shared/http/error-mapper.middleware';
+import { jsonResponse } from '@tenantflow/shared/http/responses';
+import { getValidatedInput, validateRequest } from '@tenantflow/shared/http/validation.middleware';
 import {
   TenantInactiveError,
   TenantNotFoundError,
   TenantStateConflictError,
   ValidationError,
-} from '../../../shared/errors.js';
-import { requireAdmin } from '../../../shared/http/admin-auth.middleware.js';
-import { httpErrorMapper } from '../../../shared/http/error-mapper.middleware.js';
-import { lazyHandler } from '../../../shared/http/lazy-handler.js';
-import { jsonResponse } from '../../../shared/http/responses.js';
-import { getValidatedInput, validateRequest } from '../../../shared/http/validation.middleware.js';
+} from '@tenantflow/shared/kernel/errors';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
 import { lambdaContext, restEvent } from '../../support/api-gateway-events.js';
 
 function silentLogger() {
@@ -158,23 +157,5 @@ describe('requireAdmin', () => {
       lambdaContext(),
     );
     expect(response.statusCode).toBe(401);
-  });
-});
-
-describe('lazyHandler', () => {
-  it('builds once, and retries a build that failed', async () => {
-    let builds = 0;
-    const handler = lazyHandler(async () => {
-      builds += 1;
-      if (builds === 1) {
-        throw new Error('configuration missing');
-      }
-      return async (event: number) => event * 2;
-    });
-
-    await expect(handler(1, lambdaContext())).rejects.toThrow('configuration missing');
-    expect(await handler(2, lambdaContext())).toBe(4);
-    expect(await handler(3, lambdaContext())).toBe(6);
-    expect(builds).toBe(2);
   });
 });

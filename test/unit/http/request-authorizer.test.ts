@@ -1,4 +1,11 @@
 import middy from '@middy/core';
+import { httpErrorMapper } from '@tenantflow/shared/http/error-mapper.middleware';
+import { policyFor, RequestAuthorizer } from '@tenantflow/shared/http/request-authorizer';
+import { jsonResponse } from '@tenantflow/shared/http/responses';
+import { requireTenantAccess } from '@tenantflow/shared/http/tenant-access.middleware';
+import { createLogger } from '@tenantflow/shared/logging/logger';
+import { generateApiKey, hashApiKey } from '@tenantflow/shared/tenancy/api-keys';
+import { MemoryTenantRegistry } from '@tenantflow/shared/testing/memory-tenant-registry';
 import type {
   APIGatewayProxyEvent,
   APIGatewayProxyResult,
@@ -6,13 +13,6 @@ import type {
 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createAuthorizerHandler } from '../../../functions/api/authorizer.js';
-import { httpErrorMapper } from '../../../shared/http/error-mapper.middleware.js';
-import { policyFor, RequestAuthorizer } from '../../../shared/http/request-authorizer.js';
-import { jsonResponse } from '../../../shared/http/responses.js';
-import { requireTenantAccess } from '../../../shared/http/tenant-access.middleware.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { generateApiKey, hashApiKey } from '../../../shared/provisioning/api-keys.js';
-import { MemoryTenantRegistry } from '../../../shared/tenancy/memory-tenant-registry.js';
 import { lambdaContext, restEvent } from '../../support/api-gateway-events.js';
 
 const ADMIN_TOKEN = 'unit-admin-token-0123456789abcdef';

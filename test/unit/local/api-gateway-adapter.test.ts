@@ -1,12 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { MAX_JSON_DEPTH } from '@tenantflow/shared/kernel/untrusted-json';
+import { createLogger } from '@tenantflow/shared/logging/logger';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAuthorizerHandler } from '../../../functions/api/authorizer.js';
 import { API_ROUTES } from '../../../functions/api/routes.js';
 import { createLocalApiServer, type LocalRoute } from '../../../local/api-gateway-adapter.js';
-import { createLogger } from '../../../shared/logging/logger.js';
-import { MAX_JSON_DEPTH } from '../../../shared/validation/untrusted-json.js';
 import { ADMIN_TOKEN, apiWithRecordingServices, TENANT_ID } from '../http/api-test-doubles.js';
 
 // These tests use the loopback interface only: the adapter's job is turning bytes on a socket

@@ -1,6 +1,6 @@
+import { ConfigurationError } from '@tenantflow/shared/kernel/errors';
 import { describe, expect, it } from 'vitest';
-import { FAILPOINT_EXIT_CODE, failpointHooks, parseFailpoints } from '../../../local/failpoints.js';
-import { ConfigurationError } from '../../../shared/errors.js';
+import { exitingFailpoints, FAILPOINT_EXIT_CODE, parseFailpoints } from '../../../local/failpoints.js';
 
 /** An exit that throws instead, so a tripped failpoint is observable without ending the test run. */
 class Exited extends Error {
@@ -32,21 +32,29 @@ describe('parseFailpoints', () => {
   });
 });
 
-describe('failpointHooks', () => {
+describe('exitingFailpoints', () => {
   it('exits only where armed: the point, the name and the tenant must all match', () => {
-    const hooks = failpointHooks(parseFailpoints('before-commit:merge@acme,before-finalize'), exit);
-    const invocation = { tenantId: 'acme', executionId: 'e', taskId: 'merge' };
-    expect(() => hooks.task('after-body', invocation)).not.toThrow();
-    expect(() => hooks.task('before-commit', { ...invocation, taskId: 'prepare' })).not.toThrow();
-    expect(() => hooks.task('before-commit', { ...invocation, tenantId: 'globex' })).not.toThrow();
-    expect(() => hooks.task('before-commit', invocation)).toThrow(new Exited(FAILPOINT_EXIT_CODE));
-    expect(() => hooks.beforeFinalize({ tenantId: 'anyone' })).toThrow(Exited);
-    expect(() => hooks.afterInsert('after-insert', { tenantId: 'acme' })).not.toThrow();
+    const failpoints = exitingFailpoints(parseFailpoints('before-commit:merge@acme,before-finalize'), exit);
+    const site = { tenantId: 'acme', name: 'merge' };
+    expect(() => failpoints?.reach('after-body', site)).not.toThrow();
+    expect(() => failpoints?.reach('before-commit', { ...site, name: 'prepare' })).not.toThrow();
+    expect(() => failpoints?.reach('before-commit', { ...site, tenantId: 'globex' })).not.toThrow();
+    expect(() => failpoints?.reach('before-commit', site)).toThrow(new Exited(FAILPOINT_EXIT_CODE));
+    expect(() => failpoints?.reach('before-finalize', { tenantId: 'anyone' })).toThrow(Exited);
+    expect(() => failpoints?.reach('after-insert', { tenantId: 'acme' })).not.toThrow();
   });
 
   it('arms provisioning steps by name', () => {
-    const hooks = failpointHooks(parseFailpoints('after-provisioning-step:secret'), exit);
-    expect(() => hooks.provisioningStep('role', 'acme')).not.toThrow();
-    expect(() => hooks.provisioningStep('secret', 'acme')).toThrow(Exited);
+    const failpoints = exitingFailpoints(parseFailpoints('after-provisioning-step:secret'), exit);
+    expect(() =>
+      failpoints?.reach('after-provisioning-step', { tenantId: 'acme', name: 'role' }),
+    ).not.toThrow();
+    expect(() => failpoints?.reach('after-provisioning-step', { tenantId: 'acme', name: 'secret' })).toThrow(
+      Exited,
+    );
+  });
+
+  it('is absent when nothing is armed, so the services make no calls at all', () => {
+    expect(exitingFailpoints(parseFailpoints(undefined), exit)).toBeUndefined();
   });
 });

@@ -1,4 +1,3 @@
-import { describe, expect, it } from 'vitest';
 import {
   applyMergePatch,
   effectiveLimits,
@@ -8,7 +7,8 @@ import {
   type TenantConfig,
   tenantConfigPatchSchema,
   tenantConfigSchema,
-} from '../../../shared/tenancy/tenant-config.js';
+} from '@tenantflow/shared/tenancy/tenant-config';
+import { describe, expect, it } from 'vitest';
 
 /** The issues of a parse that must fail, as `path: message` lines. */
 function issuesOf(result: {

@@ -1,6 +1,7 @@
+import { getCurrentTenantId, TenantContextSwitch } from '@tenantflow/shared/tenancy/tenant-context';
+import { directRegistration } from '@tenantflow/shared/testing/direct-registration';
+import { MemoryTenantRegistry } from '@tenantflow/shared/testing/memory-tenant-registry';
 import { describe, expect, it } from 'vitest';
-import { MemoryTenantRegistry } from '../../../shared/tenancy/memory-tenant-registry.js';
-import { getCurrentTenantId, TenantContextSwitch } from '../../../shared/tenancy/tenant-context.js';
 import { describeTenantContextSwitch } from '../../support/tenant-context.behaviour.js';
 import { describeTenantRegistry } from '../../support/tenant-registry.behaviour.js';
 
@@ -9,8 +10,10 @@ describeTenantRegistry('MemoryTenantRegistry', async () => new MemoryTenantRegis
 
 describe('TenantContextSwitch instances', () => {
   it('share the current tenant but keep their own registries and counters', async () => {
-    const first = new TenantContextSwitch(new MemoryTenantRegistry());
-    const second = new TenantContextSwitch(new MemoryTenantRegistry());
+    const firstRegistry = new MemoryTenantRegistry();
+    const secondRegistry = new MemoryTenantRegistry();
+    const first = new TenantContextSwitch(firstRegistry, directRegistration(firstRegistry));
+    const second = new TenantContextSwitch(secondRegistry, directRegistration(secondRegistry));
     await first.registerTenant('acme', 'Acme');
 
     const seenBySecond = await first.switch('acme', () => ({

@@ -1,10 +1,10 @@
-import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../../shared/errors.js';
+import { ValidationError } from '@tenantflow/shared/kernel/errors';
 import {
   assertValidTenantId,
   TENANT_ID_MAX_LENGTH,
   validateTenantId,
-} from '../../../shared/tenancy/tenant-id.js';
+} from '@tenantflow/shared/kernel/tenant-id';
+import { describe, expect, it } from 'vitest';
 
 describe('validateTenantId', () => {
   it.each(['acme_corp', 'client123', 'tenant_a', 'a', 'x'.repeat(TENANT_ID_MAX_LENGTH)])(

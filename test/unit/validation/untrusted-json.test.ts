@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { isJsonContentType } from '../../../shared/http/json-body.js';
+import { isJsonContentType } from '@tenantflow/shared/http/json-body';
 import {
   exceedsJsonDepth,
   findUnstorableStrings,
   MAX_JSON_DEPTH,
   unstorableTextReason,
-} from '../../../shared/validation/untrusted-json.js';
+} from '@tenantflow/shared/kernel/untrusted-json';
+import { describe, expect, it } from 'vitest';
 
 describe('exceedsJsonDepth', () => {
   it.each([

@@ -1,27 +1,27 @@
 import '../../../local/promise-with-resolvers.js';
 import { createRequire } from 'node:module';
-import { describe, expect, it } from 'vitest';
-import {
-  configurableWorkflow,
-  reportPipelineWorkflow,
-  tenantIsolationWorkflow,
-} from '../../../examples/index.js';
-import { TenantInactiveError } from '../../../shared/errors.js';
+import { TenantInactiveError } from '@tenantflow/shared/kernel/errors';
 import {
   type AslDefinition,
   type AslTargets,
   compileToAsl,
   PLATFORM_STATES,
   taskStates,
-} from '../../../shared/workflows/asl.js';
+} from '@tenantflow/shared/workflows/asl';
 import {
   LAMBDA_SERVICE_ERRORS,
   NON_RETRYABLE_STATE_ERRORS,
   TaskFailedError,
   toStateError,
-} from '../../../shared/workflows/state-errors.js';
-import { defineTask, type TaskOptions } from '../../../shared/workflows/task.js';
-import { defineWorkflow, type WorkflowDefinition } from '../../../shared/workflows/workflow.js';
+} from '@tenantflow/shared/workflows/state-errors';
+import { defineTask, type TaskOptions } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow, type WorkflowDefinition } from '@tenantflow/shared/workflows/workflow';
+import { describe, expect, it } from 'vitest';
+import {
+  configurableWorkflow,
+  reportPipelineWorkflow,
+  tenantIsolationWorkflow,
+} from '../../../examples/index.js';
 import { workflows } from '../../../workflows/index.js';
 
 // Imported only once the polyfill above is in place: the package needs `Promise.withResolvers`.

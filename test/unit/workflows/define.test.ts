@@ -1,14 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { WorkflowDefinitionError, WorkflowNotFoundError } from '../../../shared/errors.js';
+import { WorkflowDefinitionError, WorkflowNotFoundError } from '@tenantflow/shared/kernel/errors';
 import {
   DEFAULT_TASK_TIMEOUT_SECONDS,
   defineTask,
   MAX_TASK_TIMEOUT_SECONDS,
   type TaskDefinition,
   type TaskOptions,
-} from '../../../shared/workflows/task.js';
-import { defineWorkflow, type WorkflowDefinition } from '../../../shared/workflows/workflow.js';
-import { WorkflowRegistry } from '../../../shared/workflows/workflow-registry.js';
+} from '@tenantflow/shared/workflows/task';
+import { defineWorkflow, type WorkflowDefinition } from '@tenantflow/shared/workflows/workflow';
+import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import { describe, expect, it } from 'vitest';
 
 const noop = () => {};
 

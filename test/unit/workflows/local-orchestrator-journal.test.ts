@@ -5,6 +5,11 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ForeignExecutionError } from '@tenantflow/shared/kernel/errors';
+import { type AslTargets, compileToAsl } from '@tenantflow/shared/workflows/asl';
+import type { ExecutionHandle } from '@tenantflow/shared/workflows/orchestrator';
+import { defineTask } from '@tenantflow/shared/workflows/task';
+import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ExecutionJournalError,
@@ -13,11 +18,6 @@ import {
   LocalOrchestrator,
   type LocalOrchestratorOptions,
 } from '../../../local/local-orchestrator.js';
-import { ForeignExecutionError } from '../../../shared/errors.js';
-import { type AslTargets, compileToAsl } from '../../../shared/workflows/asl.js';
-import type { ExecutionHandle } from '../../../shared/workflows/orchestrator.js';
-import { defineTask } from '../../../shared/workflows/task.js';
-import { defineWorkflow } from '../../../shared/workflows/workflow.js';
 
 /**
  * The LocalOrchestrator's journal: what it writes, and what a new instance concludes from it after

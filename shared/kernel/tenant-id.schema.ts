@@ -1,5 +1,5 @@
-import { z } from '../validation/zod.js';
 import { validateTenantId } from './tenant-id.js';
+import { z } from './zod.js';
 
 /**
  * A tenant id as a zod schema, for request validation: every reason from `validateTenantId`

@@ -145,10 +145,11 @@ export class TenantStateConflictError extends ConflictError {
 }
 
 /**
- * The tenant is registered but deactivated, so no work runs for it.
+ * The tenant is registered but not active (deactivated, or still being provisioned or
+ * deprovisioned), so no work runs for it. The one message every check gives, with what to do.
  *
- * Mapped to 423 Locked rather than 409: the request itself is fine and would succeed once an
- * operator reactivates the tenant, which a client can tell apart from a state conflict it caused.
+ * Mapped to 423 Locked rather than 409: the request itself is fine and would succeed once the
+ * tenant is active, which a client can tell apart from a state conflict it caused.
  */
 export class TenantInactiveError extends TenantflowError {
   readonly code: string = 'TENANT_INACTIVE';
@@ -156,9 +157,14 @@ export class TenantInactiveError extends TenantflowError {
 
   constructor(
     readonly tenantId: string,
-    message = `Tenant '${tenantId}' is not active. Use activateTenant() to reactivate it.`,
+    /** The tenant's status: `inactive`, `provisioning` or `deprovisioning`. */
+    readonly status: string = 'inactive',
   ) {
-    super(message);
+    super(
+      status === 'inactive'
+        ? `Tenant '${tenantId}' is not active: no work runs for it. Use activateTenant() (POST /tenants/${tenantId}/activate) to reactivate it.`
+        : `Tenant '${tenantId}' is not active: it is ${status}, and no work runs for it until that finishes.`,
+    );
   }
 }
 

@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { z } from '../validation/zod.js';
+ * import { z } from './zod.js';
  * const schema = z.object({ id: z.string() });
  * ```
  */

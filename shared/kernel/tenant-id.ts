@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors.js';
+import { ValidationError } from './errors.js';
 
 /** `<id>_user` must fit PostgreSQL's 63-byte identifier limit, so ids stop at 58 characters. */
 export const TENANT_ID_MAX_LENGTH = 58;

@@ -1,13 +1,14 @@
-import { TenantNotFoundError } from '../errors.js';
+import { TenantNotFoundError } from '../kernel/errors.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
+import type { TenantConfig } from '../tenancy/tenant-config.js';
+import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type {
-  IssuedApiKey,
-  ProvisioningService,
-  ProvisionResult,
-} from '../provisioning/provisioning-service.js';
-import type { TenantConfig } from './tenant-config.js';
-import type { TenantContextSwitch } from './tenant-context.js';
-import { assertValidTenantId } from './tenant-id.js';
-import type { TenantInfo, TenantMetadata, TenantProfilePatch, TenantRegistry } from './tenant-registry.js';
+  TenantInfo,
+  TenantMetadata,
+  TenantProfilePatch,
+  TenantRegistry,
+} from '../tenancy/tenant-registry.js';
+import type { IssuedApiKey, ProvisioningService, ProvisionResult } from './provisioning-service.js';
 
 export interface RegisterTenantCommand {
   readonly tenantId: string;

@@ -1,9 +1,9 @@
 import pg from 'pg';
-import { TenantContextRequiredError, TenantNotFoundError } from '../errors.js';
+import { type Queryable, SQLSTATE, sqlState } from '../db/sql.js';
+import { TenantContextRequiredError, TenantNotFoundError } from '../kernel/errors.js';
+import { assertValidTenantId } from '../kernel/tenant-id.js';
 import type { SecretStore } from '../secrets/secret-store.js';
-import { getCurrentTenantId } from '../tenancy/tenant-context.js';
-import { assertValidTenantId } from '../tenancy/tenant-id.js';
-import { type Queryable, SQLSTATE, sqlState } from './sql.js';
+import { getCurrentTenantId } from './tenant-context.js';
 
 /**
  * What task code gets: a connection that is logged in **as the tenant's own role**. Unqualified

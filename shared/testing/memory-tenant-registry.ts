@@ -1,4 +1,4 @@
-import { TenantAlreadyExistsError } from '../errors.js';
+import { TenantAlreadyExistsError } from '../kernel/errors.js';
 import {
   applyMergePatch,
   emptyTenantConfig,
@@ -7,7 +7,7 @@ import {
   MAX_METADATA_BYTES,
   profileTooLarge,
   type TenantConfig,
-} from './tenant-config.js';
+} from '../tenancy/tenant-config.js';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -20,7 +20,7 @@ import {
   type TenantProfilePatch,
   type TenantRegistry,
   type TenantStatus,
-} from './tenant-registry.js';
+} from '../tenancy/tenant-registry.js';
 
 /**
  * An in-process {@link TenantRegistry}. Entries are frozen copies, so a caller holding a
@@ -28,7 +28,8 @@ import {
  *
  * @example
  * ```ts
- * const tenants = new TenantContextSwitch(new MemoryTenantRegistry());
+ * const registry = new MemoryTenantRegistry();
+ * const tenants = new TenantContextSwitch(registry, directRegistration(registry));
  * ```
  */
 interface Private {

@@ -1,0 +1,195 @@
+import type { RDSClient } from '@aws-sdk/client-rds';
+import type pg from 'pg';
+import {
+  databaseConnectionUrl,
+  missingAdminLoginError,
+  resolveDatabaseCredentials,
+} from '../config/database-credentials.js';
+import type { TenantMigrationSet } from '../db/migrations.js';
+import { PlatformLeases } from '../db/platform-leases.js';
+import { SQLSTATE, sqlState } from '../db/sql.js';
+import type { Failpoints } from '../kernel/failpoints.js';
+import { DatabaseAdmin, type DatabaseAdminOptions } from '../provisioning/database-admin.js';
+import { ProvisioningRegistration } from '../provisioning/provisioning-registration.js';
+import { ProvisioningService } from '../provisioning/provisioning-service.js';
+import { TenantAdminService } from '../provisioning/tenant-admin-service.js';
+import { DirectTenantLogins, type TenantLogins } from '../provisioning/tenant-logins.js';
+import { loadTenantMigrations } from '../provisioning/tenant-migrations.js';
+import type { SecretStore } from '../secrets/secret-store.js';
+import { TenantContextSwitch } from '../tenancy/tenant-context.js';
+import type { PlatformCore } from './core.js';
+import { createSecretStore } from './secret-store.js';
+
+export interface ProvisioningOptions {
+  /** @default the store the configuration names ({@link createSecretStore}) */
+  readonly secrets?: SecretStore | undefined;
+  /**
+   * The RDS client for the proxy's auth list (`TENANTFLOW_DB_PROXY_NAME`).
+   * @default new RDSClient({}), made only when that is configured
+   */
+  readonly rdsClient?: RDSClient | undefined;
+  /** Told when a tenant's credentials change, so a process that also runs tasks drops its cached connections. */
+  readonly onCredentialsChanged?: ((tenantId: string) => void | Promise<void>) | undefined;
+  readonly failpoints?: Failpoints | undefined;
+  /** The registered workflows' tables (`workflows.tenantMigrations()`), applied after the platform's. */
+  readonly tenantMigrations?: readonly TenantMigrationSet[] | undefined;
+}
+
+export interface Provisioning {
+  readonly admin: DatabaseAdmin;
+  readonly provisioning: ProvisioningService;
+  /** What admits tenant roles' logins besides PostgreSQL (the RDS Proxy auth list in AWS). */
+  readonly tenantLogins: TenantLogins;
+  readonly tenantAdmin: TenantAdminService;
+  readonly secrets: SecretStore;
+}
+
+/**
+ * Onboarding and offboarding tenants: the admin login's dedicated connections, the tenant
+ * secrets, the proxy's auth list and the provisioning service over them, with the admin API's
+ * service on top. Only the functions that provision, recover or migrate build this, and only they
+ * are given the admin secret.
+ *
+ * @example
+ * ```ts
+ * const { tenantAdmin } = await createProvisioning(core);
+ * const { tenant, apiKey } = await tenantAdmin.register({ tenantId: 'acme', name: 'Acme' });
+ * ```
+ */
+export async function createProvisioning(
+  core: PlatformCore,
+  options: ProvisioningOptions = {},
+): Promise<Provisioning> {
+  const { config } = core;
+  const secrets = options.secrets ?? createSecretStore(core);
+  const [admin, tenantLogins] = await Promise.all([
+    createDatabaseAdmin(core, { tenantMigrations: options.tenantMigrations }),
+    createTenantLogins(core, options.rdsClient),
+  ]);
+  const provisioning = new ProvisioningService({
+    registry: core.registry,
+    admin,
+    secrets,
+    logins: tenantLogins,
+    endpoint: config.tenantEndpoint,
+    leaseMs: config.provisioningLeaseSeconds * 1000,
+    ...(options.onCredentialsChanged === undefined
+      ? {}
+      : { onCredentialsChanged: options.onCredentialsChanged }),
+    ...(options.failpoints === undefined ? {} : { failpoints: options.failpoints }),
+  });
+  return {
+    admin,
+    provisioning,
+    tenantLogins,
+    tenantAdmin: new TenantAdminService(
+      new TenantContextSwitch(core.registry, new ProvisioningRegistration(provisioning)),
+      provisioning,
+      core.registry,
+    ),
+    secrets,
+  };
+}
+
+/**
+ * The admin role's dedicated connections (DDL), with the tenant migrations. With `DATABASE_URL`
+ * the admin login is `TENANTFLOW_ADMIN_DATABASE_URL`; in the AWS form it is read now from the admin
+ * secret, given only to the functions that run DDL. Without one, every admin connection fails with
+ * a `ConfigurationError` naming the variable. A refused admin password reports
+ * `reportCredentialsRejected`, so the next invocation reads the secrets again.
+ */
+export async function createDatabaseAdmin(
+  core: PlatformCore,
+  options: Pick<ProvisioningOptions, 'tenantMigrations'> = {},
+): Promise<DatabaseAdmin> {
+  const { database } = core.config;
+  const [adminUrl, tenantMigrations] = await Promise.all([
+    database.kind === 'url' ? database.adminUrl : awsAdminUrl(core),
+    loadTenantMigrations(),
+  ]);
+  const adminOptions: DatabaseAdminOptions = {
+    adminUrl,
+    missingAdminLogin: missingAdminLoginError,
+    catalog: core.pool,
+    tenantMigrations,
+    applicationMigrations: options.tenantMigrations ?? [],
+    // The login the platform pool uses; when a URL does not name it, asked once (DDL only).
+    platformRole: core.platformRole ?? (() => currentRole(core.pool)),
+  };
+  return database.kind === 'url'
+    ? new DatabaseAdmin(adminOptions)
+    : new CredentialsReportingDatabaseAdmin(adminOptions, () => core.reportCredentialsRejected());
+}
+
+async function awsAdminUrl(core: PlatformCore): Promise<string | undefined> {
+  const { database } = core.config;
+  if (
+    database.kind !== 'secret' ||
+    database.adminSecretArn === undefined ||
+    core.databaseTarget === undefined
+  ) {
+    return undefined;
+  }
+  const credentials = await resolveDatabaseCredentials({
+    client: core.secretsManager(),
+    secretArn: database.adminSecretArn,
+    login: 'admin',
+  });
+  // DDL logs in as the admin role through the same proxy; `DatabaseAdmin` takes a URL.
+  return databaseConnectionUrl(core.databaseTarget, credentials);
+}
+
+async function currentRole(pool: pg.Pool): Promise<string> {
+  const { rows } = await pool.query<{ role: string }>('SELECT current_user AS role');
+  const role = rows[0]?.role;
+  if (role === undefined) {
+    throw new Error('The platform pool could not tell which role it logs in as');
+  }
+  return role;
+}
+
+/** A `DatabaseAdmin` whose connections report a refused password, as the platform pool does. */
+class CredentialsReportingDatabaseAdmin extends DatabaseAdmin {
+  readonly #onCredentialsRejected: () => void;
+
+  constructor(options: DatabaseAdminOptions, onCredentialsRejected: () => void) {
+    super(options);
+    this.#onCredentialsRejected = onCredentialsRejected;
+  }
+
+  override async withConnection<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    try {
+      return await super.withConnection(work);
+    } catch (error) {
+      if (sqlState(error) === SQLSTATE.invalidPassword) {
+        this.#onCredentialsRejected();
+      }
+      throw error;
+    }
+  }
+}
+
+/**
+ * The RDS Proxy auth list when tenant roles log in through the proxy; otherwise nothing to keep.
+ * The RDS client is loaded only then: it costs ~50 ms of cold start, and only the functions that
+ * provision, deprovision or recover tenants are configured with a proxy name.
+ */
+async function createTenantLogins(
+  core: PlatformCore,
+  rdsClient: RDSClient | undefined,
+): Promise<TenantLogins> {
+  const { config } = core;
+  if (config.tenantLogins.kind === 'direct') {
+    return new DirectTenantLogins();
+  }
+  const [{ RdsProxyTenantLogins }, { RDSClient }] = await Promise.all([
+    import('../provisioning/rds-proxy-tenant-logins.js'),
+    import('@aws-sdk/client-rds'),
+  ]);
+  return new RdsProxyTenantLogins({
+    client: rdsClient ?? new RDSClient({}),
+    proxyName: config.tenantLogins.proxyName,
+    leases: new PlatformLeases(core.pool),
+    stage: config.stage,
+  });
+}

@@ -1,0 +1,43 @@
+import type { Logger } from '../logging/logger.js';
+import { type RecoveryOptions, RecoveryService } from '../recovery/recovery-service.js';
+import { RecoveryStore } from '../recovery/recovery-store.js';
+import { ExecutionStore } from '../workflows/execution-store.js';
+import type { Orchestrator } from '../workflows/orchestrator.js';
+import type { WorkflowRegistry } from '../workflows/workflow-registry.js';
+import type { PlatformCore } from './core.js';
+import type { Provisioning } from './provisioning.js';
+
+export interface RecoveryCapabilityOptions {
+  /** Recovery resumes onboarding and offboarding, and puts back proxy logins a stack update dropped. */
+  readonly provisioning: Pick<Provisioning, 'provisioning' | 'tenantLogins'>;
+  /** Where executions run, to redrive or restart them. */
+  readonly orchestrator: Orchestrator;
+  readonly workflows: WorkflowRegistry;
+  readonly logger: Logger;
+  /** Overrides of the configured thresholds (the local start-up pass uses a stale threshold of 0). */
+  readonly options?: Partial<RecoveryOptions> | undefined;
+}
+
+/**
+ * The recovery job: one pass over every tenant repairs stuck executions, resumes interrupted
+ * provisioning and restores proxy logins.
+ *
+ * @example
+ * ```ts
+ * const recovery = createRecovery(core, { provisioning: await createProvisioning(core), orchestrator, workflows, logger });
+ * const summary = await recovery.run();
+ * ```
+ */
+export function createRecovery(core: PlatformCore, options: RecoveryCapabilityOptions): RecoveryService {
+  return new RecoveryService({
+    store: new RecoveryStore(core.pool),
+    executions: new ExecutionStore(core.pool),
+    registry: core.registry,
+    orchestrator: options.orchestrator,
+    workflows: options.workflows,
+    provisioning: options.provisioning.provisioning,
+    logins: options.provisioning.tenantLogins,
+    logger: options.logger,
+    options: { ...core.config.recovery, ...options.options },
+  });
+}

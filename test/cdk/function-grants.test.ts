@@ -1,0 +1,399 @@
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TenantFunction } from '../../cdk/constructs/tenant-function.js';
+import { deploymentConfig } from '../../cdk/deployment-config.js';
+import type { PlatformFunctions } from '../../cdk/stacks/platform-stack.js';
+import { installedWorkflows } from '../../workflows/index.js';
+import {
+  buildPlatform,
+  logicalIdIn,
+  type PlatformFixture,
+  TEST_PROXY_ARN,
+  unacknowledgedNagFindings,
+} from './platform-fixture.js';
+
+type Json = Record<string, unknown>;
+interface TemplateResource {
+  readonly Type: string;
+  readonly Properties: Json;
+}
+
+/** Every function of the PlatformStack, the DatabaseMigrations' `migrate` included. */
+type FunctionName = keyof PlatformFunctions | 'migrate';
+
+/**
+ * What each handler builds (`functions/**`: `coreHandler(...)`), as the grants it needs: an IAM
+ * action and the kind of resource it is allowed on. A function that is given more, or less, fails
+ * the table below.
+ */
+const CORE = [
+  // Lambda's network interfaces in the VPC, and X-Ray: no resource-level permissions exist.
+  'ec2:AssignPrivateIpAddresses on *',
+  'ec2:CreateNetworkInterface on *',
+  'ec2:DeleteNetworkInterface on *',
+  'ec2:DescribeNetworkInterfaces on *',
+  'ec2:DescribeSubnets on *',
+  'ec2:UnassignPrivateIpAddresses on *',
+  'xray:PutTelemetryRecords on *',
+  'xray:PutTraceSegments on *',
+  'logs:CreateLogStream on its log group',
+  'logs:PutLogEvents on its log group',
+  // The core's pool and registry log in as the platform role.
+  'secretsmanager:GetSecretValue on platform secret',
+];
+const ADMIN_LOGIN = ['secretsmanager:GetSecretValue on admin secret'];
+const TENANT_ACCESS = ['secretsmanager:GetSecretValue on tenant secrets'];
+const PROVISIONING = [
+  ...ADMIN_LOGIN,
+  ...[
+    'CreateSecret',
+    'DeleteSecret',
+    'DescribeSecret',
+    'GetSecretValue',
+    'PutSecretValue',
+    'RestoreSecret',
+    'TagResource',
+  ].map((action) => `secretsmanager:${action} on tenant secrets`),
+];
+const PROXY_AUTH_LIST = ['rds:DescribeDBProxies on proxy', 'rds:ModifyDBProxy on proxy'];
+const START_AND_DESCRIBE = [
+  'states:StartExecution on state machines',
+  'states:DescribeExecution on executions',
+];
+const REDRIVE = ['states:RedriveExecution on executions'];
+
+const CORE_ENV = [
+  'NODE_OPTIONS',
+  'POWERTOOLS_LOG_LEVEL',
+  'TENANTFLOW_STAGE',
+  'TENANTFLOW_DATABASE_HOST',
+  'TENANTFLOW_DATABASE_PORT',
+  'TENANTFLOW_DATABASE_NAME',
+  'TENANTFLOW_DATABASE_SSL',
+  'TENANTFLOW_DATABASE_SECRET_ARN',
+];
+const PROVISIONING_ENV = [
+  'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
+  'TENANTFLOW_SECRETS',
+  'TENANTFLOW_TENANT_DB_HOST',
+  'TENANTFLOW_TENANT_DB_PORT',
+];
+
+interface Installation {
+  /** Tenant roles through the proxy (`tenantDatabaseAccess=proxy`), or to the writer (`direct`). */
+  readonly proxy: boolean;
+  /** At least one workflow installed, so at least one state machine. */
+  readonly workflows: boolean;
+}
+
+/** The table: each function → exactly the grants and the environment variables its handler uses. */
+function expectedFunctions(
+  installation: Installation,
+): Record<FunctionName, { readonly grants: readonly string[]; readonly env: readonly string[] }> {
+  const { proxy, workflows } = installation;
+  const proxyAuthList = proxy ? PROXY_AUTH_LIST : [];
+  const proxyName = proxy ? ['TENANTFLOW_DB_PROXY_NAME'] : [];
+  return {
+    authorizer: { grants: CORE, env: CORE_ENV },
+    health: { grants: CORE, env: CORE_ENV },
+    finalize: { grants: CORE, env: CORE_ENV },
+    runTask: {
+      grants: [...CORE, ...TENANT_ACCESS],
+      env: [
+        ...CORE_ENV,
+        'TENANTFLOW_SECRETS',
+        'TENANTFLOW_EXAMPLES',
+        ...(proxy ? [] : ['NODE_EXTRA_CA_CERTS']),
+      ],
+    },
+    executionsApi: {
+      grants: [...CORE, ...(workflows ? START_AND_DESCRIBE : [])],
+      env: [...CORE_ENV, 'TENANTFLOW_STATE_MACHINE_ARNS', 'TENANTFLOW_EXAMPLES'],
+    },
+    tenantsApi: {
+      grants: [...CORE, ...PROVISIONING, ...proxyAuthList],
+      env: [...CORE_ENV, ...PROVISIONING_ENV, ...proxyName, 'TENANTFLOW_EXAMPLES'],
+    },
+    recovery: {
+      grants: [
+        ...CORE,
+        ...PROVISIONING,
+        ...proxyAuthList,
+        ...(workflows ? [...START_AND_DESCRIBE, ...REDRIVE] : []),
+      ],
+      env: [
+        ...CORE_ENV,
+        ...PROVISIONING_ENV,
+        ...proxyName,
+        'TENANTFLOW_STATE_MACHINE_ARNS',
+        'TENANTFLOW_EXAMPLES',
+      ],
+    },
+    migrate: {
+      grants: [...CORE, ...ADMIN_LOGIN],
+      env: [
+        ...CORE_ENV,
+        'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
+        'TENANTFLOW_MIGRATE_CONCURRENCY',
+        'TENANTFLOW_EXAMPLES',
+      ],
+    },
+  };
+}
+
+/** A synthesized platform (templates only, nothing bundled) and what the table reads from it. */
+interface Synthesized {
+  readonly fixture: PlatformFixture;
+  readonly resources: Record<string, TemplateResource>;
+  readonly outputs: Record<string, Json>;
+  readonly functions: Record<FunctionName, TenantFunction>;
+}
+
+function synthesize(context: Readonly<Record<string, unknown>>): Synthesized {
+  const fixture = buildPlatform({ skipBundling: true, context });
+  const template = Template.fromStack(fixture.stack).toJSON() as {
+    Resources: Record<string, TemplateResource>;
+    Outputs?: Record<string, Json>;
+  };
+  return {
+    fixture,
+    resources: template.Resources,
+    outputs: template.Outputs ?? {},
+    functions: { ...fixture.stack.functions, migrate: fixture.stack.migrations.function },
+  };
+}
+
+/** `Ref`, `Fn::GetAtt`, `Fn::Join` and `Fn::ImportValue` as text: `arn:<AWS::Partition>:…`. */
+function flatten(value: unknown): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  const node = value as Json;
+  if (Array.isArray(node['Fn::Join'])) {
+    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
+    return parts.map(flatten).join(separator);
+  }
+  if (Array.isArray(node['Fn::GetAtt'])) {
+    const [id, attribute] = node['Fn::GetAtt'] as [string, string];
+    return `<${id}.${attribute}>`;
+  }
+  if (typeof node.Ref === 'string') {
+    return `<${node.Ref}>`;
+  }
+  if (node['Fn::ImportValue'] !== undefined) {
+    return `<import:${flatten(node['Fn::ImportValue'])}>`;
+  }
+  throw new Error(`Cannot flatten ${JSON.stringify(value)}`);
+}
+
+/** Every statement of the role's policies, inline or attached. */
+function statementsOfRole(synthesized: Synthesized, roleId: string): Json[] {
+  const role = synthesized.resources[roleId];
+  const inline = (
+    (role?.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>) ?? []
+  ).flatMap((policy) => policy.PolicyDocument.Statement);
+  const attached = Object.values(synthesized.resources)
+    .filter(
+      (resource) =>
+        resource.Type === 'AWS::IAM::Policy' &&
+        (resource.Properties.Roles as Json[]).some((ref) => (ref as { Ref?: string }).Ref === roleId),
+    )
+    .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Json[] }).Statement);
+  return [...inline, ...attached];
+}
+
+/**
+ * What a function's role allows, as `<action> on <kind of resource>`, sorted. A resource of no
+ * known kind is named as it is, so the table cannot match it.
+ */
+function grantsOf(synthesized: Synthesized, name: FunctionName): string[] {
+  const { fixture } = synthesized;
+  const fn = synthesized.functions[name];
+  const logicalId = (construct: Parameters<typeof logicalIdIn>[1]) => logicalIdIn(fixture.stack, construct);
+  const machines = [...fixture.stack.stateMachines.values()];
+  const kindOf = (resource: string): string => {
+    if (resource === '*') {
+      return '*';
+    }
+    if (resource === `<${logicalId(fn.logGroup)}.Arn>`) {
+      return 'its log group';
+    }
+    if (/^<import:TestData:ExportsOutputRefPlatformSecret\w+>$/.test(resource)) {
+      return 'platform secret';
+    }
+    if (/^<import:TestData:ExportsOutputRefAdminSecret\w+>$/.test(resource)) {
+      return 'admin secret';
+    }
+    if (
+      resource ===
+      `arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:tenantflow/${fixture.config.stage}/tenants/*`
+    ) {
+      return 'tenant secrets';
+    }
+    if (resource === TEST_PROXY_ARN) {
+      return 'proxy';
+    }
+    if (machines.some((machine) => resource === `<${logicalId(machine.stateMachine)}>`)) {
+      return 'state machines';
+    }
+    if (
+      machines.some(
+        (machine) =>
+          resource ===
+          `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machine.stateMachineName}:*`,
+      )
+    ) {
+      return 'executions';
+    }
+    return resource;
+  };
+  const grants = statementsOfRole(synthesized, logicalId(fn.executionRole)).flatMap((statement) => {
+    expect(statement.Effect, `${name}: ${JSON.stringify(statement)}`).toBe('Allow');
+    expect(statement.Condition, `${name}: ${JSON.stringify(statement)}`).toBeUndefined();
+    const actions = [statement.Action].flat() as string[];
+    const resources = ([statement.Resource].flat() as unknown[]).map(flatten).map(kindOf);
+    return actions.flatMap((action) => resources.map((kind) => `${action} on ${kind}`));
+  });
+  return [...new Set(grants)].sort();
+}
+
+function environmentOf(synthesized: Synthesized, name: FunctionName): Record<string, unknown> {
+  const resource = synthesized.resources[logicalIdIn(synthesized.fixture.stack, synthesized.functions[name])];
+  return ((resource?.Properties.Environment as { Variables?: Json } | undefined)?.Variables ?? {}) as Record<
+    string,
+    unknown
+  >;
+}
+
+const INSTALLATIONS = [
+  { title: 'examples, tenant roles through the proxy', context: {}, proxy: true, workflows: true },
+  {
+    title: 'examples, tenant roles to the writer',
+    context: { tenantDatabaseAccess: 'direct' },
+    proxy: false,
+    workflows: true,
+  },
+  { title: 'no workflow installed', context: { examples: false }, proxy: true, workflows: false },
+] as const;
+
+describe('each function is granted only what its handler builds', () => {
+  const synthesized = new Map<string, Synthesized>();
+
+  beforeAll(() => {
+    for (const installation of INSTALLATIONS) {
+      synthesized.set(installation.title, synthesize(installation.context));
+    }
+  });
+
+  describe.each(INSTALLATIONS)('$title', (installation) => {
+    const expected = expectedFunctions(installation);
+    const names = Object.keys(expected) as FunctionName[];
+
+    it('deploys the functions of the table, and no other', () => {
+      const platform = synthesized.get(installation.title) as Synthesized;
+      expect(Object.keys(platform.functions).sort()).toEqual([...names].sort());
+    });
+
+    it.each(names)('%s: exactly the IAM actions of the table, each on its kind of resource', (name) => {
+      // Prepare
+      const platform = synthesized.get(installation.title) as Synthesized;
+
+      // Act
+      const grants = grantsOf(platform, name);
+
+      // Assert
+      expect(grants).toEqual([...expected[name].grants].sort());
+    });
+
+    it.each(names)('%s: exactly the environment variables of the table', (name) => {
+      // Prepare
+      const platform = synthesized.get(installation.title) as Synthesized;
+
+      // Act
+      const variables = Object.keys(environmentOf(platform, name));
+
+      // Assert
+      expect(variables.sort()).toEqual([...expected[name].env].sort());
+    });
+  });
+});
+
+describe("examples: installing the example workflows is the deployment's choice (-c examples=true)", () => {
+  let withExamples: Synthesized;
+  let without: Synthesized;
+
+  beforeAll(() => {
+    withExamples = synthesize({ examples: true });
+    without = synthesize({ examples: 'false' });
+  });
+
+  const stateMachineNames = (platform: Synthesized) =>
+    Object.values(platform.resources)
+      .filter((resource) => resource.Type === 'AWS::StepFunctions::StateMachine')
+      .map((resource) => resource.Properties.StateMachineName)
+      .sort();
+  const examplesVariables = (platform: Synthesized) =>
+    (Object.keys(platform.functions) as FunctionName[])
+      .flatMap((name) => {
+        const value = environmentOf(platform, name).TENANTFLOW_EXAMPLES;
+        return value === undefined ? [] : [`${name}=${String(value)}`];
+      })
+      .sort();
+  /** The functions that load the workflows (run-task, executions, recovery) or their tables (tenants API, migrate). */
+  const LOADERS = ['executionsApi', 'migrate', 'recovery', 'runTask', 'tenantsApi'];
+
+  it('is off by default: a production install gets no example', () => {
+    expect(deploymentConfig(new App().node).examples).toBe(false);
+    expect(deploymentConfig(new App({ context: { examples: 'true' } }).node).examples).toBe(true);
+    expect(deploymentConfig(new App({ context: { examples: true } }).node).examples).toBe(true);
+    expect(() => deploymentConfig(new App({ context: { examples: 'yes' } }).node)).toThrow(
+      "CDK context 'examples' must be true or false (got 'yes')",
+    );
+  });
+
+  it('with examples: one state machine per example workflow, and the functions register the examples', () => {
+    // Prepare
+    const examples = installedWorkflows({ examples: true });
+
+    // Assert
+    expect(examples.names().length).toBeGreaterThan(0);
+    expect(withExamples.fixture.stack.workflows.names()).toEqual(examples.names());
+    expect(stateMachineNames(withExamples)).toEqual(
+      examples
+        .names()
+        .map((name) => `tenantflow-qa-${name}`)
+        .sort(),
+    );
+    expect(examplesVariables(withExamples)).toEqual(LOADERS.map((name) => `${name}=on`));
+    const arns = JSON.parse(
+      flatten(environmentOf(withExamples, 'recovery').TENANTFLOW_STATE_MACHINE_ARNS),
+    ) as Json;
+    expect(Object.keys(arns).sort()).toEqual([...examples.names()].sort());
+  });
+
+  it('without: no state machine, no state machine output, and the functions register none', () => {
+    // Assert
+    expect(without.fixture.stack.workflows.names()).toEqual(installedWorkflows({ examples: false }).names());
+    expect(stateMachineNames(without)).toEqual([]);
+    expect(without.fixture.stack.stateMachines.size).toBe(0);
+    expect(Object.keys(without.outputs).filter((id) => id.startsWith('StateMachineArn'))).toEqual([]);
+    expect(Object.keys(without.outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'MigrateFunctionName']));
+    expect(examplesVariables(without)).toEqual(LOADERS.map((name) => `${name}=off`));
+    for (const name of ['executionsApi', 'recovery'] as const) {
+      expect(environmentOf(without, name).TENANTFLOW_STATE_MACHINE_ARNS, name).toBe('{}');
+    }
+    // The API still has its executions routes: they list no workflow and start none.
+    expect(
+      Object.values(without.resources).filter((resource) => resource.Type === 'AWS::ApiGateway::Method')
+        .length,
+    ).toBe(
+      Object.values(withExamples.resources).filter((resource) => resource.Type === 'AWS::ApiGateway::Method')
+        .length,
+    );
+  });
+
+  it('without: cdk-nag has nothing to say', () => {
+    expect(unacknowledgedNagFindings(without.fixture.stack)).toEqual([]);
+  });
+});

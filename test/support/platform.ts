@@ -74,6 +74,8 @@ export async function createTestPlatform(overrides: LocalAdapters = {}): Promise
     overrides,
   );
   const adminPool = new pg.Pool({ connectionString: database.url, max: 2 });
+  // Dropping the database WITH (FORCE) may end a socket the pool is still closing: not a failure.
+  adminPool.on('error', () => {});
   return {
     platform,
     adminPool,

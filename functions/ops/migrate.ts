@@ -1,4 +1,5 @@
 import middy from '@middy/core';
+import type { ConnectionRetryEvent, ConnectionRetryOptions } from '@tenantflow/shared/db/connections';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
 import type { PlatformRoleSpec } from '@tenantflow/shared/provisioning/database-admin';
 import {
@@ -27,8 +28,18 @@ export interface MigrateHandlerDependencies {
    */
   readonly database: DatabaseMigrationTarget & { readonly platformLogin?: PlatformRoleSpec | undefined };
   readonly logger: Pick<Logger, 'info' | 'error'>;
-  readonly options?: Pick<MigrateDatabaseOptions, 'concurrency' | 'pageSize'>;
+  readonly options?: Pick<MigrateDatabaseOptions, 'concurrency' | 'pageSize'> & {
+    /** How the first connection waits for the database (the backoff, a test's clock). */
+    readonly connectionRetry?: Omit<ConnectionRetryOptions, 'deadline' | 'onRetry'>;
+  };
 }
+
+/**
+ * How long the first connection waits for the database. On a first deploy the trigger runs as
+ * soon as RDS Proxy is created, and the proxy reports its target group ready before the cluster
+ * takes connections through it; a few minutes later it does.
+ */
+export const CONNECTION_RETRY_MAX_WAIT_MS = 5 * 60_000;
 
 /**
  * The migration job, invoked by a CDK trigger on every deployment that publishes a new version of
@@ -40,11 +51,25 @@ export interface MigrateHandlerDependencies {
 export function createMigrateHandler(deps: MigrateHandlerDependencies) {
   return middy<unknown, DatabaseMigrationSummary>().handler(
     async function migrateDatabaseNow(_event, context) {
+      const { connectionRetry, ...options } = deps.options ?? {};
       const summary = await migrateDatabase(deps.database, {
-        ...deps.options,
+        ...options,
         // The first deploy creates the platform role with the platform secret's login.
         platformRole: deps.database.platformLogin,
         deadline: invocationDeadline(context, SAFETY_MARGIN_MS),
+        connectionRetry: {
+          maxWaitMs: CONNECTION_RETRY_MAX_WAIT_MS,
+          ...connectionRetry,
+          onRetry: function logConnectionRetry(retry: ConnectionRetryEvent) {
+            deps.logger.info('database not reachable yet, connecting again', {
+              attempt: retry.attempt,
+              retryInMs: retry.delayMs,
+              elapsedMs: retry.elapsedMs,
+              giveUpAt: new Date(retry.deadline).toISOString(),
+              error: describeError(retry.error),
+            });
+          },
+        },
       });
       if (summary.complete && summary.tenants.failed.length === 0) {
         deps.logger.info('database migrated', { ...summary });
@@ -55,6 +80,15 @@ export function createMigrateHandler(deps: MigrateHandlerDependencies) {
       return summary;
     },
   );
+}
+
+/** What a log line needs of a connection error: its message, and Node's or PostgreSQL's code. */
+function describeError(error: unknown): { readonly message: string; readonly code?: string } {
+  if (!(error instanceof Error)) {
+    return { message: String(error) };
+  }
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? { message: error.message, code } : { message: error.message };
 }
 
 /** Lambda entry point: the admin login, the registry and the workflows' tables, to migrate the control schema and every tenant. */

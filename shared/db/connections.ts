@@ -113,6 +113,13 @@ class AuthenticationReportingPool extends pg.Pool {
 }
 
 /**
+ * How long a dedicated connection may take to open. Without a bound, a server that accepts the TCP
+ * connection and never answers (a proxy whose target is not available yet) would hold the caller
+ * until its own timeout; bounded, the attempt fails and {@link withConnectionRetry} can try again.
+ */
+const DEDICATED_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
  * Runs `work` on a dedicated, unpooled connection and always closes it. This is the only kind of
  * connection on which session-level commands are acceptable (admin and migration work).
  */
@@ -120,7 +127,11 @@ export async function withDedicatedClient<T>(
   connectionString: string,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client({ connectionString, application_name: 'tenantflow-admin' });
+  const client = new pg.Client({
+    connectionString,
+    application_name: 'tenantflow-admin',
+    connectionTimeoutMillis: DEDICATED_CONNECT_TIMEOUT_MS,
+  });
   client.on('error', function ignoreErrorAfterWorkFailed() {});
   await client.connect();
   try {
@@ -183,4 +194,183 @@ export function connectionUser(url: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Node's error codes for a server that cannot be reached (yet): refused, unreachable, not resolved. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
+
+/** What `pg` throws when a connection is cut or its opening times out; it sets no code on these. */
+const CONNECTION_LOST_MESSAGES = [
+  'Connection terminated unexpectedly',
+  'Connection terminated due to connection timeout',
+  'timeout expired',
+  'timeout exceeded when trying to connect',
+];
+
+/**
+ * Whether `error` says the server could not be reached or refused to start a session for now,
+ * which waiting can cure: a refused, reset, timed-out or unresolved connection, a connection
+ * closed before it was ready, SQLSTATE 57P03 (`cannot_connect_now`) or class 08 (connection
+ * exception). An error from a session that was opened (a failed statement, a refused password,
+ * a missing database) is not one: trying again would fail the same way, or repeat a side effect.
+ * Looks through `cause` and the `errors` of an `AggregateError` (a host with several addresses).
+ *
+ * @example
+ * ```ts
+ * isConnectionFailure(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' })); // true
+ * isConnectionFailure(Object.assign(new Error('password authentication failed'), { code: '28P01' }));            // false
+ * ```
+ */
+export function isConnectionFailure(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) {
+    return false;
+  }
+  const code = sqlState(error);
+  if (code !== undefined) {
+    if (UNREACHABLE_CODES.has(code) || code === SQLSTATE.cannotConnectNow || /^08[0-9A-Z]{3}$/.test(code)) {
+      return true;
+    }
+  }
+  if (error instanceof Error && CONNECTION_LOST_MESSAGES.includes(error.message)) {
+    return true;
+  }
+  if (
+    error instanceof AggregateError &&
+    error.errors.some((inner) => isConnectionFailure(inner, depth + 1))
+  ) {
+    return true;
+  }
+  return 'cause' in error && isConnectionFailure(error.cause, depth + 1);
+}
+
+/** One failed attempt that will be tried again, as {@link ConnectionRetryOptions.onRetry} is told it. */
+export interface ConnectionRetryEvent {
+  /** The attempt that failed, from 1. */
+  readonly attempt: number;
+  readonly error: unknown;
+  /** How long until the next attempt. */
+  readonly delayMs: number;
+  /** Since the first attempt started. */
+  readonly elapsedMs: number;
+  /** Epoch milliseconds of the last moment an attempt may start. */
+  readonly deadline: number;
+}
+
+export interface ConnectionRetryOptions {
+  /**
+   * How long to keep trying, from the first attempt.
+   * @default 300_000 (5 minutes)
+   */
+  readonly maxWaitMs?: number;
+  /**
+   * Epoch milliseconds after which no attempt starts, whatever `maxWaitMs` allows: a Lambda's
+   * remaining time, less what the work after connecting needs.
+   */
+  readonly deadline?: number | undefined;
+  /**
+   * The longest first wait; each later wait may be twice as long as the one before.
+   * @default 1_000
+   */
+  readonly initialDelayMs?: number;
+  /** @default 20_000 */
+  readonly maxDelayMs?: number;
+  /**
+   * Which errors are worth another attempt.
+   * @default isConnectionFailure
+   */
+  readonly isRetryable?: (error: unknown) => boolean;
+  /** Told of every failed attempt that will be tried again, before the wait: log it. */
+  readonly onRetry?: (retry: ConnectionRetryEvent) => void;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** @default a timer */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** A number in [0, 1) for the jitter. @default Math.random */
+  readonly random?: () => number;
+}
+
+const connectionRetryDefaults = {
+  maxWaitMs: 300_000,
+  initialDelayMs: 1_000,
+  maxDelayMs: 20_000,
+} as const;
+
+/**
+ * The wait after the `failures`-th failed attempt: exponential backoff with "equal jitter", a
+ * random time between half and all of `min(maxDelayMs, initialDelayMs * 2^(failures - 1))`. The
+ * lower half keeps the waits growing (a server that is still starting gets time to finish); the
+ * random half keeps functions deployed together from knocking at the same instant.
+ *
+ * @example
+ * ```ts
+ * connectionRetryDelay(1, { random: () => 0 });   // 500
+ * connectionRetryDelay(3, { random: () => 0.5 }); // 3000 (between 2000 and 4000)
+ * ```
+ */
+export function connectionRetryDelay(
+  failures: number,
+  options: Pick<ConnectionRetryOptions, 'initialDelayMs' | 'maxDelayMs' | 'random'> = {},
+): number {
+  const initialDelayMs = options.initialDelayMs ?? connectionRetryDefaults.initialDelayMs;
+  const maxDelayMs = options.maxDelayMs ?? connectionRetryDefaults.maxDelayMs;
+  const random = options.random ?? Math.random;
+  const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Runs `connect` until it succeeds, trying again after a connection failure
+ * ({@link isConnectionFailure}) with {@link connectionRetryDelay}'s backoff, for up to `maxWaitMs`
+ * (5 minutes) and never past `deadline`. The last attempt starts at the deadline at the latest;
+ * when it fails too, its error is thrown as it is. Any other error is thrown at once.
+ *
+ * Meant for the first connection of a job that runs right after its database was created (RDS
+ * Proxy reports its target group ready before the target accepts connections): wrap the
+ * connection, not work with side effects, unless `isRetryable` rules out errors from the work.
+ *
+ * @example
+ * ```ts
+ * const report = await withConnectionRetry(
+ *   () => withDedicatedClient(url, (client) => client.query('SELECT 1')),
+ *   { deadline: invocationDeadline(context, 60_000), onRetry: (retry) => logger.warn('database not reachable yet', { ...retry }) },
+ * );
+ * ```
+ */
+export async function withConnectionRetry<T>(
+  connect: () => Promise<T>,
+  options: ConnectionRetryOptions = {},
+): Promise<T> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? sleepFor;
+  const isRetryable = options.isRetryable ?? isConnectionFailure;
+  const started = now();
+  const budgetEnd = started + (options.maxWaitMs ?? connectionRetryDefaults.maxWaitMs);
+  const deadline = options.deadline === undefined ? budgetEnd : Math.min(budgetEnd, options.deadline);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect();
+    } catch (error) {
+      const failedAt = now();
+      if (!isRetryable(error) || failedAt >= deadline) {
+        throw error;
+      }
+      // The last wait is cut short so that one attempt still starts at the deadline.
+      const delayMs = Math.min(connectionRetryDelay(attempt, options), deadline - failedAt);
+      options.onRetry?.({ attempt, error, delayMs, elapsedMs: failedAt - started, deadline });
+      await sleep(delayMs);
+    }
+  }
+}
+
+function sleepFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

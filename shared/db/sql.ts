@@ -104,4 +104,6 @@ export const SQLSTATE = {
   /** What `statement_timeout` expiring raises. */
   queryCanceled: '57014',
   internalError: 'XX000',
+  /** The server is starting up or recovering: waiting can cure it. */
+  cannotConnectNow: '57P03',
 } as const;

@@ -1,3 +1,4 @@
+import { type ConnectionRetryOptions, isConnectionFailure, withConnectionRetry } from '../db/connections.js';
 import { CONTROL_MIGRATIONS_DIR } from '../db/control-schema.js';
 import { loadMigrations, type MigrationReport, migrateSchema } from '../db/migrations.js';
 import { CONTROL_SCHEMA } from '../db/sql.js';
@@ -34,6 +35,12 @@ export interface MigrateDatabaseOptions {
    * platform secret). Without it, the role must exist; its grants are renewed either way.
    */
   readonly platformRole?: PlatformRoleSpec | undefined;
+  /**
+   * Wait for the database when the first admin connection fails to connect (see
+   * {@link PrepareControlSchemaOptions.connectionRetry}), never past `deadline` either.
+   * @default one attempt
+   */
+  readonly connectionRetry?: ConnectionRetryOptions | undefined;
   /** Called once the control schema is up to date, before the first tenant. */
   readonly onControlSchemaMigrated?: (report: MigrationReport) => void;
   /** Called after each tenant, whatever the outcome, with the count over the whole run: drives a progress bar. */
@@ -89,6 +96,13 @@ export async function migrateDatabase(
   const control = await prepareControlSchema(target.admin, {
     controlMigrationsDir: options.controlMigrationsDir,
     platformRole: options.platformRole,
+    connectionRetry:
+      options.connectionRetry === undefined
+        ? undefined
+        : {
+            ...options.connectionRetry,
+            deadline: earliest(options.connectionRetry.deadline, options.deadline),
+          },
   });
   options.onControlSchemaMigrated?.(control);
 
@@ -145,6 +159,15 @@ export interface PrepareControlSchemaOptions {
   readonly controlMigrationsDir?: string | undefined;
   /** The platform role to create (or check) first; see {@link MigrateDatabaseOptions.platformRole}. */
   readonly platformRole?: PlatformRoleSpec | undefined;
+  /**
+   * Try the admin connection again while it fails to connect ({@link withConnectionRetry}: up to 5
+   * minutes by default, with backoff). On a first deploy RDS Proxy reports its target ready before
+   * the cluster accepts connections through it. Only the opening of the connection is retried:
+   * once it is open, any error (a failed migration, a refused grant) is thrown as it is, and so is
+   * an error that waiting cannot cure (a refused password).
+   * @default one attempt
+   */
+  readonly connectionRetry?: ConnectionRetryOptions | undefined;
 }
 
 /**
@@ -164,17 +187,34 @@ export async function prepareControlSchema(
   options: PrepareControlSchemaOptions = {},
 ): Promise<MigrationReport> {
   const migrations = await loadMigrations(options.controlMigrationsDir ?? CONTROL_MIGRATIONS_DIR);
-  return admin.withConnection(async (client) => {
-    const report = await migrateSchema(client, CONTROL_SCHEMA, migrations);
-    // Locked down first: the grants that follow are then the only way in, and a check of what a
-    // role may already do never counts what PUBLIC could do before.
-    await admin.lockDown(client);
-    if (options.platformRole !== undefined) {
-      await admin.ensurePlatformRole(client, options.platformRole);
-    }
-    await admin.grantPlatformAccess(client);
-    return report;
+  let connected = false;
+  const prepare = () =>
+    admin.withConnection(async (client) => {
+      connected = true;
+      const report = await migrateSchema(client, CONTROL_SCHEMA, migrations);
+      // Locked down first: the grants that follow are then the only way in, and a check of what a
+      // role may already do never counts what PUBLIC could do before.
+      await admin.lockDown(client);
+      if (options.platformRole !== undefined) {
+        await admin.ensurePlatformRole(client, options.platformRole);
+      }
+      await admin.grantPlatformAccess(client);
+      return report;
+    });
+  const retry = options.connectionRetry;
+  if (retry === undefined) {
+    return prepare();
+  }
+  const isRetryable = retry.isRetryable ?? isConnectionFailure;
+  return withConnectionRetry(prepare, {
+    ...retry,
+    // A connection lost once the work began is not retried: the work is not repeated blindly.
+    isRetryable: (error) => !connected && isRetryable(error),
   });
+}
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 /** Tenants named in an error message at most; the summary (logged) has them all. */

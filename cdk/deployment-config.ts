@@ -40,10 +40,80 @@ export interface DeploymentConfig {
    * @default false
    */
   readonly examples: boolean;
+  /**
+   * How the functions' subnets reach beyond the VPC. `none` (default): they don't; the database and
+   * the interface endpoints are all a function can reach. `nat-one`: through one NAT gateway, to
+   * the internet (if its AZ fails, so does egress from the other). `nat-per-az`: through a NAT
+   * gateway in each AZ. The database subnets stay isolated in every mode.
+   * @default 'none'
+   */
+  readonly egress: Egress;
+  /**
+   * Free gateway endpoints routed from the functions' subnets, for AWS services a task calls
+   * without a NAT gateway (or, with one, without paying it per GB).
+   * @default []
+   */
+  readonly gatewayEndpoints: readonly GatewayEndpoint[];
 }
 
 export type TenantDatabaseAccess = 'proxy' | 'direct';
 const TENANT_DATABASE_ACCESS: readonly TenantDatabaseAccess[] = ['proxy', 'direct'];
+
+export type Egress = 'none' | 'nat-one' | 'nat-per-az';
+const EGRESS: readonly Egress[] = ['none', 'nat-one', 'nat-per-az'];
+
+export type GatewayEndpoint = 's3' | 'dynamodb';
+const GATEWAY_ENDPOINTS: readonly GatewayEndpoint[] = ['s3', 'dynamodb'];
+
+/** `'a' or 'b'`, `'a', 'b' or 'c'`: the values an error message offers. */
+function alternatives(values: readonly string[]): string {
+  const quoted = values.map((value) => `'${value}'`);
+  return quoted.length < 2 ? quoted.join('') : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
+}
+
+/** One of `allowed`, as text from `cdk.json` or `-c key=value`; anything else is refused, naming them. */
+function choiceContext<T extends string>(node: Node, key: string, allowed: readonly T[], fallback: T): T {
+  const raw = node.tryGetContext(key) as unknown;
+  if (raw === undefined) {
+    return fallback;
+  }
+  if (typeof raw !== 'string' || !allowed.includes(raw as T)) {
+    throw new Error(`CDK context '${key}' must be ${alternatives(allowed)} (got '${String(raw)}')`);
+  }
+  return raw as T;
+}
+
+/**
+ * A set of `allowed` values: a JSON array in `cdk.json`, or comma-separated text from
+ * `-c key=a,b` (empty text for none). Unknown or repeated values are refused, naming the known ones.
+ */
+function listContext<T extends string>(node: Node, key: string, allowed: readonly T[]): T[] {
+  const raw = node.tryGetContext(key) as unknown;
+  if (raw === undefined) {
+    return [];
+  }
+  const refuse = (): never => {
+    throw new Error(
+      `CDK context '${key}' must list values among ${alternatives(allowed)}, each at most once, as a JSON array or comma-separated (got '${Array.isArray(raw) ? JSON.stringify(raw) : String(raw)}')`,
+    );
+  };
+  const items: unknown[] =
+    typeof raw === 'string'
+      ? raw
+          .split(',')
+          .map((item) => item.trim())
+          .filter((item) => item !== '')
+      : Array.isArray(raw)
+        ? raw
+        : refuse();
+  const values = items.map((item) =>
+    typeof item === 'string' && allowed.includes(item as T) ? (item as T) : refuse(),
+  );
+  if (new Set(values).size !== values.length) {
+    refuse();
+  }
+  return values;
+}
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -117,5 +187,7 @@ export function deploymentConfig(node: Node): DeploymentConfig {
     apiBurstLimit: numberContext(node, 'apiBurstLimit', 100, 1, 5_000),
     tenantDatabaseAccess: access as TenantDatabaseAccess,
     examples: booleanContext(node, 'examples', false),
+    egress: choiceContext(node, 'egress', EGRESS, 'none'),
+    gatewayEndpoints: listContext(node, 'gatewayEndpoints', GATEWAY_ENDPOINTS),
   };
 }

@@ -1,4 +1,4 @@
-import type { App } from 'aws-cdk-lib';
+import { type App, Tags } from 'aws-cdk-lib';
 import { type DeploymentConfig, deploymentConfig } from './deployment-config.js';
 import { DataStack } from './stacks/data-stack.js';
 import { PlatformStack } from './stacks/platform-stack.js';
@@ -18,8 +18,9 @@ export interface TenantflowStacks {
  * `examples` set to true. The stacks are environment-agnostic unless both `account` and `region`
  * are given, so synthesis needs no AWS credentials.
  *
- * The deployed app (`cdk/bin/app.ts`) adds tags and cdk-nag to what this returns; programs that
- * measure or inspect a synthesized stage use it as it is.
+ * The deployed app (`cdk/bin/app.ts`) adds tags ({@link tagTenantflowApp}) and cdk-nag to what
+ * this returns; programs that measure or inspect a synthesized stage use it as it is. The RDS
+ * Proxy carries {@link stageTags} either way, and no other tag.
  *
  * @example
  * ```ts
@@ -37,6 +38,7 @@ export function addTenantflowStacks(app: App): TenantflowStacks {
 
   const data = new DataStack(app, `tenantflow-${config.stage}-data`, {
     config,
+    proxyTags: stageTags(config.stage),
     description: `tenantflow ${config.stage}: network, Aurora PostgreSQL, RDS Proxy and the database secrets`,
     ...(env === undefined ? {} : { env }),
   });
@@ -47,4 +49,36 @@ export function addTenantflowStacks(app: App): TenantflowStacks {
     ...(env === undefined ? {} : { env }),
   });
   return { config, data, platform };
+}
+
+/**
+ * The tags of a stage: `project` and `stage`. Their values never change for a stage, which is
+ * what lets the RDS Proxy carry them (any change to its tags resets its auth list).
+ */
+export function stageTags(stage: string): Readonly<Record<string, string>> {
+  return { project: 'tenantflow', stage };
+}
+
+/**
+ * Tags every resource and both stacks of the app with {@link stageTags}, except:
+ * - `AWS::RDS::DBProxyTargetGroup`: CDK takes it for taggable, but CloudFormation refuses Tags on
+ *   it (cfn-lint E3002);
+ * - `AWS::RDS::DBProxy`: the proxy's tags are pinned where it is built (`PlatformDatabase`), since
+ *   CloudFormation resets its auth list on any update of it; it gets these same fixed values.
+ *
+ * Stack-level tags are propagated by CloudFormation to every resource, the proxy included, so a
+ * tag whose value changes between deployments (a version, a date, a commit) must not be added
+ * app-wide: put it on the PlatformStack alone.
+ *
+ * @example
+ * ```ts
+ * const { config } = addTenantflowStacks(app);
+ * tagTenantflowApp(app, config);
+ * ```
+ */
+export function tagTenantflowApp(app: App, config: Pick<DeploymentConfig, 'stage'>): void {
+  const exclude = { excludeResourceTypes: ['AWS::RDS::DBProxyTargetGroup', 'AWS::RDS::DBProxy'] };
+  for (const [key, value] of Object.entries(stageTags(config.stage))) {
+    Tags.of(app).add(key, value, exclude);
+  }
 }

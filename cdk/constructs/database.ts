@@ -89,6 +89,13 @@ export interface PlatformDatabaseProps {
    * @default Aurora PostgreSQL 17.7
    */
   readonly engineVersion?: rds.AuroraPostgresEngineVersion;
+  /**
+   * The RDS Proxy's tags, and the only ones it gets: tags applied around it (`Tags.of(app)`) are
+   * left off it, because any change to them would reset its auth list (see the proxy's comment).
+   * Give values that never change for the stage.
+   * @default no tags
+   */
+  readonly proxyTags?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -250,7 +257,8 @@ export class PlatformDatabase extends Construct {
       description: `RDS Proxy for ${clusterIdentifier}: reads the database credentials it logs in with`,
     });
     // Both logins go through the proxy: the platform pools, and the admin's dedicated DDL
-    // connections. Tenant entries added at run time copy these entries' settings.
+    // connections. Tenant entries added at run time copy these entries' settings. Every value here
+    // is a constant: a change to any of them updates the proxy, which resets its auth list (below).
     const proxy = this.cluster.addProxy('Proxy', {
       dbProxyName: `${clusterIdentifier}-proxy`,
       secrets: [this.adminSecret, this.platformSecret],
@@ -266,6 +274,25 @@ export class PlatformDatabase extends Construct {
       debugLogging: false,
     });
     this.cluster.connections.allowDefaultPortFrom(proxy, 'RDS Proxy to the cluster');
+    // CloudFormation's RDS Proxy handler sends the template's whole `Auth` list (the two secrets
+    // above) with EVERY update of this resource, not only a change to `Auth`: a changed tag, idle
+    // timeout, logging setting or security group also writes it over the live list, and drops
+    // every tenant's entry (provisioning adds them at run time). So nothing that changes from one
+    // deployment to the next may reach it: its properties are this construct's constants, its
+    // security group is its own (the subnets are the database subnets, which no setting changes),
+    // and its tags are pinned here to `proxyTags`, whatever `Tags.of(app)` or a later aspect adds.
+    // The data stack's own (stack-level) tags reach it too, since CloudFormation propagates them,
+    // so the app tags stacks with fixed values only. The updates that still happen are repaired by
+    // recovery, on each deployment (`ProxyLoginReconciliation`) and every 5 minutes.
+    const proxyResource = proxy.node.defaultChild as rds.CfnDBProxy;
+    const proxyTags = Object.entries(props.proxyTags ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => ({ Key: key, Value: value }));
+    if (proxyTags.length === 0) {
+      proxyResource.addPropertyDeletionOverride('Tags');
+    } else {
+      proxyResource.addPropertyOverride('Tags', proxyTags);
+    }
 
     // Tenant roles log in through the same proxy with their own secrets, which provisioning adds
     // to the proxy's auth list at run time (DESIGN, isolation rule 6). The proxy can only use a

@@ -15,7 +15,7 @@ export interface PrivateNetworkProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
-   * Availability zones to spread both subnet groups over (Aurora needs at least two).
+   * Availability zones to spread the subnet groups over (Aurora needs at least two).
    * @default 2
    */
   readonly maxAzs?: number;
@@ -25,13 +25,38 @@ export interface PrivateNetworkProps {
    * @default false
    */
   readonly rdsApiEndpoint?: boolean;
+  /**
+   * How the `lambdas` subnets reach beyond the VPC: `none`, or through NAT gateways (`nat-one`: one,
+   * in the first AZ; `nat-per-az`: one in each AZ, so losing an AZ does not cut the others off). A
+   * NAT mode adds a small `public` subnet group for the gateways; the `database` subnets stay
+   * isolated in every mode.
+   * @default 'none'
+   */
+  readonly egress?: NetworkEgress;
+  /**
+   * Gateway endpoints (free) routed from the `lambdas` subnets only.
+   * @default []
+   */
+  readonly gatewayEndpoints?: readonly GatewayEndpointService[];
 }
 
+export type NetworkEgress = 'none' | 'nat-one' | 'nat-per-az';
+export type GatewayEndpointService = 's3' | 'dynamodb';
+
+const GATEWAY_SERVICES: Record<
+  GatewayEndpointService,
+  { id: string; service: ec2.GatewayVpcEndpointAwsService }
+> = {
+  s3: { id: 'S3Endpoint', service: ec2.GatewayVpcEndpointAwsService.S3 },
+  dynamodb: { id: 'DynamoDbEndpoint', service: ec2.GatewayVpcEndpointAwsService.DYNAMODB },
+};
+
 /**
- * A VPC with no route to the internet: isolated `database` subnets for Aurora and RDS Proxy,
- * isolated `lambdas` subnets for the functions, and interface endpoints so that code in the
- * `lambdas` subnets reaches Secrets Manager and Step Functions without a NAT gateway. Every flow is
- * logged to CloudWatch Logs.
+ * A VPC with isolated `database` subnets for Aurora and RDS Proxy, `lambdas` subnets for the
+ * functions, and interface endpoints so that code in the `lambdas` subnets reaches Secrets Manager,
+ * Step Functions and X-Ray without a NAT gateway. By default nothing has a route out of the VPC;
+ * `egress` and `gatewayEndpoints` open the `lambdas` subnets, never the `database` ones. Every flow
+ * is logged to CloudWatch Logs.
  *
  * The endpoints are closed by default (no VPC-wide ingress rule): each client is let in by
  * {@link PrivateNetwork.allowEndpointAccessFrom}, so the security groups document who talks to AWS.
@@ -42,9 +67,17 @@ export class PrivateNetwork extends Construct {
   readonly lambdaSubnets: ec2.SubnetSelection = { subnetGroupName: 'lambdas' };
   readonly secretsManagerEndpoint: ec2.InterfaceVpcEndpoint;
   readonly stepFunctionsEndpoint: ec2.InterfaceVpcEndpoint;
+  /**
+   * Where the functions' X-Ray daemon sends the segments a function records itself (SDK calls,
+   * Powertools subsegments) with `PutTraceSegments`. Only the Lambda service's own segment is sent
+   * from outside the VPC; AWS documents no such path for the daemon's, so they are given one here.
+   */
+  readonly xrayEndpoint: ec2.InterfaceVpcEndpoint;
   /** Only with `rdsApiEndpoint`. */
   readonly rdsEndpoint: ec2.InterfaceVpcEndpoint | undefined;
   readonly flowLogGroup: logs.LogGroup;
+  readonly egress: NetworkEgress;
+  readonly gatewayEndpoints: readonly ec2.GatewayVpcEndpoint[];
 
   constructor(scope: Construct, id: string, props: PrivateNetworkProps) {
     super(scope, id);
@@ -56,15 +89,30 @@ export class PrivateNetwork extends Construct {
       removalPolicy,
     });
 
+    this.egress = props.egress ?? 'none';
+    const maxAzs = props.maxAzs ?? 2;
+    const nat = this.egress !== 'none';
+
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       ipAddresses: ec2.IpAddresses.cidr('10.40.0.0/16'),
-      maxAzs: props.maxAzs ?? 2,
-      natGateways: 0,
-      // Both groups are isolated: nothing here needs the internet, and AWS APIs are reached
-      // through the interface endpoints below.
+      maxAzs,
+      natGateways: this.egress === 'nat-per-az' ? maxAzs : nat ? 1 : 0,
+      natGatewaySubnets: nat ? { subnetGroupName: 'public' } : undefined,
+      // The database never needs the internet, whatever the mode. The `lambdas` group reaches AWS
+      // APIs through the interface endpoints below, and the internet only through a NAT gateway.
+      // Groups are given CIDRs in this order: `public` comes last so that switching modes leaves
+      // the other two (and the cluster in them) where they are.
       subnetConfiguration: [
         { name: 'database', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
-        { name: 'lambdas', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
+        {
+          name: 'lambdas',
+          subnetType: nat ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED,
+          cidrMask: 20,
+        },
+        // Only the NAT gateways live here; they have Elastic IPs of their own.
+        ...(nat
+          ? [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 28, mapPublicIpOnLaunch: false }]
+          : []),
       ],
       flowLogs: {
         all: {
@@ -82,16 +130,49 @@ export class PrivateNetwork extends Construct {
       'StepFunctionsEndpoint',
       ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
     );
+    // In every egress mode: with a NAT gateway, traces would otherwise pay its per-GB charge.
+    this.xrayEndpoint = this.interfaceEndpoint('XRayEndpoint', ec2.InterfaceVpcEndpointAwsService.XRAY);
     this.rdsEndpoint = props.rdsApiEndpoint
       ? this.interfaceEndpoint('RdsEndpoint', ec2.InterfaceVpcEndpointAwsService.RDS)
       : undefined;
+
+    this.gatewayEndpoints = (props.gatewayEndpoints ?? []).map((name) =>
+      this.vpc.addGatewayEndpoint(GATEWAY_SERVICES[name].id, {
+        service: GATEWAY_SERVICES[name].service,
+        subnets: [this.lambdaSubnets],
+      }),
+    );
   }
 
-  /** Lets `client` call Secrets Manager, Step Functions (and the RDS API) through the endpoints (HTTPS). */
+  /**
+   * Lets `client` call Secrets Manager, Step Functions, X-Ray (and the RDS API) through the
+   * endpoints (HTTPS).
+   */
   allowEndpointAccessFrom(client: ec2.IConnectable, description: string): void {
-    const endpoints = [this.secretsManagerEndpoint, this.stepFunctionsEndpoint, this.rdsEndpoint];
+    const endpoints = [
+      this.secretsManagerEndpoint,
+      this.stepFunctionsEndpoint,
+      this.xrayEndpoint,
+      this.rdsEndpoint,
+    ];
     for (const endpoint of endpoints.filter((candidate) => candidate !== undefined)) {
       endpoint.connections.allowFrom(client, ec2.Port.tcp(443), description);
+    }
+  }
+
+  /**
+   * Lets `client` make HTTPS calls out of the VPC, when this network has a way out: through a NAT
+   * gateway, or to a gateway endpoint. Otherwise it adds nothing: there is nowhere to go.
+   *
+   * The rule names any IPv4 address because neither way out has a fixed set of them: the NAT leads
+   * to the internet, and a gateway endpoint's prefix list has a per-region id that an
+   * environment-agnostic template cannot name. The route tables decide where such traffic can go:
+   * without NAT, only to the gateway endpoints, since nothing in the VPC but the interface
+   * endpoints listens on 443.
+   */
+  allowHttpsEgressFrom(client: ec2.IConnectable, description: string): void {
+    if (this.egress !== 'none' || this.gatewayEndpoints.length > 0) {
+      client.connections.allowTo(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), description);
     }
   }
 

@@ -9,20 +9,28 @@ import type { DeploymentConfig } from '../deployment-config.js';
 
 export interface DataStackProps extends StackProps {
   readonly config: DeploymentConfig;
+  /**
+   * The RDS Proxy's tags, its only ones (see `PlatformDatabaseProps.proxyTags`): values that never
+   * change for the stage.
+   * @default no tags
+   */
+  readonly proxyTags?: Readonly<Record<string, string>>;
 }
 
 /**
- * The stateful half of a deployment: an isolated VPC, Aurora PostgreSQL Serverless v2 behind RDS
- * Proxy, and the two database logins: the admin secret (the master user, for DDL) and the platform
- * secret (the least-privileged role requests run as). The PlatformStack puts its Lambdas in `vpc`
- * (subnet group `lambdas`) with `lambdaSecurityGroup`, which already reaches the proxy and the
- * Secrets Manager and Step Functions endpoints.
+ * The stateful half of a deployment: a VPC (isolated unless the `egress` or `gatewayEndpoints`
+ * settings open its `lambdas` subnets), Aurora PostgreSQL Serverless v2 behind RDS Proxy, and the
+ * two database logins: the admin secret (the master user, for DDL) and the platform secret (the
+ * least-privileged role requests run as). The PlatformStack puts its Lambdas in `vpc` (subnet group
+ * `lambdas`) with `lambdaSecurityGroup`, which already reaches the proxy and the Secrets Manager,
+ * Step Functions and X-Ray endpoints.
  */
 export class DataStack extends Stack {
   readonly vpc: ec2.IVpc;
   /**
    * The Lambdas' security group: allowed into the proxy on 5432 and into the interface endpoints on
-   * 443; with `tenantDatabaseAccess=direct`, also into the cluster on 5432.
+   * 443; with `tenantDatabaseAccess=direct`, also into the cluster on 5432; with a NAT `egress`
+   * or `gatewayEndpoints`, out on 443 (see {@link PrivateNetwork.allowHttpsEgressFrom}).
    */
   readonly lambdaSecurityGroup: ec2.ISecurityGroup;
   /** RDS Proxy in front of the cluster; TLS required. */
@@ -49,6 +57,8 @@ export class DataStack extends Stack {
       flowLogRetentionDays: config.logRetentionDays,
       removalPolicy: config.protectData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
       rdsApiEndpoint: config.tenantDatabaseAccess === 'proxy',
+      egress: config.egress,
+      gatewayEndpoints: config.gatewayEndpoints,
     });
     this.vpc = network.vpc;
 
@@ -64,6 +74,7 @@ export class DataStack extends Stack {
       readers: config.databaseReaders,
       backupRetentionDays: config.backupRetentionDays,
       logRetentionDays: config.logRetentionDays,
+      proxyTags: props.proxyTags,
     });
     this.cluster = database.cluster;
     this.proxy = database.proxy;
@@ -84,6 +95,7 @@ export class DataStack extends Stack {
       );
     }
     network.allowEndpointAccessFrom(this.lambdaSecurityGroup, 'tenantflow Lambdas to AWS APIs');
+    network.allowHttpsEgressFrom(this.lambdaSecurityGroup, 'tenantflow Lambdas to HTTPS beyond the VPC');
 
     new CfnOutput(this, 'ProxyEndpoint', {
       description: 'RDS Proxy endpoint: the database host the Lambdas connect to (TLS required)',

@@ -9,6 +9,7 @@ import type { Construct } from 'constructs';
 import { installedWorkflows } from '../../workflows/index.js';
 import { DatabaseMigrations } from '../constructs/database-migrations.js';
 import { pascalCase } from '../constructs/naming.js';
+import { ProxyLoginReconciliation } from '../constructs/proxy-login-reconciliation.js';
 import { SharedLayer } from '../constructs/shared-layer.js';
 import { TenantFunction, type TenantFunctionProps } from '../constructs/tenant-function.js';
 import { TenantflowApi } from '../constructs/tenantflow-api.js';
@@ -70,7 +71,9 @@ const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
  * - the executions API starts and describes workflow executions; recovery also redrives them;
  * - the functions that load the workflows or their tables (run-task, the executions and tenants
  *   APIs, recovery, migrate) are told whether the examples are installed;
- * - each state machine invokes run-task and finalize only.
+ * - each state machine invokes run-task and finalize only;
+ * - with tenant roles through the proxy, each deployment has recovery put the tenants back on the
+ *   proxy's auth list, which an update of the proxy resets ({@link ProxyLoginReconciliation}).
  *
  * Without the examples, and with no workflow of your own registered, the installation has no
  * state machine: the executions API then lists no workflow and refuses to start one, run-task and
@@ -87,6 +90,12 @@ export class PlatformStack extends Stack {
   readonly recoverySchedule: events.Rule;
   /** The `migrate` function and the trigger that runs it before every function in {@link functions}. */
   readonly migrations: DatabaseMigrations;
+  /**
+   * With tenant roles through the proxy (the default): the trigger that has recovery put the
+   * tenants back on the proxy's auth list on every deployment, and the alarm on entries found
+   * missing. None in `direct` tenant database access, where the proxy admits no tenant.
+   */
+  readonly proxyLogins: ProxyLoginReconciliation | undefined;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -247,6 +256,14 @@ export class PlatformStack extends Stack {
       ],
     });
     functions.recovery.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
+    this.proxyLogins = direct
+      ? undefined
+      : new ProxyLoginReconciliation(this, 'ProxyLogins', {
+          stage: config.stage,
+          recovery: functions.recovery,
+          proxy: data.proxy,
+          after: this.migrations.trigger,
+        });
 
     new CfnOutput(this, 'ApiUrl', {
       description: 'Base URL of the tenantflow REST API (stage included)',

@@ -60,8 +60,10 @@ const AVAILABLE = 'available';
  * platform's. Past that, deploy with tenant roles connecting to the cluster directly (CDK context
  * `tenantDatabaseAccess=direct`, see the README), where {@link DirectTenantLogins} applies.
  *
- * Caveat: a CloudFormation update that changes the proxy's `Auth` property writes the template's
- * list (the admin and platform secrets alone) over this one. `reconcile` puts the tenants back.
+ * Caveat: any CloudFormation update of the proxy resource (a tag, a timeout, a security group, not
+ * only its `Auth` property) writes the template's list (the admin and platform secrets alone) over
+ * this one. `reconcile` puts the tenants back; the platform stack runs it after every deploy, and
+ * every recovery pass runs it too.
  *
  * @example
  * ```ts

@@ -34,8 +34,15 @@ export type ActionKind = (typeof ACTION_KINDS)[number];
 
 const OUTCOME_KINDS = ['done', 'skipped', 'failed'] as const satisfies readonly RecoveryOutcome[];
 
+/**
+ * What a run covers: `pass`, every tenant and the tenant logins (the schedule's runs); `logins`, the
+ * tenant logins alone (the run each deployment starts once the proxy may have been updated).
+ */
+export type RecoveryScope = 'pass' | 'logins';
+
 export interface RecoverySummary {
   readonly runId: string;
+  readonly scope: RecoveryScope;
   readonly tenantsScanned: number;
   /** Stuck executions this pass claimed and examined (a claim lost to another pass is not counted). */
   readonly executionsExamined: number;
@@ -43,7 +50,10 @@ export interface RecoverySummary {
   /** Actions that were carried out (`done`), by kind. */
   readonly actions: Record<ActionKind, number>;
   readonly outcomes: Record<RecoveryOutcome, number>;
-  /** False when the pass ran out of time; the next pass resumes after `resumeAfter`. */
+  /**
+   * False when the pass ran out of time; the next pass resumes after `resumeAfter`. Always true for
+   * a `logins` run, which has no tenants to page through.
+   */
   readonly complete: boolean;
   readonly resumeAfter?: string | undefined;
   readonly durationMs: number;
@@ -164,9 +174,16 @@ export class RecoveryJournal {
     });
   }
 
-  summary(end: { complete: boolean; resumeAfter: string | undefined; durationMs: number }): RecoverySummary {
+  summary(end: {
+    complete: boolean;
+    resumeAfter: string | undefined;
+    durationMs: number;
+    /** @default 'pass' */
+    scope?: RecoveryScope;
+  }): RecoverySummary {
     return {
       runId: this.runId,
+      scope: end.scope ?? 'pass',
       tenantsScanned: this.#tenantsScanned,
       executionsExamined: this.#executionsExamined,
       findings: { ...this.#findings },

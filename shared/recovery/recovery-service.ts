@@ -73,7 +73,8 @@ export interface RunRecoveryOptions {
  *   `ABANDONED: <reason>`); tasks whose heartbeat stopped are marked failed.
  * - {@link StuckTenantRepairer}: tenants stuck in provisioning or deprovisioning are resumed through
  *   the idempotent path.
- * - {@link TenantLoginRepairer}: tenant secrets missing from (or left on) the RDS Proxy auth list.
+ * - {@link TenantLoginRepairer}: tenant secrets missing from (or left on) the RDS Proxy auth list;
+ *   also run on its own by {@link RecoveryService.reconcileLogins}, after each deployment.
  *
  * Every action is recorded in `tenantflow.recovery_events` ({@link RecoveryJournal}). Two passes at
  * once never act twice on one item, and a pass that crashes halfway is simply run again: nothing it
@@ -170,6 +171,36 @@ export class RecoveryService {
     });
     await store.finishRun(journal.runId, { complete, resumeAfter: summary.resumeAfter, summary });
     await store.prune(this.#options.retentionDays);
+    return summary;
+  }
+
+  /**
+   * Only the tenant logins: puts back the tenants' secrets missing from the RDS Proxy auth list,
+   * and removes those of deleted tenants, as every pass does, without scanning a tenant. For right
+   * after a deployment: CloudFormation writes the template's auth list (the admin and platform
+   * secrets alone) on any update of the proxy, and tenants cannot log in until their entries are
+   * back. Recorded like a pass (`tenantflow.recovery_runs`, and an event per entry put back or
+   * removed), but it leaves the cursor of the passes where it was.
+   *
+   * @example
+   * ```ts
+   * const summary = await recovery.reconcileLogins();
+   * summary.findings.login_missing; // entries the proxy had lost, now back
+   * ```
+   */
+  async reconcileLogins(): Promise<RecoverySummary> {
+    const started = performance.now();
+    const store = this.#store;
+    const journal = new RecoveryJournal(randomUUID(), { store, logger: this.#logger });
+    await store.beginLoginsRun(journal.runId);
+    await this.#logins?.repair(journal);
+    const summary = journal.summary({
+      scope: 'logins',
+      complete: true,
+      resumeAfter: undefined,
+      durationMs: performance.now() - started,
+    });
+    await store.finishRun(journal.runId, { complete: undefined, resumeAfter: undefined, summary });
     return summary;
   }
 

@@ -413,24 +413,36 @@ export class RecoveryStore {
 
   /**
    * Records the start of a pass, and returns where the previous pass stopped if it ran out of time
-   * before covering the whole fleet.
+   * before covering the whole fleet. Runs that scan no tenants (`complete` left null by
+   * {@link RecoveryStore.beginLoginsRun}'s runs) are passed over: they do not move the cursor.
    */
   async beginRun(runId: string): Promise<{ resumeAfter: string | undefined }> {
     const previous = await this.pool.query<{ complete: boolean | null; resume_after: string | null }>(
-      `SELECT complete, resume_after FROM ${RUNS} WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1`,
+      `SELECT complete, resume_after FROM ${RUNS}
+        WHERE finished_at IS NOT NULL AND complete IS NOT NULL
+        ORDER BY finished_at DESC LIMIT 1`,
     );
     await this.pool.query(`INSERT INTO ${RUNS} (run_id) VALUES ($1)`, [runId]);
     const last = previous.rows[0];
     return { resumeAfter: last?.complete === false ? (last.resume_after ?? undefined) : undefined };
   }
 
+  /** Records the start of a run that reconciles the tenant logins only, and scans no tenant. */
+  async beginLoginsRun(runId: string): Promise<void> {
+    await this.pool.query(`INSERT INTO ${RUNS} (run_id) VALUES ($1)`, [runId]);
+  }
+
+  /**
+   * `complete` is whether a pass covered the whole fleet; `undefined` (stored as null) for a run
+   * that scans no tenants, so that the next pass still resumes where the last pass stopped.
+   */
   async finishRun(
     runId: string,
-    result: { complete: boolean; resumeAfter: string | undefined; summary: unknown },
+    result: { complete: boolean | undefined; resumeAfter: string | undefined; summary: unknown },
   ): Promise<void> {
     await this.pool.query(
       `UPDATE ${RUNS} SET finished_at = now(), complete = $2, resume_after = $3, summary = $4 WHERE run_id = $1`,
-      [runId, result.complete, result.resumeAfter ?? null, JSON.stringify(result.summary)],
+      [runId, result.complete ?? null, result.resumeAfter ?? null, JSON.stringify(result.summary)],
     );
   }
 

@@ -16,7 +16,9 @@ type Journal = Pick<RecoveryJournal, 'runId' | 'found' | 'record' | 'countUnreco
 
 /**
  * Puts back the tenant logins a stack update dropped from the RDS Proxy auth list, and removes
- * those of deleted tenants. Run once per pass, whatever its tenant cursor: the list is one read.
+ * those of deleted tenants. Run once per pass, whatever its tenant cursor (the list is one read),
+ * and on its own after each deployment (`RecoveryService.reconcileLogins`). Each entry put back is
+ * logged as `recovery acted` with `finding: login_missing`, which the platform's alarm counts.
  *
  * @example
  * ```ts

@@ -20,12 +20,14 @@ export interface RecoveryCapabilityOptions {
 
 /**
  * The recovery job: one pass over every tenant repairs stuck executions, resumes interrupted
- * provisioning and restores proxy logins.
+ * provisioning and restores proxy logins; `reconcileLogins` restores the proxy logins alone (each
+ * deployment runs it).
  *
  * @example
  * ```ts
  * const recovery = createRecovery(core, { provisioning: await createProvisioning(core), orchestrator, workflows, logger });
  * const summary = await recovery.run();
+ * const afterDeploy = await recovery.reconcileLogins();
  * ```
  */
 export function createRecovery(core: PlatformCore, options: RecoveryCapabilityOptions): RecoveryService {

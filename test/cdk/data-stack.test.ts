@@ -129,6 +129,89 @@ function logicalIdOf(template: Template, type: string, props: Record<string, unk
   return ids[0] ?? '';
 }
 
+/** The logical ids of the subnets of one subnet group (`database`, `lambdas`, `public`). */
+function subnetsOf(template: Template, group: string): string[] {
+  return Object.entries(template.findResources('AWS::EC2::Subnet'))
+    .filter(([, subnet]) =>
+      (subnet.Properties.Tags as Array<{ Key: string; Value: string }>).some(
+        (tag) => tag.Key === 'aws-cdk:subnet-name' && tag.Value === group,
+      ),
+    )
+    .map(([logicalId]) => logicalId)
+    .sort();
+}
+
+/** The route table each subnet of `group` uses, by subnet. */
+function routeTablesOf(template: Template, group: string): Map<string, string> {
+  const associations = Object.values(template.findResources('AWS::EC2::SubnetRouteTableAssociation'));
+  return new Map(
+    subnetsOf(template, group).map((subnet) => {
+      const association = associations.find((candidate) => candidate.Properties.SubnetId.Ref === subnet);
+      expect(association, `route table of ${subnet}`).toBeDefined();
+      return [subnet, association?.Properties.RouteTableId.Ref as string];
+    }),
+  );
+}
+
+/** The routes out of the VPC (to anywhere, `0.0.0.0/0`) of a route table. */
+function defaultRoutesOf(template: Template, routeTable: string): Array<Record<string, unknown>> {
+  return Object.values(template.findResources('AWS::EC2::Route'))
+    .map((route) => route.Properties as Record<string, unknown>)
+    .filter(
+      (route) =>
+        (route.RouteTableId as { Ref: string }).Ref === routeTable &&
+        route.DestinationCidrBlock === '0.0.0.0/0',
+    );
+}
+
+/** `s3`, `dynamodb`, … for each gateway endpoint, with the route tables it is added to. */
+function gatewayEndpointsOf(template: Template): Array<{ service: string; routeTables: string[] }> {
+  return Object.values(
+    template.findResources('AWS::EC2::VPCEndpoint', { Properties: { VpcEndpointType: 'Gateway' } }),
+  )
+    .map((endpoint) => ({
+      service:
+        (JSON.stringify(endpoint.Properties.ServiceName).match(/\.([a-z0-9-]+)"\]\]\}$/) ?? [])[1] ?? '',
+      routeTables: (endpoint.Properties.RouteTableIds as Array<{ Ref: string }>).map((ref) => ref.Ref).sort(),
+    }))
+    .sort((a, b) => a.service.localeCompare(b.service));
+}
+
+/** The interface endpoints' services (`secretsmanager`, `states`, `xray`, `rds`), sorted. */
+function interfaceServicesOf(template: Template): string[] {
+  return Object.values(
+    template.findResources('AWS::EC2::VPCEndpoint', { Properties: { VpcEndpointType: 'Interface' } }),
+  )
+    .map(
+      (endpoint) =>
+        (JSON.stringify(endpoint.Properties.ServiceName).match(/\.([a-z0-9-]+)"\]\]\}$/) ?? [])[1] ?? '',
+    )
+    .sort();
+}
+
+function lambdaSecurityGroupIn(template: Template): { logicalId: string; resource: TemplateResource } {
+  const logicalId = logicalIdOf(template, 'AWS::EC2::SecurityGroup', {
+    GroupDescription: Match.stringLikeRegexp('^tenantflow Lambdas'),
+  });
+  const resource = template.findResources('AWS::EC2::SecurityGroup')[logicalId];
+  if (resource === undefined) {
+    throw new Error(`No security group ${logicalId}`);
+  }
+  return { logicalId, resource };
+}
+
+/** The Lambdas' egress rules to address ranges (rules to other security groups are left out). */
+function lambdaCidrEgressIn(template: Template): Array<Record<string, unknown>> {
+  const { logicalId, resource } = lambdaSecurityGroupIn(template);
+  const separate = Object.values(
+    template.findResources('AWS::EC2::SecurityGroupEgress', {
+      Properties: { GroupId: { 'Fn::GetAtt': [logicalId, 'GroupId'] } },
+    }),
+  ).map((egress) => egress.Properties as Record<string, unknown>);
+  const inline = (resource.Properties.SecurityGroupEgress ?? []) as Array<Record<string, unknown>>;
+  return [...inline, ...separate].filter((rule) => rule.CidrIp !== undefined || rule.CidrIpv6 !== undefined);
+}
+
 describe('DataStack', () => {
   let prod: Synthesized;
   let dev: Synthesized;
@@ -561,21 +644,238 @@ describe('DataStack', () => {
       });
     });
 
-    it('has Secrets Manager and Step Functions interface endpoints in the Lambda subnets', () => {
+    it('has Secrets Manager, Step Functions and X-Ray interface endpoints in the Lambda subnets', () => {
       const endpoints = Object.values(prod.template.findResources('AWS::EC2::VPCEndpoint'));
-      const services = endpoints.map((endpoint) => JSON.stringify(endpoint.Properties.ServiceName));
 
-      expect(services).toEqual(
-        expect.arrayContaining([
-          expect.stringContaining('.secretsmanager'),
-          expect.stringContaining('.states'),
-        ]),
-      );
+      expect(interfaceServicesOf(prod.template)).toEqual(['rds', 'secretsmanager', 'states', 'xray']);
+      expect(interfaceServicesOf(direct.template)).toEqual(['secretsmanager', 'states', 'xray']);
       for (const endpoint of endpoints) {
         expect(endpoint.Properties).toMatchObject({ VpcEndpointType: 'Interface', PrivateDnsEnabled: true });
         expect(new Set(subnetGroupsOf(prod.template, endpoint.Properties.SubnetIds))).toEqual(
           new Set(['lambdas']),
         );
+      }
+    });
+
+    it('lets the Lambdas send their own trace segments: into the X-Ray endpoint on 443, like the other endpoints, and no one else', () => {
+      // Prepare: the functions' SDK and Powertools subsegments go through the function's network
+      // interface, which in the default network has no other way to X-Ray.
+      const xray = Object.values(prod.template.findResources('AWS::EC2::VPCEndpoint')).find((endpoint) =>
+        JSON.stringify(endpoint.Properties.ServiceName).endsWith('.xray"]]}'),
+      );
+      const xraySecurityGroup = xray?.Properties.SecurityGroupIds[0] as { 'Fn::GetAtt': [string, string] };
+      const lambdas = lambdaSecurityGroupIn(prod.template).logicalId;
+
+      // Act
+      const ingress = Object.values(
+        prod.template.findResources('AWS::EC2::SecurityGroupIngress', {
+          Properties: { GroupId: xraySecurityGroup },
+        }),
+      ).map((rule) => rule.Properties);
+
+      // Assert
+      expect(ingress).toEqual([
+        expect.objectContaining({
+          SourceSecurityGroupId: { 'Fn::GetAtt': [lambdas, 'GroupId'] },
+          IpProtocol: 'tcp',
+          FromPort: 443,
+          ToPort: 443,
+        }),
+      ]);
+      expect(
+        prod.template.findResources('AWS::EC2::SecurityGroup')[xraySecurityGroup['Fn::GetAtt'][0]]
+          ?.Properties,
+      ).not.toHaveProperty('SecurityGroupIngress');
+    });
+  });
+
+  describe('egress', () => {
+    /** Synthesized once per mode, besides the default (`dev`: `none`, no gateway endpoint). */
+    let natOne: Synthesized;
+    let natPerAz: Synthesized;
+    let gatewayOnly: Synthesized;
+
+    beforeAll(() => {
+      // As `-c` gives them: text, comma-separated lists.
+      natOne = synthesizeWithNag(dataStack, { stage: 'dev', egress: 'nat-one', gatewayEndpoints: 's3' });
+      // As `cdk.json` gives them: JSON values.
+      natPerAz = synthesizeWithNag(dataStack, {
+        stage: 'prod',
+        egress: 'nat-per-az',
+        gatewayEndpoints: ['s3', 'dynamodb'],
+      });
+      gatewayOnly = synthesizeWithNag(dataStack, { stage: 'dev', gatewayEndpoints: 'dynamodb' });
+    });
+
+    const modes = () =>
+      [
+        ['none', dev],
+        ['none with a DynamoDB gateway endpoint', gatewayOnly],
+        ['nat-one with an S3 gateway endpoint', natOne],
+        ['nat-per-az with S3 and DynamoDB gateway endpoints', natPerAz],
+      ] as const;
+
+    it('is none, with no gateway endpoint, unless asked for', () => {
+      const config = deploymentConfig(new App().node);
+      expect(config.egress).toBe('none');
+      expect(config.gatewayEndpoints).toEqual([]);
+      expect(deploymentConfig(new App({ context: { gatewayEndpoints: '' } }).node).gatewayEndpoints).toEqual(
+        [],
+      );
+      expect(
+        deploymentConfig(new App({ context: { gatewayEndpoints: ' dynamodb , s3' } }).node).gatewayEndpoints,
+      ).toEqual(['dynamodb', 's3']);
+    });
+
+    it.each([
+      [{ egress: 'nat' }, "CDK context 'egress' must be 'none', 'nat-one' or 'nat-per-az' (got 'nat')"],
+      [{ egress: true }, "CDK context 'egress' must be 'none', 'nat-one' or 'nat-per-az' (got 'true')"],
+      [
+        { gatewayEndpoints: 's3,sqs' },
+        "CDK context 'gatewayEndpoints' must list values among 's3' or 'dynamodb', each at most once, as a JSON array or comma-separated (got 's3,sqs')",
+      ],
+      [
+        { gatewayEndpoints: ['s3', 's3'] },
+        "CDK context 'gatewayEndpoints' must list values among 's3' or 'dynamodb', each at most once, as a JSON array or comma-separated (got '[\"s3\",\"s3\"]')",
+      ],
+      [
+        { gatewayEndpoints: 3 },
+        "CDK context 'gatewayEndpoints' must list values among 's3' or 'dynamodb', each at most once, as a JSON array or comma-separated (got '3')",
+      ],
+    ])('fails synthesis on %j, naming what it accepts', (context, message) => {
+      expect(() => deploymentConfig(new App({ context }).node)).toThrow(message);
+    });
+
+    it('reports no unacknowledged cdk-nag errors or warnings in any mode', () => {
+      for (const [mode, synthesized] of modes()) {
+        expect(synthesized.findings, mode).toEqual([]);
+        expect(synthesized.synthError, mode).toBeUndefined();
+      }
+    });
+
+    it("none: no route out of the VPC, no NAT or internet gateway, and no address range in the Lambdas' egress rules", () => {
+      for (const group of ['database', 'lambdas']) {
+        for (const routeTable of routeTablesOf(dev.template, group).values()) {
+          expect(defaultRoutesOf(dev.template, routeTable), group).toEqual([]);
+        }
+      }
+      expect(subnetsOf(dev.template, 'public')).toEqual([]);
+      dev.template.resourceCountIs('AWS::EC2::NatGateway', 0);
+      dev.template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+      expect(gatewayEndpointsOf(dev.template)).toEqual([]);
+      expect(lambdaCidrEgressIn(dev.template)).toEqual([]);
+    });
+
+    it('none with a gateway endpoint: routed from the Lambda subnets only, reached over HTTPS, and still no NAT', () => {
+      const lambdaRouteTables = [...routeTablesOf(gatewayOnly.template, 'lambdas').values()].sort();
+
+      expect(gatewayEndpointsOf(gatewayOnly.template)).toEqual([
+        { service: 'dynamodb', routeTables: lambdaRouteTables },
+      ]);
+      for (const routeTable of [
+        ...routeTablesOf(gatewayOnly.template, 'database').values(),
+        ...lambdaRouteTables,
+      ]) {
+        expect(defaultRoutesOf(gatewayOnly.template, routeTable)).toEqual([]);
+      }
+      gatewayOnly.template.resourceCountIs('AWS::EC2::NatGateway', 0);
+      gatewayOnly.template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+      expect(lambdaCidrEgressIn(gatewayOnly.template)).toEqual([
+        expect.objectContaining({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 443, ToPort: 443 }),
+      ]);
+      expect(lambdaSecurityGroupIn(gatewayOnly.template).resource.Properties.SecurityGroupEgress).toEqual([
+        expect.objectContaining({ CidrIp: '0.0.0.0/0', FromPort: 443, ToPort: 443 }),
+      ]);
+    });
+
+    it.each([
+      ['nat-one', () => natOne, 1, ['s3']],
+      ['nat-per-az', () => natPerAz, 2, ['dynamodb', 's3']],
+    ] as const)(
+      '%s: the Lambda subnets route 0.0.0.0/0 through the NAT gateways, and only HTTPS goes out',
+      (_, of, natGateways, gateways) => {
+        // Prepare
+        const { template } = of();
+        const nats = template.findResources('AWS::EC2::NatGateway');
+        const publicSubnets = subnetsOf(template, 'public');
+        const subnets = template.findResources('AWS::EC2::Subnet');
+        const azOf = (subnet: string) => JSON.stringify(subnets[subnet]?.Properties.AvailabilityZone);
+        const lambdaRouteTables = routeTablesOf(template, 'lambdas');
+
+        // Assert: the gateways sit in the public subnets, which give no address to what starts there.
+        expect(Object.keys(nats)).toHaveLength(natGateways);
+        for (const nat of Object.values(nats)) {
+          expect(publicSubnets).toContain(nat.Properties.SubnetId.Ref);
+        }
+        for (const subnet of publicSubnets) {
+          expect(subnets[subnet]?.Properties.MapPublicIpOnLaunch).toBe(false);
+        }
+        template.resourceCountIs('AWS::EC2::InternetGateway', 1);
+        // Each Lambda subnet leaves through a NAT gateway: with one per AZ, the one in its own AZ.
+        for (const [subnet, routeTable] of lambdaRouteTables) {
+          const [route, ...more] = defaultRoutesOf(template, routeTable);
+          expect(more).toEqual([]);
+          const nat = (route?.NatGatewayId as { Ref: string } | undefined)?.Ref ?? '';
+          expect(Object.keys(nats)).toContain(nat);
+          if (natGateways > 1) {
+            expect(azOf(nats[nat]?.Properties.SubnetId.Ref)).toBe(azOf(subnet));
+          }
+        }
+        // …and every gateway serves a Lambda subnet: with one per AZ, none is paid for and idle.
+        const used = [...lambdaRouteTables.values()].map(
+          (table) => (defaultRoutesOf(template, table)[0]?.NatGatewayId as { Ref: string } | undefined)?.Ref,
+        );
+        expect(new Set(used).size).toBe(natGateways);
+        // The gateway endpoints are routed from the Lambda subnets only.
+        expect(gatewayEndpointsOf(template)).toEqual(
+          gateways.map((service) => ({ service, routeTables: [...lambdaRouteTables.values()].sort() })),
+        );
+        expect(lambdaCidrEgressIn(template)).toEqual([
+          expect.objectContaining({ CidrIp: '0.0.0.0/0', IpProtocol: 'tcp', FromPort: 443, ToPort: 443 }),
+        ]);
+        // Written in the group itself: CloudFormation then drops its default allow-all egress rule.
+        expect(lambdaSecurityGroupIn(template).resource.Properties.SecurityGroupEgress).toEqual([
+          expect.objectContaining({ CidrIp: '0.0.0.0/0', FromPort: 443, ToPort: 443 }),
+        ]);
+      },
+    );
+
+    it('keeps the database subnets isolated in every mode: no route out, no gateway endpoint', () => {
+      for (const [mode, { template }] of modes()) {
+        const databaseRouteTables = [...routeTablesOf(template, 'database').values()];
+        expect(databaseRouteTables, mode).toHaveLength(2);
+        for (const routeTable of databaseRouteTables) {
+          expect(defaultRoutesOf(template, routeTable), mode).toEqual([]);
+          for (const endpoint of gatewayEndpointsOf(template)) {
+            expect(endpoint.routeTables, mode).not.toContain(routeTable);
+          }
+        }
+        const { resource: subnetGroup } = onlyResource(template, 'AWS::RDS::DBSubnetGroup');
+        expect(new Set(subnetGroupsOf(template, subnetGroup.Properties.SubnetIds)), mode).toEqual(
+          new Set(['database']),
+        );
+      }
+    });
+
+    it('keeps the same database and Lambda subnets (ids and address ranges) in every mode, so switching modes replaces neither', () => {
+      const rangesOf = (template: Template) =>
+        Object.fromEntries(
+          [...subnetsOf(template, 'database'), ...subnetsOf(template, 'lambdas')].map((subnet) => [
+            subnet,
+            template.findResources('AWS::EC2::Subnet')[subnet]?.Properties.CidrBlock,
+          ]),
+        );
+      const today = rangesOf(dev.template);
+
+      expect(Object.keys(today)).toHaveLength(4);
+      for (const [mode, { template }] of modes()) {
+        expect(rangesOf(template), mode).toEqual(today);
+      }
+    });
+
+    it('keeps the same interface endpoints, X-Ray included, in every mode', () => {
+      for (const [mode, { template }] of modes()) {
+        expect(interfaceServicesOf(template), mode).toEqual(['rds', 'secretsmanager', 'states', 'xray']);
       }
     });
   });

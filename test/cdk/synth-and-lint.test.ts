@@ -31,6 +31,12 @@ interface TemplateJson {
   readonly Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
 }
 
+async function templateOf(outdir: string, stack: 'data' | 'platform'): Promise<TemplateJson> {
+  return JSON.parse(
+    await readFile(join(outdir, `tenantflow-dev-${stack}.template.json`), 'utf8'),
+  ) as TemplateJson;
+}
+
 /** One `npx cdk synth`: where it wrote, and what it said. */
 interface Synth {
   readonly outdir: string;
@@ -46,8 +52,28 @@ interface Synth {
  */
 describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-lint if skipped)', () => {
   const INSTALLATIONS = [
-    { title: 'without the examples (the default)', args: [], examples: false },
-    { title: 'with the examples (-c examples=true)', args: ['-c', 'examples=true'], examples: true },
+    {
+      title: 'without the examples (the default)',
+      args: [],
+      examples: false,
+      natGateways: 0,
+      gatewayEndpoints: [],
+    },
+    {
+      title: 'with the examples (-c examples=true)',
+      args: ['-c', 'examples=true'],
+      examples: true,
+      natGateways: 0,
+      gatewayEndpoints: [],
+    },
+    {
+      title:
+        'with egress through one NAT gateway and an S3 gateway endpoint (-c egress=nat-one -c gatewayEndpoints=s3)',
+      args: ['-c', 'egress=nat-one', '-c', 'gatewayEndpoints=s3'],
+      examples: false,
+      natGateways: 1,
+      gatewayEndpoints: ['s3'],
+    },
   ] as const;
   const synths = new Map<string, Synth>();
 
@@ -131,12 +157,7 @@ describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-l
 
     it(`deploys ${installation.examples ? 'a state machine per example workflow' : 'no state machine'}, and tells the functions so`, async () => {
       // Prepare
-      const template = JSON.parse(
-        await readFile(
-          join(synthOf(installation.title).outdir, 'tenantflow-dev-platform.template.json'),
-          'utf8',
-        ),
-      ) as TemplateJson;
+      const template = await templateOf(synthOf(installation.title).outdir, 'platform');
       const resources = Object.values(template.Resources);
 
       // Act
@@ -163,6 +184,28 @@ describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-l
       );
       expect(machines.length > 0).toBe(installation.examples);
       expect(examplesSettings).toEqual(Array(5).fill(installation.examples ? 'on' : 'off'));
+    });
+
+    it(`has ${installation.natGateways} NAT gateway(s) and the gateway endpoints asked for (${installation.gatewayEndpoints.join(', ') || 'none'}), read from the command line`, async () => {
+      // Prepare
+      const resources = Object.values(
+        (await templateOf(synthOf(installation.title).outdir, 'data')).Resources,
+      );
+
+      // Act
+      const natGateways = resources.filter((resource) => resource.Type === 'AWS::EC2::NatGateway');
+      const gatewayEndpoints = resources
+        .filter(
+          (resource) =>
+            resource.Type === 'AWS::EC2::VPCEndpoint' && resource.Properties?.VpcEndpointType === 'Gateway',
+        )
+        .map(
+          (resource) => JSON.stringify(resource.Properties?.ServiceName).match(/\.([a-z0-9-]+)"\]\]\}$/)?.[1],
+        );
+
+      // Assert
+      expect(natGateways).toHaveLength(installation.natGateways);
+      expect(gatewayEndpoints.sort()).toEqual([...installation.gatewayEndpoints]);
     });
 
     it('passes cfn-lint with no error and no warning (W3005, redundant DependsOn from CDK, ignored by name)', async () => {

@@ -22,8 +22,10 @@ import {
 import { RecoveryStore } from '@tenantflow/shared/recovery';
 import { createRecovery } from '@tenantflow/shared/runtime/recovery';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import type { Context } from 'aws-lambda';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRecoverHandler } from '../../../functions/recovery/recover.js';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
 import { createPlatformServices, type PlatformServices } from '../../../local/platform-services.js';
 import { createTestDatabase } from '../../support/database.js';
@@ -339,6 +341,50 @@ describe.skipIf(motoMissing)(
         // Nothing left to do on the next pass.
         await waitAvailable(proxy);
         expect((await recovery.run()).findings.login_missing).toBe(0);
+      });
+
+      it("the deployment's reconcile-only run (an empty event) restores a reset list, records it, and scans no tenant", async () => {
+        // Prepare: a provisioned tenant, then a stack update that writes the template's list.
+        const tenantId = `deploy_${suffix}`;
+        await waitAvailable(proxy);
+        await platform.provisioning.provision({ tenantId, name: 'Deploy' });
+        const secretRef = (await platform.registry.getCredentialRefs(tenantId))?.secretRef;
+        const before = (await authList(proxy)).map((entry) => entry.SecretArn);
+        expect(before).toContain(secretRef);
+        await waitAvailable(proxy);
+        await rds.send(new ModifyDBProxyCommand({ DBProxyName: proxy, Auth: TEMPLATE_ENTRIES }));
+        await waitAvailable(proxy);
+        const logger = createLogger('proxy-test');
+        const handler = createRecoverHandler({
+          logger,
+          recovery: createRecovery(platform.core, {
+            provisioning: platform,
+            orchestrator: new LocalOrchestrator({ definitions: {}, lambdas: {} }),
+            workflows: new WorkflowRegistry(),
+            logger,
+          }),
+        });
+
+        // Act: as the CDK trigger invokes it, with no payload.
+        const summary = await handler({}, { getRemainingTimeInMillis: () => 300_000 } as Context);
+
+        // Assert: every tenant the list lost is back, and only the logins were looked at.
+        expect(summary).toMatchObject({ scope: 'logins', tenantsScanned: 0, executionsExamined: 0 });
+        expect(summary.findings.login_missing).toBe(before.length - TEMPLATE_ENTRIES.length);
+        expect(summary.actions.admit_login).toBe(summary.findings.login_missing);
+        expect((await authList(proxy)).map((entry) => entry.SecretArn).sort()).toEqual([...before].sort());
+        const events = await new RecoveryStore(platform.pool).eventsFor(tenantId);
+        expect(events.find((event) => event.runId === summary.runId)).toMatchObject({
+          finding: 'login_missing',
+          action: 'admit_login',
+          outcome: 'done',
+        });
+        const { rows } = await platform.pool.query<{ complete: boolean | null; scope: string }>(
+          `SELECT complete, summary->>'scope' AS scope FROM tenantflow.recovery_runs
+            WHERE run_id = $1 AND finished_at IS NOT NULL`,
+          [summary.runId],
+        );
+        expect(rows).toEqual([{ complete: null, scope: 'logins' }]);
       });
 
       it('refuses a tenant the full list could not admit, leaving nothing behind', async () => {

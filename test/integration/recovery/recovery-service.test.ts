@@ -468,6 +468,41 @@ describe('tenants and the fleet', () => {
     expect((await status(early, executionId)).status).toBe('succeeded');
   });
 
+  it("records a logins-only run like a pass, without moving the passes' cursor", async () => {
+    // Prepare: a pass cut short after its first page.
+    const ordered = [...tenantIds].sort();
+    const local = localOrchestrator();
+    const deadline = Date.now() + 40;
+    const cut = await recoveryWith(local, { pageSize: 2 }).run({
+      deadline,
+      onProgress: () => {
+        while (Date.now() <= deadline) {
+          // busy wait: the first page outlives the deadline
+        }
+      },
+    });
+    expect(cut.resumeAfter).toBe(ordered[1]);
+
+    // Act: a deployment's run between two passes.
+    const logins = await recoveryWith(local).reconcileLogins();
+    const next = await recoveryWith(local, { pageSize: 2 }).run({
+      deadline: Date.now() - 1,
+    });
+
+    // Assert: the run is on record, and the next pass still starts after the cut pass's cursor.
+    expect(logins).toMatchObject({ scope: 'logins', tenantsScanned: 0, complete: true });
+    const { rows } = await env.platform.pool.query<{ complete: boolean | null; scope: string }>(
+      `SELECT complete, summary->>'scope' AS scope FROM ${qualified(CONTROL_SCHEMA, 'recovery_runs')}
+        WHERE run_id = $1 AND finished_at IS NOT NULL`,
+      [logins.runId],
+    );
+    expect(rows).toEqual([{ complete: null, scope: 'logins' }]);
+    expect(next.resumeAfter).toBe(ordered[3]);
+    // A whole pass, so the next test starts from a finished cycle, as this one did.
+    expect((await recoveryWith(local).run()).complete).toBe(true);
+    await local.drain();
+  });
+
   it('the scheduled handler stops short of the Lambda timeout, after one page at least, and returns its summary', async () => {
     const handler = createRecoverHandler({
       recovery: recoveryWith(localOrchestrator(), { pageSize: 2 }),

@@ -114,6 +114,21 @@ describe('RecoveryJournal', () => {
     expect(summary).not.toHaveProperty('resumeAfter');
   });
 
+  it('tells a pass from a logins-only run, a pass by default', () => {
+    const { recovery } = journal();
+
+    const pass = recovery.summary({ complete: true, resumeAfter: undefined, durationMs: 0 });
+    const logins = recovery.summary({
+      scope: 'logins',
+      complete: true,
+      resumeAfter: undefined,
+      durationMs: 0,
+    });
+
+    expect(pass.scope).toBe('pass');
+    expect(logins.scope).toBe('logins');
+  });
+
   it('says where an incomplete pass stopped', () => {
     const { recovery } = journal();
 

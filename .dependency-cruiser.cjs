@@ -10,7 +10,8 @@
  *   kernel (errors, tenant ids, validation, failpoints) · logging · util
  *
  * Outside it: functions/ are Lambda handlers (shared/ and the workflows only); local/ runs them on
- * one machine; cdk/ deploys them; bench/ and test/ use everything but each other.
+ * one machine; cdk/ deploys them; ops/ checks a running API over HTTP only; bench/ and test/ use
+ * everything but each other.
  */
 
 /** A rule that a module of `shared/<from>` imports only `shared/<allowed...>` within shared/. */
@@ -113,6 +114,22 @@ module.exports = {
       severity: 'error',
       from: { path: '^cdk/' },
       to: { path: '^(local|bench|test)/' },
+    },
+    {
+      name: 'ops-over-http-only',
+      comment:
+        'ops/ checks a deployed or local API from the outside, over HTTP: it needs none of the code it checks, and may use shared/ by package name only',
+      severity: 'error',
+      from: { path: '^ops/' },
+      to: { path: '^(functions|workflows|examples|local|cdk|bench|test)/' },
+    },
+    {
+      name: 'ops-is-a-tool',
+      comment:
+        'ops/ is run by hand against an API; nothing that ships, runs or deploys the platform imports it',
+      severity: 'error',
+      from: { path: '^(shared|functions|workflows|examples|local|cdk|bench)/' },
+      to: { path: '^ops/' },
     },
     {
       name: 'bench-not-test',

@@ -40,7 +40,10 @@ export interface TenantflowDatabase {
 /** The Amazon CA certificates, RDS's included, that the Node.js Lambda runtimes ship but no longer load. */
 export const LAMBDA_RDS_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
-/** Where the functions run: isolated subnets, one security group that reaches the proxy and the endpoints. */
+/**
+ * Where the functions run: the `lambdas` subnets (isolated, or routed through a NAT with
+ * `-c egress=nat-one|nat-per-az`), one security group that reaches the proxy and the endpoints.
+ */
 export interface TenantflowNetwork {
   readonly vpc: ec2.IVpc;
   readonly securityGroup: ec2.ISecurityGroup;

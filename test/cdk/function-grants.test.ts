@@ -12,12 +12,7 @@ import {
   TEST_PROXY_ARN,
   unacknowledgedNagFindings,
 } from './platform-fixture.js';
-
-type Json = Record<string, unknown>;
-interface TemplateResource {
-  readonly Type: string;
-  readonly Properties: Json;
-}
+import { flatten, type Json, statementsOfRole, type TemplateResource } from './template-policies.js';
 
 /** Every function of the PlatformStack, the DatabaseMigrations' `migrate` included. */
 type FunctionName = keyof PlatformFunctions | 'migrate';
@@ -164,45 +159,6 @@ function synthesize(context: Readonly<Record<string, unknown>>): Synthesized {
   };
 }
 
-/** `Ref`, `Fn::GetAtt`, `Fn::Join` and `Fn::ImportValue` as text: `arn:<AWS::Partition>:…`. */
-function flatten(value: unknown): string {
-  if (typeof value === 'string') {
-    return value;
-  }
-  const node = value as Json;
-  if (Array.isArray(node['Fn::Join'])) {
-    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
-    return parts.map(flatten).join(separator);
-  }
-  if (Array.isArray(node['Fn::GetAtt'])) {
-    const [id, attribute] = node['Fn::GetAtt'] as [string, string];
-    return `<${id}.${attribute}>`;
-  }
-  if (typeof node.Ref === 'string') {
-    return `<${node.Ref}>`;
-  }
-  if (node['Fn::ImportValue'] !== undefined) {
-    return `<import:${flatten(node['Fn::ImportValue'])}>`;
-  }
-  throw new Error(`Cannot flatten ${JSON.stringify(value)}`);
-}
-
-/** Every statement of the role's policies, inline or attached. */
-function statementsOfRole(synthesized: Synthesized, roleId: string): Json[] {
-  const role = synthesized.resources[roleId];
-  const inline = (
-    (role?.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>) ?? []
-  ).flatMap((policy) => policy.PolicyDocument.Statement);
-  const attached = Object.values(synthesized.resources)
-    .filter(
-      (resource) =>
-        resource.Type === 'AWS::IAM::Policy' &&
-        (resource.Properties.Roles as Json[]).some((ref) => (ref as { Ref?: string }).Ref === roleId),
-    )
-    .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Json[] }).Statement);
-  return [...inline, ...attached];
-}
-
 /**
  * What a function's role allows, as `<action> on <kind of resource>`, sorted. A resource of no
  * known kind is named as it is, so the table cannot match it.
@@ -248,7 +204,7 @@ function grantsOf(synthesized: Synthesized, name: FunctionName): string[] {
     }
     return resource;
   };
-  const grants = statementsOfRole(synthesized, logicalId(fn.executionRole)).flatMap((statement) => {
+  const grants = statementsOfRole(synthesized.resources, logicalId(fn.executionRole)).flatMap((statement) => {
     expect(statement.Effect, `${name}: ${JSON.stringify(statement)}`).toBe('Allow');
     expect(statement.Condition, `${name}: ${JSON.stringify(statement)}`).toBeUndefined();
     const actions = [statement.Action].flat() as string[];

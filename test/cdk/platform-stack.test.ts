@@ -31,14 +31,16 @@ import {
   TEST_PROXY_ENDPOINT,
   unacknowledgedNagFindings,
 } from './platform-fixture.js';
+import {
+  actionsOf,
+  flatten,
+  type Json,
+  resourcesOf,
+  statementsOfRole,
+  type TemplateResource,
+} from './template-policies.js';
 
 const run = promisify(execFile);
-
-type Json = Record<string, unknown>;
-interface TemplateResource {
-  readonly Type: string;
-  readonly Properties: Json;
-}
 
 /** Each function's handler module: NodejsFunction bundles it into `index.mjs` (`index.handler`). */
 const ENTRIES = {
@@ -197,57 +199,8 @@ function sharedRuntimeSources(): string[] {
   );
 }
 
-/** Every statement of every policy attached to the role of `roleLogicalId` (inline ones included). */
-function statementsOfRole(roleLogicalId: string): Json[] {
-  const role = resources[roleLogicalId];
-  const inline = (
-    (role?.Properties.Policies as Array<{ PolicyDocument: { Statement: Json[] } }>) ?? []
-  ).flatMap((policy) => policy.PolicyDocument.Statement);
-  const attached = ofType('AWS::IAM::Policy')
-    .filter(([, policy]) =>
-      (policy.Properties.Roles as Json[]).some((ref) => (ref as { Ref?: string }).Ref === roleLogicalId),
-    )
-    .flatMap(([, policy]) => (policy.Properties.PolicyDocument as { Statement: Json[] }).Statement);
-  return [...inline, ...attached];
-}
-
 function statementsOfFunction(key: FunctionKey): Json[] {
-  return statementsOfRole(logicalId(functionOf(key).executionRole));
-}
-
-function asArray<T>(value: T | T[]): T[] {
-  return Array.isArray(value) ? value : [value];
-}
-
-function actionsOf(statement: Json): string[] {
-  return asArray(statement.Action as string | string[]);
-}
-
-/** `Fn::Join`, `Ref`, `Fn::GetAtt` and `Fn::ImportValue` as readable text: `arn:<AWS::Partition>:…`. */
-function flatten(value: unknown): string {
-  if (typeof value === 'string') {
-    return value;
-  }
-  const node = value as Json;
-  if (Array.isArray(node['Fn::Join'])) {
-    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
-    return parts.map(flatten).join(separator);
-  }
-  if (Array.isArray(node['Fn::GetAtt'])) {
-    const [id, attribute] = node['Fn::GetAtt'] as [string, string];
-    return `<${id}.${attribute}>`;
-  }
-  if (typeof node.Ref === 'string') {
-    return `<${node.Ref}>`;
-  }
-  if (node['Fn::ImportValue'] !== undefined) {
-    return `<import:${flatten(node['Fn::ImportValue'])}>`;
-  }
-  throw new Error(`Cannot flatten ${JSON.stringify(value)}`);
-}
-
-function resourcesOf(statement: Json): string[] {
-  return asArray(statement.Resource as unknown).map(flatten);
+  return statementsOfRole(resources, logicalId(functionOf(key).executionRole));
 }
 
 describe('PlatformStack', () => {
@@ -979,7 +932,7 @@ describe('PlatformStack', () => {
     it('lets each state machine invoke run-task and finalize, nothing else', () => {
       for (const machine of fixture.stack.stateMachines.values()) {
         // Prepare
-        const statements = statementsOfRole(logicalId(machine.stateMachine.role));
+        const statements = statementsOfRole(resources, logicalId(machine.stateMachine.role));
         const invoke = statements.filter((statement) =>
           actionsOf(statement).some((a) => a.startsWith('lambda:')),
         );

@@ -18,6 +18,7 @@
  */
 import { cpus } from 'node:os';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import { exampleTables } from '../examples/tables.js';
 import { benchmarkColdStart, type ColdStartResult } from './cold-start.bench.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
 import { benchmarkFleetMigration, type FleetMigrationBenchmarkResult } from './fleet-migration.bench.js';
@@ -170,7 +171,10 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
   // The finalize handler logs a line per execution at INFO: hundreds of JSON lines between the
   // figures. Loggers read the level when they are built, so this covers the local platform's.
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-  const workflows = new WorkflowRegistry([linearWorkflow, fanOutWorkflow]);
+  // Their tasks write to `example_results`, the examples' table (see `recordBenchResult`).
+  const workflows = new WorkflowRegistry([linearWorkflow, fanOutWorkflow], {
+    tenantMigrations: [exampleTables],
+  });
   const bench = await startBenchLocalPlatform(benchDatabase, workflows);
   try {
     printWorkflowOverhead(

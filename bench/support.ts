@@ -368,9 +368,10 @@ export async function startBenchLocalPlatform(
 
 /**
  * The body of every task of the workflow benchmarks: a little real work on the tenant's own
- * connection (one INSERT into the tenant schema's `example_results`, see
- * shared/migrations/tenant/0003_example_results.sql) and one `ctx.set`. The row's `workflow` column takes
- * the task id too, because the table allows one row per execution and workflow.
+ * connection (one INSERT into the tenant schema's `example_results`, the examples' table in
+ * examples/tables.ts, which the workflow benchmarks register) and one `ctx.set`. The row's
+ * `workflow` column takes the task id too, because the table allows one row per execution and
+ * workflow.
  */
 export async function recordBenchResult(ctx: TaskContext): Promise<void> {
   const { rows } = await ctx.db.query<{ id: string }>(

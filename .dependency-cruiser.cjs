@@ -4,6 +4,7 @@
  *
  *   runtime (composition roots)                     testing (tests and in-memory use only)
  *   http · recovery
+ *   lifecycle (onboarding and offboarding as state machines)
  *   workflows · provisioning
  *   tenancy
  *   config · db · secrets
@@ -49,6 +50,17 @@ module.exports = {
     sharedLayer('tenancy', ['kernel', 'logging', 'util', 'config', 'db', 'secrets']),
     sharedLayer('workflows', ['kernel', 'logging', 'util', 'config', 'db', 'secrets', 'tenancy']),
     sharedLayer('provisioning', ['kernel', 'logging', 'util', 'config', 'db', 'secrets', 'tenancy']),
+    sharedLayer('lifecycle', [
+      'kernel',
+      'logging',
+      'util',
+      'config',
+      'db',
+      'secrets',
+      'tenancy',
+      'workflows',
+      'provisioning',
+    ]),
     sharedLayer('recovery', [
       'kernel',
       'logging',
@@ -59,6 +71,7 @@ module.exports = {
       'tenancy',
       'workflows',
       'provisioning',
+      'lifecycle',
     ]),
     sharedLayer('http', ['kernel', 'logging', 'util', 'config', 'tenancy']),
     {

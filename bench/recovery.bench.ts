@@ -353,7 +353,7 @@ function benchRecovery(
     registry: platform.registry,
     orchestrator,
     workflows: new WorkflowRegistry([recoveryWorkflow]),
-    provisioning: platform.provisioning,
+    lifecycle: platform.lifecycle,
     logger,
     options: { ...platform.config.recovery, pageSize: PAGE_SIZE, scanBatchSize: SCAN_BATCH_SIZE },
   });

@@ -81,9 +81,11 @@ export async function benchmarkWorkflowOverhead(
   const { platform } = local;
   const tenantId = benchTenantId('wfo', 0, suffix);
   await platform.tenantAdmin.register({ tenantId, name: tenantId });
+  // Registration starts the onboarding state machine; the tenant can run work once it is active.
+  await platform.lifecycleOrchestrator.drain();
   const info = await platform.registry.get(tenantId);
-  if (info === undefined) {
-    throw new Error(`tenant ${tenantId} was not registered`);
+  if (info?.status !== 'active') {
+    throw new Error(`tenant ${tenantId} was not onboarded: ${JSON.stringify(info)}`);
   }
   const tenant: TaskTenant = { id: tenantId, name: info.name, metadata: info.metadata, config: info.config };
   const db = await platform.tenantConnections.tenantDb(tenantId);

@@ -106,7 +106,15 @@ export async function benchmarkWorkflowThroughput(
     for (const tenantId of tenantIds) {
       await platform.tenantAdmin.register({ tenantId, name: tenantId });
     }
+    // Registration starts each onboarding state machine; the tenants run work once they are active.
+    await platform.lifecycleOrchestrator.drain();
   });
+  for (const tenantId of tenantIds) {
+    const tenant = await platform.registry.get(tenantId);
+    if (tenant?.status !== 'active') {
+      throw new Error(`tenant ${tenantId} was not onboarded: ${JSON.stringify(tenant)}`);
+    }
+  }
 
   const rounds = await withClient(adminUrl, async (sampler) => {
     const countBackends = async () =>

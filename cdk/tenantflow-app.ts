@@ -45,7 +45,7 @@ export function addTenantflowStacks(app: App): TenantflowStacks {
   const platform = new PlatformStack(app, `tenantflow-${config.stage}-platform`, {
     config,
     data,
-    description: `tenantflow ${config.stage}: functions, REST API, workflows and the recovery schedule`,
+    description: `tenantflow ${config.stage}: functions, REST API, workflows, onboarding and offboarding, and the recovery schedule`,
     ...(env === undefined ? {} : { env }),
   });
   return { config, data, platform };

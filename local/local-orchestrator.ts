@@ -43,6 +43,11 @@ export interface LocalOrchestratorOptions {
    * the retry counts and their order are unchanged).
    */
   readonly retryIntervalMs?: number;
+  /**
+   * Every Wait state's wait in milliseconds instead of the definition's (tests only: the proxy
+   * poll of the lifecycle state machines).
+   */
+  readonly waitMs?: number;
   readonly onExecutionSettled?: (execution: {
     workflow: string;
     executionId: string;
@@ -91,6 +96,7 @@ interface RunHistory {
 interface CompiledWorkflow {
   readonly machine: StateMachine;
   readonly taskStateNames: string[];
+  readonly waitStateNames: string[];
 }
 
 /** How a run ended, before it is recorded. */
@@ -170,6 +176,9 @@ export class LocalOrchestrator implements Orchestrator {
           validationOptions: { checkArn: false, checkPaths: false },
         }),
         taskStateNames: taskStates(definition).map((task) => task.name),
+        waitStateNames: Object.entries(definition.States)
+          .filter(([, state]) => state.Type === 'Wait')
+          .map(([name]) => name),
       });
     }
     this.#journal =
@@ -398,12 +407,18 @@ export class LocalOrchestrator implements Orchestrator {
         : Object.fromEntries(
             compiled.taskStateNames.map((name) => [name, this.#options.retryIntervalMs ?? 0]),
           );
+    const { waitMs } = this.#options;
     const run = compiled.machine.run(
       { tenantId: request.tenantId, executionId: request.executionId },
       {
         overrides: {
           taskResourceLocalHandlers: handlers as never,
           ...(retryIntervalOverrides === undefined ? {} : { retryIntervalOverrides }),
+          ...(waitMs === undefined
+            ? {}
+            : {
+                waitTimeOverrides: Object.fromEntries(compiled.waitStateNames.map((name) => [name, waitMs])),
+              }),
         },
         context: {
           Execution: { Id: ref, Name: request.executionId, StartTime: history.startedAt.toISOString() },

@@ -26,7 +26,7 @@ export const LOCAL_TARGETS = {
 
 export interface LocalRuntimeOptions {
   readonly config: TenantflowConfig;
-  /** Where the local orchestrator keeps its journal (`<home>/orchestrator`). */
+  /** Where the local orchestrators keep their journals (`<home>/orchestrator`, `<home>/lifecycle`). */
   readonly home: string;
   readonly workflows: WorkflowRegistry;
   readonly adapters?: LocalAdapters | undefined;
@@ -89,6 +89,7 @@ export async function createLocalRuntime(options: LocalRuntimeOptions): Promise<
   const { config, workflows } = options;
   const failpoints = options.adapters?.failpoints ?? exitingFailpoints(parseFailpoints(config.failpoints));
   const platform = await createPlatformServices(config, {
+    lifecycleJournalDirectory: join(options.home, 'lifecycle'),
     ...options.adapters,
     failpoints,
     tenantMigrations: workflows.tenantMigrations(),
@@ -121,6 +122,7 @@ export async function createLocalRuntime(options: LocalRuntimeOptions): Promise<
         logger: recoveryLogger,
         recovery: createRecovery(core, {
           provisioning: platform,
+          lifecycle: platform.lifecycle,
           orchestrator,
           workflows,
           logger: recoveryLogger,

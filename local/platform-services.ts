@@ -3,13 +3,23 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { TenantflowConfig } from '@tenantflow/shared/config/config';
 import type { TenantMigrationSet } from '@tenantflow/shared/db/migrations';
 import type { Failpoints } from '@tenantflow/shared/kernel/failpoints';
+import {
+  compileOffboardingAsl,
+  compileOnboardingAsl,
+  OFFBOARDING,
+  ONBOARDING,
+} from '@tenantflow/shared/lifecycle/lifecycle-asl';
+import { createLogger } from '@tenantflow/shared/logging/logger';
 import { createAuth } from '@tenantflow/shared/runtime/auth';
 import { createPlatformCore, type PlatformCore } from '@tenantflow/shared/runtime/core';
+import { createLifecycle, type Lifecycle } from '@tenantflow/shared/runtime/lifecycle';
 import { createProvisioning, type Provisioning } from '@tenantflow/shared/runtime/provisioning';
 import { createSecretStore } from '@tenantflow/shared/runtime/secret-store';
 import { createTenantAccess, type TenantAccess } from '@tenantflow/shared/runtime/task-running';
 import type { SecretStore } from '@tenantflow/shared/secrets/secret-store';
+import { createProvisioningStepHandler } from '../functions/provisioning/step.js';
 import { workflows as installedWorkflows } from '../workflows/index.js';
+import { LocalOrchestrator } from './local-orchestrator.js';
 
 /**
  * The adapters a process on one machine may swap in: another secret store (tests), AWS clients
@@ -26,15 +36,33 @@ export interface LocalAdapters {
    * @default the installation's (`workflows/index.ts`)
    */
   readonly tenantMigrations?: readonly TenantMigrationSet[] | undefined;
+  /**
+   * Where the lifecycle state machines' executions are journaled, so that after a crash recovery
+   * can tell which onboarding was lost and redrive it.
+   * @default in memory only
+   */
+  readonly lifecycleJournalDirectory?: string | undefined;
+  /** Retry and Wait state waits of the lifecycle state machines, in milliseconds (tests only). */
+  readonly lifecycleWaitMs?: number | undefined;
 }
+
+/** How long closing waits for onboardings and offboardings under way. */
+const LIFECYCLE_DRAIN_MS = 5_000;
+
+/** The Lambda ARN the local lifecycle state machines invoke, mapped to the in-process step handler. */
+export const LOCAL_PROVISIONING_STEP_ARN =
+  'arn:aws:lambda:local:000000000000:function:tenantflow-local-provisioning-step';
 
 /**
  * Every capability of the platform on one core, as the local server runs them all in one process
  * (in AWS each function builds only its own). Built by the same factories the Lambda handlers use;
  * one secret store serves provisioning and task running, so a rotation drops the cached
- * connections at once.
+ * connections at once. The onboarding and offboarding state machines run in a local orchestrator
+ * whose one Lambda is the provisioning-step handler, as in AWS.
  */
-export interface PlatformServices extends TenantAccess, Provisioning {
+export interface PlatformServices extends TenantAccess, Provisioning, Lifecycle {
+  /** Runs the onboarding and offboarding state machines: the same ASL as in AWS, in-process. */
+  readonly lifecycleOrchestrator: LocalOrchestrator;
   readonly core: PlatformCore;
   readonly config: TenantflowConfig;
   readonly pool: PlatformCore['pool'];
@@ -48,7 +76,8 @@ export interface PlatformServices extends TenantAccess, Provisioning {
  * @example
  * ```ts
  * const platform = await createPlatformServices(loadConfig({ DATABASE_URL: url, TENANTFLOW_LOCAL: '1' }));
- * await platform.tenantAdmin.register({ tenantId: 'acme', name: 'Acme' });
+ * await platform.tenantAdmin.register({ tenantId: 'acme', name: 'Acme' }); // onboarding runs in the background
+ * await platform.provisioning.provision({ tenantId: 'globex', name: 'Globex' }); // or in one call
  * await platform.close();
  * ```
  */
@@ -67,15 +96,52 @@ export async function createPlatformServices(
       failpoints: adapters.failpoints,
       tenantMigrations: adapters.tenantMigrations ?? installedWorkflows.tenantMigrations(),
     });
+    const stepLogger = createLogger('provisioning-step');
+    const lifecycleOrchestrator = new LocalOrchestrator({
+      definitions: {
+        [ONBOARDING]: compileOnboardingAsl({ provisioningStepArn: LOCAL_PROVISIONING_STEP_ARN }),
+        [OFFBOARDING]: compileOffboardingAsl({ provisioningStepArn: LOCAL_PROVISIONING_STEP_ARN }),
+      },
+      lambdas: {
+        [LOCAL_PROVISIONING_STEP_ARN]: createProvisioningStepHandler({
+          provisioning: provisioning.provisioning,
+          logger: stepLogger,
+        }),
+      },
+      ...(adapters.lifecycleJournalDirectory === undefined
+        ? {}
+        : { journalDirectory: adapters.lifecycleJournalDirectory }),
+      onJournalError: (error) => stepLogger.error('could not write the lifecycle journal', { error }),
+      ...(adapters.lifecycleWaitMs === undefined
+        ? {}
+        : { retryIntervalMs: adapters.lifecycleWaitMs, waitMs: adapters.lifecycleWaitMs }),
+    });
     return {
       ...access,
       ...provisioning,
+      ...createLifecycle(core, provisioning, {
+        orchestrator: lifecycleOrchestrator,
+        logger: createLogger('tenant-lifecycle'),
+      }),
       ...createAuth(core),
+      lifecycleOrchestrator,
       core,
       config,
       pool: core.pool,
       registry: core.registry,
-      close: () => core.close(),
+      close: async () => {
+        // Onboardings under way get a moment to finish before the pool closes; one that does not
+        // is journaled as running and redriven by recovery on the next start.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          lifecycleOrchestrator.drain().catch(() => undefined),
+          new Promise<void>((resolveWait) => {
+            timer = setTimeout(resolveWait, LIFECYCLE_DRAIN_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        await core.close();
+      },
     };
   } catch (error) {
     await core.close();

@@ -69,6 +69,10 @@ const failed = await withLocalDatabase(home, async ({ adminUrl, platformUrl }) =
       console.log('Waiting for the restarted executions to finish (Ctrl-C leaves them to the next pass)…');
       await runtime.orchestrator.drain();
     }
+    if (summary.actions.resume_provisioning + summary.actions.resume_deprovisioning > 0) {
+      console.log('Waiting for the resumed onboardings and offboardings to finish…');
+      await runtime.platform.lifecycleOrchestrator.drain();
+    }
     return summary.outcomes.failed;
   } finally {
     await runtime.platform.close();

@@ -157,10 +157,7 @@ function smokeSteps(deps: SmokeTestDependencies, tenants: { a: SmokeTenant; b: S
               `tenant ${tenant.id} is ${status}, not active${typeof lastError === 'string' ? `: ${lastError}` : ''}`,
             );
           }
-          return {
-            done: status === 'active',
-            state: typeof lastError === 'string' ? `${status} (last error: ${lastError})` : status,
-          };
+          return { done: status === 'active', state: tenantProgress(response.body) };
         },
       );
       if (tenant.apiKey !== undefined) {
@@ -345,13 +342,15 @@ function smokeSteps(deps: SmokeTestDependencies, tenants: { a: SmokeTenant; b: S
       return 'deactivated, then deleted (204)';
     }
     const read: ApiRequest = { method: 'GET', path: `/tenants/${tenant.id}` };
+    // Accepted: the tenant is gone once its offboarding ends; until then it reads as deprovisioning,
+    // with the step under way, or the one it stopped at and why.
     await pollCleanup(`tenant ${tenant.id}`, deps.tenantTimeoutMs, '--tenant-timeout', note, async () => {
       const response = await admin.send(read);
       if (response.status === 404) {
         return { done: true, state: 'gone (404)' };
       }
       expectStatus(read, response, [200], admin);
-      return { done: false, state: String(field(response.body, 'status')) };
+      return { done: false, state: tenantProgress(response.body) };
     });
     return 'deactivated, then deleted (202, gone once polled)';
   };
@@ -382,6 +381,18 @@ function smokeSteps(deps: SmokeTestDependencies, tenants: { a: SmokeTenant; b: S
 }
 
 type Probe = () => Promise<{ readonly done: boolean; readonly state: string }>;
+
+/** `provisioning (step: login)`, `deprovisioning (step: secret; last error: …)`, or the bare status. */
+function tenantProgress(tenant: unknown): string {
+  const status = String(field(tenant, 'status'));
+  const currentStep = field(tenant, 'currentStep');
+  const lastError = field(tenant, 'lastError');
+  const notes = [
+    ...(typeof currentStep === 'string' ? [`step: ${currentStep}`] : []),
+    ...(typeof lastError === 'string' ? [`last error: ${lastError}`] : []),
+  ];
+  return notes.length === 0 ? status : `${status} (${notes.join('; ')})`;
+}
 
 /** Calls `probe` until it is done or `timeoutMs` has passed, noting each change of state. */
 function poller(deps: SmokeTestDependencies, signal: AbortSignal | undefined) {

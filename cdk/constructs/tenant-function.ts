@@ -14,6 +14,8 @@ import type { Construct } from 'constructs';
 import { retentionDays } from './log-retention.js';
 import { acknowledgeWildcardResource } from './nag.js';
 import { PROJECT_ROOT, packageNameOf, type SharedLayer } from './shared-layer.js';
+import type { StandardStateMachine } from './standard-state-machine.js';
+import type { TenantLifecycleStateMachines } from './tenant-lifecycle-state-machines.js';
 import type { WorkflowStateMachine } from './workflow-state-machine.js';
 
 /** Where the functions reach PostgreSQL: RDS Proxy, with the platform role's secret. */
@@ -107,6 +109,22 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
 ];
 
 /**
+ * How much of the RDS Proxy's auth list a provisioning function is given: `manage` reads and
+ * changes it (the steps that admit and revoke tenant logins, recovery); `read` only reads it (the
+ * tenants API, which refuses a new tenant when the list is full and leaves the change to the
+ * onboarding state machine).
+ */
+export type ProxyAuthListAccess = 'manage' | 'read';
+
+/** The RDS Proxy actions of each {@link ProxyAuthListAccess}, and the statement id that grants them. */
+const PROXY_AUTH_LIST_ACTIONS: Readonly<
+  Record<ProxyAuthListAccess, { readonly sid: string; readonly actions: readonly string[] }>
+> = {
+  manage: { sid: 'ManageProxyAuthList', actions: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'] },
+  read: { sid: 'ReadProxyAuthList', actions: ['rds:DescribeDBProxies'] },
+};
+
+/**
  * A tenantflow Lambda: a `NodejsFunction` with the platform's defaults, so a stack only says which
  * handler and what it may do.
  *
@@ -142,9 +160,12 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  * adding the environment that capability reads and the IAM permissions it calls with together,
  * so a function is given exactly what its handler builds:
  * - {@link TenantFunction.grantTenantAccess}: task running, as the tenants' own roles;
- * - {@link TenantFunction.grantProvisioning}: onboarding and offboarding tenants;
+ * - {@link TenantFunction.grantProvisioning}: onboarding and offboarding tenants (the tenants API
+ *   only reads the proxy's auth list; the provisioning step and recovery change it);
  * - {@link TenantFunction.grantAdminDatabaseLogin}: DDL only (migrations);
  * - {@link TenantFunction.bindWorkflows}: starting and following workflow executions;
+ * - {@link TenantFunction.bindLifecycle}: starting and following the onboarding and offboarding
+ *   state machines' executions (the tenants API; recovery, which also redrives them);
  * - {@link TenantFunction.registerExamples}: which workflows and tables the installation has.
  *
  * The log group and role are created beside the function (ids `<id>LogGroup`, `<id>Role`), because
@@ -156,7 +177,8 @@ const TENANT_SECRET_MANAGE_ACTIONS = [
  *   entry: 'functions/api/tenants.ts', name: 'tenants-api', description: 'Admin tenant routes',
  *   stage, layer, database, network, logRetentionDays: 30,
  * });
- * tenantsApi.grantProvisioning(data.adminSecret);
+ * tenantsApi.grantProvisioning(data.adminSecret, { proxyAuthList: 'read' });
+ * tenantsApi.bindLifecycle(lifecycle);
  * tenantsApi.registerExamples(false);
  * ```
  */
@@ -311,16 +333,23 @@ export class TenantFunction extends NodejsFunction {
 
   /**
    * What provisioning builds (`createProvisioning`), for the functions that onboard, offboard or
-   * resume either (the tenants API, recovery):
+   * resume either (the provisioning step, the tenants API, recovery):
    * - the admin login, for the DDL ({@link TenantFunction.grantAdminDatabaseLogin});
    * - the tenant secrets' store, to create, rotate, read and delete each tenant's login
    *   (`TENANTFLOW_SECRETS`), which names where the tenant role connects
    *   (`TENANTFLOW_TENANT_DB_HOST`/`_PORT`: the proxy, or the writer in `direct` access);
    * - through the proxy (the default), its auth list, which a tenant role must be on to log in
-   *   (`TENANTFLOW_DB_PROXY_NAME`, `rds:DescribeDBProxies` and `rds:ModifyDBProxy` on that proxy
-   *   only). In `direct` access there is no list to keep, and nothing of the proxy is granted.
+   *   (`TENANTFLOW_DB_PROXY_NAME`, and on that proxy only `rds:DescribeDBProxies`, plus
+   *   `rds:ModifyDBProxy` unless `proxyAuthList` is `read`). In `direct` access there is no list
+   *   to keep, and nothing of the proxy is granted.
    */
-  grantProvisioning(adminSecret: secretsmanager.ISecret): void {
+  grantProvisioning(
+    adminSecret: secretsmanager.ISecret,
+    options: {
+      /** @default 'manage' */
+      readonly proxyAuthList?: ProxyAuthListAccess;
+    } = {},
+  ): void {
     const database = this.database;
     this.grantAdminDatabaseLogin(adminSecret);
     this.addEnvironment('TENANTFLOW_SECRETS', 'secrets-manager');
@@ -333,16 +362,25 @@ export class TenantFunction extends NodejsFunction {
       database.directTenantEndpoint?.port ?? String(database.port ?? 5432),
     );
     this.addTenantSecretsStatement('ManageTenantSecrets', TENANT_SECRET_MANAGE_ACTIONS);
-    if (database.directTenantEndpoint === undefined) {
-      this.addEnvironment('TENANTFLOW_DB_PROXY_NAME', database.proxy.dbProxyName);
-      this.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: 'ManageProxyAuthList',
-          actions: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'],
-          resources: [database.proxy.dbProxyArn],
-        }),
-      );
+    this.grantProxyAuthList(options.proxyAuthList ?? 'manage');
+  }
+
+  /**
+   * Through the proxy (the default), its auth list, which a tenant role must be on to log in:
+   * `TENANTFLOW_DB_PROXY_NAME`, and on that proxy only `rds:DescribeDBProxies`, plus
+   * `rds:ModifyDBProxy` with `manage`. Recovery gets this alone, to put back the entries a stack
+   * update dropped. In `direct` tenant database access there is no list, and nothing is granted.
+   */
+  grantProxyAuthList(access: ProxyAuthListAccess): void {
+    const database = this.database;
+    if (database.directTenantEndpoint !== undefined) {
+      return;
     }
+    this.addEnvironment('TENANTFLOW_DB_PROXY_NAME', database.proxy.dbProxyName);
+    const { sid, actions } = PROXY_AUTH_LIST_ACTIONS[access];
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ sid, actions: [...actions], resources: [database.proxy.dbProxyArn] }),
+    );
   }
 
   /**
@@ -388,9 +426,43 @@ export class TenantFunction extends NodejsFunction {
     if (machines.length === 0) {
       return;
     }
+    this.grantExecutions('Workflow', machines, options);
+  }
+
+  /**
+   * Sets `TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS` (`{ "onboarding": <ARN>, "offboarding": <ARN> }`)
+   * and lets the function start executions of those two state machines and describe them;
+   * `redrive` adds `states:RedriveExecution` (recovery). Nothing is granted on any other state
+   * machine, nor on the workflows'.
+   */
+  bindLifecycle(lifecycle: TenantLifecycleStateMachines, options: { readonly redrive?: boolean } = {}): void {
+    const machines = Object.entries(lifecycle.machines);
+    this.addEnvironment(
+      'TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS',
+      Stack.of(this).toJsonString(
+        Object.fromEntries(machines.map(([name, machine]) => [name, machine.stateMachine.stateMachineArn])),
+      ),
+    );
+    this.grantExecutions(
+      'Lifecycle',
+      machines.map(([, machine]) => machine),
+      options,
+    );
+  }
+
+  /**
+   * `states:StartExecution` on `machines`, and `states:DescribeExecution` (with `redrive`,
+   * `states:RedriveExecution`) on their executions only, in two statements whose ids name `kind`
+   * (`StartWorkflowExecutions`, `ReadWorkflowExecutions`). `machines` must not be empty.
+   */
+  private grantExecutions(
+    kind: string,
+    machines: readonly StandardStateMachine[],
+    options: { readonly redrive?: boolean },
+  ): void {
     this.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'StartWorkflowExecutions',
+        sid: `Start${kind}Executions`,
         actions: ['states:StartExecution'],
         resources: machines.map((machine) => machine.stateMachine.stateMachineArn),
       }),
@@ -401,7 +473,7 @@ export class TenantFunction extends NodejsFunction {
     ];
     this.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'ReadWorkflowExecutions',
+        sid: `Read${kind}Executions`,
         actions: executionActions,
         resources: machines.map((machine) => machine.executionArnPattern),
       }),

@@ -1,3 +1,4 @@
+import { STEP_TIMEOUT_SECONDS } from '@tenantflow/shared/lifecycle/lifecycle-asl';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tokenization } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -12,6 +13,7 @@ import { pascalCase } from '../constructs/naming.js';
 import { ProxyLoginReconciliation } from '../constructs/proxy-login-reconciliation.js';
 import { SharedLayer } from '../constructs/shared-layer.js';
 import { TenantFunction, type TenantFunctionProps } from '../constructs/tenant-function.js';
+import { TenantLifecycleStateMachines } from '../constructs/tenant-lifecycle-state-machines.js';
 import { TenantflowApi } from '../constructs/tenantflow-api.js';
 import { WorkflowStateMachine } from '../constructs/workflow-state-machine.js';
 import type { DeploymentConfig } from '../deployment-config.js';
@@ -50,34 +52,55 @@ export interface PlatformFunctions {
   readonly runTask: TenantFunction;
   readonly finalize: TenantFunction;
   readonly recovery: TenantFunction;
+  /** Runs one step of onboarding or offboarding: what the lifecycle state machines invoke. */
+  readonly provisioningStep: TenantFunction;
 }
 
 /** A run-task Lambda outlives the longest task by this much, like the Task state's own timeout. */
 const TASK_GRACE_SECONDS = 30;
 const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
+/**
+ * The provisioning-step Lambda gives up this much before its Task state's own timeout, so a step
+ * that runs too long fails as a Lambda timeout, which names the function and is retried like any
+ * failure; the state's timeout is only a backstop.
+ */
+const STEP_TIMEOUT_MARGIN_SECONDS = 15;
 
 /**
  * The stateless half of a deployment: the shared layer, one Lambda per handler, the REST API built
- * from the route table, one Standard state machine per installed workflow, the EventBridge
- * schedule of the recovery job, and the database migrations, run on each deployment before any of
- * those functions is updated. The constructs carry the defaults; this stack wires them and gives
- * each function what its handler builds (see `functions/`), nothing more:
+ * from the route table, the tenant lifecycle's two Standard state machines (onboarding and
+ * offboarding), one Standard state machine per installed workflow, the EventBridge schedule of the
+ * recovery job, and the database migrations, run on each deployment before any of those functions
+ * is updated. The constructs carry the defaults; this stack wires them and gives each function
+ * what its handler builds (see `functions/`), nothing more:
  * - every function its core: the platform secret and the proxy (authorizer, health and finalize
  *   get nothing else);
  * - run-task the tenant access: it reads tenant secrets and connects as the tenants' roles;
- * - the tenants API provisioning: the admin secret, tenant secrets to manage, and, with tenant roles
- *   through the proxy (the default), the proxy's auth list; recovery the same, since it resumes
- *   provisioning and deprovisioning; migrate the admin secret only;
+ * - the provisioning step provisioning: the admin secret, tenant secrets to manage, and, with
+ *   tenant roles through the proxy (the default), the proxy's auth list to read and change; the
+ *   tenants API the same but the change: it only reads the auth list, to refuse a tenant when the
+ *   list is full, and leaves admitting logins to the onboarding state machine; recovery the
+ *   proxy's auth list alone (it puts back logins a stack update dropped, and resumes onboarding
+ *   and offboarding through their state machines, never with DDL of its own); migrate the admin
+ *   secret only;
+ * - the tenants API starts and describes onboarding and offboarding executions; recovery also
+ *   redrives them;
  * - the executions API starts and describes workflow executions; recovery also redrives them;
  * - the functions that load the workflows or their tables (run-task, the executions and tenants
- *   APIs, recovery, migrate) are told whether the examples are installed;
- * - each state machine invokes run-task and finalize only;
+ *   APIs, the provisioning step, recovery, migrate) are told whether the examples are installed;
+ * - each workflow's state machine invokes run-task and finalize only; each lifecycle state
+ *   machine the provisioning step only;
  * - with tenant roles through the proxy, each deployment has recovery put the tenants back on the
  *   proxy's auth list, which an update of the proxy resets ({@link ProxyLoginReconciliation}).
  *
+ * The lifecycle's state machines are named `tenantflow-<stage>-onboarding` and `-offboarding`: a
+ * workflow of that name, whose state machine (and log group) would take the same name, is refused
+ * by the `WorkflowRegistry` (`RESERVED_WORKFLOW_NAMES`), so the stack never synthesizes with one.
+ *
  * Without the examples, and with no workflow of your own registered, the installation has no
  * state machine: the executions API then lists no workflow and refuses to start one, run-task and
- * finalize are deployed but nothing invokes them, and no Step Functions action is granted.
+ * finalize are deployed but nothing invokes them, and no Step Functions action on a workflow is
+ * granted. The lifecycle's state machines are there either way.
  */
 export class PlatformStack extends Stack {
   readonly layer: SharedLayer;
@@ -87,6 +110,8 @@ export class PlatformStack extends Stack {
   readonly workflows: WorkflowRegistry;
   /** One per workflow, keyed by workflow name; none when no workflow is installed. */
   readonly stateMachines: ReadonlyMap<string, WorkflowStateMachine>;
+  /** Onboarding and offboarding, run by the provisioning step, started by the tenants API. */
+  readonly lifecycle: TenantLifecycleStateMachines;
   readonly recoverySchedule: events.Rule;
   /** The `migrate` function and the trigger that runs it before every function in {@link functions}. */
   readonly migrations: DatabaseMigrations;
@@ -141,9 +166,9 @@ export class PlatformStack extends Stack {
         entry: 'functions/api/tenants.ts',
         name: 'tenants-api',
         description: 'Admin routes: register, update, (de)activate, rotate and delete tenants',
-        // Provisioning (schema, role, migrations, secret) can outlast API Gateway's 29 s; it is
-        // resumable, but letting it finish spares recovery the work.
-        timeout: Duration.seconds(60),
+        // API Gateway's limit: registering and deleting a tenant only record it and start the
+        // onboarding or offboarding state machine, which does the provisioning.
+        timeout: Duration.seconds(29),
       }),
       executionsApi: fn('ExecutionsApi', {
         entry: 'functions/api/executions.ts',
@@ -186,6 +211,12 @@ export class PlatformStack extends Stack {
         memorySize: 1024,
         timeout: Duration.minutes(5),
       }),
+      provisioningStep: fn('ProvisioningStep', {
+        entry: 'functions/provisioning/step.ts',
+        name: 'provisioning-step',
+        description: 'Runs one step of onboarding or offboarding a tenant, for the lifecycle state machines',
+        timeout: Duration.seconds(STEP_TIMEOUT_SECONDS - STEP_TIMEOUT_MARGIN_SECONDS),
+      }),
     };
     this.functions = functions;
     this.migrations = new DatabaseMigrations(this, 'Migrations', {
@@ -195,14 +226,18 @@ export class PlatformStack extends Stack {
     });
 
     functions.runTask.grantTenantAccess();
-    // DDL (schemas, roles and grants for a tenant), resumed by recovery; migrate gets the admin
-    // login alone, above.
-    functions.tenantsApi.grantProvisioning(data.adminSecret);
-    functions.recovery.grantProvisioning(data.adminSecret);
+    // DDL (schemas, roles and grants for a tenant), run by the provisioning step; migrate gets the
+    // admin login alone, above. The tenants API builds provisioning too, but only reads the
+    // proxy's auth list: admitting a login is the onboarding's step. Recovery runs no DDL (it
+    // redrives the lifecycle's executions instead) and only puts proxy logins back.
+    functions.provisioningStep.grantProvisioning(data.adminSecret);
+    functions.recovery.grantProxyAuthList('manage');
+    functions.tenantsApi.grantProvisioning(data.adminSecret, { proxyAuthList: 'read' });
     for (const loadsWorkflows of [
       functions.runTask,
       functions.executionsApi,
       functions.tenantsApi,
+      functions.provisioningStep,
       functions.recovery,
       this.migrations.function,
     ]) {
@@ -227,6 +262,15 @@ export class PlatformStack extends Stack {
     const machines = [...stateMachines.values()];
     functions.executionsApi.bindWorkflows(machines);
     functions.recovery.bindWorkflows(machines, { redrive: true });
+
+    this.lifecycle = new TenantLifecycleStateMachines(this, 'Lifecycle', {
+      stage: config.stage,
+      provisioningStep: functions.provisioningStep,
+      logRetentionDays: config.logRetentionDays,
+      logRemovalPolicy,
+    });
+    functions.tenantsApi.bindLifecycle(this.lifecycle);
+    functions.recovery.bindLifecycle(this.lifecycle, { redrive: true });
 
     this.api = new TenantflowApi(this, 'Api', {
       stage: config.stage,
@@ -277,6 +321,12 @@ export class PlatformStack extends Stack {
     for (const [name, machine] of stateMachines) {
       new CfnOutput(this, `StateMachineArn${pascalCase(name)}`, {
         description: `State machine of workflow '${name}'`,
+        value: machine.stateMachine.stateMachineArn,
+      });
+    }
+    for (const [lifecycle, machine] of Object.entries(this.lifecycle.machines)) {
+      new CfnOutput(this, `LifecycleStateMachineArn${pascalCase(lifecycle)}`, {
+        description: `State machine of tenant ${lifecycle}`,
         value: machine.stateMachine.stateMachineArn,
       });
     }

@@ -1,6 +1,5 @@
 import {
   type AdminAuthOptions,
-  emptyResponse,
   getValidatedInput,
   guardedRoute,
   jsonResponse,
@@ -11,10 +10,11 @@ import {
 } from '@tenantflow/shared/http';
 import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
 import { z } from '@tenantflow/shared/kernel/zod';
+import type { TenantAdminService } from '@tenantflow/shared/lifecycle/tenant-admin-service';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
-import type { TenantAdminService } from '@tenantflow/shared/provisioning/tenant-admin-service';
 import { createAuth } from '@tenantflow/shared/runtime/auth';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import { createLifecycle } from '@tenantflow/shared/runtime/lifecycle';
 import { createProvisioning } from '@tenantflow/shared/runtime/provisioning';
 import {
   jsonBytes,
@@ -78,8 +78,10 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
       handler: adminRoute(registerTenant, async (event) => {
         const { body } = getValidatedInput(event, registerTenant);
         const { tenant, apiKey } = await tenantAdmin.register(body);
-        // The API key is returned here once and never again: only its hash is stored.
-        return jsonResponse(201, { ...tenant, apiKey });
+        // Accepted: the onboarding state machine creates the tenant's schema, role, secret and
+        // login, and activates it; the Location shows its progress. The API key is returned here
+        // once and never again (only its hash is stored); it works once the tenant is active.
+        return accepted(event, tenant.tenantId, { ...tenant, apiKey });
       }),
     },
     {
@@ -141,18 +143,37 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
       path: '/tenants/{tenantId}',
       handler: adminRoute(tenantPath, async (event) => {
         const { pathParameters } = getValidatedInput(event, tenantPath);
-        await tenantAdmin.remove(pathParameters.tenantId);
-        return emptyResponse(204);
+        // Accepted: the offboarding state machine removes everything the tenant owns; the
+        // Location answers 404 once it is gone.
+        const tenant = await tenantAdmin.remove(pathParameters.tenantId);
+        return accepted(event, tenant.tenantId, tenant);
       }),
     },
   ]);
 }
 
-/** Lambda entry point: provisioning (with the admin login and the workflows' tables) and the admin check. */
-export const handler = coreHandler(async (core) =>
-  createTenantsApi({
-    tenantAdmin: (await createProvisioning(core, { tenantMigrations })).tenantAdmin,
+/**
+ * 202 with the tenant's URL as a reference relative to the request's (RFC 9110 allows it): behind
+ * API Gateway the path starts with the stage, or a custom domain's base path, which the handler
+ * cannot tell apart, and the client's own URL resolves it right in every case. `tenants/acme`
+ * against `…/tenants` (POST), `acme` against `…/tenants/acme` (DELETE).
+ */
+function accepted(event: APIGatewayProxyEvent, tenantId: string, body: unknown): APIGatewayProxyResult {
+  const location = event.httpMethod === 'POST' ? `tenants/${tenantId}` : tenantId;
+  const response = jsonResponse(202, body);
+  return { ...response, headers: { ...response.headers, location } };
+}
+
+/**
+ * Lambda entry point: registration and deletion start the lifecycle state machines (Step
+ * Functions); rotation and API keys need the admin login; the admin check.
+ */
+export const handler = coreHandler(async (core) => {
+  const logger = createLogger('tenants-api');
+  const provisioning = await createProvisioning(core, { tenantMigrations });
+  return createTenantsApi({
+    tenantAdmin: createLifecycle(core, provisioning, { logger }).tenantAdmin,
     adminAuth: createAuth(core).adminAuth,
-    logger: createLogger('tenants-api'),
-  }),
-);
+    logger,
+  });
+});

@@ -4,7 +4,8 @@ import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
 import type { RecoveryProgress, RecoveryService, RecoverySummary } from '@tenantflow/shared/recovery';
 import { stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/executions';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
-import { createProvisioning } from '@tenantflow/shared/runtime/provisioning';
+import { createLifecycleResumer } from '@tenantflow/shared/runtime/lifecycle';
+import { createTenantLogins } from '@tenantflow/shared/runtime/provisioning';
 import { createRecovery } from '@tenantflow/shared/runtime/recovery';
 import { invocationDeadline } from '@tenantflow/shared/util/invocation-deadline';
 import { workflows } from '../../workflows/index.js';
@@ -89,7 +90,10 @@ export const handler = coreHandler(async (core) => {
   return createRecoverHandler({
     logger,
     recovery: createRecovery(core, {
-      provisioning: await createProvisioning(core, { tenantMigrations: workflows.tenantMigrations() }),
+      // The proxy's auth list and the lifecycle executions only: recovery runs no DDL and reads no
+      // tenant secret, so it is given neither the admin login nor the tenant secrets.
+      provisioning: { tenantLogins: await createTenantLogins(core) },
+      lifecycle: createLifecycleResumer(core),
       orchestrator: stepFunctionsOrchestrator(core),
       workflows,
       logger,

@@ -9,6 +9,30 @@ function secretArnSchema() {
     .optional();
 }
 
+/** A JSON object of name → state machine ARN, as CDK sets it. */
+function stateMachineArnMap(keys: string) {
+  const message = `must be a JSON object of ${keys} to state machine ARN`;
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.record(
+        z.string(),
+        z
+          .string()
+          .regex(/^arn:aws[a-z-]*:states:[^:]+:\d{12}:stateMachine:[^:]+$/, 'must be a state machine ARN'),
+        { message },
+      ),
+    );
+}
+
 /**
  * Every environment variable tenantflow reads, validated once. Lambdas get them from CDK; the
  * local platform (`npm start`) fills them in before the first read.
@@ -64,29 +88,8 @@ const environmentSchema = z.object({
     .enum(['local', 'secrets-manager'], { message: "must be 'local' or 'secrets-manager'" })
     .optional(),
   TENANTFLOW_SECRETS_DIR: z.string().min(1).optional(),
-  TENANTFLOW_STATE_MACHINE_ARNS: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'must be a JSON object of workflow name to state machine ARN',
-        });
-        return z.NEVER;
-      }
-    })
-    .pipe(
-      z.record(
-        z.string(),
-        z
-          .string()
-          .regex(/^arn:aws[a-z-]*:states:[^:]+:\d{12}:stateMachine:[^:]+$/, 'must be a state machine ARN'),
-        { message: 'must be a JSON object of workflow name to state machine ARN' },
-      ),
-    )
-    .optional(),
+  TENANTFLOW_STATE_MACHINE_ARNS: stateMachineArnMap('workflow name').optional(),
+  TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS: stateMachineArnMap("'onboarding' and 'offboarding'").optional(),
   TENANTFLOW_RECOVERY_STALE_SECONDS: z.coerce.number().int().min(0).max(86_400).optional(),
   TENANTFLOW_RECOVERY_HEARTBEAT_STALE_SECONDS: z.coerce.number().int().min(1).max(86_400).optional(),
   TENANTFLOW_RECOVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
@@ -189,6 +192,11 @@ export interface TenantflowConfig {
     | { readonly kind: 'rds-proxy'; readonly proxyName: string };
   /** Workflow name → its Step Functions state machine ARN (set by CDK; empty locally). */
   readonly stateMachineArns: Readonly<Record<string, string>>;
+  /**
+   * `onboarding` and `offboarding` → the tenant lifecycle's state machine ARNs (set by CDK on the
+   * functions that start or resume them; empty locally, where the local orchestrator runs them).
+   */
+  readonly lifecycleStateMachineArns: Readonly<Record<string, string>>;
   readonly recovery: RecoveryConfig;
   /** How long a provisioning run's claim on a tenant lasts before recovery may take over. */
   readonly provisioningLeaseSeconds: number;
@@ -260,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
         ? { kind: 'direct' }
         : { kind: 'rds-proxy', proxyName: values.TENANTFLOW_DB_PROXY_NAME },
     stateMachineArns: values.TENANTFLOW_STATE_MACHINE_ARNS ?? {},
+    lifecycleStateMachineArns: values.TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS ?? {},
     recovery: {
       staleAfterSeconds: values.TENANTFLOW_RECOVERY_STALE_SECONDS ?? 300,
       heartbeatStaleAfterSeconds: values.TENANTFLOW_RECOVERY_HEARTBEAT_STALE_SECONDS ?? 60,

@@ -104,9 +104,9 @@ export class TenantAlreadyExistsError extends ConflictError {
 
   constructor(
     readonly tenantId: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; message?: string },
   ) {
-    super(`Tenant '${tenantId}' is already registered`, options);
+    super(options?.message ?? `Tenant '${tenantId}' is already registered`, options);
   }
 }
 

@@ -1,5 +1,10 @@
 import { TenantNotFoundError } from '../kernel/errors.js';
 import { assertValidTenantId } from '../kernel/tenant-id.js';
+import type {
+  IssuedApiKey,
+  ProvisioningService,
+  ProvisionResult,
+} from '../provisioning/provisioning-service.js';
 import type { TenantConfig } from '../tenancy/tenant-config.js';
 import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type {
@@ -8,7 +13,7 @@ import type {
   TenantProfilePatch,
   TenantRegistry,
 } from '../tenancy/tenant-registry.js';
-import type { IssuedApiKey, ProvisioningService, ProvisionResult } from './provisioning-service.js';
+import type { TenantLifecycle } from './tenant-lifecycle.js';
 
 export interface RegisterTenantCommand {
   readonly tenantId: string;
@@ -18,25 +23,30 @@ export interface RegisterTenantCommand {
 }
 
 /**
- * What the admin API does with tenants. Registration provisions (schema, role, secret,
- * migrations) and deletion deprovisions; the rest reads and flips the registry through the
- * context switch.
+ * What the admin API does with tenants. Registration starts onboarding and deletion starts
+ * offboarding, each a state machine (see {@link TenantLifecycle}), and both answer before it
+ * ends; the rest reads and flips the registry through the context switch.
  *
  * @example
  * ```ts
- * const admin = new TenantAdminService(tenants, provisioning, registry);
- * const { tenant, apiKey } = await admin.register({ tenantId: 'acme', name: 'Acme Corp' });
+ * const admin = new TenantAdminService(tenants, provisioning, lifecycle, registry);
+ * const { tenant, apiKey } = await admin.register({ tenantId: 'acme', name: 'Acme Corp' }); // 'provisioning'
  * ```
  */
 export class TenantAdminService {
   constructor(
     private readonly tenants: TenantContextSwitch,
-    private readonly provisioning: ProvisioningService,
+    private readonly provisioning: Pick<ProvisioningService, 'rotateCredentials' | 'issueApiKey'>,
+    private readonly lifecycle: Pick<TenantLifecycle, 'onboard' | 'offboard'>,
     private readonly registry: TenantRegistry,
   ) {}
 
+  /**
+   * Registers the tenant (`provisioning`, its API key minted and returned once) and starts its
+   * onboarding; the key works once the tenant is `active`.
+   */
   register(command: RegisterTenantCommand): Promise<ProvisionResult> {
-    return this.provisioning.provision({
+    return this.lifecycle.onboard({
       tenantId: command.tenantId,
       name: command.name,
       metadata: command.metadata ?? {},
@@ -75,9 +85,13 @@ export class TenantAdminService {
     return this.tenants.deactivateTenant(tenantId);
   }
 
-  /** Deprovisions an inactive tenant: never one that may still have work running. */
-  remove(tenantId: string): Promise<void> {
-    return this.provisioning.deprovision(tenantId);
+  /**
+   * Starts offboarding an inactive tenant (never one that may still have work running); answers
+   * it as `deprovisioning`. It is gone once the offboarding state machine ends.
+   */
+  remove(tenantId: string): Promise<TenantInfo> {
+    assertValidTenantId(tenantId);
+    return this.lifecycle.offboard(tenantId);
   }
 
   rotateCredentials(tenantId: string): Promise<{ tenantId: string; rotatedAt: Date }> {

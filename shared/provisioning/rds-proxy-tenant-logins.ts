@@ -5,7 +5,7 @@ import {
   type RDSClient,
   type UserAuthConfig,
 } from '@aws-sdk/client-rds';
-import { type LeaseClock, type PlatformLeases, realClock } from '../db/platform-leases.js';
+import { LeaseBusyError, type LeaseClock, type PlatformLeases, realClock } from '../db/platform-leases.js';
 import { ConfigurationError, ConflictError } from '../kernel/errors.js';
 import { tenantSecretName, tenantSecretPrefix } from '../secrets/secrets-manager-secret-store.js';
 import type { LoginReconciliation, TenantLoginRecord, TenantLogins } from './tenant-logins.js';
@@ -104,7 +104,23 @@ export class RdsProxyTenantLogins implements TenantLogins {
   }
 
   async admit(tenantId: string, secretRef: string): Promise<void> {
-    await this.#change((auth) => {
+    await this.#change(this.#admission(tenantId, secretRef));
+  }
+
+  async revoke(tenantId: string, secretRef: string | undefined): Promise<void> {
+    await this.#change(this.#revocation(tenantId, secretRef));
+  }
+
+  tryAdmit(tenantId: string, secretRef: string): Promise<boolean> {
+    return this.#tryChange(this.#admission(tenantId, secretRef));
+  }
+
+  tryRevoke(tenantId: string, secretRef: string | undefined): Promise<boolean> {
+    return this.#tryChange(this.#revocation(tenantId, secretRef));
+  }
+
+  #admission(tenantId: string, secretRef: string): (auth: AuthEntry[]) => AuthEntry[] | undefined {
+    return (auth) => {
       if (auth.some((entry) => entry.SecretArn === secretRef)) {
         return undefined;
       }
@@ -112,12 +128,15 @@ export class RdsProxyTenantLogins implements TenantLogins {
         throw this.#fullError(auth.length);
       }
       return [...auth, tenantEntry(tenantId, secretRef, auth)];
-    });
+    };
   }
 
-  async revoke(tenantId: string, secretRef: string | undefined): Promise<void> {
+  #revocation(
+    tenantId: string,
+    secretRef: string | undefined,
+  ): (auth: AuthEntry[]) => AuthEntry[] | undefined {
     const name = tenantSecretName(this.#stage, tenantId);
-    await this.#change((auth) => {
+    return (auth) => {
       const kept = auth.filter(
         (entry) =>
           !(
@@ -126,7 +145,7 @@ export class RdsProxyTenantLogins implements TenantLogins {
           ),
       );
       return kept.length === auth.length ? undefined : kept;
-    });
+    };
   }
 
   /**
@@ -211,6 +230,38 @@ export class RdsProxyTenantLogins implements TenantLogins {
         }
       },
     );
+  }
+
+  /**
+   * The same read-modify-write as {@link #change}, but one look: `true` when the proxy is available
+   * and already as `edit` wants it; `false` when it is busy, the lease is taken, or this call just
+   * wrote the change (the proxy is `modifying` until it applies it, so the next look confirms it).
+   */
+  async #tryChange(edit: (auth: AuthEntry[]) => AuthEntry[] | undefined): Promise<boolean> {
+    try {
+      return await this.#leases.withLease(
+        `rds-proxy-auth:${this.#proxyName}`,
+        { durationMs: this.#leaseMs, waitMs: 0 },
+        async (lease) => {
+          const proxy = await this.#describe();
+          if (proxy.Status !== AVAILABLE) {
+            return false;
+          }
+          const next = edit((proxy.Auth ?? []).map(toAuthConfig));
+          if (next === undefined) {
+            return true;
+          }
+          await lease.confirm();
+          await this.#client.send(new ModifyDBProxyCommand({ DBProxyName: this.#proxyName, Auth: next }));
+          return false;
+        },
+      );
+    } catch (error) {
+      if (error instanceof LeaseBusyError || isNamed(error, 'InvalidDBProxyStateFault')) {
+        return false;
+      }
+      throw error;
+    }
   }
 
   async #waitUntilAvailable(): Promise<DBProxy> {

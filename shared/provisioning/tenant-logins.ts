@@ -32,6 +32,16 @@ export interface TenantLogins {
   /** Lets the tenant's role log in with the credentials in `secretRef`. Idempotent. */
   admit(tenantId: string, secretRef: string): Promise<void>;
   /**
+   * One look, never a wait: makes the change {@link admit} makes if the proxy can take it now, and
+   * answers whether the tenant is admitted (the proxy is available with the entry on its list).
+   * `false` means "look again later": the proxy is being modified (by this change, or a stack
+   * update), or another onboarding holds the auth list. The onboarding state machine polls this in
+   * a Wait loop, so no Lambda sleeps on the proxy. Idempotent.
+   */
+  tryAdmit(tenantId: string, secretRef: string): Promise<boolean>;
+  /** {@link revoke}'s change as one look, like {@link tryAdmit}: `true` once the entry is gone. */
+  tryRevoke(tenantId: string, secretRef: string | undefined): Promise<boolean>;
+  /**
    * Stops admitting the tenant's credentials: the entry for `secretRef`, or, when it is not known,
    * any entry for the tenant's secret name. Idempotent.
    */
@@ -53,6 +63,14 @@ export class DirectTenantLogins implements TenantLogins {
   async admit(): Promise<void> {}
 
   async revoke(): Promise<void> {}
+
+  async tryAdmit(): Promise<boolean> {
+    return true;
+  }
+
+  async tryRevoke(): Promise<boolean> {
+    return true;
+  }
 
   async reconcile(): Promise<LoginReconciliation> {
     return { added: [], removed: [] };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SQLSTATE, sqlState } from '../db/sql.js';
+import type { TenantLifecycle } from '../lifecycle/tenant-lifecycle.js';
 import type { Logger } from '../logging/logger.js';
-import type { ProvisioningService } from '../provisioning/provisioning-service.js';
 import type { TenantLogins } from '../provisioning/tenant-logins.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { forEachConcurrently } from '../util/concurrency.js';
@@ -40,7 +40,8 @@ export interface RecoveryDependencies {
   readonly registry: Pick<TenantRegistry, 'get'>;
   readonly orchestrator: Orchestrator;
   readonly workflows: Pick<WorkflowRegistry, 'get'>;
-  readonly provisioning: Pick<ProvisioningService, 'resumeProvisioning' | 'deprovision'>;
+  /** Starts or redrives the onboarding or offboarding execution of a stuck tenant. */
+  readonly lifecycle: Pick<TenantLifecycle, 'resume'>;
   /**
    * Checked on every pass against the registry (the RDS Proxy auth list in AWS).
    * @default nothing to check
@@ -114,7 +115,7 @@ export class RecoveryService {
       logger,
       options,
     });
-    this.#tenants = new StuckTenantRepairer({ store, provisioning: deps.provisioning, logger, options });
+    this.#tenants = new StuckTenantRepairer({ store, lifecycle: deps.lifecycle, logger, options });
     this.#logins =
       deps.logins === undefined ? undefined : new TenantLoginRepairer({ logins: deps.logins, store, logger });
   }

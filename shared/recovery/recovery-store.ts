@@ -18,6 +18,8 @@ export interface ScannedTenant {
    */
   readonly stuck: boolean;
   readonly lastError: string | null;
+  /** When it was registered: with its id, the name of its onboarding and offboarding executions. */
+  readonly createdAt: Date;
 }
 
 /** An in-flight execution that has made no progress lately, or has a task whose heartbeat stopped. */
@@ -126,8 +128,9 @@ export class RecoveryStore {
       status: TenantStatus;
       stuck: boolean;
       last_error: string | null;
+      created_at: Date;
     }>(
-      `SELECT tenant_id, status, last_error,
+      `SELECT tenant_id, status, last_error, created_at,
               status IN ('provisioning', 'deprovisioning')
                 AND (lease_expires_at IS NULL OR lease_expires_at < now())
                 AND updated_at < now() - make_interval(secs => $4::double precision) AS stuck
@@ -142,6 +145,7 @@ export class RecoveryStore {
       status: row.status,
       stuck: row.stuck,
       lastError: row.last_error,
+      createdAt: row.created_at,
     }));
   }
 

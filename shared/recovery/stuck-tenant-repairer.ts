@@ -1,16 +1,12 @@
-import { TenantNotFoundError, TenantStateConflictError } from '../kernel/errors.js';
+import type { TenantLifecycle } from '../lifecycle/tenant-lifecycle.js';
 import type { Logger } from '../logging/logger.js';
-import {
-  ProvisioningInProgressError,
-  type ProvisioningService,
-} from '../provisioning/provisioning-service.js';
 import { describeError, type FindingKind, type RecoveryJournal, type Repair } from './recovery-journal.js';
 import type { RecoveryStore, ScannedTenant } from './recovery-store.js';
 import { decideTenantRepair } from './repair-decision.js';
 
 export interface StuckTenantRepairerDependencies {
   readonly store: Pick<RecoveryStore, 'failedTenantResumes'>;
-  readonly provisioning: Pick<ProvisioningService, 'resumeProvisioning' | 'deprovision'>;
+  readonly lifecycle: Pick<TenantLifecycle, 'resume'>;
   readonly logger: Pick<Logger, 'warn' | 'error'>;
   readonly options: { readonly maxAttempts: number };
 }
@@ -19,13 +15,15 @@ export interface StuckTenantRepairerDependencies {
 type Journal = Pick<RecoveryJournal, 'found' | 'record' | 'countUnrecorded'>;
 
 /**
- * Resumes a tenant stuck in provisioning or deprovisioning (its run is gone: no live claim, and no
- * change for the stale threshold) through the same idempotent path an operator would use, and gives
- * up after `maxAttempts` failed resumes, whose errors stay on record.
+ * Gets a tenant stuck in provisioning or deprovisioning (no live claim, and no change for the stale
+ * threshold) going again through its state machine: starts the onboarding or offboarding execution
+ * if it never started, redrives it from its failed step if it failed, and leaves it alone while it
+ * runs. It never runs a step itself. Gives up after `maxAttempts` failed resumes, whose errors
+ * stay on record.
  *
  * @example
  * ```ts
- * const repairer = new StuckTenantRepairer({ store, provisioning, logger, options: { maxAttempts: 3 } });
+ * const repairer = new StuckTenantRepairer({ store, lifecycle, logger, options: { maxAttempts: 3 } });
  * await repairer.repair(journal, scannedTenant);
  * ```
  */
@@ -55,20 +53,23 @@ export class StuckTenantRepairer {
       const action = plan.kind;
       let repair: Repair;
       try {
-        repair = await this.#resume(action, tenantId);
-      } catch (error) {
-        // Another run holds the tenant or already moved it on: not a failure, so not counted towards
-        // giving up.
-        const someoneElse =
-          error instanceof ProvisioningInProgressError ||
-          error instanceof TenantStateConflictError ||
-          error instanceof TenantNotFoundError;
+        const resumed = await this.#deps.lifecycle.resume(tenant);
         repair = {
           action,
-          outcome: someoneElse ? 'skipped' : 'failed',
-          detail: someoneElse
-            ? `Not resumed: ${error.message}`
-            : `${describeError(error)}${tenant.lastError === null ? '' : ` (previous error: ${tenant.lastError})`}`,
+          // Still running is someone else's progress, not a failure, so not counted towards giving up.
+          outcome:
+            resumed.kind === 'running' ? 'skipped' : resumed.kind === 'not_resumable' ? 'failed' : 'done',
+          detail:
+            resumed.kind === 'not_resumable' && tenant.lastError !== null
+              ? `${resumed.detail} (last error: ${tenant.lastError})`
+              : resumed.detail,
+          progressed: resumed.kind === 'started' || resumed.kind === 'redriven',
+        };
+      } catch (error) {
+        repair = {
+          action,
+          outcome: 'failed',
+          detail: `${describeError(error)}${tenant.lastError === null ? '' : ` (previous error: ${tenant.lastError})`}`,
           progressed: false,
         };
       }
@@ -77,26 +78,5 @@ export class StuckTenantRepairer {
       logger.error('recovery of a tenant failed', { tenantId, error });
       journal.countUnrecorded('failed');
     }
-  }
-
-  async #resume(action: 'resume_provisioning' | 'resume_deprovisioning', tenantId: string): Promise<Repair> {
-    const { provisioning } = this.#deps;
-    if (action === 'resume_provisioning') {
-      // The API key minted here reaches nobody: the operator issues one (POST /tenants/{id}/api-key).
-      await provisioning.resumeProvisioning(tenantId);
-      return {
-        action,
-        outcome: 'done',
-        detail: `Provisioning completed; the tenant is active. Its API key was never delivered: issue one with POST /tenants/${tenantId}/api-key`,
-        progressed: true,
-      };
-    }
-    await provisioning.deprovision(tenantId);
-    return {
-      action,
-      outcome: 'done',
-      detail: 'Deprovisioning completed; the tenant is gone',
-      progressed: true,
-    };
   }
 }

@@ -10,13 +10,10 @@ import { PlatformLeases } from '../db/platform-leases.js';
 import { SQLSTATE, sqlState } from '../db/sql.js';
 import type { Failpoints } from '../kernel/failpoints.js';
 import { DatabaseAdmin, type DatabaseAdminOptions } from '../provisioning/database-admin.js';
-import { ProvisioningRegistration } from '../provisioning/provisioning-registration.js';
 import { ProvisioningService } from '../provisioning/provisioning-service.js';
-import { TenantAdminService } from '../provisioning/tenant-admin-service.js';
 import { DirectTenantLogins, type TenantLogins } from '../provisioning/tenant-logins.js';
 import { loadTenantMigrations } from '../provisioning/tenant-migrations.js';
 import type { SecretStore } from '../secrets/secret-store.js';
-import { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type { PlatformCore } from './core.js';
 import { createSecretStore } from './secret-store.js';
 
@@ -40,20 +37,19 @@ export interface Provisioning {
   readonly provisioning: ProvisioningService;
   /** What admits tenant roles' logins besides PostgreSQL (the RDS Proxy auth list in AWS). */
   readonly tenantLogins: TenantLogins;
-  readonly tenantAdmin: TenantAdminService;
   readonly secrets: SecretStore;
 }
 
 /**
  * Onboarding and offboarding tenants: the admin login's dedicated connections, the tenant
- * secrets, the proxy's auth list and the provisioning service over them, with the admin API's
- * service on top. Only the functions that provision, recover or migrate build this, and only they
- * are given the admin secret.
+ * secrets, the proxy's auth list and the provisioning service over them ({@link createLifecycle}
+ * puts the state machines and the admin API's service on top). Only the functions that provision,
+ * recover or migrate build this, and only they are given the admin secret.
  *
  * @example
  * ```ts
- * const { tenantAdmin } = await createProvisioning(core);
- * const { tenant, apiKey } = await tenantAdmin.register({ tenantId: 'acme', name: 'Acme' });
+ * const { provisioning } = await createProvisioning(core);
+ * const { tenant, apiKey } = await provisioning.provision({ tenantId: 'acme', name: 'Acme' }); // in-process
  * ```
  */
 export async function createProvisioning(
@@ -82,11 +78,6 @@ export async function createProvisioning(
     admin,
     provisioning,
     tenantLogins,
-    tenantAdmin: new TenantAdminService(
-      new TenantContextSwitch(core.registry, new ProvisioningRegistration(provisioning)),
-      provisioning,
-      core.registry,
-    ),
     secrets,
   };
 }
@@ -174,9 +165,9 @@ class CredentialsReportingDatabaseAdmin extends DatabaseAdmin {
  * The RDS client is loaded only then: it costs ~50 ms of cold start, and only the functions that
  * provision, deprovision or recover tenants are configured with a proxy name.
  */
-async function createTenantLogins(
+export async function createTenantLogins(
   core: PlatformCore,
-  rdsClient: RDSClient | undefined,
+  rdsClient?: RDSClient | undefined,
 ): Promise<TenantLogins> {
   const { config } = core;
   if (config.tenantLogins.kind === 'direct') {

@@ -1,3 +1,4 @@
+import type { TenantLifecycle } from '../lifecycle/tenant-lifecycle.js';
 import type { Logger } from '../logging/logger.js';
 import { type RecoveryOptions, RecoveryService } from '../recovery/recovery-service.js';
 import { RecoveryStore } from '../recovery/recovery-store.js';
@@ -8,8 +9,10 @@ import type { PlatformCore } from './core.js';
 import type { Provisioning } from './provisioning.js';
 
 export interface RecoveryCapabilityOptions {
-  /** Recovery resumes onboarding and offboarding, and puts back proxy logins a stack update dropped. */
-  readonly provisioning: Pick<Provisioning, 'provisioning' | 'tenantLogins'>;
+  /** Recovery puts back proxy logins a stack update dropped. */
+  readonly provisioning: Pick<Provisioning, 'tenantLogins'>;
+  /** Recovery starts or redrives the onboarding and offboarding executions of stuck tenants. */
+  readonly lifecycle: Pick<TenantLifecycle, 'resume'>;
   /** Where executions run, to redrive or restart them. */
   readonly orchestrator: Orchestrator;
   readonly workflows: WorkflowRegistry;
@@ -25,7 +28,9 @@ export interface RecoveryCapabilityOptions {
  *
  * @example
  * ```ts
- * const recovery = createRecovery(core, { provisioning: await createProvisioning(core), orchestrator, workflows, logger });
+ * const provisioning = await createProvisioning(core);
+ * const { lifecycle } = createLifecycle(core, provisioning, { logger });
+ * const recovery = createRecovery(core, { provisioning, lifecycle, orchestrator, workflows, logger });
  * const summary = await recovery.run();
  * const afterDeploy = await recovery.reconcileLogins();
  * ```
@@ -37,7 +42,7 @@ export function createRecovery(core: PlatformCore, options: RecoveryCapabilityOp
     registry: core.registry,
     orchestrator: options.orchestrator,
     workflows: options.workflows,
-    provisioning: options.provisioning.provisioning,
+    lifecycle: options.lifecycle,
     logins: options.provisioning.tenantLogins,
     logger: options.logger,
     options: { ...core.config.recovery, ...options.options },

@@ -28,11 +28,12 @@ interface TenantRow extends Record<string, unknown> {
   config: TenantConfig;
   created_at: Date;
   last_error: string | null;
+  current_step: string | null;
 }
 
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
 const MERGE_PATCH = qualified(CONTROL_SCHEMA, 'jsonb_merge_patch');
-const COLUMNS = 'tenant_id, name, status, metadata, config, created_at, last_error';
+const COLUMNS = 'tenant_id, name, status, metadata, config, created_at, last_error, current_step';
 
 /**
  * The {@link TenantRegistry} kept in the `tenantflow.tenants` control table.
@@ -52,14 +53,15 @@ export class PgTenantRegistry implements TenantRegistry {
   async create(tenant: NewTenant): Promise<TenantInfo> {
     try {
       const { rows } = await this.db.query<TenantRow>(
-        `INSERT INTO ${TENANTS} (tenant_id, name, status, metadata, config)
-         VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+        `INSERT INTO ${TENANTS} (tenant_id, name, status, metadata, config, api_key_hash)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
         [
           tenant.tenantId,
           tenant.name,
           tenant.status,
           JSON.stringify(tenant.metadata),
           JSON.stringify(tenant.config ?? emptyTenantConfig()),
+          tenant.apiKeyHash ?? null,
         ],
       );
       return toTenantInfo(single(rows, 'the tenant registry'));
@@ -106,11 +108,11 @@ export class PgTenantRegistry implements TenantRegistry {
     const { rows } = await this.db.query<TenantRow>(
       `UPDATE ${TENANTS}
           SET lease_owner = $3, lease_expires_at = now() + make_interval(secs => $4::double precision / 1000),
-              updated_at = now()
+              updated_at = now(), current_step = COALESCE($5::text, current_step)
         WHERE tenant_id = $1 AND status = $2
           AND (lease_owner IS NULL OR lease_owner = $3 OR lease_expires_at < now())
         RETURNING ${COLUMNS}`,
-      [tenantId, request.status, request.owner, request.leaseMs],
+      [tenantId, request.status, request.owner, request.leaseMs, request.step ?? null],
     );
     return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
   }
@@ -124,7 +126,8 @@ export class PgTenantRegistry implements TenantRegistry {
               status       = COALESCE($3::text, status),
               last_error   = CASE WHEN $4::boolean THEN $5::text ELSE last_error END,
               secret_ref   = CASE WHEN $6::boolean THEN $7::text ELSE secret_ref END,
-              api_key_hash = CASE WHEN $8::boolean THEN $9::text ELSE api_key_hash END
+              api_key_hash = CASE WHEN $8::boolean THEN $9::text ELSE api_key_hash END,
+              current_step = CASE WHEN $10::boolean THEN $11::text ELSE current_step END
         WHERE tenant_id = $1 AND lease_owner = $2
         RETURNING ${COLUMNS}`,
       [
@@ -137,6 +140,8 @@ export class PgTenantRegistry implements TenantRegistry {
         result.secretRef ?? null,
         result.apiKeyHash !== undefined,
         result.apiKeyHash ?? null,
+        result.currentStep !== undefined,
+        result.currentStep ?? null,
       ],
     );
     return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
@@ -252,5 +257,6 @@ function toTenantInfo(row: TenantRow): TenantInfo {
     metadata: row.metadata,
     config: { ...emptyTenantConfig(), ...row.config },
     ...(row.last_error === null ? {} : { lastError: row.last_error }),
+    ...(row.current_step === null ? {} : { currentStep: row.current_step }),
   };
 }

@@ -31,6 +31,11 @@ export interface TenantInfo {
   readonly config: TenantConfig;
   /** Why the last provisioning or deprovisioning attempt failed; cleared when one succeeds. */
   readonly lastError?: string | undefined;
+  /**
+   * While onboarding or offboarding: the step running now, or the one it stopped at (with
+   * `lastError`). Absent once the tenant is active.
+   */
+  readonly currentStep?: string | undefined;
 }
 
 export interface NewTenant {
@@ -40,6 +45,8 @@ export interface NewTenant {
   /** Defaults to empty settings, features and limits. */
   readonly config?: TenantConfig | undefined;
   readonly status: TenantStatus;
+  /** The hash of the API key minted at registration; it authenticates once the tenant is active. */
+  readonly apiKeyHash?: string | undefined;
 }
 
 /**
@@ -68,6 +75,8 @@ export interface ClaimRequest {
   readonly status: TenantStatus;
   /** After this long the claim lapses, so a crashed run never blocks a retry for good. */
   readonly leaseMs: number;
+  /** The step the run is about to take, recorded as the tenant's `currentStep`. */
+  readonly step?: string | undefined;
 }
 
 /** What a run records when it releases its claim. `null` clears a field; absent leaves it. */
@@ -76,6 +85,7 @@ export interface ClaimResult {
   readonly lastError?: string | null;
   readonly secretRef?: string | null;
   readonly apiKeyHash?: string | null;
+  readonly currentStep?: string | null;
 }
 
 /**

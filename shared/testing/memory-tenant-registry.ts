@@ -59,7 +59,10 @@ export class MemoryTenantRegistry implements TenantRegistry {
       config: structuredClone(tenant.config ?? emptyTenantConfig()),
     });
     this.#tenants.set(tenant.tenantId, info);
-    this.#private.set(tenant.tenantId, {});
+    this.#private.set(
+      tenant.tenantId,
+      tenant.apiKeyHash === undefined ? {} : { apiKeyHash: tenant.apiKeyHash },
+    );
     return info;
   }
 
@@ -100,7 +103,12 @@ export class MemoryTenantRegistry implements TenantRegistry {
     }
     hidden.leaseOwner = request.owner;
     hidden.leaseExpiresAt = this.now() + request.leaseMs;
-    return current;
+    if (request.step === undefined) {
+      return current;
+    }
+    const stepped = freeze({ ...current, currentStep: request.step });
+    this.#tenants.set(tenantId, stepped);
+    return stepped;
   }
 
   async releaseClaim(tenantId: string, owner: string, result: ClaimResult): Promise<TenantInfo | undefined> {
@@ -119,7 +127,9 @@ export class MemoryTenantRegistry implements TenantRegistry {
     }
     const status = result.status ?? current.status;
     const lastError = result.lastError === undefined ? current.lastError : (result.lastError ?? undefined);
-    const updated = freeze({ ...current, status, active: status === 'active', lastError });
+    const currentStep =
+      result.currentStep === undefined ? current.currentStep : (result.currentStep ?? undefined);
+    const updated = freeze({ ...current, status, active: status === 'active', lastError, currentStep });
     this.#tenants.set(tenantId, updated);
     return updated;
   }

@@ -6,6 +6,8 @@ import type { WorkflowDefinition } from './workflow.js';
 export interface AslDefinition {
   readonly Comment?: string;
   readonly StartAt: string;
+  /** How long an execution may run in all; unlimited (a year) when absent. */
+  readonly TimeoutSeconds?: number;
   readonly States: Record<string, AslState>;
 }
 

@@ -3,6 +3,7 @@ import {
   ConfigurationError,
   ExecutionNotFoundError,
   PayloadTooLargeError,
+  TenantInactiveError,
   TenantNotFoundError,
   ValidationError,
 } from '../kernel/errors.js';
@@ -175,11 +176,19 @@ export class ExecutionService {
     };
   }
 
+  /**
+   * A tenant whose executions may be read: active or inactive. While it is being onboarded or
+   * offboarded its schema may not exist (yet, or any more), so its reads are refused with the 423
+   * its work gets, never attempted.
+   */
   async #knownTenant(tenantId: string): Promise<TenantInfo> {
     assertValidTenantId(tenantId);
     const tenant = await this.deps.registry.get(tenantId);
     if (tenant === undefined) {
       throw new TenantNotFoundError(tenantId);
+    }
+    if (tenant.status === 'provisioning' || tenant.status === 'deprovisioning') {
+      throw new TenantInactiveError(tenant.tenantId, tenant.status);
     }
     return tenant;
   }

@@ -8,6 +8,12 @@ export interface WorkflowRegistryOptions {
 }
 
 /**
+ * Names no workflow may take: the platform's onboarding and offboarding state machines are named
+ * `tenantflow-<stage>-onboarding` and `-offboarding`, as a workflow's would be.
+ */
+export const RESERVED_WORKFLOW_NAMES: readonly string[] = ['onboarding', 'offboarding'];
+
+/**
  * The workflows an installation runs, with the per-tenant tables they use. The Lambdas look
  * workflows up here by name, CDK deploys one state machine per entry, and provisioning and
  * migrations apply the tables to every tenant, so all of them agree on what exists.
@@ -58,6 +64,11 @@ export class WorkflowRegistry {
   }
 
   register(workflow: WorkflowDefinition): this {
+    if (RESERVED_WORKFLOW_NAMES.includes(workflow.name)) {
+      throw new WorkflowDefinitionError('Cannot register workflow', [
+        `'${workflow.name}' is the name of the platform's own tenant ${workflow.name} state machine (tenantflow-<stage>-${workflow.name}); choose another name`,
+      ]);
+    }
     if (this.#workflows.has(workflow.name)) {
       throw new WorkflowDefinitionError('Cannot register workflow', [
         `a workflow named '${workflow.name}' is already registered`,

@@ -51,12 +51,21 @@ const PROVISIONING = [
     'TagResource',
   ].map((action) => `secretsmanager:${action} on tenant secrets`),
 ];
+/** Reads and changes the proxy's auth list: the provisioning step and recovery. */
 const PROXY_AUTH_LIST = ['rds:DescribeDBProxies on proxy', 'rds:ModifyDBProxy on proxy'];
+/** Reads it only, to refuse a tenant when it is full: the tenants API. */
+const PROXY_AUTH_LIST_READ = ['rds:DescribeDBProxies on proxy'];
 const START_AND_DESCRIBE = [
-  'states:StartExecution on state machines',
-  'states:DescribeExecution on executions',
+  'states:StartExecution on workflow state machines',
+  'states:DescribeExecution on workflow executions',
 ];
-const REDRIVE = ['states:RedriveExecution on executions'];
+const REDRIVE = ['states:RedriveExecution on workflow executions'];
+/** Onboarding and offboarding: their two state machines and their executions, always deployed. */
+const LIFECYCLE_START_AND_DESCRIBE = [
+  'states:StartExecution on lifecycle state machines',
+  'states:DescribeExecution on lifecycle executions',
+];
+const LIFECYCLE_REDRIVE = ['states:RedriveExecution on lifecycle executions'];
 
 const CORE_ENV = [
   'NODE_OPTIONS',
@@ -88,6 +97,7 @@ function expectedFunctions(
 ): Record<FunctionName, { readonly grants: readonly string[]; readonly env: readonly string[] }> {
   const { proxy, workflows } = installation;
   const proxyAuthList = proxy ? PROXY_AUTH_LIST : [];
+  const proxyAuthListRead = proxy ? PROXY_AUTH_LIST_READ : [];
   const proxyName = proxy ? ['TENANTFLOW_DB_PROXY_NAME'] : [];
   return {
     authorizer: { grants: CORE, env: CORE_ENV },
@@ -107,21 +117,34 @@ function expectedFunctions(
       env: [...CORE_ENV, 'TENANTFLOW_STATE_MACHINE_ARNS', 'TENANTFLOW_EXAMPLES'],
     },
     tenantsApi: {
-      grants: [...CORE, ...PROVISIONING, ...proxyAuthList],
-      env: [...CORE_ENV, ...PROVISIONING_ENV, ...proxyName, 'TENANTFLOW_EXAMPLES'],
-    },
-    recovery: {
-      grants: [
-        ...CORE,
-        ...PROVISIONING,
-        ...proxyAuthList,
-        ...(workflows ? [...START_AND_DESCRIBE, ...REDRIVE] : []),
-      ],
+      grants: [...CORE, ...PROVISIONING, ...proxyAuthListRead, ...LIFECYCLE_START_AND_DESCRIBE],
       env: [
         ...CORE_ENV,
         ...PROVISIONING_ENV,
         ...proxyName,
+        'TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS',
+        'TENANTFLOW_EXAMPLES',
+      ],
+    },
+    provisioningStep: {
+      grants: [...CORE, ...PROVISIONING, ...proxyAuthList],
+      env: [...CORE_ENV, ...PROVISIONING_ENV, ...proxyName, 'TENANTFLOW_EXAMPLES'],
+    },
+    // No admin login and no tenant secrets: recovery redrives the lifecycle's executions instead
+    // of running DDL, and only puts proxy logins back.
+    recovery: {
+      grants: [
+        ...CORE,
+        ...proxyAuthList,
+        ...LIFECYCLE_START_AND_DESCRIBE,
+        ...LIFECYCLE_REDRIVE,
+        ...(workflows ? [...START_AND_DESCRIBE, ...REDRIVE] : []),
+      ],
+      env: [
+        ...CORE_ENV,
+        ...proxyName,
         'TENANTFLOW_STATE_MACHINE_ARNS',
+        'TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS',
         'TENANTFLOW_EXAMPLES',
       ],
     },
@@ -168,6 +191,9 @@ function grantsOf(synthesized: Synthesized, name: FunctionName): string[] {
   const fn = synthesized.functions[name];
   const logicalId = (construct: Parameters<typeof logicalIdIn>[1]) => logicalIdIn(fixture.stack, construct);
   const machines = [...fixture.stack.stateMachines.values()];
+  const lifecycleMachines = Object.values(fixture.stack.lifecycle.machines);
+  const executionsOf = (machine: { readonly stateMachineName: string }) =>
+    `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machine.stateMachineName}:*`;
   const kindOf = (resource: string): string => {
     if (resource === '*') {
       return '*';
@@ -191,16 +217,16 @@ function grantsOf(synthesized: Synthesized, name: FunctionName): string[] {
       return 'proxy';
     }
     if (machines.some((machine) => resource === `<${logicalId(machine.stateMachine)}>`)) {
-      return 'state machines';
+      return 'workflow state machines';
     }
-    if (
-      machines.some(
-        (machine) =>
-          resource ===
-          `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machine.stateMachineName}:*`,
-      )
-    ) {
-      return 'executions';
+    if (machines.some((machine) => resource === executionsOf(machine))) {
+      return 'workflow executions';
+    }
+    if (lifecycleMachines.some((machine) => resource === `<${logicalId(machine.stateMachine)}>`)) {
+      return 'lifecycle state machines';
+    }
+    if (lifecycleMachines.some((machine) => resource === executionsOf(machine))) {
+      return 'lifecycle executions';
     }
     return resource;
   };
@@ -296,8 +322,13 @@ describe("examples: installing the example workflows is the deployment's choice 
         return value === undefined ? [] : [`${name}=${String(value)}`];
       })
       .sort();
-  /** The functions that load the workflows (run-task, executions, recovery) or their tables (tenants API, migrate). */
-  const LOADERS = ['executionsApi', 'migrate', 'recovery', 'runTask', 'tenantsApi'];
+  /**
+   * The functions that load the workflows (run-task, executions, recovery) or their tables
+   * (tenants API, provisioning step, migrate).
+   */
+  const LOADERS = ['executionsApi', 'migrate', 'provisioningStep', 'recovery', 'runTask', 'tenantsApi'];
+  /** The tenant lifecycle's, deployed with or without workflows. */
+  const LIFECYCLE_MACHINES = ['tenantflow-qa-offboarding', 'tenantflow-qa-onboarding'];
 
   it('is off by default: a production install gets no example', () => {
     expect(deploymentConfig(new App().node).examples).toBe(false);
@@ -308,7 +339,7 @@ describe("examples: installing the example workflows is the deployment's choice 
     );
   });
 
-  it('with examples: one state machine per example workflow, and the functions register the examples', () => {
+  it("with examples: one state machine per example workflow beside the lifecycle's, and the functions register the examples", () => {
     // Prepare
     const examples = installedWorkflows({ examples: true });
 
@@ -316,10 +347,7 @@ describe("examples: installing the example workflows is the deployment's choice 
     expect(examples.names().length).toBeGreaterThan(0);
     expect(withExamples.fixture.stack.workflows.names()).toEqual(examples.names());
     expect(stateMachineNames(withExamples)).toEqual(
-      examples
-        .names()
-        .map((name) => `tenantflow-qa-${name}`)
-        .sort(),
+      [...examples.names().map((name) => `tenantflow-qa-${name}`), ...LIFECYCLE_MACHINES].sort(),
     );
     expect(examplesVariables(withExamples)).toEqual(LOADERS.map((name) => `${name}=on`));
     const arns = JSON.parse(
@@ -328,13 +356,20 @@ describe("examples: installing the example workflows is the deployment's choice 
     expect(Object.keys(arns).sort()).toEqual([...examples.names()].sort());
   });
 
-  it('without: no state machine, no state machine output, and the functions register none', () => {
+  it("without: no workflow state machine, no workflow output, and the functions register none; the lifecycle's stay", () => {
     // Assert
     expect(without.fixture.stack.workflows.names()).toEqual(installedWorkflows({ examples: false }).names());
-    expect(stateMachineNames(without)).toEqual([]);
+    expect(stateMachineNames(without)).toEqual(LIFECYCLE_MACHINES);
     expect(without.fixture.stack.stateMachines.size).toBe(0);
     expect(Object.keys(without.outputs).filter((id) => id.startsWith('StateMachineArn'))).toEqual([]);
-    expect(Object.keys(without.outputs)).toEqual(expect.arrayContaining(['ApiUrl', 'MigrateFunctionName']));
+    expect(Object.keys(without.outputs)).toEqual(
+      expect.arrayContaining([
+        'ApiUrl',
+        'MigrateFunctionName',
+        'LifecycleStateMachineArnOnboarding',
+        'LifecycleStateMachineArnOffboarding',
+      ]),
+    );
     expect(examplesVariables(without)).toEqual(LOADERS.map((name) => `${name}=off`));
     for (const name of ['executionsApi', 'recovery'] as const) {
       expect(environmentOf(without, name).TENANTFLOW_STATE_MACHINE_ARNS, name).toBe('{}');

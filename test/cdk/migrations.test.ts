@@ -198,7 +198,7 @@ describe('DatabaseMigrations', () => {
       const trigger = triggerId();
 
       // Assert
-      expect(others).toHaveLength(7);
+      expect(others).toHaveLength(8);
       for (const [key, fn] of others) {
         expect(resource(logicalId(fn)).DependsOn ?? [], key).toContain(trigger);
       }

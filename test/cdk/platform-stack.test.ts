@@ -5,8 +5,15 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import {
+  compileOffboardingAsl,
+  compileOnboardingAsl,
+  OFFBOARDING,
+  ONBOARDING,
+  STEP_TIMEOUT_SECONDS,
+} from '@tenantflow/shared/lifecycle/lifecycle-asl';
 import { compileToAsl } from '@tenantflow/shared/workflows/asl';
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
@@ -51,6 +58,7 @@ const ENTRIES = {
   runTask: 'functions/workflow/run-task.ts',
   finalize: 'functions/workflow/finalize.ts',
   recovery: 'functions/recovery/recover.ts',
+  provisioningStep: 'functions/provisioning/step.ts',
 } as const;
 type FunctionKey = keyof typeof ENTRIES;
 const FUNCTION_KEYS = Object.keys(ENTRIES) as FunctionKey[];
@@ -62,7 +70,7 @@ const INSTALLED = installedWorkflows({ examples: true });
 const SHARED_MANIFEST = readSharedManifest(PROJECT_ROOT);
 const SHARED_PACKAGE = SHARED_MANIFEST.name;
 
-/** One synthesis for the whole file: bundling seven functions and the layer takes seconds. */
+/** One synthesis for the whole file: bundling eight functions and the layer takes seconds. */
 let fixture: PlatformFixture;
 let template: Template;
 let resources: Record<string, TemplateResource>;
@@ -292,17 +300,39 @@ describe('PlatformStack', () => {
       }
     });
 
-    it('sizes memory and timeouts per function: recovery 5 minutes, run-task past its longest task', () => {
+    it('gives the lifecycle state machine ARNs to the tenants API and recovery only', () => {
+      // Prepare
+      const holders = FUNCTION_KEYS.filter(
+        (key) => environmentOf(key).TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS !== undefined,
+      );
+      const { onboarding, offboarding } = fixture.stack.lifecycle;
+
+      // Assert: exactly the two keys the config reads, each the ARN (Ref) of its state machine.
+      expect(holders.sort()).toEqual(['recovery', 'tenantsApi']);
+      for (const key of holders) {
+        expect(JSON.parse(flatten(environmentOf(key).TENANTFLOW_LIFECYCLE_STATE_MACHINE_ARNS))).toEqual({
+          [ONBOARDING]: `<${logicalId(onboarding.stateMachine)}>`,
+          [OFFBOARDING]: `<${logicalId(offboarding.stateMachine)}>`,
+        });
+      }
+    });
+
+    it('sizes memory and timeouts per function: recovery 5 minutes, run-task past its longest task, the APIs within API Gateway, a step within its state', () => {
       // Prepare
       const longestTask = Math.max(
         ...INSTALLED.list().flatMap((workflow) => workflow.tasks.map((task) => task.timeoutSeconds)),
       );
+      const stepTimeout = fnResource('provisioningStep').Properties.Timeout as number;
 
       // Assert
       expect(fnResource('recovery').Properties.Timeout).toBe(300);
       expect(fnResource('runTask').Properties.Timeout).toBeGreaterThan(longestTask);
       expect(fnResource('authorizer').Properties.Timeout).toBeLessThanOrEqual(29);
       expect(fnResource('executionsApi').Properties.Timeout).toBeLessThanOrEqual(29);
+      expect(fnResource('tenantsApi').Properties.Timeout).toBe(29);
+      // The Task state's TimeoutSeconds is only a backstop: the function gives up first.
+      expect(stepTimeout).toBeLessThan(STEP_TIMEOUT_SECONDS);
+      expect(stepTimeout).toBeGreaterThanOrEqual(STEP_TIMEOUT_SECONDS - 30);
     });
   });
 
@@ -385,7 +415,7 @@ describe('PlatformStack', () => {
 
       // Assert
       expect(loadsRegistry.sort()).toEqual(['executionsApi', 'recovery', 'runTask']);
-      expect(loadsTablesOnly).toEqual(['tenantsApi']);
+      expect(loadsTablesOnly.sort()).toEqual(['provisioningStep', 'tenantsApi']);
       for (const key of FUNCTION_KEYS) {
         const sources = sourcesOf(key).map(inProject);
         expect(sources.filter(isTaskCode).length > 0, key).toBe(loadsRegistry.includes(key));
@@ -893,8 +923,13 @@ describe('PlatformStack', () => {
 
   describe('WorkflowStateMachine', () => {
     it('deploys one Standard state machine per installed workflow, logged and traced', () => {
-      // Prepare
-      const machines = ofType('AWS::StepFunctions::StateMachine').map(([, machine]) => machine.Properties);
+      // Prepare: the lifecycle's two are asserted below.
+      const lifecycleIds = Object.values(fixture.stack.lifecycle.machines).map((machine) =>
+        logicalId(machine.stateMachine),
+      );
+      const machines = ofType('AWS::StepFunctions::StateMachine')
+        .filter(([id]) => !lifecycleIds.includes(id))
+        .map(([, machine]) => machine.Properties);
 
       // Assert
       expect(fixture.stack.workflows.names()).toEqual(INSTALLED.names());
@@ -950,6 +985,119 @@ describe('PlatformStack', () => {
     });
   });
 
+  describe('TenantLifecycleStateMachines', () => {
+    const LIFECYCLE = [
+      { lifecycle: ONBOARDING, compile: compileOnboardingAsl },
+      { lifecycle: OFFBOARDING, compile: compileOffboardingAsl },
+    ] as const;
+    const machineOf = (lifecycle: typeof ONBOARDING | typeof OFFBOARDING) =>
+      fixture.stack.lifecycle.machines[lifecycle];
+    const propsOf = (lifecycle: typeof ONBOARDING | typeof OFFBOARDING) =>
+      resources[logicalId(machineOf(lifecycle).stateMachine)]?.Properties ?? {};
+    const provisioningStepArn = () => `<${logicalId(functionOf('provisioningStep'))}.Arn>`;
+
+    it('deploys the two lifecycle state machines beside the workflows, and nothing else', () => {
+      // Prepare
+      const names = ofType('AWS::StepFunctions::StateMachine').map(
+        ([, machine]) => machine.Properties.StateMachineName,
+      );
+
+      // Assert
+      expect(names.sort()).toEqual(
+        [
+          'tenantflow-qa-onboarding',
+          'tenantflow-qa-offboarding',
+          ...INSTALLED.names().map((name) => `tenantflow-qa-${name}`),
+        ].sort(),
+      );
+      expect(fixture.stack.lifecycle.onboarding).toBe(machineOf(ONBOARDING));
+      expect(fixture.stack.lifecycle.offboarding).toBe(machineOf(OFFBOARDING));
+    });
+
+    it.each(LIFECYCLE)(
+      '$lifecycle: Standard, named tenantflow-qa-$lifecycle, traced, logging ALL without execution data to its own vendedlogs group',
+      ({ lifecycle }) => {
+        // Prepare
+        const props = propsOf(lifecycle);
+        const machine = machineOf(lifecycle);
+        const logGroupId = logicalId(machine.logGroup);
+        const logGroup = resources[logGroupId];
+
+        // Assert
+        expect(props.StateMachineType).toBe('STANDARD');
+        expect(props.StateMachineName).toBe(`tenantflow-qa-${lifecycle}`);
+        expect(machine.stateMachineName).toBe(`tenantflow-qa-${lifecycle}`);
+        expect(props.TracingConfiguration).toEqual({ Enabled: true });
+        expect(props.LoggingConfiguration).toEqual({
+          Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logGroupId, 'Arn'] } } }],
+          Level: 'ALL',
+          IncludeExecutionData: false,
+        });
+        expect(logGroup?.Type).toBe('AWS::Logs::LogGroup');
+        expect(logGroup?.Properties).toEqual({
+          LogGroupName: `/aws/vendedlogs/states/tenantflow-qa-${lifecycle}`,
+          RetentionInDays: fixture.config.logRetentionDays,
+        });
+        // Deleted with the stack, as the workflows' are, where the deployment keeps no data.
+        expect(fixture.config.protectData).toBe(false);
+        expect((logGroup as { DeletionPolicy?: string } | undefined)?.DeletionPolicy).toBe('Delete');
+        expect(machine.executionArnPattern).toBe(
+          fixture.stack.formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `tenantflow-qa-${lifecycle}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        );
+      },
+    );
+
+    it.each(LIFECYCLE)(
+      '$lifecycle: the definition is exactly the compiled ASL with the provisioning-step function ARN',
+      ({ lifecycle, compile }) => {
+        // Prepare
+        const definition = flatten(propsOf(lifecycle).DefinitionString);
+
+        // Assert: the very string, so nothing is reordered or added on the way.
+        expect(definition).toBe(JSON.stringify(compile({ provisioningStepArn: provisioningStepArn() })));
+        expect(JSON.parse(definition)).toMatchObject({ TimeoutSeconds: expect.any(Number) });
+      },
+    );
+
+    it.each(LIFECYCLE)(
+      '$lifecycle: its role may invoke the provisioning-step function by its unqualified ARN, and nothing else',
+      ({ lifecycle }) => {
+        // Prepare
+        const statements = statementsOfRole(resources, logicalId(machineOf(lifecycle).stateMachine.role));
+        const invoke = statements.filter((statement) =>
+          actionsOf(statement).some((action) => action.startsWith('lambda:')),
+        );
+
+        // Assert
+        expect(invoke).toHaveLength(1);
+        expect(invoke[0]?.Sid).toBe('InvokeProvisioningStep');
+        expect(actionsOf(invoke[0] ?? {})).toEqual(['lambda:InvokeFunction']);
+        expect(resourcesOf(invoke[0] ?? {})).toEqual([provisioningStepArn()]);
+        for (const statement of statements) {
+          expect(actionsOf(statement).every((action) => /^(lambda|logs|xray):/.test(action))).toBe(true);
+        }
+      },
+    );
+
+    it('outputs both ARNs', () => {
+      // Prepare
+      const outputs = template.toJSON().Outputs as Record<string, { Value: unknown; Description: string }>;
+
+      // Assert
+      for (const { lifecycle } of LIFECYCLE) {
+        const output =
+          outputs[`LifecycleStateMachineArn${lifecycle.charAt(0).toUpperCase()}${lifecycle.slice(1)}`];
+        expect(output?.Value, lifecycle).toEqual({ Ref: logicalId(machineOf(lifecycle).stateMachine) });
+        expect(output?.Description, lifecycle).toBe(`State machine of tenant ${lifecycle}`);
+      }
+    });
+  });
+
   describe('recovery schedule', () => {
     it('runs the recovery function every 5 minutes', () => {
       // Prepare
@@ -977,8 +1125,11 @@ describe('PlatformStack', () => {
       /^<import:TestData:ExportsOutputRefPlatformSecret\w+>$/.test(resource);
     const isAdminSecret = (resource: string) =>
       /^<import:TestData:ExportsOutputRefAdminSecret\w+>$/.test(resource);
-    /** The functions that run DDL: provisioning, recovery (which resumes it); migrate is asserted in migrations.test.ts. */
-    const ADMIN_HOLDERS: readonly FunctionKey[] = ['tenantsApi', 'recovery'];
+    /**
+     * The functions that build provisioning: the provisioning step and the tenants API; migrate is
+     * asserted in migrations.test.ts. Recovery redrives the lifecycle's executions instead.
+     */
+    const ADMIN_HOLDERS: readonly FunctionKey[] = ['provisioningStep', 'tenantsApi'];
 
     it('confines Secrets Manager to the tenant prefix of the stage, the platform and the admin secret', () => {
       for (const key of FUNCTION_KEYS) {
@@ -996,7 +1147,7 @@ describe('PlatformStack', () => {
       }
     });
 
-    it('gives the admin login (its ARN and read access) to the tenants API and recovery only', () => {
+    it('gives the admin login (its ARN and read access) to the provisioning step and the tenants API only', () => {
       // Prepare
       const adminReads = (key: FunctionKey) =>
         statementsOfFunction(key)
@@ -1012,7 +1163,14 @@ describe('PlatformStack', () => {
         expect(grant?.resources, key).toEqual([flatten(adminArn(key))]);
         expect(isAdminSecret(flatten(adminArn(key))), key).toBe(true);
       }
-      for (const key of ['executionsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
+      for (const key of [
+        'executionsApi',
+        'authorizer',
+        'health',
+        'runTask',
+        'finalize',
+        'recovery',
+      ] as const) {
         expect(adminReads(key), key).toEqual([]);
         expect(adminArn(key), key).toBeUndefined();
         expect(JSON.stringify(statementsOfFunction(key)), key).not.toMatch(/AdminSecret/);
@@ -1030,7 +1188,7 @@ describe('PlatformStack', () => {
       }
     });
 
-    it('grants tenant secrets to the tenants API and recovery (manage) and run-task (read) only', () => {
+    it('grants tenant secrets to the provisioning step and the tenants API (manage) and run-task (read) only', () => {
       // Prepare
       const tenantSecretActions = (key: FunctionKey) =>
         statementsOfFunction(key)
@@ -1048,10 +1206,10 @@ describe('PlatformStack', () => {
       ];
 
       // Assert
+      expect(tenantSecretActions('provisioningStep')).toEqual(manage);
       expect(tenantSecretActions('tenantsApi')).toEqual(manage);
-      expect(tenantSecretActions('recovery')).toEqual(manage);
       expect(tenantSecretActions('runTask')).toEqual(['secretsmanager:GetSecretValue']);
-      for (const key of ['executionsApi', 'authorizer', 'health', 'finalize'] as const) {
+      for (const key of ['executionsApi', 'authorizer', 'health', 'finalize', 'recovery'] as const) {
         expect(tenantSecretActions(key)).toEqual([]);
       }
     });
@@ -1065,42 +1223,67 @@ describe('PlatformStack', () => {
       }
     });
 
-    it('allows Step Functions actions only on the workflows and their executions', () => {
+    it('allows Step Functions actions only on the workflows, the lifecycle and their executions, each statement on one family', () => {
       // Prepare
-      const machineRefs = [...fixture.stack.stateMachines.values()].map(
-        (machine) => `<${logicalId(machine.stateMachine)}>`,
-      );
-      const executionPatterns = [...fixture.stack.stateMachines.values()].map(
-        (machine) =>
-          `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machine.stateMachineName}:*`,
-      );
-      const statesActions = (key: FunctionKey) =>
+      const families = {
+        Workflow: [...fixture.stack.stateMachines.values()],
+        Lifecycle: Object.values(fixture.stack.lifecycle.machines),
+      };
+      const refsOf = (machines: readonly { stateMachine: IConstruct }[]) =>
+        machines.map((machine) => `<${logicalId(machine.stateMachine)}>`).sort();
+      const patternsOf = (machines: readonly { stateMachineName: string }[]) =>
+        machines
+          .map(
+            (machine) =>
+              `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:${machine.stateMachineName}:*`,
+          )
+          .sort();
+      const statesStatements = (key: FunctionKey) =>
         statementsOfFunction(key).filter((statement) =>
           actionsOf(statement).some((a) => a.startsWith('states:')),
         );
+      /** `<Sid>: <actions>`, one entry per statement. */
+      const granted = (key: FunctionKey) =>
+        statesStatements(key)
+          .map((statement) => `${String(statement.Sid)}: ${actionsOf(statement).sort().join(',')}`)
+          .sort();
 
-      // Assert
+      // Assert: a Start statement names all of one family's state machines, a Read statement all
+      // of their executions, and nothing else.
+      expect(families.Workflow.length).toBeGreaterThan(0);
+      expect(families.Lifecycle).toHaveLength(2);
       for (const key of FUNCTION_KEYS) {
-        for (const statement of statesActions(key)) {
-          const allowed = actionsOf(statement).includes('states:StartExecution')
-            ? machineRefs
-            : executionPatterns;
-          expect(resourcesOf(statement).sort()).toEqual([...allowed].sort());
+        for (const statement of statesStatements(key)) {
+          const [, verb, family] =
+            /^(Start|Read)(Workflow|Lifecycle)Executions$/.exec(String(statement.Sid)) ?? [];
+          expect(family, `${key}: ${JSON.stringify(statement)}`).toBeDefined();
+          const machines = families[family as keyof typeof families];
+          expect(resourcesOf(statement).sort(), key).toEqual(
+            verb === 'Start' ? refsOf(machines) : patternsOf(machines),
+          );
+          expect(actionsOf(statement).includes('states:StartExecution'), key).toBe(verb === 'Start');
         }
       }
-      const granted = (key: FunctionKey) => statesActions(key).flatMap(actionsOf).sort();
-      expect(granted('executionsApi')).toEqual(['states:DescribeExecution', 'states:StartExecution']);
-      expect(granted('recovery')).toEqual([
-        'states:DescribeExecution',
-        'states:RedriveExecution',
-        'states:StartExecution',
+      expect(granted('executionsApi')).toEqual([
+        'ReadWorkflowExecutions: states:DescribeExecution',
+        'StartWorkflowExecutions: states:StartExecution',
       ]);
-      for (const key of ['tenantsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
-        expect(granted(key)).toEqual([]);
+      expect(granted('tenantsApi')).toEqual([
+        'ReadLifecycleExecutions: states:DescribeExecution',
+        'StartLifecycleExecutions: states:StartExecution',
+      ]);
+      expect(granted('recovery')).toEqual([
+        'ReadLifecycleExecutions: states:DescribeExecution,states:RedriveExecution',
+        'ReadWorkflowExecutions: states:DescribeExecution,states:RedriveExecution',
+        'StartLifecycleExecutions: states:StartExecution',
+        'StartWorkflowExecutions: states:StartExecution',
+      ]);
+      for (const key of ['provisioningStep', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
+        expect(granted(key), key).toEqual([]);
       }
     });
 
-    it("lets only the tenants API and recovery read and change the proxy's auth list, on that proxy only", () => {
+    it("lets only the provisioning step and recovery change the proxy's auth list, the tenants API only read it, on that proxy only", () => {
       const rdsStatements = (key: FunctionKey) =>
         statementsOfFunction(key).filter((statement) =>
           actionsOf(statement).some((a) => a.startsWith('rds:')),
@@ -1109,12 +1292,18 @@ describe('PlatformStack', () => {
         (fnResource(key).Properties as { Environment: { Variables: Record<string, unknown> } }).Environment
           .Variables.TENANTFLOW_DB_PROXY_NAME;
 
-      for (const key of ['tenantsApi', 'recovery'] as const) {
+      const expected = {
+        provisioningStep: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'],
+        recovery: ['rds:DescribeDBProxies', 'rds:ModifyDBProxy'],
+        // It refuses a new tenant when the list is full; onboarding's step admits the login.
+        tenantsApi: ['rds:DescribeDBProxies'],
+      } as const;
+      for (const [key, actions] of Object.entries(expected) as Array<[FunctionKey, readonly string[]]>) {
         const [statement = {}, ...more] = rdsStatements(key);
-        expect(more).toEqual([]);
-        expect(actionsOf(statement).sort()).toEqual(['rds:DescribeDBProxies', 'rds:ModifyDBProxy']);
-        expect(resourcesOf(statement)).toEqual([TEST_PROXY_ARN]);
-        expect(proxyName(key)).toBe('tenantflow-qa');
+        expect(more, key).toEqual([]);
+        expect(actionsOf(statement).sort(), key).toEqual(actions);
+        expect(resourcesOf(statement), key).toEqual([TEST_PROXY_ARN]);
+        expect(proxyName(key), key).toBe('tenantflow-qa');
       }
       for (const key of ['executionsApi', 'authorizer', 'health', 'runTask', 'finalize'] as const) {
         expect(rdsStatements(key)).toEqual([]);

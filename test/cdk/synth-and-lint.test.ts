@@ -155,7 +155,7 @@ describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-l
       expect(said).toEqual([]);
     });
 
-    it(`deploys ${installation.examples ? 'a state machine per example workflow' : 'no state machine'}, and tells the functions so`, async () => {
+    it(`deploys the tenant lifecycle's state machines and ${installation.examples ? 'one per example workflow' : 'no workflow state machine'}, and tells the functions so`, async () => {
       // Prepare
       const template = await templateOf(synthOf(installation.title).outdir, 'platform');
       const resources = Object.values(template.Resources);
@@ -174,16 +174,16 @@ describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-l
         )
         .filter((value) => value !== undefined);
 
-      // Assert: run-task, the executions and tenants APIs, recovery and migrate load the
-      // workflows or their tables (function-grants.test.ts has the table).
+      // Assert: run-task, the executions and tenants APIs, the provisioning step, recovery and
+      // migrate load the workflows or their tables (function-grants.test.ts has the table).
+      const workflowMachines = installedWorkflows({ examples: installation.examples })
+        .names()
+        .map((name) => `tenantflow-dev-${name}`);
       expect(machines).toEqual(
-        installedWorkflows({ examples: installation.examples })
-          .names()
-          .map((name) => `tenantflow-dev-${name}`)
-          .sort(),
+        [...workflowMachines, 'tenantflow-dev-onboarding', 'tenantflow-dev-offboarding'].sort(),
       );
-      expect(machines.length > 0).toBe(installation.examples);
-      expect(examplesSettings).toEqual(Array(5).fill(installation.examples ? 'on' : 'off'));
+      expect(workflowMachines.length > 0).toBe(installation.examples);
+      expect(examplesSettings).toEqual(Array(6).fill(installation.examples ? 'on' : 'off'));
     });
 
     it(`has ${installation.natGateways} NAT gateway(s) and the gateway endpoints asked for (${installation.gatewayEndpoints.join(', ') || 'none'}), read from the command line`, async () => {

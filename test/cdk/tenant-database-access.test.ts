@@ -40,16 +40,18 @@ describe('tenantDatabaseAccess: how tenant roles reach PostgreSQL', () => {
   });
 
   /** The functions that provision tenants, and so write where tenant roles connect into their secrets. */
-  const PROVISIONERS = ['tenants-api', 'recovery'];
+  const PROVISIONERS = ['provisioning-step', 'tenants-api'];
+  /** The functions that read or change the proxy's auth list: the provisioners, and recovery, which puts logins back. */
+  const AUTH_LIST_KEEPERS = [...PROVISIONERS, 'recovery'];
 
   it('proxy (default): tenant secrets name the proxy, and the provisioning functions keep its auth list', () => {
-    expect(proxy.env.size).toBe(8);
+    expect(proxy.env.size).toBe(9);
     for (const [name, env] of proxy.env) {
       expect(env.TENANTFLOW_TENANT_DB_HOST, name).toBe(
         PROVISIONERS.includes(name) ? TEST_PROXY_ENDPOINT : undefined,
       );
       expect(env.TENANTFLOW_DB_PROXY_NAME, name).toBe(
-        PROVISIONERS.includes(name) ? 'tenantflow-qa' : undefined,
+        AUTH_LIST_KEEPERS.includes(name) ? 'tenantflow-qa' : undefined,
       );
       expect(env.NODE_EXTRA_CA_CERTS, name).toBeUndefined();
     }

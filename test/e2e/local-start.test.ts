@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from '../support/http.js';
+import { onboardOverHttp, waitForTenant } from '../support/onboarding.js';
 import {
   exited,
   isAlive,
@@ -62,8 +63,12 @@ describe('npm start', () => {
     expect(first.output()).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/tenants/);
     expect((await api('GET', '/health')).body).toMatchObject({ status: 'ok' });
     const created = await api('POST', '/tenants', { body: { tenantId: 'acme', name: 'Acme Corp' } });
-    expect(created.status).toBe(201);
+    expect(created.status).toBe(202);
+    expect(created.headers.get('location')).toBe('tenants/acme');
+    expect(created.body).toMatchObject({ tenantId: 'acme', status: 'provisioning' });
     expect(created.body.apiKey).toMatch(/^tfk_acme_/);
+    // The onboarding state machine, run in-process, makes it active within moments.
+    await waitForTenant(api, 'acme', 'active', 10_000);
 
     // The stored credentials log in as acme's own role, which can use acme's tables and nothing
     // else: it may read, not write, the platform's bookkeeping, and create nothing anywhere.
@@ -111,9 +116,7 @@ describe('npm start', () => {
     });
 
     // Kill -9: PostgreSQL is left running, holding the data directory.
-    await apiClient(second.url, ADMIN_TOKEN)('POST', '/tenants', {
-      body: { tenantId: 'globex', name: 'Globex' },
-    });
+    await onboardOverHttp(apiClient(second.url, ADMIN_TOKEN), { tenantId: 'globex', name: 'Globex' });
     second.child.kill('SIGKILL');
     await exited(second.child);
     const stalePid = await postmasterPid();

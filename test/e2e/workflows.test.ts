@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiResponse, apiClient } from '../support/http.js';
+import { waitForTenant } from '../support/onboarding.js';
 import { killTenantflow, type StartedTenantflow, startTenantflow } from '../support/tenantflow-process.js';
 
 /**
@@ -99,8 +100,11 @@ describe('example workflows over HTTP, three tenants at once', () => {
           },
         },
       });
-      expect(created.status).toBe(201);
+      expect(created.status).toBe(202);
       keys.set(tenant.tenantId, created.body.apiKey);
+    }
+    for (const tenant of TENANTS) {
+      await waitForTenant(admin, tenant.tenantId, 'active');
     }
 
     // Each tenant's client starts all three examples; all nine run at once.

@@ -36,7 +36,7 @@ export function testRecovery(
     registry: env.platform.registry,
     orchestrator: setup.orchestrator,
     workflows: setup.workflows,
-    provisioning: env.platform.provisioning,
+    lifecycle: env.platform.lifecycle,
     logger: setup.logger,
     options: { ...TEST_RECOVERY_OPTIONS, ...setup.options },
   });

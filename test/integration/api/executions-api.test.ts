@@ -65,8 +65,13 @@ beforeAll(async () => {
         config: { settings: { colour: 'blue' }, limits: { maxConcurrentExecutions: 2 } },
       },
     });
-    expect(created.status).toBe(201);
+    expect(created.status).toBe(202);
     keys[tenantId] = created.body.apiKey;
+  }
+  // Their onboardings run in the local lifecycle orchestrator; the keys work once they end.
+  await local.platform.lifecycleOrchestrator.drain();
+  for (const tenantId of [acme, globex]) {
+    expect((await admin('GET', `/tenants/${tenantId}`)).body.status).toBe('active');
   }
 });
 

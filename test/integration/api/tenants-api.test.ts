@@ -1,9 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { tenantRoleName } from '@tenantflow/shared/provisioning/database-admin';
+import { hashApiKey } from '@tenantflow/shared/tenancy/api-keys';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
 import { createTestDatabase } from '../../support/database.js';
+import { failpointGate } from '../../support/failpoint-gate.js';
 import { apiClient } from '../../support/http.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
@@ -16,11 +19,19 @@ let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let home: string;
 let local: LocalPlatform;
 let api: ReturnType<typeof apiClient>;
+/** Pauses an onboarding or offboarding where a test wants to look at it; passes through otherwise. */
+const gate = failpointGate();
 
 beforeAll(async () => {
   database = await createTestDatabase();
   home = await mkdtemp(join(tmpdir(), 'tenantflow-api-'));
-  local = await startLocalPlatform({ home, port: 0, databaseUrl: database.url, adminToken: ADMIN_TOKEN });
+  local = await startLocalPlatform({
+    home,
+    port: 0,
+    databaseUrl: database.url,
+    adminToken: ADMIN_TOKEN,
+    adapters: { failpoints: gate.failpoints },
+  });
   api = apiClient(local.url, ADMIN_TOKEN);
 });
 
@@ -31,8 +42,15 @@ afterAll(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
+afterEach(() => {
+  // A test that failed while it held a run must not leave it waiting forever.
+  gate.releaseAll();
+});
+
 beforeEach(async () => {
-  // Offboard for real, so each test starts with no tenant, schema, role or secret.
+  // The onboardings and offboardings a test started end first; then offboard for real, so each
+  // test starts with no tenant, schema, role or secret.
+  await waitForLifecycles();
   for (const tenant of await local.platform.registry.list()) {
     if (tenant.status === 'active') {
       await local.platform.tenantAdmin.deactivate(tenant.tenantId);
@@ -40,6 +58,29 @@ beforeEach(async () => {
     await local.platform.provisioning.deprovision(tenant.tenantId);
   }
 });
+
+/** Waits for every onboarding and offboarding the API started (the state machines run in-process). */
+function waitForLifecycles(): Promise<void> {
+  return local.platform.lifecycleOrchestrator.drain();
+}
+
+/** POST /tenants, answered 202, then waits for the onboarding: the tenant is active after this. */
+async function registerTenant(body: { tenantId: string; name: string } & Record<string, unknown>) {
+  const response = await api('POST', '/tenants', { body });
+  expect(response.status).toBe(202);
+  await waitForLifecycles();
+  return response;
+}
+
+/** What the tenant owns in PostgreSQL: its schema and its login role. */
+async function tenantObjects(tenantId: string): Promise<{ schemas: number; roles: number }> {
+  const { rows } = await local.platform.pool.query<{ schemas: number; roles: number }>(
+    `SELECT (SELECT count(*)::int FROM pg_namespace WHERE nspname = $1) AS schemas,
+            (SELECT count(*)::int FROM pg_roles WHERE rolname = $2) AS roles`,
+    [tenantId, tenantRoleName(tenantId)],
+  );
+  return rows[0] ?? { schemas: -1, roles: -1 };
+}
 
 describe('tenant admin API', () => {
   describe('authentication', () => {
@@ -77,33 +118,110 @@ describe('tenant admin API', () => {
   });
 
   describe('POST /tenants', () => {
-    it('registers a tenant: 201 with the tenant', async () => {
+    it('accepts a tenant: 202 with the tenant provisioning, its API key and its location', async () => {
       const response = await api('POST', '/tenants', {
         body: { tenantId: acme, name: 'Acme Corp', metadata: { plan: 'pro' } },
       });
 
-      expect(response.status).toBe(201);
+      expect(response.status).toBe(202);
+      expect(response.headers.get('location')).toBe(`tenants/${acme}`);
       expect(response.body.apiKey).toMatch(new RegExp(`^tfk_${acme}_[A-Za-z0-9_-]{43}$`));
       expect(response.body).toMatchObject({
         tenantId: acme,
         name: 'Acme Corp',
-        active: true,
-        status: 'active',
+        active: false,
+        status: 'provisioning',
         metadata: { plan: 'pro' },
       });
       expect(new Date(response.body.createdAt).toString()).not.toBe('Invalid Date');
       expect((await api('GET', `/tenants/${acme}`)).body.name).toBe('Acme Corp');
     });
 
-    it('answers 409 for a duplicate and keeps the original', async () => {
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+    it('makes the tenant active once its onboarding ends, and its key then authenticates', async () => {
+      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme Corp' } });
+      expect(registered.status).toBe(202);
+
+      await waitForLifecycles();
+
+      const tenant = await api('GET', `/tenants/${acme}`);
+      expect(tenant.status).toBe(200);
+      expect(tenant.body).toMatchObject({
+        tenantId: acme,
+        name: 'Acme Corp',
+        active: true,
+        status: 'active',
+      });
+      expect(tenant.body).not.toHaveProperty('currentStep');
+      expect(tenant.body).not.toHaveProperty('lastError');
+      expect(tenant.body).not.toHaveProperty('apiKey');
+      expect(await tenantObjects(acme)).toEqual({ schemas: 1, roles: 1 });
+      expect((await api('GET', `/tenants/${acme}/metrics`, { token: registered.body.apiKey })).status).toBe(
+        200,
+      );
+    });
+
+    it('shows the step under way while provisioning, and the key works only once active', async () => {
+      const held = gate.hold('after-provisioning-step', { tenantId: acme, name: 'schema' });
+      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      expect(registered.status).toBe(202);
+      await held.reached;
+
+      const during = await api('GET', `/tenants/${acme}`);
+      const keyDuring = await api('GET', `/tenants/${acme}/metrics`, { token: registered.body.apiKey });
+      held.release();
+      await waitForLifecycles();
+
+      expect(during.status).toBe(200);
+      expect(during.body).toMatchObject({
+        tenantId: acme,
+        active: false,
+        status: 'provisioning',
+        currentStep: 'schema-and-role',
+      });
+      // Refused, as unauthenticated or as a tenant not active yet: either way not served (nor a 500).
+      expect([401, 423]).toContain(keyDuring.status);
+      expect(['UNAUTHENTICATED', 'TENANT_INACTIVE']).toContain(keyDuring.body.error?.code);
+      const after = await api('GET', `/tenants/${acme}`);
+      expect(after.body).toMatchObject({ status: 'active', active: true });
+      expect(after.body).not.toHaveProperty('currentStep');
+      expect((await api('GET', `/tenants/${acme}/metrics`, { token: registered.body.apiKey })).status).toBe(
+        200,
+      );
+    });
+
+    it('answers 409 for a repeat while provisioning, naming the status and step, and keeps the original', async () => {
+      const held = gate.hold('after-provisioning-step', { tenantId: acme, name: 'schema' });
+      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      expect(registered.status).toBe(202);
+      await held.reached;
+
+      const response = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Impostor' } });
+      held.release();
+      await waitForLifecycles();
+
+      expect(response.status).toBe(409);
+      expect(response.body.error).toEqual({
+        code: 'TENANT_ALREADY_EXISTS',
+        message: `Tenant '${acme}' is already registered and is provisioning (step: schema-and-role); GET /tenants/${acme} shows its progress`,
+      });
+      expect(response.body).not.toHaveProperty('apiKey');
+      const tenant = await api('GET', `/tenants/${acme}`);
+      expect(tenant.body).toMatchObject({ name: 'Acme', status: 'active' });
+      // The first key is the one that works: the refused repeat minted none.
+      expect((await api('GET', `/tenants/${acme}/metrics`, { token: registered.body.apiKey })).status).toBe(
+        200,
+      );
+    });
+
+    it('answers 409 for a duplicate of an active tenant, naming its status, and keeps the original', async () => {
+      await registerTenant({ tenantId: acme, name: 'Acme' });
 
       const response = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Impostor' } });
 
       expect(response.status).toBe(409);
       expect(response.body.error).toEqual({
         code: 'TENANT_ALREADY_EXISTS',
-        message: `Tenant '${acme}' is already registered`,
+        message: `Tenant '${acme}' is already registered and is active`,
       });
       expect((await api('GET', `/tenants/${acme}`)).body.name).toBe('Acme');
     });
@@ -156,8 +274,8 @@ describe('tenant admin API', () => {
 
   describe('reading tenants', () => {
     it('lists tenants ordered by id', async () => {
-      await api('POST', '/tenants', { body: { tenantId: globex, name: 'Globex' } });
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await registerTenant({ tenantId: globex, name: 'Globex' });
+      await registerTenant({ tenantId: acme, name: 'Acme' });
 
       const response = await api('GET', '/tenants');
 
@@ -166,7 +284,7 @@ describe('tenant admin API', () => {
     });
 
     it('answers 404 for an unknown tenant without revealing other tenants', async () => {
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await registerTenant({ tenantId: acme, name: 'Acme' });
 
       const response = await api('GET', `/tenants/${globex}`);
 
@@ -186,7 +304,7 @@ describe('tenant admin API', () => {
 
   describe('lifecycle', () => {
     it('deactivates, refuses to delete an active tenant, then deletes an inactive one', async () => {
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await registerTenant({ tenantId: acme, name: 'Acme' });
 
       const refused = await api('DELETE', `/tenants/${acme}`);
       expect(refused.status).toBe(409);
@@ -201,8 +319,58 @@ describe('tenant admin API', () => {
 
       await api('POST', `/tenants/${acme}/deactivate`);
       const deleted = await api('DELETE', `/tenants/${acme}`);
-      expect(deleted.status).toBe(204);
+      expect(deleted.status).toBe(202);
+      expect(deleted.headers.get('location')).toBe(acme);
+      expect(deleted.body).toMatchObject({ tenantId: acme, active: false, status: 'deprovisioning' });
+
+      await waitForLifecycles();
+
       expect((await api('GET', `/tenants/${acme}`)).status).toBe(404);
+      expect(await tenantObjects(acme)).toEqual({ schemas: 0, roles: 0 });
+    });
+
+    it('shows the step under way while deprovisioning, and the tenant is gone once offboarded', async () => {
+      await registerTenant({ tenantId: acme, name: 'Acme' });
+      await api('POST', `/tenants/${acme}/deactivate`);
+      const held = gate.hold('after-provisioning-step', { tenantId: acme, name: 'terminate-sessions' });
+
+      const deleted = await api('DELETE', `/tenants/${acme}`);
+      expect(deleted.status).toBe(202);
+      await held.reached;
+      const during = await api('GET', `/tenants/${acme}`);
+      held.release();
+      await waitForLifecycles();
+
+      expect(deleted.body).toMatchObject({ tenantId: acme, status: 'deprovisioning' });
+      expect(during.status).toBe(200);
+      expect(during.body).toMatchObject({
+        tenantId: acme,
+        active: false,
+        status: 'deprovisioning',
+        currentStep: 'schema-and-role',
+      });
+      const gone = await api('GET', `/tenants/${acme}`);
+      expect(gone.status).toBe(404);
+      expect(gone.body.error.code).toBe('TENANT_NOT_FOUND');
+      expect(await tenantObjects(acme)).toEqual({ schemas: 0, roles: 0 });
+    });
+
+    it('answers 409 to deleting a tenant whose onboarding still runs, naming its step, and changes nothing', async () => {
+      const held = gate.hold('after-provisioning-step', { tenantId: acme, name: 'schema' });
+      expect((await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } })).status).toBe(202);
+      await held.reached;
+
+      const refused = await api('DELETE', `/tenants/${acme}`);
+      held.release();
+      await waitForLifecycles();
+
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('TENANT_STATE_CONFLICT');
+      expect(refused.body.error.message).toContain(
+        `Tenant '${acme}' is still being onboarded (step: schema-and-role)`,
+      );
+      expect((await api('GET', `/tenants/${acme}`)).body).toMatchObject({ status: 'active' });
+      expect(await tenantObjects(acme)).toEqual({ schemas: 1, roles: 1 });
     });
 
     it('answers 404 when activating, deactivating or deleting an unknown tenant', async () => {
@@ -214,13 +382,11 @@ describe('tenant admin API', () => {
 
   describe('PATCH /tenants/{tenantId}', () => {
     it('renames, and merge-patches metadata and config (null removes a key)', async () => {
-      await api('POST', '/tenants', {
-        body: {
-          tenantId: acme,
-          name: 'Acme',
-          metadata: { plan: 'gold', region: 'eu' },
-          config: { settings: { colour: 'blue' }, limits: { maxConcurrentExecutions: 5 } },
-        },
+      await registerTenant({
+        tenantId: acme,
+        name: 'Acme',
+        metadata: { plan: 'gold', region: 'eu' },
+        config: { settings: { colour: 'blue' }, limits: { maxConcurrentExecutions: 5 } },
       });
       const patched = await api('PATCH', `/tenants/${acme}`, {
         body: {
@@ -243,7 +409,7 @@ describe('tenant admin API', () => {
     });
 
     it('answers 400 for an empty or invalid patch and 404 for an unknown tenant', async () => {
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await registerTenant({ tenantId: acme, name: 'Acme' });
       expect((await api('PATCH', `/tenants/${acme}`, { body: {} })).status).toBe(400);
       const badLimit = await api('PATCH', `/tenants/${acme}`, {
         body: { config: { limits: { maxConcurrentExecutions: 0 } } },
@@ -256,7 +422,7 @@ describe('tenant admin API', () => {
     });
 
     it('keeps the merged config within its size limit, however many patches arrive', async () => {
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await registerTenant({ tenantId: acme, name: 'Acme' });
       const chunk = 'x'.repeat(6000);
       expect(
         (await api('PATCH', `/tenants/${acme}`, { body: { config: { settings: { a: chunk } } } })).status,
@@ -275,7 +441,7 @@ describe('tenant admin API', () => {
     const asKey = (key: string) => api('GET', `/tenants/${acme}/metrics`, { token: key });
 
     it('issues a new key once: 201, the new key authenticates and the old one gets 401', async () => {
-      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      const registered = await registerTenant({ tenantId: acme, name: 'Acme' });
       const oldKey: string = registered.body.apiKey;
       expect((await asKey(oldKey)).status).toBe(200);
 
@@ -296,7 +462,7 @@ describe('tenant admin API', () => {
     });
 
     it('issues a key for an inactive tenant and leaves it inactive', async () => {
-      await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      await registerTenant({ tenantId: acme, name: 'Acme' });
       await api('POST', `/tenants/${acme}/deactivate`);
 
       const issued = await api('POST', `/tenants/${acme}/api-key`);
@@ -318,7 +484,7 @@ describe('tenant admin API', () => {
     });
 
     it('answers 401 to a tenant key or no token, and keeps the current key', async () => {
-      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      const registered = await registerTenant({ tenantId: acme, name: 'Acme' });
       const key: string = registered.body.apiKey;
 
       const asTenant = await api('POST', `/tenants/${acme}/api-key`, { token: key });
@@ -331,27 +497,29 @@ describe('tenant admin API', () => {
       expect((await asKey(key)).status).toBe(200);
     });
 
-    it('answers 409 for a tenant still provisioning, saying to wait, and stores no key', async () => {
-      const { pool } = local.platform;
-      await pool.query(
-        `INSERT INTO "tenantflow"."tenants" (tenant_id, name, status) VALUES ($1, 'Stuck', 'provisioning')`,
+    it('answers 409 for a tenant still provisioning, saying its key works once active, and keeps that key', async () => {
+      const held = gate.hold('after-provisioning-step', { tenantId: acme, name: 'schema' });
+      const registered = await api('POST', '/tenants', { body: { tenantId: acme, name: 'Acme' } });
+      expect(registered.status).toBe(202);
+      await held.reached;
+
+      const refused = await api('POST', `/tenants/${acme}/api-key`);
+      const { rows } = await local.platform.pool.query<{ api_key_hash: string | null }>(
+        `SELECT api_key_hash FROM "tenantflow"."tenants" WHERE tenant_id = $1`,
         [acme],
       );
-      try {
-        const refused = await api('POST', `/tenants/${acme}/api-key`);
+      held.release();
+      await waitForLifecycles();
 
-        expect(refused.status).toBe(409);
-        expect(refused.body.error.code).toBe('TENANT_STATE_CONFLICT');
-        expect(refused.body.error.message).toMatch(/still provisioning; wait for provisioning to finish/);
-        const { rows } = await pool.query<{ api_key_hash: string | null }>(
-          `SELECT api_key_hash FROM "tenantflow"."tenants" WHERE tenant_id = $1`,
-          [acme],
-        );
-        expect(rows).toEqual([{ api_key_hash: null }]);
-      } finally {
-        // A provisioning row cannot be deprovisioned by beforeEach; it has no schema or role yet.
-        await pool.query(`DELETE FROM "tenantflow"."tenants" WHERE tenant_id = $1`, [acme]);
-      }
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('TENANT_STATE_CONFLICT');
+      expect(refused.body.error.message).toMatch(
+        /still provisioning; the key returned by POST \/tenants works once it is active/,
+      );
+      expect(refused.body).not.toHaveProperty('apiKey');
+      // Only the hash of the key minted at registration is stored: the refusal stored none.
+      expect(rows).toEqual([{ api_key_hash: hashApiKey(registered.body.apiKey) }]);
+      expect((await asKey(registered.body.apiKey)).status).toBe(200);
     });
   });
 

@@ -127,6 +127,11 @@ describe.skipIf(pgbouncerMissing)(
       for (const tenantId of tenants) {
         await platform.tenantAdmin.register({ tenantId, name: tenantId });
       }
+      // Their onboarding state machines run every step through the pooler too.
+      await platform.lifecycleOrchestrator.drain();
+      for (const tenantId of tenants) {
+        expect(await platform.registry.get(tenantId)).toMatchObject({ status: 'active' });
+      }
 
       const started = await Promise.all(
         tenants.flatMap((tenantId) => [

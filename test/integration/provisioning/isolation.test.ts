@@ -24,6 +24,11 @@ beforeAll(async () => {
   globex = env.id('globex');
   await env.platform.tenantAdmin.register({ tenantId: acme, name: 'Acme' });
   await env.platform.tenantAdmin.register({ tenantId: globex, name: 'Globex' });
+  // Their onboarding state machines create the schemas, roles and secrets; both are active after.
+  await env.platform.lifecycleOrchestrator.drain();
+  for (const tenantId of [acme, globex]) {
+    expect(await env.platform.registry.get(tenantId)).toMatchObject({ status: 'active' });
+  }
   // globex has data of its own: a row of its own table, and an execution of the platform's.
   const globexDb = await env.platform.tenantConnections.tenantDb(globex);
   await globexDb.query(

@@ -322,6 +322,7 @@ describe.skipIf(motoMissing)(
         await waitAvailable(proxy);
         const recovery = createRecovery(platform.core, {
           provisioning: platform,
+          lifecycle: platform.lifecycle,
           orchestrator: new LocalOrchestrator({ definitions: {}, lambdas: {} }),
           workflows: new WorkflowRegistry(),
           logger: createLogger('proxy-test'),
@@ -359,6 +360,7 @@ describe.skipIf(motoMissing)(
           logger,
           recovery: createRecovery(platform.core, {
             provisioning: platform,
+            lifecycle: platform.lifecycle,
             orchestrator: new LocalOrchestrator({ definitions: {}, lambdas: {} }),
             workflows: new WorkflowRegistry(),
             logger,

@@ -10,6 +10,7 @@ import { FAILPOINT_EXIT_CODE } from '../../../local/failpoints.js';
 import { DOOMED_EXIT_CODE } from '../../support/crash-workflows.js';
 import { createTestDatabase } from '../../support/database.js';
 import { apiClient } from '../../support/http.js';
+import { waitForTenant } from '../../support/onboarding.js';
 import {
   ExitedBeforeReadyError,
   exited,
@@ -95,8 +96,10 @@ function api(token = ADMIN_TOKEN) {
 
 async function provisionCrashTenant(tenantId: string): Promise<void> {
   const created = await api()('POST', '/tenants', { body: { tenantId, name: tenantId } });
-  expect(created.status).toBe(201);
+  expect(created.status).toBe(202);
   apiKeys.set(tenantId, created.body.apiKey);
+  // Its schema and role exist once the onboarding state machine has made it active.
+  await waitForTenant(api(), tenantId, 'active');
   // The per-task counter: owned by the test, written by the tenant role inside each task.
   await pool.query(
     `CREATE TABLE ${tenantTable(tenantId, 'crash_effects')} (
@@ -203,12 +206,15 @@ describe('provisioning killed after every step recovers', () => {
         server = undefined;
       }
       await restart(`after-provisioning-step:${step}@${tenantId}`);
-      const created = await api()('POST', '/tenants', { body: { tenantId, name: tenantId } }).catch(
-        (error: unknown) => error,
-      );
-      expect(created).toBeInstanceOf(Error);
+      // Accepted before any step runs: the onboarding state machine, journaled as running, takes
+      // the process down after the step, once the client already holds the tenant's API key.
+      const created = await api()('POST', '/tenants', { body: { tenantId, name: tenantId } });
+      expect(created.status).toBe(202);
+      expect(created.body).toMatchObject({ tenantId, status: 'provisioning' });
+      const apiKey: string = created.body.apiKey;
       expect(await died()).toBe(FAILPOINT_EXIT_CODE);
 
+      // Its start-up recovery pass redrives the onboarding the crash interrupted.
       await restart();
       await expect
         .poll(
@@ -229,10 +235,22 @@ describe('provisioning killed after every step recovers', () => {
         file.startsWith(`${tenantId}.`),
       );
       expect(secrets).toEqual([`${tenantId}.json`]);
+      // The key returned before the crash is the tenant's key.
+      expect((await api(apiKey)('GET', `/tenants/${tenantId}/executions`)).status).toBe(200);
       // Killed after `activate`, there was nothing left to recover; otherwise recovery finished it.
       expect(await recoveryActions(tenantId)).toEqual(
         step === 'activate' ? [] : ['resume_provisioning:done'],
       );
+      if (step !== 'activate') {
+        // Redriven from its journal entry, which the crash left running: not started anew.
+        const { rows } = await pool.query<{ detail: string }>(
+          `SELECT detail FROM ${qualified(CONTROL_SCHEMA, 'recovery_events')} WHERE target_id = $1`,
+          [tenantId],
+        );
+        expect(rows).toEqual([
+          { detail: expect.stringMatching(/^Redrove the onboarding execution .*Local\.ProcessExited/) },
+        ]);
+      }
     },
     40_000,
   );

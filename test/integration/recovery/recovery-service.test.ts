@@ -406,6 +406,15 @@ describe('tenants and the fleet', () => {
     const summary = await recoveryWith(new CountingOrchestrator(localOrchestrator())).run();
     expect(summary.findings.stuck_provisioning).toBe(1);
     expect(summary.actions.resume_provisioning).toBe(1);
+    // Recovery started the tenant's onboarding state machine, which never started; it does the rest.
+    const [event] = await eventsFor(tenantId);
+    expect(event).toMatchObject({
+      finding: 'stuck_provisioning',
+      action: 'resume_provisioning',
+      outcome: 'done',
+      detail: expect.stringMatching(/^Started the onboarding execution/),
+    });
+    await env.platform.lifecycleOrchestrator.drain();
     expect((await env.platform.registry.get(tenantId))?.status).toBe('active');
     const objects = await env.platform.pool.query<{ schemas: number; roles: number }>(
       `SELECT (SELECT count(*)::int FROM pg_namespace WHERE nspname = $1) AS schemas,

@@ -1,5 +1,5 @@
+import type { TenantAdminService } from '@tenantflow/shared/lifecycle/tenant-admin-service';
 import { createLogger } from '@tenantflow/shared/logging/logger';
-import type { TenantAdminService } from '@tenantflow/shared/provisioning/tenant-admin-service';
 import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';

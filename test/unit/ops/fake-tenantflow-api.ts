@@ -3,15 +3,25 @@ import type { ApiClient, ApiRequest, ApiResponse } from '../../../ops/api-client
 /**
  * An in-memory tenantflow API, as the smoke test sees it over HTTP, with knobs for what a real
  * deployment could do: provision and delete asynchronously (202), fail a workflow, leak across
- * tenants, refuse a delete.
+ * tenants, refuse a delete, stop an offboarding halfway.
  */
 export interface FakeTenantflowOptions {
-  /** `async`: `POST /tenants` answers 202 without an API key; the tenant is `provisioning` for a few reads. */
-  readonly provisioning?: 'sync' | 'async';
+  /**
+   * `async`: `POST /tenants` answers 202 without an API key; the tenant is `provisioning` for a few
+   * reads. `accepted`: as tenantflow's onboarding state machine answers, 202 with the API key, the
+   * tenant `provisioning` (with its `currentStep`) for a few reads; the key
+   * authenticates once the tenant is active.
+   */
+  readonly provisioning?: 'sync' | 'async' | 'accepted';
   /** What an async provisioning ends in. @default 'active' */
   readonly provisionedStatus?: string;
-  /** `async`: `DELETE` answers 202 and the tenant stays readable for a few reads. */
+  /**
+   * `async`: `DELETE` answers 202 with the tenant `deprovisioning`, which stays readable (with its
+   * `currentStep`) for a few reads, as tenantflow's offboarding state machine does.
+   */
   readonly deletion?: 'sync' | 'async';
+  /** With `deletion: 'async'`: the offboarding stops at its `login` step with this `lastError`, and the tenant stays. */
+  readonly deletionStopsWith?: string;
   /** An answer to `DELETE` instead of deleting (a stuck tenant). */
   readonly deleteRefusal?: number;
   readonly workflows?: readonly string[];
@@ -29,6 +39,12 @@ interface FakeTenant {
 }
 
 const PENDING_READS = 2;
+
+/** What `currentStep` reads while a tenant is onboarded or offboarded (the first step of each). */
+const STEP_UNDER_WAY: Readonly<Record<string, string>> = {
+  provisioning: 'schema-and-role',
+  deprovisioning: 'schema-and-role',
+};
 
 export class FakeTenantflow {
   readonly calls: string[] = [];
@@ -66,6 +82,10 @@ export class FakeTenantflow {
         this.tenants.set(tenantId, { status: 'provisioning', reads: 0 });
         return json(202, { tenantId, status: 'provisioning' });
       }
+      if (this.#options.provisioning === 'accepted') {
+        this.tenants.set(tenantId, { status: 'provisioning', reads: 0, apiKey });
+        return json(202, { tenantId, status: 'provisioning', apiKey });
+      }
       this.tenants.set(tenantId, { status: 'active', reads: 0, apiKey });
       return json(201, { tenantId, status: 'active', apiKey });
     }
@@ -76,6 +96,10 @@ export class FakeTenantflow {
     }
     if (request.method === 'GET' && path.length === 2) {
       tenant.reads += 1;
+      const stopsWith = this.#options.deletionStopsWith;
+      if (tenant.deleted === true && stopsWith !== undefined) {
+        return json(200, { tenantId, status: tenant.status, currentStep: 'login', lastError: stopsWith });
+      }
       if (tenant.deleted === true && tenant.reads > PENDING_READS) {
         this.tenants.delete(tenantId);
         return json(404, { error: { code: 'TENANT_NOT_FOUND', message: 'gone' } });
@@ -83,7 +107,12 @@ export class FakeTenantflow {
       if (tenant.status === 'provisioning' && tenant.reads > PENDING_READS) {
         tenant.status = this.#options.provisionedStatus ?? 'active';
       }
-      return json(200, { tenantId, status: tenant.status });
+      const currentStep = STEP_UNDER_WAY[tenant.status];
+      return json(200, {
+        tenantId,
+        status: tenant.status,
+        ...(currentStep === undefined ? {} : { currentStep }),
+      });
     }
     if (request.method === 'POST' && path[2] === 'api-key') {
       tenant.apiKey = `tfk_${tenantId}_issued`;
@@ -116,6 +145,10 @@ export class FakeTenantflow {
     const caller = [...this.tenants].find(([, tenant]) => tenant.apiKey === apiKey)?.[0];
     if (caller === undefined) {
       return json(401, { error: { code: 'UNAUTHENTICATED', message: 'bad key' } });
+    }
+    if (this.tenants.get(caller)?.status === 'provisioning') {
+      // The key returned by an accepted POST /tenants works once the tenant is active.
+      return json(401, { error: { code: 'UNAUTHENTICATED', message: 'not active yet' } });
     }
     if (request.path === '/workflows') {
       return json(200, { workflows: (this.#options.workflows ?? []).map((name) => ({ name })) });

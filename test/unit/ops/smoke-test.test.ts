@@ -80,6 +80,49 @@ describe('runSmokeTest', () => {
     expect(api.tenants.size).toBe(0);
   });
 
+  it('follows tenantflow through 202s: the key from the create works once active, and a delete is polled to 404', async () => {
+    // Act
+    const { api, report, line, output } = await smoke({
+      provisioning: 'accepted',
+      deletion: 'async',
+      workflows: ['tenant_isolation'],
+    });
+
+    // Assert
+    expect(report.passed).toBe(true);
+    expect(line('onboard smoke_test_a')).toContain('202: provisioning asynchronously');
+    expect(output).toContain('tenant smoke_test_a: provisioning (step: schema-and-role)');
+    // The key the 202 carried is the one used, once the tenant was active: none was issued.
+    expect(line('smoke_test_a becomes active')).toMatch(/PASS .*active$/);
+    expect(api.calls.filter((call) => call.endsWith('/api-key'))).toEqual([]);
+    expect(api.calls).toContain('tfk_smoke_test_a_secret POST /tenants/smoke_test_a/executions');
+    expect(line('run tenant_isolation')).toMatch(/PASS .*succeeded/);
+    // Deleted only once a read answered 404, after reads that showed the offboarding under way.
+    expect(output).toContain('tenant smoke_test_b: deprovisioning (step: schema-and-role)');
+    expect(line('offboard smoke_test_b')).toMatch(/PASS .*202, gone once polled/);
+    expect(line('offboard smoke_test_a')).toMatch(/PASS .*202, gone once polled/);
+    const afterDelete = api.calls.slice(api.calls.indexOf('admin DELETE /tenants/smoke_test_a'));
+    expect(afterDelete.filter((call) => call === 'admin GET /tenants/smoke_test_a')).toHaveLength(3);
+    expect(api.tenants.size).toBe(0);
+  });
+
+  it('fails an offboarding that stops, saying at which step and why, and reports the tenant left behind', async () => {
+    // Act
+    const { report, line, output } = await smoke(
+      { workflows: [], deletion: 'async', deletionStopsWith: 'ProxyBusyError: the proxy is modifying' },
+      { tenantTimeoutMs: 2000, executionTimeoutMs: 60_000 },
+    );
+
+    // Assert
+    expect(report.passed).toBe(false);
+    expect(line('offboard smoke_test_b')).toMatch(
+      /FAIL .*tenant smoke_test_b still deprovisioning \(step: login; last error: ProxyBusyError: the proxy is modifying\) after 2 s \(--tenant-timeout\)/,
+    );
+    // A stopped offboarding does not stop the next one.
+    expect(line('offboard smoke_test_a')).toMatch(/FAIL .*smoke_test_a still deprovisioning/);
+    expect(output).toContain('not cleaned up: tenant smoke_test_b (tenant smoke_test_b still deprovisioning');
+  });
+
   it('runs a workflow it does not know with {} and reports its outcome without judging it', async () => {
     // Act
     const { report, line, api } = await smoke({
@@ -154,7 +197,7 @@ describe('runSmokeTest', () => {
     // Assert
     expect(report.passed).toBe(false);
     expect(line('smoke_test_a becomes active')).toMatch(
-      /FAIL .*tenant smoke_test_a still provisioning after 1 s \(--tenant-timeout\)/,
+      /FAIL .*tenant smoke_test_a still provisioning \(step: schema-and-role\) after 1 s \(--tenant-timeout\)/,
     );
   });
 

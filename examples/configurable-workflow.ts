@@ -1,3 +1,4 @@
+import { z } from '@tenantflow/shared/kernel/zod';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 
@@ -7,23 +8,27 @@ import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
  * a run processes (premium 10000, standard 1000, basic 100 in the examples), and the limit applied
  * is recorded in the context. `features.detailed_report` adds a breakdown.
  *
- * Input: `{ "items": [numbers] }`.
+ * Input: `{ "items": [numbers] }` (no `items`: none).
  */
-const prepareItems = defineTask({
+const configurableInput = z.object({
+  items: z.array(z.number()).default([]),
+});
+type ConfigurableInput = z.infer<typeof configurableInput>;
+
+const prepareItems = defineTask<ConfigurableInput>({
   id: 'prepare_items',
   run: (ctx) => {
-    const input = ctx.input as { items?: unknown };
-    ctx.set('requestedItems', Array.isArray(input.items) ? input.items.length : 0);
+    ctx.set('requestedItems', ctx.input.items.length);
   },
 });
 
-const processItems = defineTask({
+const processItems = defineTask<ConfigurableInput>({
   id: 'process_items',
   run: async (ctx) => {
-    const items = ((ctx.input as { items?: unknown }).items as unknown[] | undefined) ?? [];
+    const { items } = ctx.input;
     const limit = ctx.tenant.config.limits.max_items_per_workflow;
     const processed = limit === undefined ? items : items.slice(0, limit);
-    const total = processed.reduce<number>((sum, item) => sum + (typeof item === 'number' ? item : 0), 0);
+    const total = processed.reduce((sum, item) => sum + item, 0);
     ctx.set('processedItems', processed.length);
     ctx.set('limitApplied', {
       max_items_per_workflow: limit ?? null,
@@ -63,6 +68,7 @@ const summarize = defineTask({
 export const configurableWorkflow = defineWorkflow({
   name: 'configurable_processing',
   description: "Process items up to the tenant's limits.max_items_per_workflow",
+  input: configurableInput,
   tasks: [prepareItems, processItems, summarize],
   dependsOn: { process_items: ['prepare_items'], summarize: ['process_items'] },
 });

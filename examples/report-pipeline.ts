@@ -1,3 +1,4 @@
+import { z } from '@tenantflow/shared/kernel/zod';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 
@@ -10,26 +11,27 @@ import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
  *   `settings.allowedDestinations`; after its 2 attempts the execution is `failed`, and says which
  *   task failed and why.
  *
- * Input: `{ "rows": [{ "id": string, "amount": number }], "destination": string }`.
+ * Input: `{ "rows": [{ "id": string, "amount": number }], "destination": string }` (no `rows`:
+ * none).
  */
-interface Row {
-  readonly id: string;
-  readonly amount: number;
-}
+const reportInput = z.object({
+  rows: z.array(z.object({ id: z.string(), amount: z.number() })).default([]),
+  destination: z.string(),
+});
+type ReportInput = z.infer<typeof reportInput>;
 
-const extract = defineTask({
+const extract = defineTask<ReportInput>({
   id: 'extract',
   run: (ctx) => {
-    const rows = ((ctx.input as { rows?: unknown }).rows as Row[] | undefined) ?? [];
-    ctx.set('extracted', rows.length);
+    ctx.set('extracted', ctx.input.rows.length);
   },
 });
 
-const clean = defineTask({
+const clean = defineTask<ReportInput>({
   id: 'clean',
   run: (ctx) => {
-    const rows = ((ctx.input as { rows?: Row[] }).rows ?? []).filter((row) => Number.isFinite(row.amount));
-    ctx.set('cleanRows', rows.length);
+    // Every row has an id and a numeric amount: the input schema refuses any other.
+    ctx.set('cleanRows', ctx.input.rows.length);
   },
 });
 
@@ -44,22 +46,21 @@ const enrich = defineTask({
   },
 });
 
-const score = defineTask({
+const score = defineTask<ReportInput>({
   id: 'score',
   run: (ctx) => {
-    const rows = (ctx.input as { rows?: Row[] }).rows ?? [];
     ctx.set(
       'score',
-      rows.reduce((sum, row) => sum + (Number.isFinite(row.amount) ? row.amount : 0), 0),
+      ctx.input.rows.reduce((sum, row) => sum + row.amount, 0),
     );
   },
 });
 
-const publish = defineTask({
+const publish = defineTask<ReportInput>({
   id: 'publish',
   retry: { attempts: 2 },
   run: async (ctx) => {
-    const destination = String((ctx.input as { destination?: unknown }).destination ?? '');
+    const { destination } = ctx.input;
     const allowed = ctx.tenant.config.settings.allowedDestinations;
     if (!Array.isArray(allowed) || !allowed.includes(destination)) {
       throw new Error(`destination '${destination}' is not in the tenant's settings.allowedDestinations`);
@@ -80,6 +81,7 @@ const publish = defineTask({
 export const reportPipelineWorkflow = defineWorkflow({
   name: 'report_pipeline',
   description: 'Extract, then clean, enrich (flaky) and score in parallel, then publish',
+  input: reportInput,
   tasks: [extract, clean, enrich, score, publish],
   dependsOn: {
     clean: ['extract'],

@@ -1,3 +1,4 @@
+import { z } from '@tenantflow/shared/kernel/zod';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 
@@ -7,8 +8,12 @@ import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
  * tenant's database role. Nothing in the task code names a schema: PostgreSQL resolves
  * `example_results` to the tenant's own table and refuses every other tenant's.
  *
- * Input: `{ "values": [numbers] }`.
+ * Input: `{ "values": [numbers] }` (no `values`: none).
  */
+const isolationInput = z.object({
+  values: z.array(z.number()).default([]),
+});
+
 const loadTenantProfile = defineTask({
   id: 'load_tenant_profile',
   run: (ctx) => {
@@ -20,13 +25,10 @@ const loadTenantProfile = defineTask({
   },
 });
 
-const computeSummary = defineTask({
+const computeSummary = defineTask<z.infer<typeof isolationInput>>({
   id: 'compute_summary',
   run: (ctx) => {
-    const input = ctx.input as { values?: unknown };
-    const values = Array.isArray(input.values)
-      ? input.values.filter((v): v is number => typeof v === 'number')
-      : [];
+    const { values } = ctx.input;
     const total = values.reduce((sum, value) => sum + value, 0);
     ctx.set('summary', {
       count: values.length,
@@ -59,6 +61,7 @@ const storeResult = defineTask({
 export const tenantIsolationWorkflow = defineWorkflow({
   name: 'tenant_isolation',
   description: 'Profile, summarise and store per-tenant results, each in its own schema',
+  input: isolationInput,
   tasks: [loadTenantProfile, computeSummary, storeResult],
   dependsOn: { compute_summary: ['load_tenant_profile'], store_result: ['compute_summary'] },
 });

@@ -1,4 +1,5 @@
 import { defineTenantMigrations } from '@tenantflow/shared/db/migrations';
+import { z } from '@tenantflow/shared/kernel/zod';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
@@ -20,31 +21,25 @@ export const ordersTables = defineTenantMigrations('orders', [
   },
 ]);
 
-/** The execution's input: `{ "customer": "ada", "totalCents": 1250 }`. */
-interface OrderInput {
-  readonly customer: string;
-  readonly totalCents: number;
-}
-
-function orderInput(input: unknown): OrderInput {
-  const { customer, totalCents } = (input ?? {}) as { customer?: unknown; totalCents?: unknown };
-  if (typeof customer !== 'string' || customer === '') {
-    throw new Error('input.customer must be a non-empty string');
-  }
-  if (typeof totalCents !== 'number' || !Number.isInteger(totalCents) || totalCents <= 0) {
-    throw new Error('input.totalCents must be a whole number of cents above 0');
-  }
-  return { customer, totalCents };
-}
+/**
+ * The execution's input: `{ "customer": "ada", "totalCents": 1250 }`. The executions API refuses
+ * (400) an input this schema does not accept, before anything is recorded or run.
+ */
+const orderInput = z.object({
+  customer: z.string().min(1, 'must not be empty'),
+  totalCents: z.number().int('must be a whole number of cents').positive('must be above 0'),
+});
+/** What `ctx.input` is in the tasks below: `{ customer: string; totalCents: number }`. */
+type OrderInput = z.infer<typeof orderInput>;
 
 /** Writes the order to the tenant's own `orders` table, as the tenant's own database role. */
-const recordOrder = defineTask({
+const recordOrder = defineTask<OrderInput>({
   id: 'record_order',
   run: async (ctx) => {
-    const order = orderInput(ctx.input);
+    const { customer, totalCents } = ctx.input;
     const { rows } = await ctx.db.query<{ id: string }>(
       'INSERT INTO orders (customer, total_cents) VALUES ($1, $2) RETURNING id',
-      [order.customer, order.totalCents],
+      [customer, totalCents],
     );
     // A bigint comes back from PostgreSQL as a string: a JavaScript number cannot hold them all.
     ctx.set('orderId', rows[0]?.id);
@@ -52,10 +47,10 @@ const recordOrder = defineTask({
 });
 
 /** Reads the tenant's orders back: how many there are, what they add up to, how many are this customer's. */
-const summarizeOrders = defineTask({
+const summarizeOrders = defineTask<OrderInput>({
   id: 'summarize_orders',
   run: async (ctx) => {
-    const { customer } = orderInput(ctx.input);
+    const { customer } = ctx.input;
     const { rows } = await ctx.db.query<{ orders: number; revenue_cents: number; customer_orders: number }>(
       `SELECT count(*)::int AS orders,
               coalesce(sum(total_cents), 0)::int AS revenue_cents,
@@ -76,6 +71,7 @@ const summarizeOrders = defineTask({
 export const takeOrderWorkflow = defineWorkflow({
   name: 'take_order',
   description: "Record an order in the tenant's orders table, then sum up the tenant's orders",
+  input: orderInput,
   tasks: [recordOrder, summarizeOrders],
   dependsOn: { summarize_orders: ['record_order'] },
 });

@@ -17,7 +17,7 @@ import type { ExecutionService } from '@tenantflow/shared/workflows/execution-se
 import { EXECUTION_STATUSES } from '@tenantflow/shared/workflows/execution-store';
 import { executionIdSchema } from '@tenantflow/shared/workflows/invocations';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { workflows } from '../../workflows/index.js';
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
@@ -109,6 +109,8 @@ function describeWorkflow(workflow: ReturnType<WorkflowRegistry['list']>[number]
   return {
     name: workflow.name,
     description: workflow.description,
+    // JSON Schema of the input a client sends; `{}` (any JSON) for a workflow without a schema.
+    inputSchema: workflow.inputJsonSchema,
     tasks: workflow.tasks.map((task) => ({
       id: task.id,
       dependsOn: workflow.dependsOn[task.id] ?? [],

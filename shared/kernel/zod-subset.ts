@@ -2,6 +2,7 @@
 
 export type { infer, input, output, RefinementCtx, ZodType } from 'zod';
 export {
+  array,
   boolean,
   coerce,
   enum,
@@ -13,6 +14,8 @@ export {
   record,
   strictObject,
   string,
+  toJSONSchema,
   unknown,
   uuid,
 } from 'zod';
+export type { $ZodIssue as ZodIssue } from 'zod/v4/core';

@@ -23,6 +23,7 @@ import type {
 import { executionIdSchema } from './invocations.js';
 import type { Orchestrator } from './orchestrator.js';
 import type { JsonValue } from './task.js';
+import { parseWorkflowInput } from './workflow.js';
 import type { WorkflowRegistry } from './workflow-registry.js';
 
 export interface ExecutionServiceDependencies {
@@ -68,8 +69,9 @@ export class ExecutionService {
 
   /**
    * Checks the tenant (registered, active), the workflow (registered), the input (within
-   * `limits.maxInputBytes`) and the tenant's concurrency (`limits.maxConcurrentExecutions`), records
-   * the execution and starts it.
+   * `limits.maxInputBytes`, then accepted by the workflow's input schema: a 400 otherwise) and the
+   * tenant's concurrency (`limits.maxConcurrentExecutions`), records the execution, with the input
+   * as the schema parsed it, and starts it. Nothing is recorded for an input that is refused.
    */
   async start(
     tenantId: string,
@@ -84,10 +86,12 @@ export class ExecutionService {
         `The input is ${inputBytes} bytes as JSON; tenant '${tenantId}' allows at most ${limits.maxInputBytes} (limits.maxInputBytes)`,
       );
     }
+    // After the size check, so the schema never parses more than the tenant allows.
+    const input = parseWorkflowInput(workflow, command.input);
     const executionId = randomUUID();
     await this.deps.store.insertWithinLimit(
       tenantId,
-      { executionId, workflow: workflow.name, input: command.input },
+      { executionId, workflow: workflow.name, input },
       limits.maxConcurrentExecutions,
     );
     await this.deps.failpoints?.reach('after-insert', { tenantId });

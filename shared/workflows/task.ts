@@ -36,15 +36,21 @@ export interface TaskTenant {
  * Everything a task body gets. The context (`get`/`set`) is the workflow's JSON state, shared by
  * all its tasks and kept in the tenant's schema; what a task `set`s is committed in the same
  * transaction as its own writes through `db` and its completion, or not at all.
+ *
+ * `Input` is the type of `input`: `JsonValue` unless the workflow declares an input schema, in
+ * which case it is that schema's output type (see {@link defineTask}).
  */
-export interface TaskContext {
+export interface TaskContext<Input = JsonValue> {
   readonly taskId: string;
   readonly workflow: string;
   readonly executionId: string;
   /** 1 on the first try; the retry policy's `attempts` is the last. */
   readonly attempt: number;
-  /** The input the execution was started with. */
-  readonly input: JsonValue;
+  /**
+   * The input the execution was started with: as the workflow's input schema parsed it, when it
+   * declares one (defaults filled in, unknown keys of a `z.object` dropped).
+   */
+  readonly input: Input;
   readonly tenant: TaskTenant;
   /**
    * A connection logged in as the tenant's own role, inside this task's transaction. Unqualified
@@ -61,17 +67,17 @@ export interface TaskContext {
   set(key: string, value: unknown): void;
 }
 
-export interface TaskDefinition {
+export interface TaskDefinition<Input = JsonValue> {
   readonly id: string;
-  readonly run: (ctx: TaskContext) => Promise<void> | void;
+  readonly run: (ctx: TaskContext<Input>) => Promise<void> | void;
   readonly retry: RetryPolicy;
   readonly timeoutSeconds: number;
 }
 
-export interface TaskOptions {
+export interface TaskOptions<Input = JsonValue> {
   /** Names the state in Step Functions: letters, digits, `_` and `-`, starting with a letter. */
   readonly id: string;
-  readonly run: (ctx: TaskContext) => Promise<void> | void;
+  readonly run: (ctx: TaskContext<Input>) => Promise<void> | void;
   readonly retry?: Partial<RetryPolicy>;
   /** Default {@link DEFAULT_TASK_TIMEOUT_SECONDS}; at most {@link MAX_TASK_TIMEOUT_SECONDS}. */
   readonly timeoutSeconds?: number;
@@ -82,6 +88,22 @@ export const TASK_ID_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 /**
  * Defines a task. Invalid options are refused here, with every reason, so a mistake surfaces when
  * the module loads rather than in a state machine at run time.
+ *
+ * `ctx.input` is a `JsonValue` unless the task names its type as the type parameter: the output
+ * type of its workflow's input schema, `z.infer<typeof schema>`. `defineWorkflow` then refuses the
+ * task in a workflow whose input has another type; a task typed as plain JSON fits any workflow
+ * whose input type is JSON. TypeScript cannot carry the workflow's schema into a task by itself
+ * (the task is typed before the workflow that lists it), so a task written inline in `tasks` names
+ * the type too.
+ *
+ * ```ts
+ * const orderInput = z.object({ customer: z.string(), totalCents: z.number().int() });
+ * const recordOrder = defineTask<z.infer<typeof orderInput>>({
+ *   id: 'record_order',
+ *   run: (ctx) => ctx.set('customer', ctx.input.customer), // a string
+ * });
+ * defineWorkflow({ name: 'take_order', input: orderInput, tasks: [recordOrder] });
+ * ```
  *
  * @example
  * ```ts
@@ -95,7 +117,7 @@ export const TASK_ID_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
  * });
  * ```
  */
-export function defineTask(options: TaskOptions): TaskDefinition {
+export function defineTask<Input = JsonValue>(options: TaskOptions<Input>): TaskDefinition<Input> {
   const retry: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_TASK_TIMEOUT_SECONDS;
   const label = typeof options.id === 'string' ? `Task '${options.id}'` : 'Task';

@@ -209,6 +209,41 @@ describe('example workflows over HTTP, three tenants at once', () => {
     }
   }, 120_000);
 
+  it("refuses an input an example's schema does not accept, and records nothing", async () => {
+    // Prepare: the tenants of the first test, and what basic_client's schema holds.
+    const call = apiClient(started.url, keys.get('basic_client'));
+    const count = () =>
+      asAdmin(async (client) => {
+        const { rows } = await client.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM basic_client.executions',
+        );
+        return rows[0]?.n;
+      });
+    const before = await count();
+
+    // Act
+    const response = await call('POST', '/tenants/basic_client/executions', {
+      body: { workflow: 'report_pipeline', input: { rows: [{ id: 'r1', amount: '5' }] } },
+    });
+
+    // Assert
+    expect(before).toBe(3);
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      reasons: [
+        'input.rows.0.amount: expected number, received string',
+        'input.destination: expected string, received undefined',
+      ],
+    });
+    expect(await count()).toBe(before);
+    const listed = await call('GET', '/workflows');
+    for (const name of ['tenant_isolation', 'configurable_processing', 'report_pipeline']) {
+      const workflow = listed.body.workflows.find((w: { name: string }) => w.name === name);
+      expect(workflow?.inputSchema, name).toMatchObject({ type: 'object', properties: expect.any(Object) });
+    }
+  });
+
   it("refuses one tenant's key on another tenant's executions", async () => {
     const premium = apiClient(started.url, keys.get('premium_client'));
     const response = await premium('GET', '/tenants/basic_client/executions');

@@ -6,6 +6,7 @@ import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
+import { installedWorkflows } from '../../../workflows/index.js';
 import { createTestDatabase } from '../../support/database.js';
 import { apiClient } from '../../support/http.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
@@ -34,10 +35,11 @@ let held = new Promise<void>((resolve) => {
 });
 const hold = defineTask({ id: 'hold', timeoutSeconds: 30, run: () => held });
 
+/** With the examples, whose input schemas the tests below send good and bad inputs to. */
 const workflows = new WorkflowRegistry([
   defineWorkflow({ name: 'echo', description: 'Echo the tenant config', tasks: [echoConfig] }),
   defineWorkflow({ name: 'hold', tasks: [hold] }),
-]);
+]).include(installedWorkflows({ examples: true }));
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let home: string;
@@ -243,6 +245,141 @@ describe('executions API', () => {
       );
       expect(seen).toEqual([...ids].reverse());
       expect(second.body.nextToken).toBeUndefined();
+    });
+  });
+
+  describe('input schemas', () => {
+    /** What a tenant has on record: its executions, newest first, and its counters. */
+    async function recorded(tenantId: string) {
+      const call = asTenant(tenantId);
+      const list = await call('GET', `/tenants/${tenantId}/executions?limit=100`);
+      const metrics = await call('GET', `/tenants/${tenantId}/metrics`);
+      expect([list.status, metrics.status]).toEqual([200, 200]);
+      return {
+        executionIds: list.body.executions.map((e: { executionId: string }) => e.executionId),
+        inFlight: metrics.body.pending + metrics.body.running,
+        finished: metrics.body.executionsFinished,
+      };
+    }
+
+    it("answers 400 VALIDATION_FAILED with each issue's path, and records nothing", async () => {
+      // Prepare
+      const call = asTenant(acme);
+      const before = await recorded(acme);
+
+      // Act
+      const items = await call('POST', `/tenants/${acme}/executions`, {
+        body: { workflow: 'configurable_processing', input: { items: [1, 'two', 3] } },
+      });
+      const rows = await call('POST', `/tenants/${acme}/executions`, {
+        body: { workflow: 'report_pipeline', input: { rows: [{ id: 7 }] } },
+      });
+      const notAnObject = await call('POST', `/tenants/${acme}/executions`, {
+        body: { workflow: 'tenant_isolation', input: [1, 2, 3] },
+      });
+
+      // Assert
+      expect([items.status, rows.status, notAnObject.status]).toEqual([400, 400, 400]);
+      expect(items.body.error).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        message: expect.stringContaining("'configurable_processing'"),
+        reasons: ['input.items.1: expected number, received string'],
+      });
+      expect(rows.body.error.reasons).toEqual([
+        'input.rows.0.id: expected string, received number',
+        'input.rows.0.amount: expected number, received undefined',
+        'input.destination: expected string, received undefined',
+      ]);
+      expect(notAnObject.body.error.reasons).toEqual(['input: expected object, received array']);
+      expect(await recorded(acme)).toEqual(before);
+    });
+
+    it('accepts (202) an input its schema accepts, and records and runs it as the schema parsed it', async () => {
+      const call = asTenant(acme);
+      const before = await recorded(acme);
+
+      const started = await call('POST', `/tenants/${acme}/executions`, {
+        body: { workflow: 'configurable_processing', input: { items: [1, 2, 3], note: 'not declared' } },
+      });
+
+      expect(started.status).toBe(202);
+      const execution = await finished(acme, started.body.executionId);
+      expect(execution).toMatchObject({
+        status: 'succeeded',
+        input: { items: [1, 2, 3] },
+        context: { requestedItems: 3, processedItems: 3, total: 6 },
+      });
+      expect(execution.input).not.toHaveProperty('note');
+      const after = await recorded(acme);
+      expect(after.executionIds).toEqual([started.body.executionId, ...before.executionIds]);
+      expect(after.finished).toBe(before.finished + 1);
+    });
+
+    it('fills in what the schema defaults: an empty input runs with an empty list', async () => {
+      const started = await asTenant(acme)('POST', `/tenants/${acme}/executions`, {
+        body: { workflow: 'tenant_isolation' },
+      });
+
+      expect(started.status).toBe(202);
+      expect(await finished(acme, started.body.executionId)).toMatchObject({
+        status: 'succeeded',
+        input: { values: [] },
+        context: { summary: { count: 0, total: 0, mean: null } },
+      });
+    });
+
+    it('keeps the older checks first: an unknown workflow is 404, an oversized input 413', async () => {
+      const call = asTenant(acme);
+      const unknown = await call('POST', `/tenants/${acme}/executions`, {
+        body: { workflow: 'nope', input: { items: ['x'] } },
+      });
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error.code).toBe('WORKFLOW_NOT_FOUND');
+
+      await admin('PATCH', `/tenants/${acme}`, { body: { config: { limits: { maxInputBytes: 100 } } } });
+      try {
+        const oversized = await call('POST', `/tenants/${acme}/executions`, {
+          body: { workflow: 'configurable_processing', input: { items: ['x'.repeat(200)] } },
+        });
+        expect(oversized.status).toBe(413);
+        expect(oversized.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+      } finally {
+        await admin('PATCH', `/tenants/${acme}`, { body: { config: { limits: { maxInputBytes: null } } } });
+      }
+    });
+
+    it("shows each workflow's input as JSON Schema in GET /workflows, and {} without a schema", async () => {
+      const response = await asTenant(acme)('GET', '/workflows');
+
+      expect(response.status).toBe(200);
+      const inputSchemas = Object.fromEntries(
+        response.body.workflows.map((w: { name: string; inputSchema: unknown }) => [w.name, w.inputSchema]),
+      );
+      const draft = 'https://json-schema.org/draft/2020-12/schema';
+      const numbers = { type: 'array', items: { type: 'number' }, default: [] };
+      expect(inputSchemas).toEqual({
+        echo: {},
+        hold: {},
+        tenant_isolation: { $schema: draft, type: 'object', properties: { values: numbers } },
+        configurable_processing: { $schema: draft, type: 'object', properties: { items: numbers } },
+        report_pipeline: {
+          $schema: draft,
+          type: 'object',
+          properties: {
+            rows: {
+              type: 'array',
+              default: [],
+              items: {
+                type: 'object',
+                properties: { id: { type: 'string' }, amount: { type: 'number' } },
+                required: ['id', 'amount'],
+              },
+            },
+            destination: { type: 'string' },
+          },
+          required: ['destination'],
+        },
+      });
     });
   });
 

@@ -4,6 +4,7 @@ import { loadConfig } from '@tenantflow/shared/config/config';
 import { createLogger } from '@tenantflow/shared/logging/logger';
 import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
 import type { RecoverySummary } from '@tenantflow/shared/recovery';
+import { createRecoveryHistory } from '@tenantflow/shared/runtime/recovery-history';
 import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { createAuthorizerHandler } from '../functions/api/authorizer.js';
@@ -149,6 +150,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     const handlers: Record<ApiFunctionName, ProxyHandler> = {
       tenants: createTenantsApi({
         tenantAdmin: started.tenantAdmin,
+        recoveryHistory: createRecoveryHistory(started.core),
         adminAuth: started.adminAuth,
         logger: createLogger('tenants-api'),
       }),

@@ -46,6 +46,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     authorization: 'admin',
   },
   { method: 'POST', resource: '/tenants/{tenantId}/api-key', function: 'tenants', authorization: 'admin' },
+  { method: 'GET', resource: '/recovery-events', function: 'tenants', authorization: 'admin' },
   { method: 'GET', resource: '/workflows', function: 'executions', authorization: 'tenant' },
   {
     method: 'POST',

@@ -1,8 +1,10 @@
 import {
   type AdminAuthOptions,
+  encodePageToken,
   getValidatedInput,
   guardedRoute,
   jsonResponse,
+  pageTokenSchema,
   type RequestSchemas,
   type RouteHandler,
   requireAdmin,
@@ -12,20 +14,46 @@ import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
 import { z } from '@tenantflow/shared/kernel/zod';
 import type { TenantAdminService } from '@tenantflow/shared/lifecycle/tenant-admin-service';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
+import {
+  type RecoveryHistory,
+  recoveryEventCursorSchema,
+} from '@tenantflow/shared/recovery/recovery-history';
 import { createAuth } from '@tenantflow/shared/runtime/auth';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
 import { createLifecycle } from '@tenantflow/shared/runtime/lifecycle';
 import { createProvisioning } from '@tenantflow/shared/runtime/provisioning';
+import { createRecoveryHistory } from '@tenantflow/shared/runtime/recovery-history';
 import {
   jsonBytes,
   MAX_METADATA_BYTES,
   tenantConfigPatchSchema,
   tenantConfigSchema,
 } from '@tenantflow/shared/tenancy/tenant-config';
+import { TENANT_STATUSES } from '@tenantflow/shared/tenancy/tenant-registry';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { tenantMigrations } from '../../workflows/tables.js';
 
 const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
+
+/** A page size: 1–100, `default` when absent. */
+const pageLimit = (defaultLimit: number) =>
+  z.coerce.number().int('must be a whole number').min(1).max(100).default(defaultLimit);
+
+const listTenants = {
+  queryStringParameters: z.strictObject({
+    status: z.enum(TENANT_STATUSES, { message: `must be one of ${TENANT_STATUSES.join(', ')}` }).optional(),
+    limit: pageLimit(50),
+    nextToken: pageTokenSchema(tenantIdSchema).optional(),
+  }),
+} satisfies RequestSchemas;
+
+const listRecoveryEvents = {
+  queryStringParameters: z.strictObject({
+    tenantId: tenantIdSchema.optional(),
+    limit: pageLimit(50),
+    nextToken: pageTokenSchema(recoveryEventCursorSchema).optional(),
+  }),
+} satisfies RequestSchemas;
 
 const tenantName = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 const tenantMetadata = z
@@ -58,16 +86,23 @@ const updateTenant = {
 
 export interface TenantsApiDependencies {
   readonly tenantAdmin: TenantAdminService;
+  /**
+   * What the recovery job did, for `GET /recovery-events`. Both composition roots (this module's
+   * `handler`, the local platform) give it; a handler built without it answers that route with a
+   * logged 500, never with an empty history.
+   * @default none
+   */
+  readonly recoveryHistory: Pick<RecoveryHistory, 'events'>;
   readonly adminAuth: AdminAuthOptions;
   readonly logger: Logger;
 }
 
 /**
- * The admin tenant routes, behind one Lambda: API Gateway (REST, Lambda proxy) sends
- * `/tenants` and `/tenants/{tenantId}...` here, and the router picks the route.
+ * The admin routes, behind one Lambda: API Gateway (REST, Lambda proxy) sends `/tenants`,
+ * `/tenants/{tenantId}...` and `/recovery-events` here, and the router picks the route.
  */
 export function createTenantsApi(deps: TenantsApiDependencies) {
-  const { tenantAdmin } = deps;
+  const { tenantAdmin, recoveryHistory } = deps;
   const adminRoute = <S extends RequestSchemas>(schemas: S, fn: RouteHandler) =>
     guardedRoute(requireAdmin(deps.adminAuth), schemas, fn);
 
@@ -87,7 +122,15 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
     {
       method: 'GET',
       path: '/tenants',
-      handler: adminRoute({}, async () => jsonResponse(200, { tenants: await tenantAdmin.list() })),
+      handler: adminRoute(listTenants, async (event) => {
+        const { queryStringParameters: query } = getValidatedInput(event, listTenants);
+        const page = await tenantAdmin.list({
+          status: query.status,
+          limit: query.limit,
+          after: query.nextToken,
+        });
+        return jsonResponse(200, { tenants: page.tenants, nextToken: encodePageToken(page.next) });
+      }),
     },
     {
       method: 'GET',
@@ -149,6 +192,19 @@ export function createTenantsApi(deps: TenantsApiDependencies) {
         return accepted(event, tenant.tenantId, tenant);
       }),
     },
+    {
+      method: 'GET',
+      path: '/recovery-events',
+      handler: adminRoute(listRecoveryEvents, async (event) => {
+        const { queryStringParameters: query } = getValidatedInput(event, listRecoveryEvents);
+        const page = await recoveryHistory.events({
+          tenantId: query.tenantId,
+          limit: query.limit,
+          after: query.nextToken,
+        });
+        return jsonResponse(200, { events: page.events, nextToken: encodePageToken(page.next) });
+      }),
+    },
   ]);
 }
 
@@ -166,13 +222,15 @@ function accepted(event: APIGatewayProxyEvent, tenantId: string, body: unknown):
 
 /**
  * Lambda entry point: registration and deletion start the lifecycle state machines (Step
- * Functions); rotation and API keys need the admin login; the admin check.
+ * Functions); rotation and API keys need the admin login; the recovery events are read on the
+ * platform pool; the admin check.
  */
 export const handler = coreHandler(async (core) => {
   const logger = createLogger('tenants-api');
   const provisioning = await createProvisioning(core, { tenantMigrations });
   return createTenantsApi({
     tenantAdmin: createLifecycle(core, provisioning, { logger }).tenantAdmin,
+    recoveryHistory: createRecoveryHistory(core),
     adminAuth: createAuth(core).adminAuth,
     logger,
   });

@@ -1,6 +1,7 @@
 export * from './admin-auth.middleware.js';
 export * from './error-mapper.middleware.js';
 export * from './json-body.js';
+export * from './page-token.js';
 export * from './request-authorizer.js';
 export * from './responses.js';
 export * from './route.js';

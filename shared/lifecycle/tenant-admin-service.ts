@@ -10,6 +10,8 @@ import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type {
   TenantInfo,
   TenantMetadata,
+  TenantPage,
+  TenantPageQuery,
   TenantProfilePatch,
   TenantRegistry,
 } from '../tenancy/tenant-registry.js';
@@ -64,8 +66,21 @@ export class TenantAdminService {
     return updated;
   }
 
-  list(): Promise<TenantInfo[]> {
-    return this.tenants.listTenants();
+  /**
+   * One page of tenants ordered by id, of one status or all; `next` is the id the following page
+   * starts after (the API hands it out as an opaque `nextToken`).
+   *
+   * @example
+   * ```ts
+   * const { tenants, next } = await admin.list({ status: 'active', limit: 50 });
+   * ```
+   */
+  list(query: TenantPageQuery): Promise<TenantPage> {
+    if (query.after !== undefined) {
+      // Only ever compared with ids, but a string that is no tenant id has no business in SQL.
+      assertValidTenantId(query.after);
+    }
+    return this.registry.listPage(query);
   }
 
   async get(tenantId: string): Promise<TenantInfo> {

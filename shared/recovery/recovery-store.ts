@@ -78,6 +78,34 @@ export interface RecoveryEventRecord extends RecoveryEvent {
   readonly occurredAt: Date;
 }
 
+/** A recorded event as an operator reads it: with its id, and when it happened. */
+export interface StoredRecoveryEvent extends RecoveryEventRecord {
+  /** The event's id (a bigint, as a decimal string). */
+  readonly id: string;
+}
+
+/**
+ * Where a page of events starts: the time (microseconds, UTC, ISO 8601: a JavaScript `Date` would
+ * round it to milliseconds and skip or repeat events) and id of the last event of the previous page.
+ */
+export interface RecoveryEventCursor {
+  readonly occurredAt: string;
+  readonly id: string;
+}
+
+export interface RecoveryEventPageQuery {
+  /** Only this tenant's events; every tenant's when absent. */
+  readonly tenantId?: string | undefined;
+  readonly limit: number;
+  readonly after?: RecoveryEventCursor | undefined;
+}
+
+export interface RecoveryEventPage {
+  readonly events: StoredRecoveryEvent[];
+  /** Where the next page starts; `undefined` on the last page. */
+  readonly next: RecoveryEventCursor | undefined;
+}
+
 export interface Thresholds {
   readonly staleAfterSeconds: number;
   readonly heartbeatStaleAfterSeconds: number;
@@ -402,6 +430,61 @@ export class RecoveryStore {
       detail: row.detail ?? undefined,
       occurredAt: row.occurred_at,
     }));
+  }
+
+  /**
+   * One page of events, newest first (`occurred_at`, then `id`, both descending), of one tenant or
+   * all: keyset pagination after `query.after`, never OFFSET, so a page costs the same however
+   * deep it is and events recorded meanwhile land before the first page, not inside a later one.
+   * The tenant need not exist any more: its history outlives it.
+   */
+  async eventPage(query: RecoveryEventPageQuery): Promise<RecoveryEventPage> {
+    const { rows } = await this.pool.query<{
+      id: string;
+      run_id: string;
+      tenant_id: string;
+      target_type: RecoveryTargetType;
+      target_id: string;
+      finding: string;
+      action: string;
+      outcome: RecoveryOutcome;
+      detail: string | null;
+      occurred_at: Date;
+      cursor_at: string;
+    }>(
+      // `occurred_at <= $2` repeats the row comparison's first column, so the index on
+      // (tenant_id, occurred_at DESC) or on occurred_at bounds the scan.
+      `SELECT id::text AS id, run_id, tenant_id, target_type, target_id, finding, action, outcome,
+              detail, occurred_at,
+              to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+         FROM ${EVENTS}
+        WHERE ($1::text IS NULL OR tenant_id = $1::text)
+          AND ($2::timestamptz IS NULL
+               OR (occurred_at <= $2::timestamptz AND (occurred_at, id) < ($2::timestamptz, $3::bigint)))
+        ORDER BY occurred_at DESC, id DESC
+        LIMIT $4`,
+      [query.tenantId ?? null, query.after?.occurredAt ?? null, query.after?.id ?? null, query.limit + 1],
+    );
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      events: page.map((row) => ({
+        id: row.id,
+        runId: row.run_id,
+        tenantId: row.tenant_id,
+        targetType: row.target_type,
+        targetId: row.target_id,
+        finding: row.finding,
+        action: row.action,
+        outcome: row.outcome,
+        detail: row.detail ?? undefined,
+        occurredAt: row.occurred_at,
+      })),
+      next:
+        rows.length > query.limit && last !== undefined
+          ? { occurredAt: last.cursor_at, id: last.id }
+          : undefined,
+    };
   }
 
   /** How often recovery has already failed to resume this tenant since it was created. */

@@ -15,6 +15,8 @@ import {
   type RemoveTenantOutcome,
   type StatusChange,
   type TenantInfo,
+  type TenantPage,
+  type TenantPageQuery,
   type TenantProfilePatch,
   type TenantRegistry,
   type TenantStatus,
@@ -84,6 +86,20 @@ export class PgTenantRegistry implements TenantRegistry {
   async list(): Promise<TenantInfo[]> {
     const { rows } = await this.db.query<TenantRow>(`SELECT ${COLUMNS} FROM ${TENANTS} ORDER BY tenant_id`);
     return rows.map(toTenantInfo);
+  }
+
+  async listPage(query: TenantPageQuery): Promise<TenantPage> {
+    // Keyset, never OFFSET: the primary key's index starts each page right after the last id of the
+    // previous one. One row more than asked says whether there is a next page.
+    const { rows } = await this.db.query<TenantRow>(
+      `SELECT ${COLUMNS} FROM ${TENANTS}
+        WHERE ($1::text IS NULL OR tenant_id > $1::text) AND ($2::text IS NULL OR status = $2::text)
+        ORDER BY tenant_id
+        LIMIT $3`,
+      [query.after ?? null, query.status ?? null, query.limit + 1],
+    );
+    const tenants = rows.slice(0, query.limit).map(toTenantInfo);
+    return { tenants, next: rows.length > query.limit ? tenants.at(-1)?.tenantId : undefined };
   }
 
   async setStatus(

@@ -7,12 +7,12 @@ import type { TenantConfig, TenantConfigPatch } from './tenant-config.js';
  */
 export type TenantStatus = 'provisioning' | 'active' | 'inactive' | 'deprovisioning';
 
-export const TENANT_STATUSES: readonly TenantStatus[] = [
+export const TENANT_STATUSES = [
   'provisioning',
   'active',
   'inactive',
   'deprovisioning',
-];
+] as const satisfies readonly TenantStatus[];
 
 export type TenantMetadata = Record<string, unknown>;
 
@@ -67,6 +67,23 @@ export type StatusChange =
   | { readonly kind: 'not_found' }
   | { readonly kind: 'status_mismatch'; readonly tenant: TenantInfo };
 
+/** Which page of tenants {@link TenantRegistry.listPage} reads. */
+export interface TenantPageQuery {
+  /** Only tenants in this status; all of them when absent. */
+  readonly status?: TenantStatus | undefined;
+  /** At most this many tenants (the API allows 1–100). */
+  readonly limit: number;
+  /** The last tenant id of the previous page: this page starts after it. Absent for the first page. */
+  readonly after?: string | undefined;
+}
+
+/** One page of tenants, ordered by id. */
+export interface TenantPage {
+  readonly tenants: TenantInfo[];
+  /** The id to pass as `after` for the next page; `undefined` on the last page. */
+  readonly next: string | undefined;
+}
+
 /** A claim on a tenant for one provisioning or deprovisioning run. */
 export interface ClaimRequest {
   /** Who claims: unique per run, so a run that lost its lease cannot finish another run's work. */
@@ -103,8 +120,22 @@ export interface TenantRegistry {
    * `switch()` cheap; callers simply `await` it either way.
    */
   get(tenantId: string): Promise<TenantInfo | undefined> | TenantInfo | undefined;
-  /** All tenants, ordered by id. */
+  /** All tenants, ordered by id (internal callers; the admin API pages with {@link listPage}). */
   list(): Promise<TenantInfo[]>;
+  /**
+   * One page of tenants ordered by id, optionally of one status: keyset pagination on the id (the
+   * ids after `query.after`), so a page costs the same however deep it is, and a tenant registered
+   * or removed between two pages shifts no other tenant onto or off a page.
+   *
+   * @example
+   * ```ts
+   * const first = await registry.listPage({ status: 'active', limit: 50 });
+   * if (first.next !== undefined) {
+   *   const second = await registry.listPage({ status: 'active', limit: 50, after: first.next });
+   * }
+   * ```
+   */
+  listPage(query: TenantPageQuery): Promise<TenantPage>;
   /**
    * Sets the status, but only from one of `allowedFrom` when given: the check and the update are
    * one step, so two concurrent changes cannot both win.

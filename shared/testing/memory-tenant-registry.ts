@@ -17,6 +17,8 @@ import {
   type StatusChange,
   type TenantInfo,
   type TenantMetadata,
+  type TenantPage,
+  type TenantPageQuery,
   type TenantProfilePatch,
   type TenantRegistry,
   type TenantStatus,
@@ -72,6 +74,17 @@ export class MemoryTenantRegistry implements TenantRegistry {
 
   async list(): Promise<TenantInfo[]> {
     return [...this.#tenants.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : 1));
+  }
+
+  async listPage(query: TenantPageQuery): Promise<TenantPage> {
+    const { after, status } = query;
+    const matching = (await this.list()).filter(
+      (tenant) =>
+        (after === undefined || tenant.tenantId > after) &&
+        (status === undefined || tenant.status === status),
+    );
+    const tenants = matching.slice(0, query.limit);
+    return { tenants, next: matching.length > query.limit ? tenants.at(-1)?.tenantId : undefined };
   }
 
   async setStatus(

@@ -14,6 +14,88 @@ export function describeTenantRegistry(adapter: string, freshRegistry: () => Pro
   };
   const issuable: readonly TenantStatus[] = ['active', 'inactive'];
 
+  describe(`${adapter}.listPage`, () => {
+    /** Letters only, so every collation orders them the same as JavaScript does. */
+    const fleet: readonly [string, TenantStatus][] = [
+      ['echo', 'active'],
+      ['alpha', 'active'],
+      ['delta', 'inactive'],
+      ['charlie', 'active'],
+      ['bravo', 'provisioning'],
+      ['foxtrot', 'active'],
+    ];
+    const withFleet = async () => {
+      const registry = await freshRegistry();
+      for (const [tenantId, status] of fleet) {
+        await registry.create({ tenantId, name: tenantId, metadata: {}, status });
+      }
+      return registry;
+    };
+    /** Every page, following `next`, with a guard against a page that never ends. */
+    const allPages = async (registry: TenantRegistry, query: { status?: TenantStatus; limit: number }) => {
+      const pages: string[][] = [];
+      let after: string | undefined;
+      do {
+        const page = await registry.listPage({ ...query, after });
+        pages.push(page.tenants.map((tenant) => tenant.tenantId));
+        after = page.next;
+      } while (after !== undefined && pages.length < 10);
+      return pages;
+    };
+
+    it('pages through every tenant in id order, each exactly once', async () => {
+      const registry = await withFleet();
+
+      const pages = await allPages(registry, { limit: 4 });
+
+      expect(pages).toEqual([
+        ['alpha', 'bravo', 'charlie', 'delta'],
+        ['echo', 'foxtrot'],
+      ]);
+    });
+
+    it('pages through the tenants of one status only', async () => {
+      const registry = await withFleet();
+
+      const pages = await allPages(registry, { status: 'active', limit: 2 });
+
+      expect(pages).toEqual([
+        ['alpha', 'charlie'],
+        ['echo', 'foxtrot'],
+      ]);
+    });
+
+    it('ends with no next page when the last page is exactly full, and on an empty registry', async () => {
+      const registry = await withFleet();
+
+      const full = await registry.listPage({ limit: fleet.length });
+      const empty = await (await freshRegistry()).listPage({ limit: 5 });
+
+      expect(full.tenants).toHaveLength(fleet.length);
+      expect(full.next).toBeUndefined();
+      expect(empty).toEqual({ tenants: [], next: undefined });
+    });
+
+    it('resumes after a tenant that was removed in the meantime, skipping none', async () => {
+      const registry = await withFleet();
+      const first = await registry.listPage({ limit: 2 });
+      await registry.remove('bravo');
+
+      const second = await registry.listPage({ limit: 2, after: first.next });
+
+      expect(first.next).toBe('bravo');
+      expect(second.tenants.map((tenant) => tenant.tenantId)).toEqual(['charlie', 'delta']);
+    });
+
+    it('answers whole tenants, as get does', async () => {
+      const registry = await withFleet();
+
+      const { tenants } = await registry.listPage({ limit: 1 });
+
+      expect(tenants).toEqual([await registry.get('alpha')]);
+    });
+  });
+
   describe(`${adapter}.replaceApiKeyHash`, () => {
     it.each(issuable)('replaces the hash of an %s tenant, so only the new one finds it', async (status) => {
       const registry = await withTenant(status);

@@ -1,8 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tenantTable } from '@tenantflow/shared/db/sql';
 import { tenantRoleName } from '@tenantflow/shared/provisioning/database-admin';
 import { hashApiKey } from '@tenantflow/shared/tenancy/api-keys';
+import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
 import { createTestDatabase } from '../../support/database.js';
@@ -14,6 +16,8 @@ const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 const suffix = tenantIdSuffix();
 const acme = `acme_${suffix}`;
 const globex = `globex_${suffix}`;
+/** Ids whose first letters order them the same under any collation. */
+const fleet = ['alpha', 'bravo', 'charlie', 'delta', 'echo'].map((base) => `${base}_${suffix}`);
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let home: string;
@@ -300,6 +304,318 @@ describe('tenant admin API', () => {
       expect(response.status).toBe(400);
       expect(response.body.error.reasons[0]).toMatch(/^path\.tenantId: /);
     });
+  });
+
+  describe('GET /tenants, a page at a time', () => {
+    type TenantsPage = { tenants: { tenantId: string; status: string }[]; nextToken?: string };
+
+    /** Every page of `query`, following nextToken, each answered 200 (at most 10 pages). */
+    async function allPages(query: string): Promise<string[][]> {
+      const pages: string[][] = [];
+      let nextToken: string | undefined;
+      do {
+        const token = nextToken === undefined ? '' : `&nextToken=${encodeURIComponent(nextToken)}`;
+        const response = await api<TenantsPage>('GET', `/tenants?${query}${token}`);
+        expect(response.status).toBe(200);
+        pages.push(response.body.tenants.map((tenant) => tenant.tenantId));
+        nextToken = response.body.nextToken;
+      } while (nextToken !== undefined && pages.length < 10);
+      return pages;
+    }
+
+    /** Registers the whole fleet (POSTs first, then one wait for every onboarding). */
+    async function registerFleet(): Promise<void> {
+      for (const tenantId of [...fleet].reverse()) {
+        expect((await api('POST', '/tenants', { body: { tenantId, name: tenantId } })).status).toBe(202);
+      }
+      await waitForLifecycles();
+    }
+
+    it('pages through every tenant in id order with a small limit: no duplicates, no gaps', async () => {
+      await registerFleet();
+
+      const pages = await allPages('limit=2');
+
+      expect(pages).toEqual([fleet.slice(0, 2), fleet.slice(2, 4), fleet.slice(4)]);
+      expect(new Set(pages.flat()).size).toBe(fleet.length);
+    });
+
+    it('answers the first 50 and no token when no limit is given and all fit', async () => {
+      await registerFleet();
+
+      const response = await api<TenantsPage>('GET', '/tenants');
+
+      expect(response.status).toBe(200);
+      expect(response.body.tenants.map((tenant) => tenant.tenantId)).toEqual(fleet);
+      expect(response.body).not.toHaveProperty('nextToken');
+    });
+
+    it('filters by status, paging within the filter', async () => {
+      await registerFleet();
+      const [alpha, bravo, charlie, delta, echo] = fleet as [string, string, string, string, string];
+      for (const tenantId of [bravo, delta]) {
+        expect((await api('POST', `/tenants/${tenantId}/deactivate`)).status).toBe(200);
+      }
+
+      const inactive = await allPages('status=inactive&limit=1');
+      const active = await allPages('status=active&limit=2');
+      const provisioning = await api<TenantsPage>('GET', '/tenants?status=provisioning');
+
+      expect(inactive).toEqual([[bravo], [delta]]);
+      expect(active).toEqual([[alpha, charlie], [echo]]);
+      expect(provisioning.status).toBe(200);
+      expect(provisioning.body).toEqual({ tenants: [] });
+      const statuses = (await api<TenantsPage>('GET', '/tenants?status=inactive')).body.tenants.map(
+        (tenant) => tenant.status,
+      );
+      expect(statuses).toEqual(['inactive', 'inactive']);
+    });
+
+    it('continues after a tenant removed between two pages, skipping nobody', async () => {
+      await registerFleet();
+      const [, bravo, charlie, delta] = fleet as [string, string, string, string, string];
+      const first = await api<TenantsPage>('GET', '/tenants?limit=2');
+      expect(first.body.tenants.map((tenant) => tenant.tenantId).at(-1)).toBe(bravo);
+      await api('POST', `/tenants/${bravo}/deactivate`);
+      expect((await api('DELETE', `/tenants/${bravo}`)).status).toBe(202);
+      await waitForLifecycles();
+
+      const second = await api<TenantsPage>('GET', `/tenants?limit=2&nextToken=${first.body.nextToken}`);
+
+      expect(second.status).toBe(200);
+      expect(second.body.tenants.map((tenant) => tenant.tenantId)).toEqual([charlie, delta]);
+    });
+
+    it.each([
+      ['a limit of 0', 'limit=0', /^query\.limit: /],
+      ['a limit over 100', 'limit=101', /^query\.limit: /],
+      ['a limit that is not a whole number', 'limit=2.5', /^query\.limit: must be a whole number/],
+      ['a limit that is not a number', 'limit=ten', /^query\.limit: /],
+      ['an unknown status', 'status=deleted', /^query\.status: must be one of provisioning, active/],
+      ['a token this API did not hand out', 'nextToken=garbage', /^query\.nextToken: is not a token/],
+      [
+        'a forged token with no tenant id in it',
+        `nextToken=${Buffer.from('{"after":"Robert\'); DROP TABLE"}').toString('base64url')}`,
+        /^query\.nextToken: is not a token this API returned$/,
+      ],
+      ['an unknown parameter', 'offset=10', /^query: Unrecognized key/],
+    ])('answers 400 VALIDATION_FAILED for %s', async (_case, query, reason) => {
+      const response = await api('GET', `/tenants?${query}`);
+
+      expect(response.status).toBe(400);
+      expect(response.body.error.code).toBe('VALIDATION_FAILED');
+      expect(response.body.error.reasons).toEqual([expect.stringMatching(reason)]);
+    });
+
+    it('lists every reason at once', async () => {
+      const response = await api('GET', '/tenants?limit=0&status=gone&nextToken=garbage');
+
+      expect(response.status).toBe(400);
+      expect(response.body.error.reasons).toEqual([
+        expect.stringMatching(/^query\.status: /),
+        expect.stringMatching(/^query\.limit: /),
+        expect.stringMatching(/^query\.nextToken: /),
+      ]);
+    });
+  });
+
+  describe('GET /recovery-events', () => {
+    type RecoveryEventsPage = {
+      events: {
+        id: string;
+        runId: string;
+        occurredAt: string;
+        tenantId: string;
+        targetType: string;
+        targetId: string;
+        finding: string;
+        action: string;
+        outcome: string;
+        detail?: string;
+      }[];
+      nextToken?: string;
+    };
+
+    /**
+     * Executions left pending for an hour, of a workflow this installation does not deploy: the
+     * next recovery pass abandons each one, and records it.
+     */
+    async function strandExecutions(tenantId: string, count: number): Promise<string[]> {
+      const store = new ExecutionStore(local.platform.pool);
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const { executionId } = await store.insertWithinLimit(
+          tenantId,
+          { executionId: crypto.randomUUID(), workflow: 'retired_workflow', input: {} },
+          100,
+        );
+        ids.push(executionId);
+      }
+      await local.platform.pool.query(
+        `UPDATE ${tenantTable(tenantId, 'executions')} SET updated_at = now() - interval '1 hour'`,
+      );
+      return ids;
+    }
+
+    /** Every page of `query`, following nextToken, each answered 200 (at most 20 pages). */
+    async function allPages(query: string): Promise<RecoveryEventsPage['events'][]> {
+      const pages: RecoveryEventsPage['events'][] = [];
+      let nextToken: string | undefined;
+      do {
+        const token = nextToken === undefined ? '' : `&nextToken=${encodeURIComponent(nextToken)}`;
+        const response = await api<RecoveryEventsPage>('GET', `/recovery-events?${query}${token}`);
+        expect(response.status).toBe(200);
+        pages.push(response.body.events);
+        nextToken = response.body.nextToken;
+      } while (nextToken !== undefined && pages.length < 20);
+      return pages;
+    }
+
+    /** Newest first: times never increase, and equal times go by id, descending. */
+    function expectNewestFirst(events: RecoveryEventsPage['events']): void {
+      for (let i = 1; i < events.length; i++) {
+        const [before, after] = [events[i - 1], events[i]] as [
+          RecoveryEventsPage['events'][number],
+          RecoveryEventsPage['events'][number],
+        ];
+        const [earlier, later] = [Date.parse(after.occurredAt), Date.parse(before.occurredAt)];
+        expect(earlier).toBeLessThanOrEqual(later);
+        if (earlier === later) {
+          expect(BigInt(after.id) < BigInt(before.id), `${after.id} after ${before.id}`).toBe(true);
+        }
+      }
+    }
+
+    it('shows what a real recovery pass did, newest first, filtered by tenant and paged', async () => {
+      // Prepare
+      await registerTenant({ tenantId: acme, name: 'Acme' });
+      await registerTenant({ tenantId: globex, name: 'Globex' });
+      const acmeExecutions = await strandExecutions(acme, 3);
+      const globexExecutions = await strandExecutions(globex, 2);
+
+      // Act
+      await local.recover();
+      const acmePages = await allPages(`tenantId=${acme}&limit=2`);
+      const globexPages = await allPages(`tenantId=${globex}&limit=2`);
+
+      // Assert
+      expect(acmePages.map((page) => page.length)).toEqual([2, 1]);
+      const acmeEvents = acmePages.flat();
+      expect(acmeEvents.map((event) => event.targetId).sort()).toEqual([...acmeExecutions].sort());
+      expect(new Set(acmeEvents.map((event) => event.id)).size).toBe(3);
+      expectNewestFirst(acmeEvents);
+      for (const event of acmeEvents) {
+        expect(event).toEqual({
+          id: expect.stringMatching(/^[1-9]\d*$/),
+          runId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          occurredAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+          tenantId: acme,
+          targetType: 'execution',
+          targetId: expect.any(String),
+          finding: 'stale_pending',
+          action: 'abandon',
+          outcome: 'done',
+          detail: expect.stringContaining("workflow 'retired_workflow' is not deployed any more"),
+        });
+      }
+      expect(
+        globexPages
+          .flat()
+          .map((event) => event.targetId)
+          .sort(),
+      ).toEqual([...globexExecutions].sort());
+      expect(globexPages.flat().every((event) => event.tenantId === globex)).toBe(true);
+    });
+
+    it("pages through every tenant's events with no duplicates and no gaps", async () => {
+      // Prepare
+      await registerTenant({ tenantId: acme, name: 'Acme' });
+      await registerTenant({ tenantId: globex, name: 'Globex' });
+      const stranded = [...(await strandExecutions(acme, 2)), ...(await strandExecutions(globex, 2))];
+      await local.recover();
+
+      // Act
+      const pages = await allPages('limit=2');
+      const whole = await api<RecoveryEventsPage>('GET', '/recovery-events?limit=100');
+
+      // Assert
+      const paged = pages.flat();
+      expect(pages.every((page) => page.length <= 2)).toBe(true);
+      expect(new Set(paged.map((event) => event.id)).size).toBe(paged.length);
+      expectNewestFirst(paged);
+      // No gaps: paging found exactly what one big page holds (this suite records far fewer than 100).
+      expect(whole.body.nextToken).toBeUndefined();
+      expect(paged.map((event) => event.id)).toEqual(whole.body.events.map((event) => event.id));
+      expect(paged.map((event) => event.targetId)).toEqual(expect.arrayContaining(stranded));
+    });
+
+    it("keeps a removed tenant's events", async () => {
+      await registerTenant({ tenantId: globex, name: 'Globex' });
+      const [executionId] = await strandExecutions(globex, 1);
+      await local.recover();
+      await api('POST', `/tenants/${globex}/deactivate`);
+      expect((await api('DELETE', `/tenants/${globex}`)).status).toBe(202);
+      await waitForLifecycles();
+      expect((await api('GET', `/tenants/${globex}`)).status).toBe(404);
+
+      const response = await api<RecoveryEventsPage>('GET', `/recovery-events?tenantId=${globex}`);
+
+      expect(response.status).toBe(200);
+      expect(response.body.events.map((event) => event.targetId)).toContain(executionId);
+    });
+
+    it('answers an empty page, not a 404, for a tenant with no events', async () => {
+      const response = await api<RecoveryEventsPage>('GET', '/recovery-events?tenantId=nobody_ever');
+
+      expect(response.status).toBe(200);
+      expect(response.body).toEqual({ events: [] });
+    });
+
+    it.each([
+      ['an invalid tenant id', 'tenantId=Bad%20Id', /^query\.tenantId: /],
+      ['a limit of 0', 'limit=0', /^query\.limit: /],
+      ['a limit over 100', 'limit=500', /^query\.limit: /],
+      ['a token this API did not hand out', 'nextToken=garbage', /^query\.nextToken: is not a token/],
+      [
+        "a tenants list's token",
+        `nextToken=${Buffer.from('{"after":"acme"}').toString('base64url')}`,
+        /^query\.nextToken: is not a token this API returned$/,
+      ],
+      [
+        'a forged token with a day that does not exist',
+        `nextToken=${Buffer.from('{"after":{"occurredAt":"2025-02-30T10:00:00.000000Z","id":"1"}}').toString('base64url')}`,
+        /^query\.nextToken: is not a token this API returned$/,
+      ],
+      ['an unknown parameter', 'status=done', /^query: Unrecognized key/],
+    ])('answers 400 VALIDATION_FAILED for %s', async (_case, query, reason) => {
+      const response = await api('GET', `/recovery-events?${query}`);
+
+      expect(response.status).toBe(400);
+      expect(response.body.error.code).toBe('VALIDATION_FAILED');
+      expect(response.body.error.reasons).toEqual([expect.stringMatching(reason)]);
+    });
+  });
+
+  describe('operator reads are for admins only', () => {
+    it.each(['/tenants?status=active&limit=1', `/recovery-events?tenantId=${acme}`])(
+      'GET %s answers 401 to a tenant key and to no token, and 200 to the admin',
+      async (path) => {
+        const registered = await registerTenant({ tenantId: acme, name: 'Acme' });
+        const key: string = registered.body.apiKey;
+        expect((await api('GET', `/tenants/${acme}/metrics`, { token: key })).status).toBe(200);
+
+        const asTenant = await api('GET', path, { token: key });
+        const anonymous = await api('GET', path, { token: null });
+        const asAdmin = await api('GET', path);
+
+        expect(asTenant.status).toBe(401);
+        expect(asTenant.body.error.code).toBe('UNAUTHENTICATED');
+        expect(asTenant.body).not.toHaveProperty('tenants');
+        expect(asTenant.body).not.toHaveProperty('events');
+        expect(anonymous.status).toBe(401);
+        expect(asAdmin.status).toBe(200);
+      },
+    );
   });
 
   describe('lifecycle', () => {

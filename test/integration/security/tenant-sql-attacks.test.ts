@@ -9,6 +9,7 @@ import { prepareControlSchema } from '@tenantflow/shared/provisioning/database-m
 import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
 import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
 import type { RecoveryService } from '@tenantflow/shared/recovery';
+import { createRecoveryHistory } from '@tenantflow/shared/runtime/recovery-history';
 import { compileToAsl } from '@tenantflow/shared/workflows/asl';
 import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
 import type {
@@ -1281,6 +1282,7 @@ describe('E2: tenant ids that name something that exists', () => {
   const tenantsApi = () =>
     createTenantsApi({
       tenantAdmin: env.platform.tenantAdmin,
+      recoveryHistory: createRecoveryHistory(env.platform.core),
       adminAuth: { adminToken: ADMIN_TOKEN, trustIamIdentity: false },
       logger,
     });

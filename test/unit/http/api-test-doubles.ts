@@ -44,6 +44,7 @@ export function apiWithRecordingServices() {
     // Fakes stand in for the services' public methods; the handlers call nothing else on them.
     tenants: createTenantsApi({
       tenantAdmin: tenantAdmin as unknown as TenantAdminService,
+      recoveryHistory: { events: async () => ({ events: [], next: undefined }) },
       adminAuth: { adminToken: ADMIN_TOKEN, trustIamIdentity: false },
       logger,
     }),

@@ -11,8 +11,8 @@
  *   kernel (errors, tenant ids, validation, failpoints) · logging · util
  *
  * Outside it: functions/ are Lambda handlers (shared/ and the workflows only); local/ runs them on
- * one machine; cdk/ deploys them; ops/ checks a running API over HTTP only; bench/ and test/ use
- * everything but each other.
+ * one machine; cdk/ deploys them; ops/ checks a running API over HTTP only, and cli/ (npx tenantflow)
+ * calls it the same way, with ops/'s clients; bench/ and test/ use everything but each other.
  */
 
 /** A rule that a module of `shared/<from>` imports only `shared/<allowed...>` within shared/. */
@@ -143,6 +143,21 @@ module.exports = {
       severity: 'error',
       from: { path: '^(shared|functions|workflows|examples|local|cdk|bench)/' },
       to: { path: '^ops/' },
+    },
+    {
+      name: 'cli-over-http-only',
+      comment:
+        'cli/ (npx tenantflow) calls an API over HTTP, as ops/ does, and reuses ops/ for it: it needs none of the code it calls',
+      severity: 'error',
+      from: { path: '^cli/' },
+      to: { path: '^(functions|workflows|examples|local|cdk|bench|test)/' },
+    },
+    {
+      name: 'cli-is-a-tool',
+      comment: 'cli/ is run by hand; nothing but its tests imports it',
+      severity: 'error',
+      from: { path: '^(shared|functions|workflows|examples|local|cdk|bench|ops)/' },
+      to: { path: '^cli/' },
     },
     {
       name: 'bench-not-test',

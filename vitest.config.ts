@@ -38,8 +38,9 @@ export default defineConfig({
       },
       {
         extends: true,
-        // Starts `npm start`, which brings its own PostgreSQL.
-        test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'] },
+        // Starts `npm start`, which brings its own PostgreSQL; the CLI's --stage reads CloudFormation
+        // from moto_server.
+        test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], globalSetup: [MOTO] },
       },
     ],
   },

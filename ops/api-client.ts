@@ -8,6 +8,8 @@ export interface ApiRequest {
   readonly path: string;
   /** Sent as JSON when present. */
   readonly body?: unknown;
+  /** The query string's parameters; those `undefined` are left out. */
+  readonly query?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface ApiResponse {
@@ -52,7 +54,7 @@ export function bearerClient(baseUrl: URL, token: string, options: BearerClientO
     auth: 'bearer token',
     ...(options.refusalHint === undefined ? {} : { refusalHint: options.refusalHint }),
     send: (request) =>
-      sendJson(fetchFn, urlFor(baseUrl, request.path), request.method, jsonBody(request), {
+      sendJson(fetchFn, requestUrl(baseUrl, request), request.method, jsonBody(request), {
         authorization: `Bearer ${token}`,
       }),
   };
@@ -84,7 +86,7 @@ export function sigV4Client(baseUrl: URL, options: SigV4ClientOptions): ApiClien
       'the AWS identity signing the requests needs execute-api:Invoke on the admin routes, in the API ' +
       "stage's account and region",
     send: async (request) => {
-      const url = urlFor(baseUrl, request.path);
+      const url = requestUrl(baseUrl, request);
       const body = jsonBody(request);
       const headers = await signRequest(
         signing,
@@ -155,6 +157,16 @@ export function urlFor(baseUrl: URL, path: string): URL {
   url.pathname = `${baseUrl.pathname.replace(/\/+$/, '')}${path}`;
   url.search = '';
   url.hash = '';
+  return url;
+}
+
+function requestUrl(baseUrl: URL, request: ApiRequest): URL {
+  const url = urlFor(baseUrl, request.path);
+  for (const [key, value] of Object.entries(request.query ?? {})) {
+    if (value !== undefined) {
+      url.searchParams.set(key, value);
+    }
+  }
   return url;
 }
 

@@ -82,14 +82,14 @@ export function parseSmokeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
       executionTimeoutMs,
     };
   }
-  const region = values.region ?? EXECUTE_API_HOST.exec(api.hostname)?.[1] ?? envRegion(env);
+  const region = signingRegion(api, values.region, env);
   if (region === undefined) {
     throw new SmokeUsageError(
       `cannot tell which region to sign for from ${api.host}: pass --region <region> (or set AWS_REGION), ` +
         'or --admin-token <token> for a server that takes a bearer admin token',
     );
   }
-  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) {
+  if (!isAwsRegion(region)) {
     throw new SmokeUsageError(`--region must be an AWS region such as eu-west-1, not '${region}'`);
   }
   return { kind: 'run', api, adminAuth: { kind: 'sigv4', region }, tenantTimeoutMs, executionTimeoutMs };
@@ -140,6 +140,28 @@ function parseSeconds(flag: string, value: string | undefined): number {
   return Math.round(seconds * 1000);
 }
 
+/**
+ * The region to sign SigV4 requests to `api` for: `explicit` (a `--region` flag), else the one an
+ * execute-api URL names, else AWS_REGION or AWS_DEFAULT_REGION; `undefined` when none says. Shared
+ * by the smoke test and the `tenantflow` CLI.
+ *
+ * @example
+ * signingRegion(new URL('https://abc123.execute-api.eu-west-1.amazonaws.com/dev'), undefined, {}); // 'eu-west-1'
+ */
+export function signingRegion(
+  api: URL,
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  return explicit ?? EXECUTE_API_HOST.exec(api.hostname)?.[1] ?? envRegion(env);
+}
+
+/** Whether `region` looks like an AWS region name (`eu-west-1`, `us-gov-west-1`). */
+export function isAwsRegion(region: string): boolean {
+  return /^[a-z]{2}(-[a-z]+)+-\d+$/.test(region);
+}
+
+/** AWS_REGION, else AWS_DEFAULT_REGION, ignoring empty values. */
 function envRegion(env: NodeJS.ProcessEnv): string | undefined {
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   return region === undefined || region === '' ? undefined : region;

@@ -11,8 +11,9 @@ import {
 import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
 import { z } from '@tenantflow/shared/kernel/zod';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
-import { createExecutions, stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/executions';
+import { createExecutions } from '@tenantflow/shared/runtime/executions';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
+import { stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/step-functions';
 import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
 import { EXECUTION_STATUSES } from '@tenantflow/shared/workflows/execution-store';
 import { executionIdSchema } from '@tenantflow/shared/workflows/invocations';

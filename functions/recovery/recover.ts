@@ -2,11 +2,11 @@ import middy from '@middy/core';
 import { ValidationError } from '@tenantflow/shared/kernel/errors';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
 import type { RecoveryProgress, RecoveryService, RecoverySummary } from '@tenantflow/shared/recovery';
-import { stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/executions';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
 import { createLifecycleResumer } from '@tenantflow/shared/runtime/lifecycle';
 import { createTenantLogins } from '@tenantflow/shared/runtime/provisioning';
 import { createRecovery } from '@tenantflow/shared/runtime/recovery';
+import { stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/step-functions';
 import { invocationDeadline } from '@tenantflow/shared/util/invocation-deadline';
 import { workflows } from '../../workflows/index.js';
 

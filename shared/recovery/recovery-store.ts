@@ -408,28 +408,11 @@ export class RecoveryStore {
 
   /** The recorded history of one target (an execution id, `<execution>/<task>`, or a tenant id), oldest first. */
   async eventsFor(targetId: string): Promise<RecoveryEventRecord[]> {
-    const { rows } = await this.pool.query<{
-      run_id: string;
-      tenant_id: string;
-      target_type: RecoveryTargetType;
-      target_id: string;
-      finding: string;
-      action: string;
-      outcome: RecoveryOutcome;
-      detail: string | null;
-      occurred_at: Date;
-    }>(`SELECT * FROM ${EVENTS} WHERE target_id = $1 ORDER BY occurred_at, id`, [targetId]);
-    return rows.map((row) => ({
-      runId: row.run_id,
-      tenantId: row.tenant_id,
-      targetType: row.target_type,
-      targetId: row.target_id,
-      finding: row.finding,
-      action: row.action,
-      outcome: row.outcome,
-      detail: row.detail ?? undefined,
-      occurredAt: row.occurred_at,
-    }));
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT * FROM ${EVENTS} WHERE target_id = $1 ORDER BY occurred_at, id`,
+      [targetId],
+    );
+    return rows.map(toEventRecord);
   }
 
   /**
@@ -439,19 +422,7 @@ export class RecoveryStore {
    * The tenant need not exist any more: its history outlives it.
    */
   async eventPage(query: RecoveryEventPageQuery): Promise<RecoveryEventPage> {
-    const { rows } = await this.pool.query<{
-      id: string;
-      run_id: string;
-      tenant_id: string;
-      target_type: RecoveryTargetType;
-      target_id: string;
-      finding: string;
-      action: string;
-      outcome: RecoveryOutcome;
-      detail: string | null;
-      occurred_at: Date;
-      cursor_at: string;
-    }>(
+    const { rows } = await this.pool.query<EventRow & { id: string; cursor_at: string }>(
       // `occurred_at <= $2` repeats the row comparison's first column, so the index on
       // (tenant_id, occurred_at DESC) or on occurred_at bounds the scan.
       `SELECT id::text AS id, run_id, tenant_id, target_type, target_id, finding, action, outcome,
@@ -468,18 +439,7 @@ export class RecoveryStore {
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return {
-      events: page.map((row) => ({
-        id: row.id,
-        runId: row.run_id,
-        tenantId: row.tenant_id,
-        targetType: row.target_type,
-        targetId: row.target_id,
-        finding: row.finding,
-        action: row.action,
-        outcome: row.outcome,
-        detail: row.detail ?? undefined,
-        occurredAt: row.occurred_at,
-      })),
+      events: page.map((row) => ({ id: row.id, ...toEventRecord(row) })),
       next:
         rows.length > query.limit && last !== undefined
           ? { occurredAt: last.cursor_at, id: last.id }
@@ -545,4 +505,31 @@ export class RecoveryStore {
     );
     return { events: events.rowCount ?? 0, runs: runs.rowCount ?? 0 };
   }
+}
+
+/** A `recovery_events` row as the event queries select it. */
+interface EventRow {
+  run_id: string;
+  tenant_id: string;
+  target_type: RecoveryTargetType;
+  target_id: string;
+  finding: string;
+  action: string;
+  outcome: RecoveryOutcome;
+  detail: string | null;
+  occurred_at: Date;
+}
+
+function toEventRecord(row: EventRow): RecoveryEventRecord {
+  return {
+    runId: row.run_id,
+    tenantId: row.tenant_id,
+    targetType: row.target_type,
+    targetId: row.target_id,
+    finding: row.finding,
+    action: row.action,
+    outcome: row.outcome,
+    detail: row.detail ?? undefined,
+    occurredAt: row.occurred_at,
+  };
 }

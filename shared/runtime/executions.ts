@@ -1,11 +1,9 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
 import type { Failpoints } from '../kernel/failpoints.js';
 import type { Logger } from '../logging/logger.js';
 import { ExecutionFinalizer } from '../workflows/execution-finalizer.js';
 import { ExecutionService } from '../workflows/execution-service.js';
 import { ExecutionStore } from '../workflows/execution-store.js';
 import type { Orchestrator } from '../workflows/orchestrator.js';
-import { StepFunctionsOrchestrator } from '../workflows/step-functions-orchestrator.js';
 import type { WorkflowRegistry } from '../workflows/workflow-registry.js';
 import type { PlatformCore } from './core.js';
 
@@ -47,12 +45,4 @@ export function createFinalizer(
     options.logger,
     options.failpoints === undefined ? {} : { failpoints: options.failpoints },
   );
-}
-
-/** The Step Functions orchestrator of the state machines CDK deployed (`TENANTFLOW_STATE_MACHINE_ARNS`). */
-export function stepFunctionsOrchestrator(core: Pick<PlatformCore, 'config'>): StepFunctionsOrchestrator {
-  return new StepFunctionsOrchestrator({
-    client: new SFNClient({}),
-    stateMachineArns: core.config.stateMachineArns,
-  });
 }

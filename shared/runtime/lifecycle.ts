@@ -1,4 +1,3 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { TenantAdminService } from '../lifecycle/tenant-admin-service.js';
 import { type LifecycleResumption, resumeLifecycle, TenantLifecycle } from '../lifecycle/tenant-lifecycle.js';
 import type { Logger } from '../logging/logger.js';
@@ -6,9 +5,9 @@ import { ProvisioningRegistration } from '../provisioning/provisioning-registrat
 import { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type { TenantInfo } from '../tenancy/tenant-registry.js';
 import type { Orchestrator } from '../workflows/orchestrator.js';
-import { StepFunctionsOrchestrator } from '../workflows/step-functions-orchestrator.js';
 import type { PlatformCore } from './core.js';
 import type { Provisioning } from './provisioning.js';
+import { stepFunctionsOrchestrator } from './step-functions.js';
 
 export interface LifecycleOptions {
   /**
@@ -44,7 +43,8 @@ export function createLifecycle(
   const lifecycle = new TenantLifecycle({
     provisioning: provisioning.provisioning,
     registry: core.registry,
-    orchestrator: options.orchestrator ?? lifecycleStepFunctions(core),
+    orchestrator:
+      options.orchestrator ?? stepFunctionsOrchestrator(core, core.config.lifecycleStateMachineArns),
     logger: options.logger,
   });
   return {
@@ -67,14 +67,7 @@ export function createLifecycleResumer(
   core: Pick<PlatformCore, 'config'>,
   orchestrator?: Orchestrator,
 ): { resume(tenant: Pick<TenantInfo, 'tenantId' | 'status' | 'createdAt'>): Promise<LifecycleResumption> } {
-  const lifecycleOrchestrator = orchestrator ?? lifecycleStepFunctions(core);
+  const lifecycleOrchestrator =
+    orchestrator ?? stepFunctionsOrchestrator(core, core.config.lifecycleStateMachineArns);
   return { resume: (tenant) => resumeLifecycle(lifecycleOrchestrator, tenant) };
-}
-
-/** The Step Functions orchestrator of the lifecycle state machines CDK deployed. */
-function lifecycleStepFunctions(core: Pick<PlatformCore, 'config'>): StepFunctionsOrchestrator {
-  return new StepFunctionsOrchestrator({
-    client: new SFNClient({}),
-    stateMachineArns: core.config.lifecycleStateMachineArns,
-  });
 }

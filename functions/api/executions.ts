@@ -8,43 +8,15 @@ import {
   requireTenantAccess,
   routedApi,
 } from '@tenantflow/shared/http';
-import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
-import { z } from '@tenantflow/shared/kernel/zod';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
 import { createExecutions } from '@tenantflow/shared/runtime/executions';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
 import { stepFunctionsOrchestrator } from '@tenantflow/shared/runtime/step-functions';
 import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
-import { EXECUTION_STATUSES } from '@tenantflow/shared/workflows/execution-store';
-import { executionIdSchema } from '@tenantflow/shared/workflows/invocations';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { workflows } from '../../workflows/index.js';
-
-const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
-
-const startExecution = {
-  ...tenantPath,
-  body: z.strictObject({
-    workflow: z.string().min(1, 'must name a registered workflow (GET /workflows lists them)'),
-    input: z.json().default({}),
-  }),
-} satisfies RequestSchemas;
-
-const executionPath = {
-  pathParameters: z.object({ tenantId: tenantIdSchema, executionId: executionIdSchema }),
-} satisfies RequestSchemas;
-
-const listExecutions = {
-  ...tenantPath,
-  queryStringParameters: z.strictObject({
-    status: z
-      .enum(EXECUTION_STATUSES, { message: `must be one of ${EXECUTION_STATUSES.join(', ')}` })
-      .optional(),
-    limit: z.coerce.number().int('must be a whole number').min(1).max(100).default(20),
-    nextToken: z.string().max(512).optional(),
-  }),
-} satisfies RequestSchemas;
+import { executionPath, listExecutions, startExecution, tenantPath } from './request-schemas.js';
 
 export interface ExecutionsApiDependencies {
   readonly executions: ExecutionService;

@@ -4,85 +4,28 @@ import {
   getValidatedInput,
   guardedRoute,
   jsonResponse,
-  pageTokenSchema,
   type RequestSchemas,
   type RouteHandler,
   requireAdmin,
   routedApi,
 } from '@tenantflow/shared/http';
-import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
-import { z } from '@tenantflow/shared/kernel/zod';
 import type { TenantAdminService } from '@tenantflow/shared/lifecycle/tenant-admin-service';
 import { createLogger, type Logger } from '@tenantflow/shared/logging/logger';
-import {
-  type RecoveryHistory,
-  recoveryEventCursorSchema,
-} from '@tenantflow/shared/recovery/recovery-history';
+import type { RecoveryHistory } from '@tenantflow/shared/recovery/recovery-history';
 import { createAuth } from '@tenantflow/shared/runtime/auth';
 import { coreHandler } from '@tenantflow/shared/runtime/lambda';
 import { createLifecycle } from '@tenantflow/shared/runtime/lifecycle';
 import { createProvisioning } from '@tenantflow/shared/runtime/provisioning';
 import { createRecoveryHistory } from '@tenantflow/shared/runtime/recovery-history';
-import {
-  jsonBytes,
-  MAX_METADATA_BYTES,
-  tenantConfigPatchSchema,
-  tenantConfigSchema,
-} from '@tenantflow/shared/tenancy/tenant-config';
-import { TENANT_STATUSES } from '@tenantflow/shared/tenancy/tenant-registry';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { tenantMigrations } from '../../workflows/tables.js';
-
-const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
-
-/** A page size: 1–100, `default` when absent. */
-const pageLimit = (defaultLimit: number) =>
-  z.coerce.number().int('must be a whole number').min(1).max(100).default(defaultLimit);
-
-const listTenants = {
-  queryStringParameters: z.strictObject({
-    status: z.enum(TENANT_STATUSES, { message: `must be one of ${TENANT_STATUSES.join(', ')}` }).optional(),
-    limit: pageLimit(50),
-    nextToken: pageTokenSchema(tenantIdSchema).optional(),
-  }),
-} satisfies RequestSchemas;
-
-const listRecoveryEvents = {
-  queryStringParameters: z.strictObject({
-    tenantId: tenantIdSchema.optional(),
-    limit: pageLimit(50),
-    nextToken: pageTokenSchema(recoveryEventCursorSchema).optional(),
-  }),
-} satisfies RequestSchemas;
-
-const tenantName = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
-const tenantMetadata = z
-  .record(z.string(), z.unknown())
-  .refine((metadata) => jsonBytes(metadata) <= MAX_METADATA_BYTES, {
-    message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
-  });
-
-const registerTenant = {
-  body: z.strictObject({
-    tenantId: tenantIdSchema,
-    name: tenantName,
-    metadata: tenantMetadata.optional(),
-    config: tenantConfigSchema.optional(),
-  }),
-} satisfies RequestSchemas;
-
-const updateTenant = {
-  ...tenantPath,
-  body: z
-    .strictObject({
-      name: tenantName.optional(),
-      metadata: tenantMetadata.optional(),
-      config: tenantConfigPatchSchema.optional(),
-    })
-    .refine((patch) => Object.keys(patch).length > 0, {
-      message: 'must change at least one of name, metadata, config',
-    }),
-} satisfies RequestSchemas;
+import {
+  listRecoveryEvents,
+  listTenants,
+  registerTenant,
+  tenantPath,
+  updateTenant,
+} from './request-schemas.js';
 
 export interface TenantsApiDependencies {
   readonly tenantAdmin: TenantAdminService;

@@ -165,7 +165,7 @@ CREATE INDEX executions_${column}_idx ON executions (${column});
  * Provisions `fleet####` tenants through the real service until `count` are active, reusing any
  * already there (the provisioning benchmark's). Returns how many it provisioned.
  */
-async function topUpActiveTenants(
+export async function topUpActiveTenants(
   platform: PlatformServices,
   suffix: string,
   count: number,

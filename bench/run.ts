@@ -14,14 +14,20 @@
  * bundles are measured last, with the server stopped, then the deployment packages CDK builds
  * (`cold-start`).
  *
- * `npm run bench -- cold-start` runs only the deployment-package benchmark (no database needed).
+ * `npm run bench -- <name>…` runs the named benchmarks only (`bench/results.ts` lists the names;
+ * `cold-start`, `handler-bundle` and `tenant-switch` need no database). Each benchmark ends with
+ * one `RESULT <name> key=value …` line beside its table, for machines to read.
  */
 import { cpus } from 'node:os';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { exampleTables } from '../examples/tables.js';
 import { benchmarkColdStart, type ColdStartResult } from './cold-start.bench.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
-import { benchmarkFleetMigration, type FleetMigrationBenchmarkResult } from './fleet-migration.bench.js';
+import {
+  benchmarkFleetMigration,
+  type FleetMigrationBenchmarkResult,
+  topUpActiveTenants,
+} from './fleet-migration.bench.js';
 import { BUNDLE_TARGETS, benchmarkHandlerBundles, type HandlerBundleResult } from './handler-bundle.bench.js';
 import {
   benchmarkProvisioning,
@@ -41,6 +47,7 @@ import {
   type RoundTimes,
   recoveryBenchScale,
 } from './recovery.bench.js';
+import { BENCHMARK_NAMES, type BenchmarkName, printResult, selectBenchmarks } from './results.js';
 import {
   type BenchDatabase,
   benchScale,
@@ -66,132 +73,282 @@ import {
 } from './workflow-throughput.bench.js';
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-console.log(`tenantflow benchmarks — Node ${process.version}, ${cpus().length} × ${cpu}\n`);
 
-if (process.argv.slice(2).includes('cold-start')) {
-  await runColdStart();
-  process.exit(0);
+/** Module initialisation of every function, p50, as deployed: the target of `cold-start`. */
+const COLD_START_TARGET_MS = 120;
+
+let selected: ReadonlySet<BenchmarkName>;
+try {
+  selected = selectBenchmarks(process.argv.slice(2));
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+const runs = (name: BenchmarkName) => selected.has(name);
+console.log(
+  `tenantflow benchmarks — Node ${process.version}, ${cpus().length} × ${cpu}${selected.size < BENCHMARK_NAMES.length ? ` — ${[...selected].join(', ')}` : ''}\n`,
+);
+
+if (runs('tenant-switch')) {
+  const result = await benchmarkTenantSwitch();
+  console.log('TenantContextSwitch.switch() vs bare AsyncLocalStorage.run (async callback, awaited)');
+  console.log(
+    `  iterations per round        ${result.iterations.toLocaleString('en-US')} (best of 5 rounds)`,
+  );
+  console.log(`  AsyncLocalStorage.run       ${result.baselineNsPerCall.toFixed(0)} ns/call`);
+  console.log(`  switch() (memory registry)  ${result.switchNsPerCall.toFixed(0)} ns/call`);
+  console.log(`  ratio                       ${result.ratio.toFixed(2)}× (target ≤ 2×)`);
+  printResult('tenant-switch', {
+    ratio: result.ratio,
+    switch_ns: result.switchNsPerCall,
+    baseline_ns: result.baselineNsPerCall,
+    met: result.ratio <= 2,
+  });
 }
 
-const result = await benchmarkTenantSwitch();
-console.log('TenantContextSwitch.switch() vs bare AsyncLocalStorage.run (async callback, awaited)');
-console.log(`  iterations per round        ${result.iterations.toLocaleString('en-US')} (best of 5 rounds)`);
-console.log(`  AsyncLocalStorage.run       ${result.baselineNsPerCall.toFixed(0)} ns/call`);
-console.log(`  switch() (memory registry)  ${result.switchNsPerCall.toFixed(0)} ns/call`);
-console.log(`  ratio                       ${result.ratio.toFixed(2)}× (target ≤ 2×)`);
-
-const scale = benchScale();
-const workflowScale = workflowBenchScale();
-const recoveryScale = recoveryBenchScale();
-const database = await openBenchDatabase();
-console.log(`\n${database.description}${scale.quick ? ' — BENCH_QUICK=1, counts scaled down' : ''}`);
-const stepTimer = new ProvisioningStepTimer();
-const databaseRun = await timed(async () => {
-  try {
-    const bench = await createBenchPlatform(database, { failpoints: stepTimer });
+const PLATFORM_BENCHMARKS: readonly BenchmarkName[] = [
+  'provisioning',
+  'fleet-migration',
+  'recovery',
+  'connections',
+];
+const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = ['task-overhead', 'throughput'];
+if ([...PLATFORM_BENCHMARKS, ...WORKFLOW_BENCHMARKS].some(runs)) {
+  const scale = benchScale();
+  const recoveryScale = recoveryBenchScale();
+  const database = await openBenchDatabase();
+  console.log(`\n${database.description}${scale.quick ? ' — BENCH_QUICK=1, counts scaled down' : ''}`);
+  const stepTimer = new ProvisioningStepTimer();
+  const databaseRun = await timed(async () => {
     try {
-      printProvisioning(
-        await benchmarkProvisioning(
-          bench.platform,
-          database.adminUrl,
-          database.suffix,
-          stepTimer,
-          scale.provisionedTenants,
-        ),
-      );
-      printFleetMigration(
-        await benchmarkFleetMigration(bench.platform, database.adminUrl, database.suffix, scale.fleetTenants),
-      );
-      // Here the fleet is exactly `fleetTenants` active tenants: the later benchmarks add their own.
-      printIdleRecovery(
-        await benchmarkIdleRecovery(bench.platform, database.platformUrl, database.suffix, {
-          tenants: scale.fleetTenants,
-          rounds: recoveryScale.idleRounds,
-        }),
-      );
-      printProvisioningAtScale(
-        await benchmarkProvisioningAtScale(
-          bench.platform,
-          database.adminUrl,
-          database.suffix,
-          stepTimer,
-          scale.tenantsAtScale,
-        ),
-      );
-      const connections = await benchmarkConnections(bench.platform, database.adminUrl, scale.fleetTenants);
-      console.log(`\nConnections while serving ${connections.tenants.toLocaleString('en-US')} tenants`);
-      printConnectionPath(
-        'platform path: registry get + switch() + schema-qualified query, via platform.pool',
-        connections.platformPath,
-        'pool max (TENANTFLOW_DB_POOL_MAX, local default)',
-      );
-      printConnectionPath(
-        "tenant-role path: tenantDb(id) + 2 concurrent 'SELECT 1' per tenant",
-        connections.tenantPath,
-        `maxTenants ${connections.tenantPath.poolsKept} × maxConnectionsPerTenant ${connections.tenantPath.connectionsPerPool}`,
-      );
-      console.log(`    tenant pools open at the end    ${connections.tenantPath.openPools}`);
-      // Recovery logs an INFO line per repair and finalize one per execution; loggers read the
-      // level when they are built, and the benchmark builds its own.
-      process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-      printRecoveryRepair(
-        await benchmarkRecoveryRepair(bench.platform, database.suffix, {
-          stuckTenants: recoveryScale.stuckTenants,
-          stuckPerTenant: recoveryScale.stuckPerTenant,
-          rounds: recoveryScale.repairRounds,
-          baselinePasses: recoveryScale.baselinePasses,
-        }),
-      );
+      if (PLATFORM_BENCHMARKS.some(runs)) {
+        const bench = await createBenchPlatform(database, { failpoints: stepTimer });
+        try {
+          const provisioning = runs('provisioning')
+            ? await benchmarkProvisioning(
+                bench.platform,
+                database.adminUrl,
+                database.suffix,
+                stepTimer,
+                scale.provisionedTenants,
+              )
+            : undefined;
+          if (provisioning !== undefined) {
+            printProvisioning(provisioning);
+          }
+          if (runs('fleet-migration')) {
+            const fleet = await benchmarkFleetMigration(
+              bench.platform,
+              database.adminUrl,
+              database.suffix,
+              scale.fleetTenants,
+            );
+            printFleetMigration(fleet);
+            const serial = fleet.runs.find((run) => run.label === 'new migration' && run.concurrency === 1);
+            const parallel = fleet.runs.find((run) => run.label === 'new migration' && run.concurrency > 1);
+            printResult('fleet-migration', {
+              schemas: fleet.schemas,
+              ratio_c1: serial?.ratio ?? Number.NaN,
+              ratio_default: parallel?.ratioAtEqualParallelism ?? Number.NaN,
+              concurrency_default: parallel?.concurrency ?? Number.NaN,
+              ms_per_schema_c1: serial?.msPerSchema ?? Number.NaN,
+              met:
+                (serial?.ratio ?? Number.POSITIVE_INFINITY) <= 3 &&
+                (parallel?.ratioAtEqualParallelism ?? Number.POSITIVE_INFINITY) <= 1.5,
+            });
+          }
+          // Here the fleet is `fleetTenants` active tenants (when the fleet benchmark ran): the
+          // later benchmarks add their own.
+          const idleRecovery = runs('recovery')
+            ? await benchmarkIdleRecovery(bench.platform, database.platformUrl, database.suffix, {
+                tenants: scale.fleetTenants,
+                rounds: recoveryScale.idleRounds,
+              })
+            : undefined;
+          if (idleRecovery !== undefined) {
+            printIdleRecovery(idleRecovery);
+          }
+          if (provisioning !== undefined) {
+            const toppedUp = await topUpActiveTenants(bench.platform, database.suffix, scale.fleetTenants);
+            if (toppedUp > 0) {
+              console.log(`\n(provisioned ${toppedUp} more tenants for the fleet, not measured)`);
+            }
+            const atScale = await benchmarkProvisioningAtScale(
+              bench.platform,
+              database.adminUrl,
+              database.suffix,
+              stepTimer,
+              scale.tenantsAtScale,
+            );
+            printProvisioningAtScale(atScale);
+            printResult('provisioning', {
+              ratio: provisioning.ratioP50,
+              scale_ratio: atScale.service.p50 / provisioning.service.p50,
+              p50_ms: provisioning.service.p50,
+              floor_p50_ms: provisioning.floor.p50,
+              tenants: provisioning.tenants,
+              p50_at_scale_ms: atScale.service.p50,
+              tenants_at_scale: atScale.existingTenants,
+              met: provisioning.ratioP50 <= 2 && atScale.service.p50 / provisioning.service.p50 <= 1.2,
+            });
+          }
+          if (runs('connections')) {
+            const connections = await benchmarkConnections(
+              bench.platform,
+              database.adminUrl,
+              scale.fleetTenants,
+            );
+            console.log(`\nConnections while serving ${connections.tenants.toLocaleString('en-US')} tenants`);
+            printConnectionPath(
+              'platform path: registry get + switch() + schema-qualified query, via platform.pool',
+              connections.platformPath,
+              'pool max (TENANTFLOW_DB_POOL_MAX, local default)',
+            );
+            printConnectionPath(
+              "tenant-role path: tenantDb(id) + 2 concurrent 'SELECT 1' per tenant",
+              connections.tenantPath,
+              `maxTenants ${connections.tenantPath.poolsKept} × maxConnectionsPerTenant ${connections.tenantPath.connectionsPerPool}`,
+            );
+            console.log(`    tenant pools open at the end    ${connections.tenantPath.openPools}`);
+            printResult('connections', {
+              tenants: connections.tenants,
+              platform_peak: connections.platformPath.peak,
+              platform_bound: connections.platformPath.bound,
+              tenant_peak: connections.tenantPath.peak,
+              tenant_bound: connections.tenantPath.bound,
+              met:
+                connections.platformPath.peak <= connections.platformPath.bound &&
+                connections.tenantPath.peak <= connections.tenantPath.bound,
+            });
+          }
+          if (idleRecovery !== undefined) {
+            // Recovery logs an INFO line per repair and finalize one per execution; loggers read
+            // the level when they are built, and the benchmark builds its own.
+            process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+            const repair = await benchmarkRecoveryRepair(bench.platform, database.suffix, {
+              stuckTenants: recoveryScale.stuckTenants,
+              stuckPerTenant: recoveryScale.stuckPerTenant,
+              rounds: recoveryScale.repairRounds,
+              baselinePasses: recoveryScale.baselinePasses,
+            });
+            printRecoveryRepair(repair);
+            printResult('recovery', {
+              tenants: idleRecovery.activeTenants,
+              idle_ratio: idleRecovery.ratio,
+              idle_pass_ms: idleRecovery.pass.median,
+              repaired: repair.rounds.reduce((sum, round) => sum + round.started, 0),
+              repair_pass_ms: distribution(repair.rounds.map((round) => round.passMs)).p50,
+              unrecovered: repair.rounds.reduce(
+                (sum, round) => sum + (round.executions - round.succeeded),
+                0,
+              ),
+            });
+          }
+        } finally {
+          await bench.close();
+        }
+      }
+      // After the first platform has closed: its tenant pools and the local platform's together
+      // would pass PostgreSQL's default 100 connections.
+      if (WORKFLOW_BENCHMARKS.some(runs)) {
+        await runWorkflowBenchmarks(database);
+      }
     } finally {
-      await bench.close();
+      await database.close();
     }
-    // After the first platform has closed: its tenant pools and the local platform's together
-    // would pass PostgreSQL's default 100 connections.
-    await runWorkflowBenchmarks(database);
-  } finally {
-    await database.close();
-  }
-});
-console.log(`\nDatabase benchmarks took ${fmt(databaseRun.ms / 1000)} s`);
+  });
+  console.log(`\nDatabase benchmarks took ${fmt(databaseRun.ms / 1000)} s`);
+}
 
-const bundles = await timed(() => benchmarkHandlerBundles(workflowScale.bundleImports));
-printHandlerBundles(bundles.result, workflowScale.bundleImports);
-console.log(`\nHandler bundle benchmarks took ${fmt(bundles.ms / 1000)} s`);
+if (runs('handler-bundle')) {
+  const imports = workflowBenchScale().bundleImports;
+  const bundles = await timed(() => benchmarkHandlerBundles(imports));
+  printHandlerBundles(bundles.result, imports);
+  console.log(`\nHandler bundle benchmarks took ${fmt(bundles.ms / 1000)} s`);
+  printResult('handler-bundle', {
+    bundles: bundles.result.length,
+    max_kb: Math.max(...bundles.result.map((bundle) => bundle.bytes / 1024)),
+    max_import_p50_ms: Math.max(...bundles.result.map((bundle) => bundle.importMs.p50)),
+    met: bundles.result.every(
+      (bundle) =>
+        bundle.bytes / 1024 <= BUNDLE_TARGETS.maxKb && bundle.importMs.p50 <= BUNDLE_TARGETS.maxImportMs,
+    ),
+  });
+}
 
-await runColdStart();
+if (runs('cold-start')) {
+  await runColdStart();
+}
 
 async function runColdStart(): Promise<void> {
   const imports = workflowBenchScale().bundleImports;
   const coldStart = await timed(() => benchmarkColdStart(imports));
   printColdStart(coldStart.result, imports);
   console.log(`\nDeployment package benchmarks took ${fmt(coldStart.ms / 1000)} s`);
+  const slowest = coldStart.result.functions.reduce((worst, fn) =>
+    fn.initMs.p50 > worst.initMs.p50 ? fn : worst,
+  );
+  printResult('cold-start', {
+    functions: coldStart.result.functions.length,
+    max_init_p50_ms: slowest.initMs.p50,
+    slowest: slowest.name,
+    layer_kb: coldStart.result.layer.sizes.bytes / 1024,
+    met: slowest.initMs.p50 <= COLD_START_TARGET_MS,
+  });
 }
 
 async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void> {
   // The finalize handler logs a line per execution at INFO: hundreds of JSON lines between the
   // figures. Loggers read the level when they are built, so this covers the local platform's.
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  const workflowScale = workflowBenchScale();
   // Their tasks write to `example_results`, the examples' table (see `recordBenchResult`).
   const workflows = new WorkflowRegistry([linearWorkflow, fanOutWorkflow], {
     tenantMigrations: [exampleTables],
   });
   const bench = await startBenchLocalPlatform(benchDatabase, workflows);
   try {
-    printWorkflowOverhead(
-      await benchmarkWorkflowOverhead(
+    if (runs('task-overhead')) {
+      const overhead = await benchmarkWorkflowOverhead(
         bench.local,
         workflows,
+        benchDatabase.adminUrl,
         benchDatabase.suffix,
         workflowScale.overheadExecutions,
-      ),
-    );
-    printWorkflowThroughput(
-      await benchmarkWorkflowThroughput(bench.local, benchDatabase.adminUrl, benchDatabase.suffix, {
-        tenants: workflowScale.throughputTenants,
-        executionsPerTenant: workflowScale.executionsPerTenant,
-        rounds: workflowScale.throughputRounds,
-      }),
-    );
+      );
+      printWorkflowOverhead(overhead);
+      printResult('task-overhead', {
+        overhead_ms: overhead.overheadPerTaskMs,
+        round_trips: overhead.perTask.roundTrips,
+        commits: overhead.perTask.commits,
+        bookkeeping_ms: overhead.handlersPerTaskMs,
+        interpreter_ms: overhead.interpreterPerTaskMs,
+        met:
+          overhead.overheadPerTaskMs <= 1 &&
+          overhead.perTask.roundTrips <= 3 &&
+          overhead.perTask.commits <= 1,
+      });
+    }
+    if (runs('throughput')) {
+      const throughput = await benchmarkWorkflowThroughput(
+        bench.local,
+        benchDatabase.adminUrl,
+        benchDatabase.suffix,
+        {
+          tenants: workflowScale.throughputTenants,
+          executionsPerTenant: workflowScale.executionsPerTenant,
+          rounds: workflowScale.throughputRounds,
+        },
+      );
+      printWorkflowThroughput(throughput);
+      const rates = throughput.rounds.map((round) => round.tasksPerSecond);
+      printResult('throughput', {
+        tenants: throughput.tenants,
+        executions: throughput.tenants * throughput.executionsPerTenant,
+        tasks_per_s: distribution(rates).p50,
+        failed: throughput.rounds.reduce((sum, round) => sum + (round.executions - round.succeeded), 0),
+      });
+    }
   } finally {
     await bench.close();
   }
@@ -214,6 +371,9 @@ function printWorkflowOverhead(figures: WorkflowOverheadResult): void {
   );
   console.log(
     `    state machine (aws-local-stepfunctions)  ${fmt(figures.interpreterPerTaskMs, 2).padStart(6)} ms/task`,
+  );
+  console.log(
+    `  per task above the bodies: ${fmt(figures.perTask.roundTrips, 1)} round trips, ${fmt(figures.perTask.commits, 2)} commits (target ≤ 1.0 ms, ≤ 3 round trips, ≤ 1 commit)`,
   );
   console.log('  handler path, per call:');
   console.log(`    ExecutionService.start                 ${describe(figures.handlerSegments.start)}`);

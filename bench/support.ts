@@ -421,3 +421,39 @@ export async function sampleWhile<T, S>(
   }
   return { result, samples };
 }
+
+/**
+ * Counts what a piece of work asks of PostgreSQL, across every pool of this process: round trips
+ * (calls of `pg.Client.query`, each one network exchange, parameterized or not) and write
+ * transactions (transaction ids PostgreSQL assigned meanwhile, read from the server: a read-only
+ * transaction takes none, so they are the commits that write). Work on other connections to the
+ * same server in the meantime would be counted too, so measure one thing at a time.
+ */
+export async function countDatabaseWork<T>(
+  adminUrl: string,
+  work: () => Promise<T>,
+): Promise<{ result: T; roundTrips: number; writeTransactions: number }> {
+  const nextXid = () =>
+    withClient(adminUrl, async (client) => {
+      const { rows } = await client.query<{ next: string }>(
+        'SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text AS next',
+      );
+      return BigInt(rows[0]?.next ?? '0');
+    });
+  const prototype = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = prototype.query;
+  let roundTrips = 0;
+  const before = await nextXid();
+  prototype.query = function countedQuery(this: unknown, ...args: unknown[]) {
+    roundTrips += 1;
+    return original.apply(this, args);
+  };
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    prototype.query = original;
+  }
+  const after = await nextXid();
+  return { result, roundTrips, writeTransactions: Number(after - before) };
+}

@@ -13,7 +13,14 @@ import { createFinalizeHandler } from '../functions/workflow/finalize.js';
 import { createRunTaskHandler } from '../functions/workflow/run-task.js';
 import { createLambdaContext } from '../local/lambda-context.js';
 import type { LocalPlatform } from '../local/local-platform.js';
-import { benchTenantId, type Distribution, distribution, recordBenchResult, timed } from './support.js';
+import {
+  benchTenantId,
+  countDatabaseWork,
+  type Distribution,
+  distribution,
+  recordBenchResult,
+  timed,
+} from './support.js';
 
 const LINEAR_TASK_IDS = Array.from({ length: 10 }, (_, index) => `step${String(index + 1).padStart(2, '0')}`);
 
@@ -29,6 +36,9 @@ export const linearWorkflow = defineWorkflow({
 
 /** Rounds run before timing starts: pools opened, statements and the interpreter warmed up. */
 const WARM_UP_ROUNDS = 3;
+
+/** Executions of each path whose round trips and commits are counted, after the timed rounds. */
+const COUNTED_EXECUTIONS = 5;
 
 export interface WorkflowOverheadResult {
   readonly tasks: number;
@@ -54,6 +64,11 @@ export interface WorkflowOverheadResult {
   /** CPU time of this process (user + system) per workflow, mean: the rest of the wall time is waiting. */
   readonly cpuMeanMs: { readonly direct: number; readonly handlers: number; readonly orchestrated: number };
   /** The handler path's pieces: ms per start, per run-task invocation, per finalize. */
+  /**
+   * Per task, above the task bodies called directly: round trips to PostgreSQL and write
+   * transactions (commits), counted over {@link COUNTED_EXECUTIONS} executions of each path.
+   */
+  readonly perTask: { readonly roundTrips: number; readonly commits: number };
   readonly handlerSegments: {
     readonly start: Distribution;
     readonly runTask: Distribution;
@@ -75,6 +90,7 @@ export interface WorkflowOverheadResult {
 export async function benchmarkWorkflowOverhead(
   local: LocalPlatform,
   workflows: WorkflowRegistry,
+  adminUrl: string,
   suffix: string,
   executions: number,
 ): Promise<WorkflowOverheadResult> {
@@ -119,6 +135,16 @@ export async function benchmarkWorkflowOverhead(
       }
     }
   }
+  // Counted apart from the timed rounds (the counting wraps every query) and one path at a time,
+  // so each count is that path's alone.
+  const counted = async (path: () => Promise<void>) =>
+    countDatabaseWork(adminUrl, async () => {
+      for (let index = 0; index < COUNTED_EXECUTIONS; index += 1) {
+        await path();
+      }
+    });
+  const directWork = await counted(paths.direct);
+  const orchestratedWork = await counted(paths.orchestrated);
   // Closed now, so the throughput benchmark's backend count is its tenants' alone.
   await platform.tenantConnections.forget(tenantId);
 
@@ -137,6 +163,11 @@ export async function benchmarkWorkflowOverhead(
       direct: meanOf(cpu.direct),
       handlers: meanOf(cpu.handlers),
       orchestrated: meanOf(cpu.orchestrated),
+    },
+    perTask: {
+      roundTrips: (orchestratedWork.roundTrips - directWork.roundTrips) / (COUNTED_EXECUTIONS * tasks),
+      commits:
+        (orchestratedWork.writeTransactions - directWork.writeTransactions) / (COUNTED_EXECUTIONS * tasks),
     },
     handlerSegments: {
       start: distribution(segments.map((segment) => segment.startMs)),

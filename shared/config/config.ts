@@ -69,7 +69,12 @@ const environmentSchema = z.object({
   TENANTFLOW_DATABASE_SSL: z
     .enum(['require', 'disable'], { message: "must be 'require' or 'disable'" })
     .optional(),
-  TENANTFLOW_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+  TENANTFLOW_ADMIN_TOKEN: z
+    .string()
+    .min(24, 'must be at least 24 characters')
+    // What an `Authorization: Bearer` credential may hold (RFC 6750's b64token), or it could never be sent.
+    .regex(/^[A-Za-z0-9\-._~+/]+=*$/, 'must use only letters, digits and - . _ ~ + / (then = padding)')
+    .optional(),
   TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),
   TENANTFLOW_ADMIN_DATABASE_URL: z
     .string()

@@ -2,6 +2,7 @@ import type middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { UnauthenticatedError } from '../kernel/errors.js';
 import { adminTokenMatcher } from './admin-token.js';
+import { bearerCredential } from './bearer.js';
 import { getHeader } from './responses.js';
 
 export interface AdminAuthOptions {
@@ -13,8 +14,6 @@ export interface AdminAuthOptions {
    */
   readonly trustIamIdentity: boolean;
 }
-
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /**
  * Lets a request through only if it comes from an admin: a verified IAM identity (AWS), or
@@ -41,11 +40,13 @@ export function requireAdmin(
           'Missing Authorization header. Send "Authorization: Bearer <admin token>".',
         );
       }
-      const match = BEARER.exec(header);
-      if (match?.[1] === undefined) {
-        throw new UnauthenticatedError('The Authorization header must have the form "Bearer <admin token>".');
+      const credential = bearerCredential(header);
+      if (credential === undefined) {
+        throw new UnauthenticatedError(
+          'The Authorization header must be exactly "Bearer <admin token>": the word Bearer, one space, the token.',
+        );
       }
-      if (!isAdminToken(match[1])) {
+      if (!isAdminToken(credential)) {
         throw new UnauthenticatedError('The admin token is not valid.');
       }
     },

@@ -3,6 +3,7 @@ import { UnauthenticatedError } from '../kernel/errors.js';
 import { hashApiKey } from '../tenancy/api-keys.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { adminTokenMatcher } from './admin-token.js';
+import { bearerCredential } from './bearer.js';
 
 /** Who a request comes from, as the authorizer established it. */
 export type Principal = { readonly kind: 'admin' } | { readonly kind: 'tenant'; readonly tenantId: string };
@@ -14,7 +15,6 @@ export interface AuthorizerContext {
   readonly tenantId: string;
 }
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 const API_KEY = /^tfk_([a-z][a-z0-9_]*)_[A-Za-z0-9_-]{43}$/;
 
 export interface RequestAuthorizerOptions {
@@ -49,10 +49,10 @@ export class RequestAuthorizer {
         'Missing Authorization header. Send "Authorization: Bearer <tenant API key>".',
       );
     }
-    const credential = BEARER.exec(authorization)?.[1];
+    const credential = bearerCredential(authorization);
     if (credential === undefined) {
       throw new UnauthenticatedError(
-        'The Authorization header must have the form "Bearer <tenant API key>".',
+        'The Authorization header must be exactly "Bearer <tenant API key>": the word Bearer, one space, the key.',
       );
     }
     const keyTenant = API_KEY.exec(credential)?.[1];

@@ -129,12 +129,28 @@ describe('requireAdmin', () => {
     },
   });
 
-  it('accepts the bearer token, with any header case', async () => {
+  it('accepts the bearer token under any header name case', async () => {
     const response = await protectedHandler(false)(
-      restEvent({ headers: { AUTHORIZATION: `bearer ${token}` } }),
+      restEvent({ headers: { AUTHORIZATION: `Bearer ${token}` } }),
       lambdaContext(),
     );
     expect(response.statusCode).toBe(200);
+  });
+
+  it.each([
+    ['a lower-case scheme', `bearer ${token}`],
+    ['two spaces', `Bearer  ${token}`],
+    ['a trailing space', `Bearer ${token} `],
+    ['a leading space', ` Bearer ${token}`],
+    ['a tab', `Bearer\t${token}`],
+    ['another scheme', `Token ${token}`],
+  ])('accepts exactly one documented form: refuses %s with a 401 that shows it', async (_, header) => {
+    const response = await protectedHandler(false)(
+      restEvent({ headers: { Authorization: header } }),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(401);
+    expect(JSON.parse(response.body).error.message).toContain('exactly "Bearer <admin token>"');
   });
 
   it('refuses a token that differs only in length', async () => {

@@ -52,7 +52,7 @@ describe('RequestAuthorizer', () => {
       kind: 'tenant',
       tenantId: 'acme',
     });
-    await expect(authorizer.authenticate(`bearer ${keys.acme2}`)).resolves.toEqual({
+    await expect(authorizer.authenticate(`Bearer ${keys.acme2}`)).resolves.toEqual({
       kind: 'tenant',
       tenantId: 'acme2',
     });
@@ -125,6 +125,21 @@ describe('authorizer handler', () => {
     expect(result.principalId).toBe('tenant:acme');
     await expect(handler(event('Bearer wrong'))).rejects.toThrow(/^Unauthorized$/);
     await expect(handler(event())).rejects.toThrow(/^Unauthorized$/);
+  });
+
+  it.each([
+    ['a lower-case scheme', (key: string) => `bearer ${key}`],
+    ['two spaces', (key: string) => `Bearer  ${key}`],
+    ['a trailing space', (key: string) => `Bearer ${key} `],
+  ])('accepts exactly one documented form: refuses %s', async (_, header) => {
+    const { registry, keys } = await registryWithKeys();
+    const handler = createAuthorizerHandler({
+      authorizer: new RequestAuthorizer({ registry, adminToken: ADMIN_TOKEN }),
+      logger: createLogger('test'),
+    });
+    await expect(handler(event(header(keys.acme)))).rejects.toThrow(/^Unauthorized$/);
+    await expect(handler(event(header(ADMIN_TOKEN)))).rejects.toThrow(/^Unauthorized$/);
+    expect((await handler(event(`Bearer ${ADMIN_TOKEN}`))).principalId).toBe('admin');
   });
 
   it('lets a registry outage fail the request, never turn into an allow or a 401', async () => {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isConnectionFailure } from '../kernel/database-unavailable.js';
 import { SQLSTATE, sqlState } from './sql.js';
 
 /** Host, port, database, login and TLS given one by one: the AWS form, resolved from the platform secret. */
@@ -196,61 +197,9 @@ export function connectionUser(url: string): string | undefined {
   }
 }
 
-/** Node's error codes for a server that cannot be reached (yet): refused, unreachable, not resolved. */
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-]);
-
-/** What `pg` throws when a connection is cut or its opening times out; it sets no code on these. */
-const CONNECTION_LOST_MESSAGES = [
-  'Connection terminated unexpectedly',
-  'Connection terminated due to connection timeout',
-  'timeout expired',
-  'timeout exceeded when trying to connect',
-];
-
-/**
- * Whether `error` says the server could not be reached or refused to start a session for now,
- * which waiting can cure: a refused, reset, timed-out or unresolved connection, a connection
- * closed before it was ready, SQLSTATE 57P03 (`cannot_connect_now`) or class 08 (connection
- * exception). An error from a session that was opened (a failed statement, a refused password,
- * a missing database) is not one: trying again would fail the same way, or repeat a side effect.
- * Looks through `cause` and the `errors` of an `AggregateError` (a host with several addresses).
- *
- * @example
- * ```ts
- * isConnectionFailure(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' })); // true
- * isConnectionFailure(Object.assign(new Error('password authentication failed'), { code: '28P01' }));            // false
- * ```
- */
-export function isConnectionFailure(error: unknown, depth = 0): boolean {
-  if (typeof error !== 'object' || error === null || depth > 5) {
-    return false;
-  }
-  const code = sqlState(error);
-  if (code !== undefined) {
-    if (UNREACHABLE_CODES.has(code) || code === SQLSTATE.cannotConnectNow || /^08[0-9A-Z]{3}$/.test(code)) {
-      return true;
-    }
-  }
-  if (error instanceof Error && CONNECTION_LOST_MESSAGES.includes(error.message)) {
-    return true;
-  }
-  if (
-    error instanceof AggregateError &&
-    error.errors.some((inner) => isConnectionFailure(inner, depth + 1))
-  ) {
-    return true;
-  }
-  return 'cause' in error && isConnectionFailure(error.cause, depth + 1);
-}
+// Whether an error says the server could not be reached: in the kernel, so the HTTP layer can
+// answer such an error with a 503 without depending on this module.
+export { isConnectionFailure };
 
 /** One failed attempt that will be tried again, as {@link ConnectionRetryOptions.onRetry} is told it. */
 export interface ConnectionRetryEvent {

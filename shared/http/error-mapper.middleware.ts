@@ -1,5 +1,6 @@
 import type middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { isDatabaseUnavailable } from '../kernel/database-unavailable.js';
 import { TenantflowError } from '../kernel/errors.js';
 import type { Logger } from '../logging/logger.js';
 import { jsonResponse } from './responses.js';
@@ -7,6 +8,12 @@ import { jsonResponse } from './responses.js';
 export interface ErrorMapperOptions {
   readonly logger: Pick<Logger, 'error' | 'warn'>;
 }
+
+/**
+ * Seconds a client is told to wait (`Retry-After`) when the database is unavailable: about what a
+ * restart or an Aurora failover takes, and short enough that clients come back soon after.
+ */
+export const DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 /** The body every error response has: `{ error: { code, message, ...details } }`. */
 export interface ErrorBody {
@@ -19,6 +26,8 @@ export interface ErrorBody {
  *
  * - A `TenantflowError` below 500 becomes its status, code, public message and details.
  * - A middy `createError` below 500 (e.g. the router's 404) keeps its status and message.
+ * - The database being unreachable (refused, cut, shutting down, out of connections) is a 503 with
+ *   `Retry-After`: the request was fine and will work again, with nothing to change, once it is back.
  * - Anything else is a 500 with a generic message; the cause is logged, never returned.
  *
  * @example
@@ -50,6 +59,21 @@ export function httpErrorMapper(
         request.response = jsonResponse(error.statusCode, {
           error: { code: httpErrorCode(error.statusCode), message: error.message },
         } satisfies ErrorBody);
+        return;
+      }
+      if (isDatabaseUnavailable(error)) {
+        logger.warn('request failed: the database is unavailable', { error, requestId });
+        const response = jsonResponse(503, {
+          error: {
+            code: 'SERVICE_UNAVAILABLE',
+            message: `The database is unavailable; retry in ${DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS} seconds.`,
+            requestId,
+          },
+        } satisfies ErrorBody);
+        request.response = {
+          ...response,
+          headers: { ...response.headers, 'retry-after': String(DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS) },
+        };
         return;
       }
       logger.error('request failed', { error, requestId });

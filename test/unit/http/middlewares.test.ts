@@ -67,6 +67,41 @@ describe('httpErrorMapper', () => {
       expect.objectContaining({ error: secretLeak }),
     );
   });
+
+  const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+  it.each([
+    ['a refused connection', withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED')],
+    ['a connection cut mid-request', new Error('Connection terminated unexpectedly')],
+    ['a server shutting down', withCode('terminating connection due to administrator command', '57P01')],
+    ['a server starting up', withCode('the database system is starting up', '57P03')],
+    ['too many connections', withCode('sorry, too many clients already', '53300')],
+    [
+      'a failure wrapped by the platform',
+      new Error('registry read failed', { cause: withCode('connect ECONNREFUSED', 'ECONNREFUSED') }),
+    ],
+  ])('answers %s with a 503 and Retry-After in the documented shape', async (_, error) => {
+    const logger = silentLogger();
+    const response = await failingHandler(error, logger)(restEvent(), lambdaContext());
+
+    expect(response.statusCode).toBe(503);
+    expect(response.headers?.['retry-after']).toBe('5');
+    expect(JSON.parse(response.body)).toEqual({
+      error: {
+        code: 'SERVICE_UNAVAILABLE',
+        message: 'The database is unavailable; retry in 5 seconds.',
+        requestId: 'aws-request-1',
+      },
+    });
+    expect(logger.error).not.toHaveBeenCalled();
+  });
+
+  it('keeps a statement that failed on a working database a 500, not a 503', async () => {
+    const response = await failingHandler(withCode('duplicate key value', '23505'))(
+      restEvent(),
+      lambdaContext(),
+    );
+    expect(response.statusCode).toBe(500);
+  });
 });
 
 describe('validateRequest', () => {

@@ -34,6 +34,12 @@ function stateMachineArnMap(keys: string) {
 }
 
 /**
+ * How long the authorizer trusts a key it has found: short enough that a replaced key stops working
+ * soon after, long enough that a client's burst of requests costs one registry read.
+ */
+export const DEFAULT_AUTHORIZER_CACHE_SECONDS = 5;
+
+/**
  * Every environment variable tenantflow reads, validated once. Lambdas get them from CDK; the
  * local platform (`npm start`) fills them in before the first read.
  */
@@ -76,6 +82,7 @@ const environmentSchema = z.object({
     .regex(/^[A-Za-z0-9\-._~+/]+=*$/, 'must use only letters, digits and - . _ ~ + / (then = padding)')
     .optional(),
   TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),
+  TENANTFLOW_AUTHORIZER_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).optional(),
   TENANTFLOW_ADMIN_DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string')
@@ -171,6 +178,11 @@ export interface TenantflowConfig {
   /** Bearer token accepted on admin routes. Locally always set; in AWS optional (IAM is the default). */
   readonly adminToken: string | undefined;
   /**
+   * Seconds the authorizer trusts an API key it found without reading the registry again: the
+   * bound on how long a replaced key keeps working (`TENANTFLOW_AUTHORIZER_CACHE_SECONDS`, 0–300).
+   */
+  readonly authorizerCacheSeconds: number;
+  /**
    * Whether an IAM caller identity on the event is proof of an admin. Only in AWS, where API
    * Gateway sets it after verifying SigV4 on IAM-authorised routes; never locally.
    */
@@ -262,6 +274,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     database,
     databaseUrl: database.kind === 'url' ? database.url : undefined,
     adminToken: values.TENANTFLOW_ADMIN_TOKEN,
+    authorizerCacheSeconds: values.TENANTFLOW_AUTHORIZER_CACHE_SECONDS ?? DEFAULT_AUTHORIZER_CACHE_SECONDS,
     trustIamAdminIdentity: !local,
     // One invocation at a time per Lambda sandbox needs one or two connections; the local server more.
     dbPoolMax: values.TENANTFLOW_DB_POOL_MAX ?? (local ? 10 : 2),

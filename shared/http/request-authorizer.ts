@@ -21,6 +21,22 @@ export interface RequestAuthorizerOptions {
   readonly registry: Pick<TenantRegistry, 'findByApiKeyHash'>;
   /** The admin bearer token, accepted on tenant routes too; `undefined` accepts tenant keys only. */
   readonly adminToken: string | undefined;
+  /**
+   * How long a key found in the registry is trusted without looking again, in milliseconds: the
+   * longest a replaced key (or a deleted tenant's) keeps working on an instance that saw it. Keys
+   * that were refused are never cached. 0 looks up every request.
+   * @default 0
+   */
+  readonly cacheTtlMs?: number | undefined;
+  /** At most this many keys are kept; the oldest go first. @default 1000 */
+  readonly maxCachedKeys?: number | undefined;
+  /** The clock, for tests. @default Date.now */
+  readonly now?: (() => number) | undefined;
+}
+
+interface CachedKey {
+  readonly tenantId: string;
+  readonly expiresAt: number;
 }
 
 /**
@@ -37,10 +53,18 @@ export interface RequestAuthorizerOptions {
 export class RequestAuthorizer {
   readonly #registry: RequestAuthorizerOptions['registry'];
   readonly #isAdminToken: (credential: string) => boolean;
+  readonly #cacheTtlMs: number;
+  readonly #maxCachedKeys: number;
+  readonly #now: () => number;
+  /** By the key's SHA-256, as the registry stores it; in insertion order, so the oldest go first. */
+  readonly #cache = new Map<string, CachedKey>();
 
   constructor(options: RequestAuthorizerOptions) {
     this.#registry = options.registry;
     this.#isAdminToken = adminTokenMatcher(options.adminToken);
+    this.#cacheTtlMs = options.cacheTtlMs ?? 0;
+    this.#maxCachedKeys = options.maxCachedKeys ?? 1000;
+    this.#now = options.now ?? Date.now;
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
@@ -57,17 +81,35 @@ export class RequestAuthorizer {
     }
     const keyTenant = API_KEY.exec(credential)?.[1];
     if (keyTenant !== undefined) {
-      const tenant = await this.#registry.findByApiKeyHash(hashApiKey(credential));
-      // The hash is unique, so a match is the key; the tenant check guards against a stale row.
-      if (tenant === undefined || tenant.tenantId !== keyTenant) {
-        throw new UnauthenticatedError('The API key is not valid.');
-      }
-      return { kind: 'tenant', tenantId: tenant.tenantId };
+      return { kind: 'tenant', tenantId: await this.#tenantOfKey(hashApiKey(credential), keyTenant) };
     }
     if (this.#isAdminToken(credential)) {
       return { kind: 'admin' };
     }
     throw new UnauthenticatedError('The API key is not valid.');
+  }
+
+  async #tenantOfKey(keyHash: string, keyTenant: string): Promise<string> {
+    const cached = this.#cache.get(keyHash);
+    if (cached !== undefined && cached.expiresAt > this.#now()) {
+      return cached.tenantId;
+    }
+    this.#cache.delete(keyHash);
+    const tenant = await this.#registry.findByApiKeyHash(keyHash);
+    // The hash is unique, so a match is the key; the tenant check guards against a stale row.
+    if (tenant === undefined || tenant.tenantId !== keyTenant) {
+      throw new UnauthenticatedError('The API key is not valid.');
+    }
+    if (this.#cacheTtlMs > 0) {
+      if (this.#cache.size >= this.#maxCachedKeys) {
+        const oldest = this.#cache.keys().next().value;
+        if (oldest !== undefined) {
+          this.#cache.delete(oldest);
+        }
+      }
+      this.#cache.set(keyHash, { tenantId: tenant.tenantId, expiresAt: this.#now() + this.#cacheTtlMs });
+    }
+    return tenant.tenantId;
   }
 }
 

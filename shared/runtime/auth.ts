@@ -19,7 +19,11 @@ export function createAuth(core: Pick<PlatformCore, 'config' | 'registry'>): {
 } {
   const { config } = core;
   return {
-    authorizer: new RequestAuthorizer({ registry: core.registry, adminToken: config.adminToken }),
+    authorizer: new RequestAuthorizer({
+      registry: core.registry,
+      adminToken: config.adminToken,
+      cacheTtlMs: config.authorizerCacheSeconds * 1000,
+    }),
     adminAuth: { adminToken: config.adminToken, trustIamIdentity: config.trustIamAdminIdentity },
   };
 }

@@ -26,7 +26,11 @@ let api: ReturnType<typeof apiClient>;
 /** Pauses an onboarding or offboarding where a test wants to look at it; passes through otherwise. */
 const gate = failpointGate();
 
+/** The authorizer's key cache, kept short here so the test of a replaced key waits for it. */
+const AUTHORIZER_CACHE_SECONDS = 1;
+
 beforeAll(async () => {
+  process.env.TENANTFLOW_AUTHORIZER_CACHE_SECONDS = String(AUTHORIZER_CACHE_SECONDS);
   database = await createTestDatabase();
   home = await mkdtemp(join(tmpdir(), 'tenantflow-api-'));
   local = await startLocalPlatform({
@@ -757,7 +761,7 @@ describe('tenant admin API', () => {
   describe('POST /tenants/{tenantId}/api-key', () => {
     const asKey = (key: string) => api('GET', `/tenants/${acme}/metrics`, { token: key });
 
-    it('issues a new key once: 201, the new key authenticates and the old one gets 401', async () => {
+    it('issues a new key once: 201, the new key authenticates and the old one gets 401 once the authorizer cache lets it go', async () => {
       const registered = await registerTenant({ tenantId: acme, name: 'Acme' });
       const oldKey: string = registered.body.apiKey;
       expect((await asKey(oldKey)).status).toBe(200);
@@ -772,6 +776,8 @@ describe('tenant admin API', () => {
       expect(issued.body.apiKey).not.toBe(oldKey);
       expect(new Date(issued.body.issuedAt).toString()).not.toBe('Invalid Date');
       expect((await asKey(issued.body.apiKey)).status).toBe(200);
+      // The authorizer trusted the old key when it saw it, for at most its cache time.
+      await new Promise((resolve) => setTimeout(resolve, AUTHORIZER_CACHE_SECONDS * 1000 + 50));
       const stale = await asKey(oldKey);
       expect(stale.status).toBe(401);
       expect(stale.body.error.code).toBe('UNAUTHENTICATED');

@@ -137,7 +137,7 @@ describe('authorizer handler', () => {
       authorizer: new RequestAuthorizer({ registry, adminToken: ADMIN_TOKEN }),
       logger: createLogger('test'),
     });
-    await expect(handler(event(header(keys.acme)))).rejects.toThrow(/^Unauthorized$/);
+    await expect(handler(event(header(keys.acme ?? '')))).rejects.toThrow(/^Unauthorized$/);
     await expect(handler(event(header(ADMIN_TOKEN)))).rejects.toThrow(/^Unauthorized$/);
     expect((await handler(event(`Bearer ${ADMIN_TOKEN}`))).principalId).toBe('admin');
   });
@@ -174,5 +174,79 @@ describe('requireTenantAccess', () => {
   it('fails closed (401) when no authorizer ran', async () => {
     expect((await onPath('acme', null)).statusCode).toBe(401);
     expect((await onPath('acme', { principal: 'tenant', tenantId: '' })).statusCode).toBe(401);
+  });
+});
+
+describe('RequestAuthorizer key cache', () => {
+  /** The registry with its lookups counted, and a clock the test moves. */
+  async function countedAuthorizer(options: { cacheTtlMs: number; maxCachedKeys?: number }) {
+    const { registry, keys } = await registryWithKeys();
+    let lookups = 0;
+    let now = 1_000_000;
+    const authorizer = new RequestAuthorizer({
+      registry: {
+        findByApiKeyHash: (hash) => {
+          lookups += 1;
+          return registry.findByApiKeyHash(hash);
+        },
+      },
+      adminToken: ADMIN_TOKEN,
+      ...options,
+      now: () => now,
+    });
+    return {
+      authorizer,
+      registry,
+      keys: keys as Record<'acme' | 'acme2', string>,
+      lookups: () => lookups,
+      advance: (ms: number) => {
+        now += ms;
+      },
+    };
+  }
+
+  it('reads the registry once for a burst of requests with one key, and again once the entry expires', async () => {
+    const { authorizer, keys, lookups, advance } = await countedAuthorizer({ cacheTtlMs: 5000 });
+    for (let i = 0; i < 10; i++) {
+      await expect(authorizer.authenticate(`Bearer ${keys.acme}`)).resolves.toEqual({
+        kind: 'tenant',
+        tenantId: 'acme',
+      });
+    }
+    expect(lookups()).toBe(1);
+    advance(5000);
+    await authorizer.authenticate(`Bearer ${keys.acme}`);
+    expect(lookups()).toBe(2);
+  });
+
+  it('bounds how long a replaced key keeps working by the cache time, and never caches a refusal', async () => {
+    const { authorizer, registry, keys, lookups, advance } = await countedAuthorizer({ cacheTtlMs: 5000 });
+    await authorizer.authenticate(`Bearer ${keys.acme}`);
+    const replacement = generateApiKey('acme');
+    await registry.replaceApiKeyHash('acme', hashApiKey(replacement), ['active']);
+
+    advance(4999);
+    await expect(authorizer.authenticate(`Bearer ${keys.acme}`)).resolves.toMatchObject({ tenantId: 'acme' });
+    advance(1);
+    await expect(authorizer.authenticate(`Bearer ${keys.acme}`)).rejects.toThrow('The API key is not valid.');
+    const afterRefusal = lookups();
+    await expect(authorizer.authenticate(`Bearer ${keys.acme}`)).rejects.toThrow('The API key is not valid.');
+    expect(lookups()).toBe(afterRefusal + 1);
+    await expect(authorizer.authenticate(`Bearer ${replacement}`)).resolves.toMatchObject({
+      tenantId: 'acme',
+    });
+  });
+
+  it('looks up every request with the cache off, and keeps at most maxCachedKeys keys', async () => {
+    const off = await countedAuthorizer({ cacheTtlMs: 0 });
+    await off.authorizer.authenticate(`Bearer ${off.keys.acme}`);
+    await off.authorizer.authenticate(`Bearer ${off.keys.acme}`);
+    expect(off.lookups()).toBe(2);
+
+    const small = await countedAuthorizer({ cacheTtlMs: 60_000, maxCachedKeys: 1 });
+    await small.authorizer.authenticate(`Bearer ${small.keys.acme}`);
+    await small.authorizer.authenticate(`Bearer ${small.keys.acme2}`);
+    await small.authorizer.authenticate(`Bearer ${small.keys.acme}`);
+    expect(small.lookups()).toBe(3);
   });
 });

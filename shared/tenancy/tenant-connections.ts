@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { surviveConnectionLossWhileCheckedOut } from '../db/connections.js';
 import { type Queryable, SQLSTATE, sqlState } from '../db/sql.js';
 import { TenantContextRequiredError, TenantNotFoundError } from '../kernel/errors.js';
 import { assertValidTenantId } from '../kernel/tenant-id.js';
@@ -190,6 +191,7 @@ export class TenantConnections {
       application_name: 'tenantflow-task',
     });
     pool.on('error', function discardDeadIdleTenantClient() {});
+    pool.on('connect', surviveConnectionLossWhileCheckedOut);
     this.#pools.set(tenantId, pool);
     while (this.#pools.size > this.#options.maxTenants) {
       const [oldest] = this.#pools.keys();

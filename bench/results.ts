@@ -11,6 +11,7 @@ export const BENCHMARK_NAMES = [
   'recovery',
   'connections',
   'task-overhead',
+  'start',
   'throughput',
   'load',
   'faults',

@@ -50,6 +50,7 @@ import {
   recoveryBenchScale,
 } from './recovery.bench.js';
 import { BENCHMARK_NAMES, type BenchmarkName, printResult, selectBenchmarks } from './results.js';
+import { benchmarkStart, type StartBenchmarkResult, startBenchScale } from './start.bench.js';
 import {
   type BenchDatabase,
   benchScale,
@@ -114,7 +115,7 @@ const PLATFORM_BENCHMARKS: readonly BenchmarkName[] = [
   'recovery',
   'connections',
 ];
-const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = ['task-overhead', 'throughput', 'load'];
+const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = ['task-overhead', 'start', 'throughput', 'load'];
 if ([...PLATFORM_BENCHMARKS, ...WORKFLOW_BENCHMARKS].some(runs)) {
   const scale = benchScale();
   const recoveryScale = recoveryBenchScale();
@@ -352,6 +353,26 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
           overhead.perTask.commits <= 1,
       });
     }
+    if (runs('start')) {
+      const start = await benchmarkStart(
+        bench.local,
+        workflows,
+        benchDatabase.adminUrl,
+        benchDatabase.suffix,
+        startBenchScale(),
+      );
+      printStart(start);
+      printResult('start', {
+        round_trips: start.roundTrips,
+        commits: start.writeTransactions,
+        p50_ms: start.start.p50,
+        p99_ms: start.start.p99,
+        floor_p50_ms: start.floor.p50,
+        floor_p99_ms: start.floor.p99,
+        clients: start.clients,
+        met: start.roundTrips <= 4,
+      });
+    }
     if (runs('throughput')) {
       const throughput = await benchmarkWorkflowThroughput(
         bench.local,
@@ -418,6 +439,19 @@ function printFaults(figures: FaultsBenchmarkResult): void {
   const { pause } = figures;
   console.log(
     `  kept-alive client around a ${pause.seconds} s SIGSTOP: ${pause.requestsBefore} answered before, ${pause.requestsAfter} after, ${pause.errorsAfter} failed after${pause.firstError === undefined ? '' : ` (${pause.firstError})`}`,
+  );
+}
+
+function printStart(figures: StartBenchmarkResult): void {
+  console.log(
+    `\nA start (ExecutionService.start, orchestrator that only accepts) at ${figures.clients} concurrent callers, ${figures.starts} starts, vs a bare INSERT of the row + the same orchestrator call`,
+  );
+  const row = (label: string, times: StartBenchmarkResult['start']) =>
+    console.log(`  ${label.padEnd(34)} ${describe(times)}   p99 ${fmt(times.p99, 2).padStart(6)} ms`);
+  row('ExecutionService.start', figures.start);
+  row('floor: INSERT + orchestrator call', figures.floor);
+  console.log(
+    `  per start: ${fmt(figures.roundTrips, 1)} round trips (floor ${fmt(figures.floorRoundTrips, 1)}), ${fmt(figures.writeTransactions, 1)} write transactions (target ≤ 4 round trips)`,
   );
 }
 

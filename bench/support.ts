@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@tenantflow/shared/config/config';
 import { quoteIdent } from '@tenantflow/shared/db/sql';
+import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
 import type { TaskContext } from '@tenantflow/shared/workflows/task';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import pg from 'pg';
@@ -457,3 +458,14 @@ export async function countDatabaseWork<T>(
   const after = await nextXid();
   return { result, roundTrips, writeTransactions: Number(after - before) };
 }
+
+/**
+ * An orchestrator that accepts every start and runs nothing: for the benchmarks that measure the
+ * bookkeeping alone, or invoke the handlers themselves.
+ */
+export const acceptOnlyOrchestrator: Orchestrator = {
+  start: async (request) => ({ ref: `bench:${request.executionId}`, alreadyStarted: false }),
+  describe: async () => ({ status: 'not_found', redrivable: false }),
+  stop: async () => {},
+  redrive: async () => ({ kind: 'not_redrivable', reason: 'benchmark orchestrator' }),
+};

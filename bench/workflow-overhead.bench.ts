@@ -4,7 +4,6 @@ import type { TenantDb } from '@tenantflow/shared/tenancy/tenant-connections';
 import { ExecutionFinalizer } from '@tenantflow/shared/workflows/execution-finalizer';
 import { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
 import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
-import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
 import { defineTask, type JsonValue, type TaskTenant } from '@tenantflow/shared/workflows/task';
 import { TaskRunner } from '@tenantflow/shared/workflows/task-runner';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
@@ -14,6 +13,7 @@ import { createRunTaskHandler } from '../functions/workflow/run-task.js';
 import { createLambdaContext } from '../local/lambda-context.js';
 import type { LocalPlatform } from '../local/local-platform.js';
 import {
+  acceptOnlyOrchestrator,
   benchTenantId,
   countDatabaseWork,
   type Distribution,
@@ -294,11 +294,3 @@ async function runOrchestrated(local: LocalPlatform, tenantId: string): Promise<
     throw new Error(`execution ${executionId} ${settled.status}: ${settled.error}: ${settled.cause}`);
   }
 }
-
-/** Accepts every start and runs nothing: the handler path invokes the handlers itself. */
-const acceptOnlyOrchestrator: Orchestrator = {
-  start: async (request) => ({ ref: `bench:${request.executionId}`, alreadyStarted: false }),
-  describe: async () => ({ status: 'not_found', redrivable: false }),
-  stop: async () => {},
-  redrive: async () => ({ kind: 'not_redrivable', reason: 'benchmark orchestrator' }),
-};

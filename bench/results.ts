@@ -12,6 +12,7 @@ export const BENCHMARK_NAMES = [
   'connections',
   'task-overhead',
   'start',
+  'authorizer',
   'throughput',
   'load',
   'faults',

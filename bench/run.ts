@@ -21,6 +21,7 @@
 import { cpus } from 'node:os';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { exampleTables } from '../examples/tables.js';
+import { benchmarkAuthorizer } from './authorizer.bench.js';
 import { benchmarkColdStart, type ColdStartResult } from './cold-start.bench.js';
 import { benchmarkConnections, type ConnectionPathResult } from './connections.bench.js';
 import { benchmarkFaults, type FaultsBenchmarkResult } from './faults.bench.js';
@@ -115,7 +116,13 @@ const PLATFORM_BENCHMARKS: readonly BenchmarkName[] = [
   'recovery',
   'connections',
 ];
-const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = ['task-overhead', 'start', 'throughput', 'load'];
+const WORKFLOW_BENCHMARKS: readonly BenchmarkName[] = [
+  'task-overhead',
+  'start',
+  'authorizer',
+  'throughput',
+  'load',
+];
 if ([...PLATFORM_BENCHMARKS, ...WORKFLOW_BENCHMARKS].some(runs)) {
   const scale = benchScale();
   const recoveryScale = recoveryBenchScale();
@@ -371,6 +378,31 @@ async function runWorkflowBenchmarks(benchDatabase: BenchDatabase): Promise<void
         floor_p99_ms: start.floor.p99,
         clients: start.clients,
         met: start.roundTrips <= 4,
+      });
+    }
+    if (runs('authorizer')) {
+      const authorizer = await benchmarkAuthorizer(
+        bench.local,
+        benchDatabase.adminUrl,
+        benchDatabase.suffix,
+        workflowScale.quick ? 200 : 2_000,
+      );
+      console.log(
+        `\nThe tenant routes' authorizer, ${authorizer.calls} calls with one API key, one after another (API Gateway's own cache off)`,
+      );
+      console.log(
+        `  key cache on (${authorizer.cacheSeconds} s)   ${describe(authorizer.cached)}   ${fmt(authorizer.roundTrips, 3)} round trips per call`,
+      );
+      console.log(
+        `  key cache off        ${describe(authorizer.uncached)}   ${fmt(authorizer.uncachedRoundTrips, 3)} round trips per call`,
+      );
+      printResult('authorizer', {
+        round_trips: authorizer.roundTrips,
+        uncached_round_trips: authorizer.uncachedRoundTrips,
+        p50_ms: authorizer.cached.p50,
+        uncached_p50_ms: authorizer.uncached.p50,
+        cache_seconds: authorizer.cacheSeconds,
+        met: authorizer.roundTrips <= 1,
       });
     }
     if (runs('throughput')) {

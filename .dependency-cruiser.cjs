@@ -5,6 +5,7 @@
  *   runtime (composition roots)                     testing (tests and in-memory use only)
  *   http · recovery
  *   lifecycle (onboarding and offboarding as state machines)
+ *   schedules (a tenant's workflows started on cron and rate expressions)
  *   workflows · provisioning
  *   tenancy
  *   config · db · secrets
@@ -50,6 +51,16 @@ module.exports = {
     sharedLayer('tenancy', ['kernel', 'logging', 'util', 'config', 'db', 'secrets']),
     sharedLayer('workflows', ['kernel', 'logging', 'util', 'config', 'db', 'secrets', 'tenancy']),
     sharedLayer('provisioning', ['kernel', 'logging', 'util', 'config', 'db', 'secrets', 'tenancy']),
+    sharedLayer('schedules', [
+      'kernel',
+      'logging',
+      'util',
+      'config',
+      'db',
+      'secrets',
+      'tenancy',
+      'workflows',
+    ]),
     sharedLayer('lifecycle', [
       'kernel',
       'logging',
@@ -60,6 +71,7 @@ module.exports = {
       'tenancy',
       'workflows',
       'provisioning',
+      'schedules',
     ]),
     sharedLayer('recovery', [
       'kernel',
@@ -71,6 +83,7 @@ module.exports = {
       'tenancy',
       'workflows',
       'provisioning',
+      'schedules',
       'lifecycle',
     ]),
     sharedLayer('http', ['kernel', 'logging', 'util', 'config', 'tenancy']),

@@ -13,7 +13,8 @@ export default defineConfig({
   test: {
     // Inherited by every project (`extends: true`). No `include` or `globalSetup` here: a project
     // would add its own to them, not replace them.
-    env: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    // The suites that look at EMF metrics turn them back on (POWERTOOLS_METRICS_DISABLED=false).
+    env: { POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

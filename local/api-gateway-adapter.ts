@@ -18,10 +18,19 @@ export type RequestAuthorizerHandler = (
   context: Context,
 ) => Promise<APIGatewayAuthorizerResult>;
 
-/** What API Gateway answers itself when the authorizer refuses (its gateway responses). */
+/** One answer API Gateway gives itself (a gateway response). */
+export interface GatewayResponse {
+  readonly statusCode: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body: unknown;
+}
+
+/** What API Gateway answers itself when the authorizer refuses or fails (its gateway responses). */
 export interface GatewayResponses {
-  readonly UNAUTHORIZED: { readonly statusCode: number; readonly body: unknown };
-  readonly ACCESS_DENIED: { readonly statusCode: number; readonly body: unknown };
+  readonly UNAUTHORIZED: GatewayResponse;
+  readonly ACCESS_DENIED: GatewayResponse;
+  /** The authorizer threw something other than `Unauthorized`. @default API Gateway's 500 */
+  readonly AUTHORIZER_FAILURE?: GatewayResponse;
 }
 
 export interface LocalRoute {
@@ -124,7 +133,7 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
         (error) => settings.onHandlerCrash(error),
       );
       if (refusal !== undefined) {
-        return sendJson(res, refusal.statusCode, refusal.body);
+        return sendJson(res, refusal.statusCode, refusal.body, { ...refusal.headers });
       }
     }
     try {
@@ -175,7 +184,7 @@ async function authorizeLikeApiGateway(
   event: APIGatewayProxyEvent,
   responses: GatewayResponses,
   onCrash: (error: unknown) => void,
-): Promise<{ statusCode: number; body: unknown } | undefined> {
+): Promise<GatewayResponse | undefined> {
   const authorization = Object.entries(event.headers).find(
     ([name]) => name.toLowerCase() === 'authorization',
   )?.[1];
@@ -208,7 +217,7 @@ async function authorizeLikeApiGateway(
       return responses.UNAUTHORIZED;
     }
     onCrash(error);
-    return { statusCode: 500, body: { message: null } };
+    return responses.AUTHORIZER_FAILURE ?? { statusCode: 500, body: { message: null } };
   }
   if (!allows(result, methodArn)) {
     return responses.ACCESS_DENIED;

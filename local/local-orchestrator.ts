@@ -2,6 +2,7 @@ import './promise-with-resolvers.js';
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, ForeignExecutionError } from '@tenantflow/shared/kernel/errors';
 import { type AslDefinition, taskStates } from '@tenantflow/shared/workflows/asl';
+import { executionNameFor } from '@tenantflow/shared/workflows/execution-name';
 import type {
   ExecutionDescription,
   ExecutionHandle,
@@ -202,7 +203,9 @@ export class LocalOrchestrator implements Orchestrator {
         assertOwnedBy(journaled.tenantId, request);
         return { ref: journaled.ref, alreadyStarted: true };
       }
-      const ref = `arn:aws:states:local:000000000000:execution:${request.workflow}:${request.executionId}`;
+      // Named as Step Functions names it; memory and the journal stay keyed by the execution id,
+      // which entries written before names carried the tenant id are found by too.
+      const ref = `arn:aws:states:local:000000000000:execution:${request.workflow}:${executionNameFor(request)}`;
       await this.#launch(compiled, request, ref, { startedAt: new Date(), redriveCount: 0 });
       return { ref, alreadyStarted: false };
     });
@@ -421,7 +424,7 @@ export class LocalOrchestrator implements Orchestrator {
               }),
         },
         context: {
-          Execution: { Id: ref, Name: request.executionId, StartTime: history.startedAt.toISOString() },
+          Execution: { Id: ref, Name: executionNameFor(request), StartTime: history.startedAt.toISOString() },
         } as never,
       },
     );

@@ -5,12 +5,15 @@ import { createLogger } from '@tenantflow/shared/logging/logger';
 import { migrateFleet } from '@tenantflow/shared/provisioning/fleet-migrator';
 import type { RecoverySummary } from '@tenantflow/shared/recovery';
 import { createRecoveryHistory } from '@tenantflow/shared/runtime/recovery-history';
+import { createSchedules } from '@tenantflow/shared/runtime/schedules';
+import type { ScheduleService } from '@tenantflow/shared/schedules/schedule-service';
 import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import { createAuthorizerHandler } from '../functions/api/authorizer.js';
 import { createExecutionsApi } from '../functions/api/executions.js';
 import { createHealthApi } from '../functions/api/health.js';
 import { API_ROUTES, type ApiFunctionName, GATEWAY_RESPONSES } from '../functions/api/routes.js';
+import { createSchedulesApi } from '../functions/api/schedules.js';
 import { createTenantsApi } from '../functions/api/tenants.js';
 import { workflows as registeredWorkflows } from '../workflows/index.js';
 import { createLocalApiServer, type ProxyHandler } from './api-gateway-adapter.js';
@@ -55,6 +58,8 @@ export interface LocalPlatform {
   readonly platform: PlatformServices;
   readonly orchestrator: LocalOrchestrator;
   readonly executions: ExecutionService;
+  /** The tenants' schedules, fired by `platform.scheduleTrigger`. */
+  readonly schedules: ScheduleService;
   /** The recovery pass run at start-up, before the server accepted requests. */
   readonly startupRecovery: RecoverySummary;
   /** Runs one recovery pass now (the timer runs them every `TENANTFLOW_RECOVERY_INTERVAL_SECONDS`). */
@@ -134,6 +139,13 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     platform = started;
     orchestrator = runtime.orchestrator;
     const { executions } = runtime;
+    const scheduleLogger = createLogger('schedules');
+    const { schedules } = createSchedules(started.core, {
+      workflows,
+      orchestrator: runtime.orchestrator,
+      trigger: started.scheduleTrigger,
+      logger: scheduleLogger,
+    });
     await migrateTenantSchemas(started, log);
     // Before the server takes requests: nothing of this process is in flight yet, so every
     // execution the journal shows running belongs to a process that is gone, and a stale threshold
@@ -155,6 +167,7 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
         logger: createLogger('tenants-api'),
       }),
       executions: createExecutionsApi({ executions, workflows, logger: createLogger('executions-api') }),
+      schedules: createSchedulesApi({ schedules, logger: createLogger('schedules-api') }),
       health: createHealthApi({ db: started.pool, stage: config.stage, logger: createLogger('health') }),
     };
     const crashLogger = createLogger('local-api');
@@ -179,6 +192,14 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
     const address = listening.address();
     const port = typeof address === 'object' && address !== null ? address.port : options.port;
 
+    // The local EventBridge Scheduler: every schedule in the table armed again, then firing.
+    started.scheduleTrigger.start((firing) => schedules.fire(firing));
+    const resynced = await schedules.resync();
+    if (resynced.put > 0 || resynced.failed > 0) {
+      log(
+        `schedules: ${resynced.put} loaded${resynced.failed > 0 ? `, ${resynced.failed} failed (see the logs)` : ''}`,
+      );
+    }
     const activeRuntime = runtime;
     const recoveryTimer = startRecoveryTimer(activeRuntime, config.recovery.intervalSeconds, log);
     let stopping: Promise<void> | undefined;
@@ -194,11 +215,13 @@ export async function startLocalPlatform(options: LocalPlatformOptions = {}): Pr
       platform: started,
       orchestrator,
       executions,
+      schedules,
       startupRecovery,
       recover: () => activeRuntime.recover({ trigger: 'Local on demand' }),
       stop: () => {
         stopping ??= recoveryTimer
           .stop()
+          .then(() => started.scheduleTrigger.stop())
           .then(() => shutDown(listening, started, postgres, orchestrator))
           .finally(releaseHome);
         return stopping;

@@ -14,12 +14,14 @@ import { createAuth } from '@tenantflow/shared/runtime/auth';
 import { createPlatformCore, type PlatformCore } from '@tenantflow/shared/runtime/core';
 import { createLifecycle, type Lifecycle } from '@tenantflow/shared/runtime/lifecycle';
 import { createProvisioning, type Provisioning } from '@tenantflow/shared/runtime/provisioning';
+import { createScheduleCleanup } from '@tenantflow/shared/runtime/schedules';
 import { createSecretStore } from '@tenantflow/shared/runtime/secret-store';
 import { createTenantAccess, type TenantAccess } from '@tenantflow/shared/runtime/task-running';
 import type { SecretStore } from '@tenantflow/shared/secrets/secret-store';
 import { createProvisioningStepHandler } from '../functions/provisioning/step.js';
 import { workflows as installedWorkflows } from '../workflows/index.js';
 import { LocalOrchestrator } from './local-orchestrator.js';
+import { LocalScheduleTrigger, type TriggerClock } from './local-schedule-trigger.js';
 
 /**
  * The adapters a process on one machine may swap in: another secret store (tests), AWS clients
@@ -44,6 +46,8 @@ export interface LocalAdapters {
   readonly lifecycleJournalDirectory?: string | undefined;
   /** Retry and Wait state waits of the lifecycle state machines, in milliseconds (tests only). */
   readonly lifecycleWaitMs?: number | undefined;
+  /** The clock the local schedule timer runs on (tests drive one by hand). @default the system clock */
+  readonly scheduleClock?: TriggerClock | undefined;
 }
 
 /** How long closing waits for onboardings and offboardings under way. */
@@ -63,6 +67,8 @@ export const LOCAL_PROVISIONING_STEP_ARN =
 export interface PlatformServices extends TenantAccess, Provisioning, Lifecycle {
   /** Runs the onboarding and offboarding state machines: the same ASL as in AWS, in-process. */
   readonly lifecycleOrchestrator: LocalOrchestrator;
+  /** Fires the tenants' schedules: the local stand-in for EventBridge Scheduler. */
+  readonly scheduleTrigger: LocalScheduleTrigger;
   readonly core: PlatformCore;
   readonly config: TenantflowConfig;
   readonly pool: PlatformCore['pool'];
@@ -89,12 +95,19 @@ export async function createPlatformServices(
   try {
     const secrets = adapters.secrets ?? createSecretStore(core);
     const access = createTenantAccess(core, { secrets });
+    const scheduleLogger = createLogger('schedules');
+    // Fires once the local server starts it (`start`), with the schedules service it builds.
+    const scheduleTrigger = new LocalScheduleTrigger({
+      logger: scheduleLogger,
+      ...(adapters.scheduleClock === undefined ? {} : { clock: adapters.scheduleClock }),
+    });
     const provisioning = await createProvisioning(core, {
       secrets,
       rdsClient: adapters.rdsClient,
       onCredentialsChanged: (tenantId) => access.tenantConnections.forget(tenantId),
       failpoints: adapters.failpoints,
       tenantMigrations: adapters.tenantMigrations ?? installedWorkflows.tenantMigrations(),
+      scheduleCleanup: createScheduleCleanup(core, { trigger: scheduleTrigger, logger: scheduleLogger }),
     });
     const stepLogger = createLogger('provisioning-step');
     const lifecycleOrchestrator = new LocalOrchestrator({
@@ -106,6 +119,7 @@ export async function createPlatformServices(
         [LOCAL_PROVISIONING_STEP_ARN]: createProvisioningStepHandler({
           provisioning: provisioning.provisioning,
           logger: stepLogger,
+          metrics: core.metrics,
         }),
       },
       ...(adapters.lifecycleJournalDirectory === undefined
@@ -125,6 +139,7 @@ export async function createPlatformServices(
       }),
       ...createAuth(core),
       lifecycleOrchestrator,
+      scheduleTrigger,
       core,
       config,
       pool: core.pool,
@@ -140,6 +155,7 @@ export async function createPlatformServices(
           }),
         ]);
         clearTimeout(timer);
+        await scheduleTrigger.stop();
         await core.close();
       },
     };

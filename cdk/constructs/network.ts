@@ -68,6 +68,11 @@ export class PrivateNetwork extends Construct {
   readonly secretsManagerEndpoint: ec2.InterfaceVpcEndpoint;
   readonly stepFunctionsEndpoint: ec2.InterfaceVpcEndpoint;
   /**
+   * EventBridge Scheduler's API: the schedules API creates, updates and deletes tenants'
+   * schedules, and offboarding deletes them (the schedules invoke their function from outside).
+   */
+  readonly schedulerEndpoint: ec2.InterfaceVpcEndpoint;
+  /**
    * Where the functions' X-Ray daemon sends the segments a function records itself (SDK calls,
    * Powertools subsegments) with `PutTraceSegments`. Only the Lambda service's own segment is sent
    * from outside the VPC; AWS documents no such path for the daemon's, so they are given one here.
@@ -130,6 +135,10 @@ export class PrivateNetwork extends Construct {
       'StepFunctionsEndpoint',
       ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
     );
+    this.schedulerEndpoint = this.interfaceEndpoint(
+      'SchedulerEndpoint',
+      new ec2.InterfaceVpcEndpointAwsService('scheduler'),
+    );
     // In every egress mode: with a NAT gateway, traces would otherwise pay its per-GB charge.
     this.xrayEndpoint = this.interfaceEndpoint('XRayEndpoint', ec2.InterfaceVpcEndpointAwsService.XRAY);
     this.rdsEndpoint = props.rdsApiEndpoint
@@ -145,13 +154,14 @@ export class PrivateNetwork extends Construct {
   }
 
   /**
-   * Lets `client` call Secrets Manager, Step Functions, X-Ray (and the RDS API) through the
-   * endpoints (HTTPS).
+   * Lets `client` call Secrets Manager, Step Functions, EventBridge Scheduler, X-Ray (and the RDS
+   * API) through the endpoints (HTTPS).
    */
   allowEndpointAccessFrom(client: ec2.IConnectable, description: string): void {
     const endpoints = [
       this.secretsManagerEndpoint,
       this.stepFunctionsEndpoint,
+      this.schedulerEndpoint,
       this.xrayEndpoint,
       this.rdsEndpoint,
     ];

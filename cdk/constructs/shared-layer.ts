@@ -496,7 +496,15 @@ export function copyPackageClosure(
       optionalDependencies?: Record<string, string>;
     };
     for (const dependency of Object.keys(manifest.dependencies ?? {})) {
-      pending.push({ name: dependency, from: directory });
+      // Not copied: declarations only (the tracer's X-Ray SDK depends on @types/cls-hooked, and so
+      // on @types/node), of which the filter below would copy no file; and what the runtime
+      // provides (the same SDK's @aws-sdk/types), which the functions load from there.
+      const providedOrTypesOnly =
+        dependency.startsWith('@types/') ||
+        RUNTIME_PROVIDED_MODULES.some((provided) => providesModule(provided, dependency));
+      if (!providedOrTypesOnly) {
+        pending.push({ name: dependency, from: directory });
+      }
     }
     for (const optional of Object.keys(manifest.optionalDependencies ?? {})) {
       // An optional dependency npm skipped (another platform's, say) is simply not needed.

@@ -39,6 +39,11 @@ export interface TenantflowDatabase {
   readonly directTenantEndpoint?: { readonly host: string; readonly port: string };
 }
 
+/** The CloudWatch namespace of the platform's metrics (`shared/logging/metrics.ts`), in every stage. */
+export const METRICS_NAMESPACE = 'tenantflow';
+/** The `service` dimension of the platform's metrics and the service of its traces. */
+export const METRICS_SERVICE = 'tenantflow';
+
 /** The Amazon CA certificates, RDS's included, that the Node.js Lambda runtimes ship but no longer load. */
 export const LAMBDA_RDS_CA_BUNDLE = '/var/runtime/ca-cert.pem';
 
@@ -153,8 +158,9 @@ const PROXY_AUTH_LIST_ACTIONS: Readonly<
  *   function needs, and reading the platform secret (every function connects to the database as
  *   the platform role).
  * - The environment every handler's core reads (`shared/runtime/core.ts`): `TENANTFLOW_DATABASE_*`
- *   (the proxy, TLS required, the platform secret), `TENANTFLOW_STAGE`, and the Node.js and logger
- *   settings. No admin token: in AWS the admin routes trust the IAM identity API Gateway verified.
+ *   (the proxy, TLS required, the platform secret), `TENANTFLOW_STAGE`, and the Node.js, logger and
+ *   metrics settings (`POWERTOOLS_METRICS_NAMESPACE`, `POWERTOOLS_SERVICE_NAME`). No admin token:
+ *   in AWS the admin routes trust the IAM identity API Gateway verified.
  *
  * Everything a handler builds beyond that core is given with one method per capability, each
  * adding the environment that capability reads and the IAM permissions it calls with together,
@@ -253,6 +259,10 @@ export class TenantFunction extends NodejsFunction {
         environment: {
           NODE_OPTIONS: '--enable-source-maps',
           POWERTOOLS_LOG_LEVEL: 'INFO',
+          // The metrics' namespace and `service` dimension (the stage is the other dimension), and
+          // the traces' service: one platform, whichever function records (docs/observability.md).
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+          POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
           TENANTFLOW_STAGE: props.stage,
           TENANTFLOW_DATABASE_HOST: database.proxy.endpoint,
           TENANTFLOW_DATABASE_PORT: String(database.port ?? 5432),
@@ -407,13 +417,15 @@ export class TenantFunction extends NodejsFunction {
   /**
    * Sets `TENANTFLOW_STATE_MACHINE_ARNS` (workflow name → state machine ARN) and lets the function
    * start executions of those state machines and describe them; `redrive` adds
-   * `states:RedriveExecution` (recovery). Nothing is granted on any other state machine. An
+   * `states:RedriveExecution` (recovery, and the executions API's rerun), `stop` adds
+   * `states:StopExecution` (the executions API's cancel, and recovery stopping an execution
+   * cancelled while it restarted it). Nothing is granted on any other state machine. An
    * installation without workflows binds none: the variable is then `{}`, and no Step Functions
    * action is granted at all (an IAM statement cannot name zero resources, and none is needed).
    */
   bindWorkflows(
     machines: readonly WorkflowStateMachine[],
-    options: { readonly redrive?: boolean } = {},
+    options: { readonly redrive?: boolean; readonly stop?: boolean } = {},
   ): void {
     this.addEnvironment(
       'TENANTFLOW_STATE_MACHINE_ARNS',
@@ -458,7 +470,7 @@ export class TenantFunction extends NodejsFunction {
   private grantExecutions(
     kind: string,
     machines: readonly StandardStateMachine[],
-    options: { readonly redrive?: boolean },
+    options: { readonly redrive?: boolean; readonly stop?: boolean },
   ): void {
     this.addToRolePolicy(
       new iam.PolicyStatement({
@@ -470,6 +482,7 @@ export class TenantFunction extends NodejsFunction {
     const executionActions = [
       'states:DescribeExecution',
       ...(options.redrive ? ['states:RedriveExecution'] : []),
+      ...(options.stop ? ['states:StopExecution'] : []),
     ];
     this.addToRolePolicy(
       new iam.PolicyStatement({
@@ -482,7 +495,7 @@ export class TenantFunction extends NodejsFunction {
       acknowledgeWildcardResource(
         this.executionRole,
         machine.executionArnPattern,
-        `Executions of ${machine.stateMachineName} are named per run (the execution id), so ${executionActions.join(' and ')} must name them by pattern; the pattern is confined to that one state machine.`,
+        `Executions of ${machine.stateMachineName} are named per run (from the tenant id and the run), so ${executionActions.join(' and ')} must name them by pattern; the pattern is confined to that one state machine.`,
       );
     }
   }

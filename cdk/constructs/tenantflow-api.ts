@@ -4,6 +4,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { apiGatewayBodyModel, operationIdOf, pathParameterNames } from '../../functions/api/openapi.js';
 import {
   API_ROUTES,
   type ApiFunctionName,
@@ -16,6 +17,8 @@ import { pascalCase } from './naming.js';
 /** A gateway response: what API Gateway itself answers, shaped like every other tenantflow error. */
 export interface GatewayResponseBody {
   readonly statusCode: number;
+  /** Response headers beside `Content-Type` (e.g. `Retry-After`), with their literal values. */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly body: unknown;
 }
 
@@ -46,7 +49,7 @@ export interface TenantflowApiProps {
   readonly authorizerResultsCacheTtl?: Duration;
   /**
    * A WAFv2 web ACL (REGIONAL scope) to associate with the stage.
-   * @default none: every route but /health is authenticated and the stage is throttled
+   * @default none: every route but /health and /openapi.json is authenticated and the stage is throttled
    */
   readonly webAclArn?: string;
 }
@@ -58,10 +61,13 @@ export interface TenantflowApiProps {
  *   verified (`trustIamAdminIdentity`); no admin token exists in AWS.
  * - `tenant` routes: the Lambda REQUEST authorizer, identity source the `Authorization` header, with
  *   no result cache by default (see {@link TenantflowApiProps.authorizerResultsCacheTtl}).
- * - `none` (`/health`): open.
+ * - `none` (`/health`, `/openapi.json`): open.
  *
- * Methods with path parameters or a JSON body get a request validator (parameters, and the body
- * against a "JSON object" model); the handlers validate the details. The stage is throttled, traced,
+ * Methods with path parameters or a JSON body get a request validator: the parameters, and the body
+ * against a model of the route's own body schema (`apiGatewayBodyModel`: the fields and their
+ * types, the same zod schema the handler validates with and `/openapi.json` describes). The model
+ * refuses only what the handler refuses too; the handler checks the values and names each fault
+ * in its 400. The stage is throttled, traced,
  * logs every request as JSON to its own log group, and logs errors of API Gateway itself. The
  * `GATEWAY_RESPONSES` replace API Gateway's bodies for refused requests.
  *
@@ -128,14 +134,14 @@ export class TenantflowApi extends Construct {
     Validations.of(this.restApi).acknowledge({
       id: 'AwsSolutions-COG4',
       reason:
-        'tenantflow has no Cognito user pool by design: admin routes are authorized by IAM (SigV4), tenant routes by the Lambda REQUEST authorizer that checks the tenant API key, and /health is open.',
+        'tenantflow has no Cognito user pool by design: admin routes are authorized by IAM (SigV4), tenant routes by the Lambda REQUEST authorizer that checks the tenant API key, and /health and /openapi.json are open.',
     });
 
     if (props.webAclArn === undefined) {
       Validations.of(this.restApi.deploymentStage).acknowledge({
         id: 'AwsSolutions-APIG3',
         reason:
-          'No WAF web ACL by default: every route but /health requires SigV4 or a tenant API key, the stage is throttled, and request bodies are validated. Pass webAclArn to associate one where the API faces untrusted networks.',
+          'No WAF web ACL by default: every route but /health and /openapi.json requires SigV4 or a tenant API key, the stage is throttled, and request bodies are validated. Pass webAclArn to associate one where the API faces untrusted networks.',
       });
     } else {
       new wafv2.CfnWebACLAssociation(this, 'WebAcl', {
@@ -157,16 +163,18 @@ export class TenantflowApi extends Construct {
       validateRequestParameters: true,
       validateRequestBody: true,
     });
-    const jsonObject = this.restApi.addModel('JsonObjectModel', {
-      contentType: 'application/json',
-      modelName: 'JsonObject',
-      description: 'Any JSON object; the handler validates its fields',
-      schema: {
-        schema: apigateway.JsonSchemaVersion.DRAFT4,
-        title: 'JsonObject',
-        type: apigateway.JsonSchemaType.OBJECT,
-      },
-    });
+    /** The body model of a route, named after its operation: `PostTenantsByTenantIdExecutionsBody`. */
+    const bodyModelOf = (route: ApiRoute, body: NonNullable<ApiRoute['request']['body']>) => {
+      const name = `${pascalCase(operationIdOf(route))}Body`;
+      const { $schema: _draft4, ...schema } = apiGatewayBodyModel(body);
+      return this.restApi.addModel(`${name}Model`, {
+        contentType: 'application/json',
+        modelName: name,
+        description: `The body of ${routeKey(route)}: its fields and their types; the handler checks the values`,
+        // The draft-04 schema, as CDK's JsonSchema spells it (`$schema` is its `schema`).
+        schema: { ...(schema as apigateway.JsonSchema), schema: apigateway.JsonSchemaVersion.DRAFT4 },
+      });
+    };
 
     const integrations = new Map<ApiFunctionName, apigateway.LambdaIntegration>();
     const integrationFor = (name: ApiFunctionName) => {
@@ -180,8 +188,8 @@ export class TenantflowApi extends Construct {
 
     const methods = new Map<string, apigateway.Method>();
     for (const route of routes) {
-      const pathParameters = [...route.resource.matchAll(/\{([^}]+)\}/g)].map((match) => match[1] ?? '');
-      const hasJsonBody = route.body === 'json';
+      const pathParameters = pathParameterNames(route.resource);
+      const { body } = route.request;
       const method = this.restApi.root
         .resourceForPath(route.resource)
         .addMethod(route.method, integrationFor(route.function), {
@@ -193,13 +201,13 @@ export class TenantflowApi extends Construct {
                 ),
               }
             : {}),
-          ...(hasJsonBody ? { requestModels: { 'application/json': jsonObject } } : {}),
-          ...(hasJsonBody || pathParameters.length > 0 ? { requestValidator: validator } : {}),
+          ...(body === undefined ? {} : { requestModels: { 'application/json': bodyModelOf(route, body) } }),
+          ...(body !== undefined || pathParameters.length > 0 ? { requestValidator: validator } : {}),
         });
       if (route.authorization === 'none') {
         Validations.of(method).acknowledge({
           id: 'AwsSolutions-APIG4',
-          reason: `${routeKey(route)} is the open liveness probe (load balancers, uptime checks): it returns only ok/unavailable and the stage name, no tenant data.`,
+          reason: `${routeKey(route)} is open by design (${route.summary}): it answers the same to every caller and returns no tenant data.`,
         });
       }
       methods.set(routeKey(route), method);
@@ -216,7 +224,16 @@ export class TenantflowApi extends Construct {
       this.restApi.addGatewayResponse(`GatewayResponse${pascalCase(type.toLowerCase())}`, {
         type: apigateway.ResponseType.of(type),
         statusCode: String(response.statusCode),
-        responseHeaders: { 'Content-Type': "'application/json'" },
+        responseHeaders: {
+          'Content-Type': "'application/json'",
+          // Gateway response header values are mapping expressions: a literal is single-quoted.
+          ...Object.fromEntries(
+            Object.entries('headers' in response ? (response.headers ?? {}) : {}).map(([name, value]) => [
+              name,
+              `'${value}'`,
+            ]),
+          ),
+        },
         templates: { 'application/json': template },
       });
     }

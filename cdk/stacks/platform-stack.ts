@@ -10,10 +10,12 @@ import type { Construct } from 'constructs';
 import { installedWorkflows } from '../../workflows/index.js';
 import { DatabaseMigrations } from '../constructs/database-migrations.js';
 import { pascalCase } from '../constructs/naming.js';
+import { PlatformObservability } from '../constructs/observability.js';
 import { ProxyLoginReconciliation } from '../constructs/proxy-login-reconciliation.js';
 import { SharedLayer } from '../constructs/shared-layer.js';
 import { TenantFunction, type TenantFunctionProps } from '../constructs/tenant-function.js';
 import { TenantLifecycleStateMachines } from '../constructs/tenant-lifecycle-state-machines.js';
+import { TenantSchedules } from '../constructs/tenant-schedules.js';
 import { TenantflowApi } from '../constructs/tenantflow-api.js';
 import { WorkflowStateMachine } from '../constructs/workflow-state-machine.js';
 import type { DeploymentConfig } from '../deployment-config.js';
@@ -54,6 +56,10 @@ export interface PlatformFunctions {
   readonly recovery: TenantFunction;
   /** Runs one step of onboarding or offboarding: what the lifecycle state machines invoke. */
   readonly provisioningStep: TenantFunction;
+  /** Creates, changes and deletes tenants' schedules (the API), on EventBridge Scheduler. */
+  readonly schedulesApi: TenantFunction;
+  /** What EventBridge Scheduler invokes at a schedule's time: starts the schedule's workflow. */
+  readonly scheduleFire: TenantFunction;
 }
 
 /** A run-task Lambda outlives the longest task by this much, like the Task state's own timeout. */
@@ -86,6 +92,10 @@ const STEP_TIMEOUT_MARGIN_SECONDS = 15;
  * - the tenants API starts and describes onboarding and offboarding executions; recovery also
  *   redrives them;
  * - the executions API starts and describes workflow executions; recovery also redrives them;
+ * - the schedules API creates, changes and deletes the stage's EventBridge Scheduler schedules
+ *   (and passes Scheduler its role), the provisioning step only deletes them (offboarding), and
+ *   the schedule-firing function, which Scheduler invokes, starts workflow executions
+ *   ({@link TenantSchedules});
  * - the functions that load the workflows or their tables (run-task, the executions and tenants
  *   APIs, the provisioning step, recovery, migrate) are told whether the examples are installed;
  * - each workflow's state machine invokes run-task and finalize only; each lifecycle state
@@ -121,6 +131,10 @@ export class PlatformStack extends Stack {
    * missing. None in `direct` tenant database access, where the proxy admits no tenant.
    */
   readonly proxyLogins: ProxyLoginReconciliation | undefined;
+  /** The schedule group, the role EventBridge Scheduler fires with, and its dead-letter queue. */
+  readonly schedules: TenantSchedules;
+  /** The stage's dashboard and its alarms on failed executions, recovery abandonments and the proxy's auth list. */
+  readonly observability: PlatformObservability;
 
   constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
@@ -185,7 +199,7 @@ export class PlatformStack extends Stack {
       health: fn('Health', {
         entry: 'functions/api/health.ts',
         name: 'health',
-        description: 'GET /health: liveness and a database round trip',
+        description: 'The open routes: GET /health (liveness, a database round trip) and GET /openapi.json',
         memorySize: 256,
         timeout: Duration.seconds(10),
       }),
@@ -217,6 +231,18 @@ export class PlatformStack extends Stack {
         description: 'Runs one step of onboarding or offboarding a tenant, for the lifecycle state machines',
         timeout: Duration.seconds(STEP_TIMEOUT_SECONDS - STEP_TIMEOUT_MARGIN_SECONDS),
       }),
+      schedulesApi: fn('SchedulesApi', {
+        entry: 'functions/api/schedules.ts',
+        name: 'schedules-api',
+        description: "Tenant routes: create, change, pause and delete a tenant's workflow schedules",
+        timeout: Duration.seconds(29),
+      }),
+      scheduleFire: fn('ScheduleFire', {
+        entry: 'functions/schedules/fire.ts',
+        name: 'schedule-fire',
+        description: "Invoked by EventBridge Scheduler at a schedule's time: starts its workflow",
+        timeout: Duration.seconds(30),
+      }),
     };
     this.functions = functions;
     this.migrations = new DatabaseMigrations(this, 'Migrations', {
@@ -240,6 +266,8 @@ export class PlatformStack extends Stack {
       functions.provisioningStep,
       functions.recovery,
       this.migrations.function,
+      functions.schedulesApi,
+      functions.scheduleFire,
     ]) {
       loadsWorkflows.registerExamples(config.examples);
     }
@@ -260,8 +288,9 @@ export class PlatformStack extends Stack {
     }
     this.stateMachines = stateMachines;
     const machines = [...stateMachines.values()];
-    functions.executionsApi.bindWorkflows(machines);
-    functions.recovery.bindWorkflows(machines, { redrive: true });
+    functions.executionsApi.bindWorkflows(machines, { redrive: true, stop: true });
+    functions.recovery.bindWorkflows(machines, { redrive: true, stop: true });
+    functions.scheduleFire.bindWorkflows(machines);
 
     this.lifecycle = new TenantLifecycleStateMachines(this, 'Lifecycle', {
       stage: config.stage,
@@ -272,11 +301,20 @@ export class PlatformStack extends Stack {
     functions.tenantsApi.bindLifecycle(this.lifecycle);
     functions.recovery.bindLifecycle(this.lifecycle, { redrive: true });
 
+    this.schedules = new TenantSchedules(this, 'Schedules', {
+      stage: config.stage,
+      firing: functions.scheduleFire,
+    });
+    this.schedules.grantManageSchedules(functions.schedulesApi);
+    // Offboarding deletes the tenant's schedules.
+    this.schedules.grantDeleteSchedules(functions.provisioningStep);
+
     this.api = new TenantflowApi(this, 'Api', {
       stage: config.stage,
       handlers: {
         tenants: functions.tenantsApi,
         executions: functions.executionsApi,
+        schedules: functions.schedulesApi,
         health: functions.health,
       },
       authorizer: functions.authorizer,
@@ -308,6 +346,12 @@ export class PlatformStack extends Stack {
           proxy: data.proxy,
           after: this.migrations.trigger,
         });
+
+    this.observability = new PlatformObservability(this, 'Observability', {
+      stage: config.stage,
+      functions: [...Object.values(functions), this.migrations.function],
+      proxyAuthList: !direct,
+    });
 
     new CfnOutput(this, 'ApiUrl', {
       description: 'Base URL of the tenantflow REST API (stage included)',

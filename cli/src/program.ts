@@ -46,6 +46,14 @@ const EXECUTION_COLUMNS = {
 };
 const TENANT_STATUSES = ['provisioning', 'active', 'inactive', 'deprovisioning'];
 const EXECUTION_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'aborted'];
+const SCHEDULE_COLUMNS = {
+  'SCHEDULE ID': 'scheduleId',
+  WORKFLOW: 'workflow',
+  EXPRESSION: 'expression',
+  TIMEZONE: 'timezone',
+  STATE: 'state',
+  'NEXT DUE': 'nextDueAt',
+};
 
 const HELP_FOOTER = `
 Credentials:
@@ -53,7 +61,7 @@ Credentials:
   else TENANTFLOW_ADMIN_TOKEN, else the adminToken npm start saved in
   $TENANTFLOW_HOME/local-secrets.json (default ./.tenantflow); anywhere else, SigV4 with your AWS
   credentials for --region, the execute-api URL's region, or AWS_REGION.
-  Tenant routes (executions ...): --key, else TENANTFLOW_TENANT_KEY, else the admin token as above.
+  Tenant routes (executions, schedules ...): --key, else TENANTFLOW_TENANT_KEY, else the admin token as above.
 
 ${EXIT_CODES_HELP}`;
 
@@ -121,7 +129,7 @@ function createProgram(deps: CliDependencies, setExitCode: (code: number) => voi
 
   const program = new Command('tenantflow')
     .description(
-      'The tenantflow API from the command line: tenants, workflow executions, and the local scripts.',
+      'The tenantflow API from the command line: tenants, workflow executions, schedules, and the local scripts.',
     )
     .configureOutput({
       writeOut: (text) => deps.out(text.replace(/\n$/, '')),
@@ -294,7 +302,7 @@ function createProgram(deps: CliDependencies, setExitCode: (code: number) => voi
 
   const executions = program
     .command('executions')
-    .description("start and read a tenant's workflow executions (tenant routes)");
+    .description("start, read, cancel and rerun a tenant's workflow executions (tenant routes)");
   const keyOption = () =>
     new Option('--key <apiKey>', "the tenant's API key (default: $TENANTFLOW_TENANT_KEY)");
 
@@ -355,6 +363,34 @@ function createProgram(deps: CliDependencies, setExitCode: (code: number) => voi
     });
 
   executions
+    .command('cancel <tenantId> <executionId>')
+    .description(
+      'cancel a pending or running execution: it ends aborted (POST /tenants/{id}/executions/{executionId}/cancel)',
+    )
+    .addOption(keyOption())
+    .action(async (tenantId: string, executionId: string, _options: unknown, command: Command) => {
+      const { api, client, options: globals } = await tenant(command);
+      const body = (
+        await call(client, api, { method: 'POST', path: `${executionPath(tenantId, executionId)}/cancel` })
+      ).body as Record<string, unknown>;
+      print(globals.json, body, () => formatKeyValues(body));
+    });
+
+  executions
+    .command('rerun <tenantId> <executionId>')
+    .description(
+      'rerun a failed execution from its failed task (POST /tenants/{id}/executions/{executionId}/rerun)',
+    )
+    .addOption(keyOption())
+    .action(async (tenantId: string, executionId: string, _options: unknown, command: Command) => {
+      const { api, client, options: globals } = await tenant(command);
+      const body = (
+        await call(client, api, { method: 'POST', path: `${executionPath(tenantId, executionId)}/rerun` })
+      ).body as Record<string, unknown>;
+      print(globals.json, body, () => formatKeyValues(body));
+    });
+
+  executions
     .command('list <tenantId>')
     .description("list a tenant's executions, newest first, one page (GET /tenants/{id}/executions)")
     .addOption(
@@ -388,6 +424,143 @@ function createProgram(deps: CliDependencies, setExitCode: (code: number) => voi
       },
     );
 
+  const schedules = program
+    .command('schedules')
+    .description("create, read, pause and delete a tenant's workflow schedules (tenant routes)");
+
+  /** Sends a schedule request with the tenant's key and prints the schedule it answers. */
+  const scheduleCall = async (
+    command: Command,
+    request: { method: 'GET' | 'POST' | 'PATCH'; path: string; body?: Record<string, unknown> },
+  ) => {
+    const { api, client, options: globals } = await tenant(command);
+    const body = (await call(client, api, request)).body as Record<string, unknown>;
+    print(globals.json, body, () => formatKeyValues(body));
+  };
+
+  schedules
+    .command('list <tenantId>')
+    .description("list a tenant's schedules, oldest first, one page (GET /tenants/{id}/schedules)")
+    .option('--limit <n>', 'how many (1-100, default 50)', parsePositiveInteger)
+    .option('--next-token <token>', 'the page after the one that printed this token')
+    .addOption(keyOption())
+    .action(async (tenantId: string, options: { limit?: number; nextToken?: string }, command: Command) => {
+      const { api, client, options: globals } = await tenant(command);
+      const body = (
+        await call(client, api, {
+          method: 'GET',
+          path: `${tenantPath(tenantId)}/schedules`,
+          query: {
+            limit: options.limit === undefined ? undefined : String(options.limit),
+            nextToken: options.nextToken,
+          },
+        })
+      ).body as { schedules?: Record<string, unknown>[]; nextToken?: string };
+      print(globals.json, body, () => formatTable(body.schedules ?? [], SCHEDULE_COLUMNS));
+      if (globals.json !== true && typeof body.nextToken === 'string') {
+        deps.err(`More: add --next-token ${body.nextToken}`);
+      }
+    });
+
+  schedules
+    .command('create <tenantId> <workflow> <expression>')
+    .description(
+      "start a workflow on a schedule: 'cron(0 9 ? * MON-FRI *)' or 'rate(1 hour)' (POST /tenants/{id}/schedules)",
+    )
+    .option('--timezone <zone>', 'the IANA time zone cron fields are read in (default UTC)')
+    .option('--input <json>', "the workflow's input at each firing", parseJsonOption('--input'))
+    .option('--paused', 'create it paused')
+    .addOption(keyOption())
+    .action(
+      async (
+        tenantId: string,
+        workflow: string,
+        expression: string,
+        options: { timezone?: string; input?: unknown; paused?: boolean },
+        command: Command,
+      ) =>
+        scheduleCall(command, {
+          method: 'POST',
+          path: `${tenantPath(tenantId)}/schedules`,
+          body: {
+            workflow,
+            expression,
+            ...(options.timezone === undefined ? {} : { timezone: options.timezone }),
+            ...(options.input === undefined ? {} : { input: options.input }),
+            ...(options.paused === true ? { state: 'paused' } : {}),
+          },
+        }),
+    );
+
+  schedules
+    .command('get <tenantId> <scheduleId>')
+    .description('show a schedule and when it is next due (GET /tenants/{id}/schedules/{scheduleId})')
+    .addOption(keyOption())
+    .action(async (tenantId: string, scheduleId: string, _options: unknown, command: Command) =>
+      scheduleCall(command, { method: 'GET', path: schedulePath(tenantId, scheduleId) }),
+    );
+
+  for (const [name, state, what] of [
+    ['pause', 'paused', 'stop firing a schedule, keeping it'],
+    ['resume', 'enabled', 'fire a paused schedule again'],
+  ] as const) {
+    schedules
+      .command(`${name} <tenantId> <scheduleId>`)
+      .description(`${what} (PATCH /tenants/{id}/schedules/{scheduleId} with state ${state})`)
+      .addOption(keyOption())
+      .action(async (tenantId: string, scheduleId: string, _options: unknown, command: Command) =>
+        scheduleCall(command, { method: 'PATCH', path: schedulePath(tenantId, scheduleId), body: { state } }),
+      );
+  }
+
+  schedules
+    .command('update <tenantId> <scheduleId>')
+    .description(
+      "change a schedule's workflow, expression, time zone or input (PATCH /tenants/{id}/schedules/{scheduleId})",
+    )
+    .option('--workflow <name>', 'the workflow it starts')
+    .option('--expression <expression>', "e.g. 'cron(0 9 ? * MON-FRI *)' or 'rate(1 hour)'")
+    .option('--timezone <zone>', 'the IANA time zone cron fields are read in')
+    .option('--input <json>', "the workflow's input at each firing", parseJsonOption('--input'))
+    .addOption(keyOption())
+    .action(
+      async (
+        tenantId: string,
+        scheduleId: string,
+        options: { workflow?: string; expression?: string; timezone?: string; input?: unknown },
+        command: Command,
+      ) => {
+        const changes = Object.fromEntries(
+          Object.entries({
+            workflow: options.workflow,
+            expression: options.expression,
+            timezone: options.timezone,
+            input: options.input,
+          }).filter(([, value]) => value !== undefined),
+        );
+        if (Object.keys(changes).length === 0) {
+          throw new CliUsageError(
+            'schedules update needs at least one of --workflow, --expression, --timezone, --input',
+          );
+        }
+        await scheduleCall(command, {
+          method: 'PATCH',
+          path: schedulePath(tenantId, scheduleId),
+          body: changes,
+        });
+      },
+    );
+
+  schedules
+    .command('delete <tenantId> <scheduleId>')
+    .description('delete a schedule; it fires no more (DELETE /tenants/{id}/schedules/{scheduleId})')
+    .addOption(keyOption())
+    .action(async (tenantId: string, scheduleId: string, _options: unknown, command: Command) => {
+      const { api, client, options: globals } = await tenant(command);
+      await call(client, api, { method: 'DELETE', path: schedulePath(tenantId, scheduleId) });
+      print(globals.json, { scheduleId, deleted: true }, () => `Schedule ${scheduleId} deleted.`);
+    });
+
   const script = (name: string, description: string) =>
     program
       .command(name)
@@ -418,6 +591,10 @@ function createProgram(deps: CliDependencies, setExitCode: (code: number) => voi
 
 function tenantPath(tenantId: string): string {
   return `/tenants/${encodeURIComponent(tenantId)}`;
+}
+
+function schedulePath(tenantId: string, scheduleId: string): string {
+  return `${tenantPath(tenantId)}/schedules/${encodeURIComponent(scheduleId)}`;
 }
 
 function executionPath(tenantId: string, executionId: string): string {

@@ -31,6 +31,9 @@ export function createAuthorizerHandler(deps: {
   };
 }
 
-export const handler = coreHandler((core) =>
-  createAuthorizerHandler({ authorizer: createAuth(core).authorizer, logger: createLogger('authorizer') }),
+const logger = createLogger('authorizer');
+
+export const handler = coreHandler(
+  (core) => createAuthorizerHandler({ authorizer: createAuth(core).authorizer, logger }),
+  { logger },
 );

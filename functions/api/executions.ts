@@ -16,7 +16,14 @@ import type { ExecutionService } from '@tenantflow/shared/workflows/execution-se
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { workflows } from '../../workflows/index.js';
-import { executionPath, listExecutions, startExecution, tenantPath } from './request-schemas.js';
+import {
+  cancelExecution,
+  executionPath,
+  listExecutions,
+  rerunExecution,
+  startExecution,
+  tenantPath,
+} from './request-schemas.js';
 
 export interface ExecutionsApiDependencies {
   readonly executions: ExecutionService;
@@ -68,6 +75,27 @@ export function createExecutionsApi(deps: ExecutionsApiDependencies) {
       }),
     },
     {
+      method: 'POST',
+      path: '/tenants/{tenantId}/executions/{executionId}/cancel',
+      handler: tenantRoute(cancelExecution, async (event) => {
+        const { pathParameters } = getValidatedInput(event, cancelExecution);
+        // Who cancelled it is recorded on the execution: the tenant's own key, or the admin.
+        const cancelledBy = principalOf(event).kind === 'admin' ? 'admin' : 'tenant_api_key';
+        return jsonResponse(
+          202,
+          await executions.cancel(pathParameters.tenantId, pathParameters.executionId, cancelledBy),
+        );
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/tenants/{tenantId}/executions/{executionId}/rerun',
+      handler: tenantRoute(rerunExecution, async (event) => {
+        const { pathParameters } = getValidatedInput(event, rerunExecution);
+        return jsonResponse(202, await executions.rerun(pathParameters.tenantId, pathParameters.executionId));
+      }),
+    },
+    {
       method: 'GET',
       path: '/tenants/{tenantId}/metrics',
       handler: tenantRoute(tenantPath, async (event) => {
@@ -93,12 +121,19 @@ function describeWorkflow(workflow: ReturnType<WorkflowRegistry['list']>[number]
   };
 }
 
+const logger = createLogger('executions-api');
+
 /** Lambda entry point: Step Functions in AWS, one state machine per registered workflow. */
-export const handler = coreHandler((core) => {
-  const logger = createLogger('executions-api');
-  return createExecutionsApi({
-    workflows,
-    logger,
-    executions: createExecutions(core, { workflows, orchestrator: stepFunctionsOrchestrator(core), logger }),
-  });
-});
+export const handler = coreHandler(
+  (core) =>
+    createExecutionsApi({
+      workflows,
+      logger,
+      executions: createExecutions(core, {
+        workflows,
+        orchestrator: stepFunctionsOrchestrator(core),
+        logger,
+      }),
+    }),
+  { logger },
+);

@@ -7,6 +7,8 @@ import { pageTokenSchema, type RequestSchemas } from '@tenantflow/shared/http';
 import { tenantIdSchema } from '@tenantflow/shared/kernel/tenant-id.schema';
 import { z } from '@tenantflow/shared/kernel/zod';
 import { recoveryEventCursorSchema } from '@tenantflow/shared/recovery/recovery-history';
+import { scheduleExpressionIssues } from '@tenantflow/shared/schedules/schedule-expression';
+import { SCHEDULE_STATES } from '@tenantflow/shared/schedules/schedule-store';
 import {
   jsonBytes,
   MAX_METADATA_BYTES,
@@ -16,6 +18,9 @@ import {
 import { TENANT_STATUSES } from '@tenantflow/shared/tenancy/tenant-registry';
 import { EXECUTION_STATUSES } from '@tenantflow/shared/workflows/execution-store';
 import { executionIdSchema } from '@tenantflow/shared/workflows/invocations';
+
+/** A route that reads no parameters and no body (`GET /health`, `GET /workflows`). */
+export const noInput = {} satisfies RequestSchemas;
 
 export const tenantPath = { pathParameters: z.object({ tenantId: tenantIdSchema }) } satisfies RequestSchemas;
 
@@ -80,6 +85,12 @@ export const executionPath = {
   pathParameters: z.object({ tenantId: tenantIdSchema, executionId: executionIdSchema }),
 } satisfies RequestSchemas;
 
+/** `POST …/executions/{executionId}/cancel`: the execution's path, and no body. */
+export const cancelExecution = { ...executionPath } satisfies RequestSchemas;
+
+/** `POST …/executions/{executionId}/rerun`: the execution's path, and no body. */
+export const rerunExecution = { ...executionPath } satisfies RequestSchemas;
+
 export const listExecutions = {
   ...tenantPath,
   queryStringParameters: z.strictObject({
@@ -89,4 +100,58 @@ export const listExecutions = {
     limit: z.coerce.number().int('must be a whole number').min(1).max(100).default(20),
     nextToken: z.string().max(512).optional(),
   }),
+} satisfies RequestSchemas;
+
+/** A cron() or rate() expression as EventBridge Scheduler writes it; each fault is an issue of its own. */
+const scheduleExpression = z
+  .string()
+  .max(256, 'must be at most 256 characters')
+  .superRefine((expression, ctx) => {
+    for (const issue of scheduleExpressionIssues(expression)) {
+      ctx.addIssue({ code: 'custom', message: issue });
+    }
+  });
+const scheduleState = z.enum(SCHEDULE_STATES, { message: `must be one of ${SCHEDULE_STATES.join(', ')}` });
+const scheduleTimezone = z.string().min(1, 'must name an IANA time zone, e.g. Europe/Paris').max(64);
+const scheduleWorkflow = z
+  .string()
+  .min(1, 'must name a registered workflow (GET /workflows lists them)')
+  .max(80);
+
+export const createSchedule = {
+  ...tenantPath,
+  body: z.strictObject({
+    workflow: scheduleWorkflow,
+    expression: scheduleExpression,
+    timezone: scheduleTimezone.default('UTC'),
+    input: z.json().default({}),
+    state: scheduleState.default('enabled'),
+  }),
+} satisfies RequestSchemas;
+
+export const schedulePath = {
+  pathParameters: z.object({ tenantId: tenantIdSchema, scheduleId: z.uuid({ message: 'must be a UUID' }) }),
+} satisfies RequestSchemas;
+
+export const listSchedules = {
+  ...tenantPath,
+  queryStringParameters: z.strictObject({
+    limit: pageLimit(50),
+    nextToken: pageTokenSchema(z.number().int().positive()).optional(),
+  }),
+} satisfies RequestSchemas;
+
+export const updateSchedule = {
+  ...schedulePath,
+  body: z
+    .strictObject({
+      workflow: scheduleWorkflow.optional(),
+      expression: scheduleExpression.optional(),
+      timezone: scheduleTimezone.optional(),
+      input: z.json().optional(),
+      state: scheduleState.optional(),
+    })
+    .refine((patch) => Object.keys(patch).length > 0, {
+      message: 'must change at least one of workflow, expression, timezone, input, state',
+    }),
 } satisfies RequestSchemas;

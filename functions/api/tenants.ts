@@ -163,18 +163,22 @@ function accepted(event: APIGatewayProxyEvent, tenantId: string, body: unknown):
   return { ...response, headers: { ...response.headers, location } };
 }
 
+const logger = createLogger('tenants-api');
+
 /**
  * Lambda entry point: registration and deletion start the lifecycle state machines (Step
  * Functions); rotation and API keys need the admin login; the recovery events are read on the
  * platform pool; the admin check.
  */
-export const handler = coreHandler(async (core) => {
-  const logger = createLogger('tenants-api');
-  const provisioning = await createProvisioning(core, { tenantMigrations });
-  return createTenantsApi({
-    tenantAdmin: createLifecycle(core, provisioning, { logger }).tenantAdmin,
-    recoveryHistory: createRecoveryHistory(core),
-    adminAuth: createAuth(core).adminAuth,
-    logger,
-  });
-});
+export const handler = coreHandler(
+  async (core) => {
+    const provisioning = await createProvisioning(core, { tenantMigrations });
+    return createTenantsApi({
+      tenantAdmin: createLifecycle(core, provisioning, { logger }).tenantAdmin,
+      recoveryHistory: createRecoveryHistory(core),
+      adminAuth: createAuth(core).adminAuth,
+      logger,
+    });
+  },
+  { logger },
+);

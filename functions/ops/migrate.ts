@@ -91,15 +91,19 @@ function describeError(error: unknown): { readonly message: string; readonly cod
   return typeof code === 'string' ? { message: error.message, code } : { message: error.message };
 }
 
+const logger = createLogger('migrate');
+
 /** Lambda entry point: the admin login, the registry and the workflows' tables, to migrate the control schema and every tenant. */
-export const handler = coreHandler(async (core) =>
-  createMigrateHandler({
-    database: {
-      admin: await createDatabaseAdmin(core, { tenantMigrations }),
-      registry: core.registry,
-      platformLogin: core.platformLogin,
-    },
-    logger: createLogger('migrate'),
-    options: migrationSettings(process.env),
-  }),
+export const handler = coreHandler(
+  async (core) =>
+    createMigrateHandler({
+      database: {
+        admin: await createDatabaseAdmin(core, { tenantMigrations }),
+        registry: core.registry,
+        platformLogin: core.platformLogin,
+      },
+      logger,
+      options: migrationSettings(process.env),
+    }),
+  { logger },
 );

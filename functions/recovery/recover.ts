@@ -85,18 +85,22 @@ export function createRecoverHandler(deps: RecoverHandlerDependencies) {
   });
 }
 
-export const handler = coreHandler(async (core) => {
-  const logger = createLogger('recovery');
-  return createRecoverHandler({
-    logger,
-    recovery: createRecovery(core, {
-      // The proxy's auth list and the lifecycle executions only: recovery runs no DDL and reads no
-      // tenant secret, so it is given neither the admin login nor the tenant secrets.
-      provisioning: { tenantLogins: await createTenantLogins(core) },
-      lifecycle: createLifecycleResumer(core),
-      orchestrator: stepFunctionsOrchestrator(core),
-      workflows,
+const logger = createLogger('recovery');
+
+export const handler = coreHandler(
+  async (core) => {
+    return createRecoverHandler({
       logger,
-    }),
-  });
-});
+      recovery: createRecovery(core, {
+        // The proxy's auth list and the lifecycle executions only: recovery runs no DDL and reads no
+        // tenant secret, so it is given neither the admin login nor the tenant secrets.
+        provisioning: { tenantLogins: await createTenantLogins(core) },
+        lifecycle: createLifecycleResumer(core),
+        orchestrator: stepFunctionsOrchestrator(core),
+        workflows,
+        logger,
+      }),
+    });
+  },
+  { logger },
+);

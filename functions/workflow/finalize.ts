@@ -19,7 +19,9 @@ export function createFinalizeHandler(deps: {
     .handler(async (payload) => deps.finalizer.finalize(parseInvocation(finalizeInvocationSchema, payload)));
 }
 
-export const handler = coreHandler((core) => {
-  const logger = createLogger('finalize');
-  return createFinalizeHandler({ logger, finalizer: createFinalizer(core, { logger }) });
-});
+const logger = createLogger('finalize');
+
+export const handler = coreHandler(
+  (core) => createFinalizeHandler({ logger, finalizer: createFinalizer(core, { logger }) }),
+  { logger },
+);

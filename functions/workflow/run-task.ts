@@ -18,8 +18,10 @@ export function createRunTaskHandler(deps: { runner: Pick<TaskRunner, 'run'>; lo
     .handler(async (payload) => deps.runner.run(parseInvocation(taskInvocationSchema, payload)));
 }
 
+const logger = createLogger('run-task');
+
 /** Lambda entry point: tenant-role connections and the task runner; no admin login. */
-export const handler = coreHandler((core) => {
-  const logger = createLogger('run-task');
-  return createRunTaskHandler({ logger, runner: createTaskRunning(core, { workflows, logger }).runner });
-});
+export const handler = coreHandler(
+  (core) => createRunTaskHandler({ logger, runner: createTaskRunning(core, { workflows, logger }).runner }),
+  { logger },
+);

@@ -110,7 +110,42 @@ const environmentSchema = z.object({
   TENANTFLOW_RECOVERY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).optional(),
   TENANTFLOW_PROVISIONING_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
   TENANTFLOW_FAILPOINTS: z.string().optional(),
+  TENANTFLOW_SCHEDULE_GROUP: z
+    .string()
+    .regex(
+      /^[0-9a-zA-Z\-_.]{1,64}$/,
+      'must be an EventBridge Scheduler schedule group name (1-64 letters, digits, -, _ or .)',
+    )
+    .optional(),
+  TENANTFLOW_SCHEDULE_TARGET_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:lambda:[^:]+:\d{12}:function:[A-Za-z0-9_-]+$/, 'must be a Lambda function ARN')
+    .optional(),
+  TENANTFLOW_SCHEDULER_ROLE_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'must be an IAM role ARN')
+    .optional(),
+  TENANTFLOW_SCHEDULE_DEAD_LETTER_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:sqs:[^:]+:\d{12}:[A-Za-z0-9_-]+$/, 'must be an SQS queue ARN')
+    .optional(),
 });
+
+/**
+ * Where a tenant's schedules fire in AWS (`shared/runtime/schedule-trigger.ts`). Only the functions
+ * that create or delete EventBridge Scheduler schedules are given the ARNs; locally a timer fires
+ * them and none is needed.
+ */
+export interface SchedulesConfig {
+  /** `TENANTFLOW_SCHEDULE_GROUP`, else `tenantflow-<stage>`: the stage's schedule group. */
+  readonly groupName: string;
+  /** `TENANTFLOW_SCHEDULE_TARGET_ARN`: the schedule-firing function every schedule invokes. */
+  readonly targetArn: string | undefined;
+  /** `TENANTFLOW_SCHEDULER_ROLE_ARN`: the role EventBridge Scheduler invokes it with. */
+  readonly roleArn: string | undefined;
+  /** `TENANTFLOW_SCHEDULE_DEAD_LETTER_ARN`: the queue of firings Scheduler could not deliver. */
+  readonly deadLetterArn: string | undefined;
+}
 
 /** How the recovery job decides what is stuck and how hard it tries; see `shared/recovery/`. */
 export interface RecoveryConfig {
@@ -222,6 +257,7 @@ export interface TenantflowConfig {
    * Refused outside the local platform.
    */
   readonly failpoints: string | undefined;
+  readonly schedules: SchedulesConfig;
 }
 
 /**
@@ -268,9 +304,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
       'Invalid tenantflow configuration: TENANTFLOW_FAILPOINTS makes the process exit on purpose and is for the local platform only (TENANTFLOW_LOCAL=1)',
     );
   }
+  const stage = values.TENANTFLOW_STAGE ?? (local ? 'local' : 'dev');
   return {
     local,
-    stage: values.TENANTFLOW_STAGE ?? (local ? 'local' : 'dev'),
+    stage,
     database,
     databaseUrl: database.kind === 'url' ? database.url : undefined,
     adminToken: values.TENANTFLOW_ADMIN_TOKEN,
@@ -297,6 +334,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     },
     provisioningLeaseSeconds: values.TENANTFLOW_PROVISIONING_LEASE_SECONDS ?? 120,
     failpoints: values.TENANTFLOW_FAILPOINTS === '' ? undefined : values.TENANTFLOW_FAILPOINTS,
+    schedules: {
+      groupName: values.TENANTFLOW_SCHEDULE_GROUP ?? `tenantflow-${stage}`,
+      targetArn: values.TENANTFLOW_SCHEDULE_TARGET_ARN,
+      roleArn: values.TENANTFLOW_SCHEDULER_ROLE_ARN,
+      deadLetterArn: values.TENANTFLOW_SCHEDULE_DEAD_LETTER_ARN,
+    },
   };
 }
 

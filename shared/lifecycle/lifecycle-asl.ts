@@ -106,6 +106,11 @@ const ONBOARDING_STATES: readonly StepSpec<OnboardingStep>[] = [
 
 const OFFBOARDING_STATES: readonly StepSpec<OffboardingStep>[] = [
   {
+    step: 'schedules',
+    state: 'Delete schedules',
+    comment: "Deletes the tenant's schedules and their triggers, so nothing fires for it any more",
+  },
+  {
     step: 'schema-and-role',
     state: 'Drop schema and role',
     comment: "Ends the tenant's sessions, then drops its schema and its role",

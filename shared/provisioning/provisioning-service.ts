@@ -9,6 +9,7 @@ import {
 } from '../kernel/errors.js';
 import type { Failpoints } from '../kernel/failpoints.js';
 import { assertValidTenantId } from '../kernel/tenant-id.js';
+import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import type { SecretStore, TenantSecret } from '../secrets/secret-store.js';
 import { generateApiKey, hashApiKey } from '../tenancy/api-keys.js';
 import { emptyTenantConfig, type TenantConfig } from '../tenancy/tenant-config.js';
@@ -59,7 +60,7 @@ export const ONBOARDING_STEPS = [
 export type OnboardingStep = (typeof ONBOARDING_STEPS)[number];
 
 /** The steps of offboarding as the state machine runs them, each taking some of {@link DEPROVISIONING_STEPS}. */
-export const OFFBOARDING_STEPS = ['schema-and-role', 'login', 'secret', 'registry'] as const;
+export const OFFBOARDING_STEPS = ['schedules', 'schema-and-role', 'login', 'secret', 'registry'] as const;
 export type OffboardingStep = (typeof OFFBOARDING_STEPS)[number];
 
 /** What one step of a state machine did. */
@@ -94,6 +95,19 @@ export interface ProvisioningServiceDependencies {
   readonly failpoints?: Failpoints | undefined;
   /** How long a run's claim on a tenant lasts before another run may take over. Default 2 min. */
   readonly leaseMs?: number;
+  /**
+   * Deletes the tenant's schedules (their triggers, then their rows): offboarding's first step, so
+   * nothing fires for a tenant whose schema is going.
+   * @default none: the rows go with the registry entry (a foreign key), and no trigger is deleted
+   */
+  readonly scheduleCleanup?: TenantScheduleCleanup | undefined;
+  /** Times each onboarding, from registration to activation. @default NO_METRICS */
+  readonly metrics?: Pick<PlatformMetrics, 'provisioningTook'> | undefined;
+}
+
+/** What offboarding calls to delete a tenant's schedules; idempotent (see `createScheduleCleanup`). */
+export interface TenantScheduleCleanup {
+  removeTenantSchedules(tenantId: string): Promise<unknown>;
 }
 
 export interface ProvisionRequest {
@@ -469,6 +483,9 @@ export class ProvisioningService {
     const { admin, secrets, registry } = this.#deps;
     return this.#claimed(tenantId, 'deprovisioning', step, mode.executionId, async () => {
       switch (step) {
+        case 'schedules':
+          await this.#deps.scheduleCleanup?.removeTenantSchedules(tenantId);
+          return { done: true, release: {} };
         case 'schema-and-role':
           await admin.withConnection(async (client) => {
             await this.#reached('terminate-sessions', tenantId, () =>
@@ -538,7 +555,10 @@ export class ProvisioningService {
         .catch(() => undefined);
       throw error;
     }
-    return tenant as TenantInfo;
+    const onboarded = tenant as TenantInfo;
+    const durationMs = Date.now() - onboarded.createdAt.getTime();
+    (this.#deps.metrics ?? NO_METRICS).provisioningTook({ tenantId, lifecycle: 'onboarding', durationMs });
+    return onboarded;
   }
 
   /**

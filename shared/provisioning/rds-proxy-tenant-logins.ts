@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { LeaseBusyError, type LeaseClock, type PlatformLeases, realClock } from '../db/platform-leases.js';
 import { ConfigurationError, ConflictError } from '../kernel/errors.js';
+import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import { tenantSecretName, tenantSecretPrefix } from '../secrets/secrets-manager-secret-store.js';
 import type { LoginReconciliation, TenantLoginRecord, TenantLogins } from './tenant-logins.js';
 
@@ -39,6 +40,8 @@ export interface RdsProxyTenantLoginsOptions {
   /** Between two looks at a `modifying` proxy. @default 2 s */
   readonly pollMs?: number;
   readonly clock?: LeaseClock;
+  /** Told the list's size each time it is read, to watch it against the limit. @default NO_METRICS */
+  readonly metrics?: Pick<PlatformMetrics, 'proxyAuthListSize'> | undefined;
 }
 
 /** What ModifyDBProxy accepts of an auth entry that DescribeDBProxies returned. */
@@ -82,6 +85,7 @@ export class RdsProxyTenantLogins implements TenantLogins {
   readonly #waitMs: number;
   readonly #pollMs: number;
   readonly #clock: LeaseClock;
+  readonly #metrics: Pick<PlatformMetrics, 'proxyAuthListSize'>;
 
   constructor(options: RdsProxyTenantLoginsOptions) {
     this.#client = options.client;
@@ -93,6 +97,7 @@ export class RdsProxyTenantLogins implements TenantLogins {
     this.#waitMs = options.waitMs ?? 30_000;
     this.#pollMs = options.pollMs ?? 2_000;
     this.#clock = options.clock ?? realClock;
+    this.#metrics = options.metrics ?? NO_METRICS;
     this.description = `rds-proxy:${options.proxyName}`;
   }
 
@@ -287,6 +292,7 @@ export class RdsProxyTenantLogins implements TenantLogins {
       );
       const [proxy] = DBProxies;
       if (proxy !== undefined) {
+        this.#metrics.proxyAuthListSize({ entries: proxy.Auth?.length ?? 0 });
         return proxy;
       }
     } catch (error) {

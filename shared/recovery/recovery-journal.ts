@@ -1,4 +1,5 @@
 import type { Logger } from '../logging/logger.js';
+import type { PlatformMetrics } from '../logging/metrics.js';
 import type { RecoveryOutcome, RecoveryStore, RecoveryTargetType } from './recovery-store.js';
 
 /** What a pass can find. */
@@ -80,6 +81,8 @@ export interface RecoveryEntry {
 export interface RecoveryJournalDependencies {
   readonly store: Pick<RecoveryStore, 'recordEvent'>;
   readonly logger: Pick<Logger, 'info' | 'error'>;
+  /** Counts each action carried out, by kind (an abandon also as an abandonment). @default none */
+  readonly metrics?: Pick<PlatformMetrics, 'recoveryActed'> | undefined;
 }
 
 /**
@@ -147,6 +150,7 @@ export class RecoveryJournal {
     // Only what was carried out counts as an action: a skipped or failed one changed nothing.
     if (repair.outcome === 'done') {
       this.#actions[repair.action] += 1;
+      this.#deps.metrics?.recoveryActed({ ...entry, action: repair.action });
     }
     const fields = {
       runId: this.runId,

@@ -2,13 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { SQLSTATE, sqlState } from '../db/sql.js';
 import type { TenantLifecycle } from '../lifecycle/tenant-lifecycle.js';
 import type { Logger } from '../logging/logger.js';
+import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import type { TenantLogins } from '../provisioning/tenant-logins.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { forEachConcurrently } from '../util/concurrency.js';
 import type { ExecutionStore } from '../workflows/execution-store.js';
 import type { Orchestrator } from '../workflows/orchestrator.js';
 import type { WorkflowRegistry } from '../workflows/workflow-registry.js';
-import { describeError, RecoveryJournal, type RecoverySummary } from './recovery-journal.js';
+import {
+  describeError,
+  RecoveryJournal,
+  type RecoveryJournalDependencies,
+  type RecoverySummary,
+} from './recovery-journal.js';
 import type { RecoveryStore, ScannedTenant, StuckExecution } from './recovery-store.js';
 import { StuckExecutionRepairer } from './stuck-execution-repairer.js';
 import { StuckTenantRepairer } from './stuck-tenant-repairer.js';
@@ -32,7 +38,7 @@ export interface RecoveryOptions {
 
 export interface RecoveryDependencies {
   readonly store: RecoveryStore;
-  readonly executions: Pick<ExecutionStore, 'finalize' | 'markStarted'>;
+  readonly executions: Pick<ExecutionStore, 'finalize' | 'markStarted' | 'isCancelled' | 'markCancelStopped'>;
   /**
    * Where each tenant's limits come from before recovery restarts one of its executions: the
    * registry, which no tenant role can write (never the execution row, which it may).
@@ -49,6 +55,8 @@ export interface RecoveryDependencies {
   readonly logins?: Pick<TenantLogins, 'reconcile' | 'description'>;
   readonly logger: Logger;
   readonly options: RecoveryOptions;
+  /** Recovery's actions by kind, and the executions and tenants it gave up on. @default NO_METRICS */
+  readonly metrics?: PlatformMetrics | undefined;
 }
 
 export interface RecoveryProgress {
@@ -88,16 +96,16 @@ export interface RunRecoveryOptions {
  */
 export class RecoveryService {
   readonly #store: RecoveryStore;
-  readonly #logger: Logger;
   readonly #options: Required<RecoveryOptions>;
   readonly #executions: StuckExecutionRepairer;
   readonly #tenants: StuckTenantRepairer;
   readonly #logins: TenantLoginRepairer | undefined;
+  /** What each pass's journal writes to: the events, the log, the metrics. */
+  readonly #journal: RecoveryJournalDependencies;
 
   constructor(deps: RecoveryDependencies) {
     const { store, logger } = deps;
     this.#store = store;
-    this.#logger = logger;
     this.#options = {
       claimSeconds: 120,
       pageSize: 200,
@@ -115,7 +123,9 @@ export class RecoveryService {
       logger,
       options,
     });
-    this.#tenants = new StuckTenantRepairer({ store, lifecycle: deps.lifecycle, logger, options });
+    const metrics = deps.metrics ?? NO_METRICS;
+    this.#journal = { store, logger, metrics };
+    this.#tenants = new StuckTenantRepairer({ store, lifecycle: deps.lifecycle, logger, options, metrics });
     this.#logins =
       deps.logins === undefined ? undefined : new TenantLoginRepairer({ logins: deps.logins, store, logger });
   }
@@ -123,7 +133,7 @@ export class RecoveryService {
   async run(options: RunRecoveryOptions = {}): Promise<RecoverySummary> {
     const started = performance.now();
     const store = this.#store;
-    const journal = new RecoveryJournal(randomUUID(), { store, logger: this.#logger });
+    const journal = new RecoveryJournal(randomUUID(), this.#journal);
     const { resumeAfter } = await store.beginRun(journal.runId);
     const tenantsTotal = await store.countTenants();
     // A pass that resumes where the previous one ran out of time covers (cursor, end], then the
@@ -192,7 +202,7 @@ export class RecoveryService {
   async reconcileLogins(): Promise<RecoverySummary> {
     const started = performance.now();
     const store = this.#store;
-    const journal = new RecoveryJournal(randomUUID(), { store, logger: this.#logger });
+    const journal = new RecoveryJournal(randomUUID(), this.#journal);
     await store.beginLoginsRun(journal.runId);
     await this.#logins?.repair(journal);
     const summary = journal.summary({

@@ -21,13 +21,13 @@ export interface StuckExecutionRepairerDependencies {
     RecoveryStore,
     'markTaskRunsLost' | 'claimExecution' | 'releaseExecution' | 'storedInput' | 'admitRestart'
   >;
-  readonly executions: Pick<ExecutionStore, 'finalize' | 'markStarted'>;
+  readonly executions: Pick<ExecutionStore, 'finalize' | 'markStarted' | 'isCancelled' | 'markCancelStopped'>;
   /**
    * Where the tenant's limits come from before a restart: the registry, which no tenant role can
    * write (never the execution row, which it may).
    */
   readonly registry: Pick<TenantRegistry, 'get'>;
-  readonly orchestrator: Pick<Orchestrator, 'describe' | 'start' | 'redrive'>;
+  readonly orchestrator: Pick<Orchestrator, 'describe' | 'start' | 'redrive' | 'stop'>;
   readonly workflows: Pick<WorkflowRegistry, 'get'>;
   readonly logger: Pick<Logger, 'error'>;
   readonly options: {
@@ -240,6 +240,19 @@ export class StuckExecutionRepairer {
           progressed: false,
         };
       }
+    }
+    if (await executions.isCancelled(tenantId, executionId)) {
+      // A client cancelled it after the admission and before the orchestrator call: the row is
+      // aborted (no task can commit), and the run just restarted is stopped again, so a cancelled
+      // execution is never left running.
+      await orchestrator.stop(handle, { error: 'Cancelled', cause: 'Cancelled while recovery restarted it' });
+      await executions.markCancelStopped(tenantId, executionId);
+      return {
+        action,
+        outcome: 'skipped',
+        detail: `${reason}; cancelled meanwhile, so the restarted run was stopped`,
+        progressed: true,
+      };
     }
     return {
       action,

@@ -1,5 +1,6 @@
 import type { TenantLifecycle } from '../lifecycle/tenant-lifecycle.js';
 import type { Logger } from '../logging/logger.js';
+import type { PlatformMetrics } from '../logging/metrics.js';
 import { describeError, type FindingKind, type RecoveryJournal, type Repair } from './recovery-journal.js';
 import type { RecoveryStore, ScannedTenant } from './recovery-store.js';
 import { decideTenantRepair } from './repair-decision.js';
@@ -9,6 +10,8 @@ export interface StuckTenantRepairerDependencies {
   readonly lifecycle: Pick<TenantLifecycle, 'resume'>;
   readonly logger: Pick<Logger, 'warn' | 'error'>;
   readonly options: { readonly maxAttempts: number };
+  /** Counts each pass that finds a tenant given up on, which the abandonment alarm watches. @default none */
+  readonly metrics?: Pick<PlatformMetrics, 'recoveryAbandoned'> | undefined;
 }
 
 /** The part of a pass's journal a repairer writes to. */
@@ -47,6 +50,7 @@ export class StuckTenantRepairer {
       if (plan.kind === 'give_up') {
         // Not recorded again on every pass: the failures are on record, and an operator must act.
         logger.warn('recovery gave up on a stuck tenant', { tenantId, status: tenant.status, failures });
+        this.#deps.metrics?.recoveryAbandoned({ tenantId, target: 'tenant', attempts: failures });
         journal.countUnrecorded('skipped');
         return;
       }

@@ -7,6 +7,10 @@ import {
   resolveDatabaseCredentials,
 } from '../config/database-credentials.js';
 import { connectionUser, createPlatformPool } from '../db/connections.js';
+import { createLogger } from '../logging/logger.js';
+import type { PlatformMetrics } from '../logging/metrics.js';
+import { createEmfMetrics, type EmfMetricSink } from '../logging/powertools-metrics.js';
+import { traced } from '../logging/tracer.js';
 import type { PlatformRoleSpec } from '../provisioning/database-admin.js';
 import { PgTenantRegistry } from '../tenancy/pg-tenant-registry.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
@@ -31,6 +35,13 @@ export interface PlatformCore {
   readonly platformLogin: PlatformRoleSpec | undefined;
   /** Where the AWS form connects, for the capabilities that log in with another secret (the admin's). */
   readonly databaseTarget: DatabaseTarget | undefined;
+  /** What the services record (`shared/logging/metrics.ts`), published as EMF by {@link metricSink}. */
+  readonly metrics: PlatformMetrics;
+  /**
+   * The EMF buffer behind {@link metrics}: a Lambda publishes it after each invocation
+   * (`coreHandler`); the local server every {@link LOCAL_METRICS_FLUSH_MS} and when it stops.
+   */
+  readonly metricSink: EmfMetricSink;
   /** The Secrets Manager client of this process, made on first use. */
   secretsManager(): SecretsManagerClient;
   /**
@@ -51,7 +62,15 @@ export interface PlatformCoreOptions {
   readonly secretsManagerClient?: SecretsManagerClient | undefined;
   /** Called when the database refuses a login read from a secret (AWS form only). */
   readonly onCredentialsRejected?: (() => void) | undefined;
+  /** @default EMF for the configuration's stage, with `POWERTOOLS_METRICS_NAMESPACE` and `POWERTOOLS_SERVICE_NAME` */
+  readonly metrics?: { readonly metrics: PlatformMetrics; readonly sink: EmfMetricSink } | undefined;
 }
+
+/**
+ * How often the local server publishes its metrics: one EMF line per subject every 10 s at most,
+ * rather than one per request, beside the server's own log lines.
+ */
+export const LOCAL_METRICS_FLUSH_MS = 10_000;
 
 /**
  * Opens the core of a configuration. With `DATABASE_URL` the pool logs in with that URL; in the
@@ -71,7 +90,7 @@ export async function createPlatformCore(
 ): Promise<PlatformCore> {
   let client = options.secretsManagerClient;
   const secretsManager = () => {
-    client ??= new SecretsManagerClient({});
+    client ??= traced(new SecretsManagerClient({}));
     return client;
   };
   const { database } = config;
@@ -101,6 +120,15 @@ export async function createPlatformCore(
     platformLogin = { name: credentials.username, password: credentials.password };
   }
   const closers: Array<() => Promise<void>> = [];
+  const emf = options.metrics ?? createEmfMetrics({ stage: config.stage, logger: createLogger('metrics') });
+  if (config.local) {
+    const publish = setInterval(() => emf.sink.flush(), LOCAL_METRICS_FLUSH_MS);
+    publish.unref();
+    closers.push(async () => {
+      clearInterval(publish);
+      emf.sink.flush();
+    });
+  }
   return {
     config,
     pool,
@@ -108,6 +136,8 @@ export async function createPlatformCore(
     platformRole,
     platformLogin,
     databaseTarget,
+    metrics: emf.metrics,
+    metricSink: emf.sink,
     secretsManager,
     // With a URL, building again would read the same URL: nothing to gain.
     reportCredentialsRejected: () => onCredentialsRejected?.(),

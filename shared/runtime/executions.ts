@@ -24,25 +24,28 @@ export interface ExecutionsOptions {
  * const { executionId } = await executions.start('acme', { workflow: 'report', input: {} });
  * ```
  */
-export function createExecutions(core: Pick<PlatformCore, 'pool' | 'registry'>, options: ExecutionsOptions) {
+export function createExecutions(
+  core: Pick<PlatformCore, 'pool' | 'registry'> & Partial<Pick<PlatformCore, 'metrics'>>,
+  options: ExecutionsOptions,
+) {
   return new ExecutionService({
     registry: core.registry,
     workflows: options.workflows,
     store: new ExecutionStore(core.pool),
     orchestrator: options.orchestrator,
     logger: options.logger,
+    metrics: core.metrics,
     ...(options.failpoints === undefined ? {} : { failpoints: options.failpoints }),
   });
 }
 
 /** Recording an execution's end, as a workflow's last state does. */
 export function createFinalizer(
-  core: Pick<PlatformCore, 'pool'>,
+  core: Pick<PlatformCore, 'pool'> & Partial<Pick<PlatformCore, 'metrics'>>,
   options: { readonly logger: Logger; readonly failpoints?: Failpoints | undefined },
 ): ExecutionFinalizer {
-  return new ExecutionFinalizer(
-    new ExecutionStore(core.pool),
-    options.logger,
-    options.failpoints === undefined ? {} : { failpoints: options.failpoints },
-  );
+  return new ExecutionFinalizer(new ExecutionStore(core.pool), options.logger, {
+    metrics: core.metrics,
+    ...(options.failpoints === undefined ? {} : { failpoints: options.failpoints }),
+  });
 }

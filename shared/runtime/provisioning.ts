@@ -9,8 +9,9 @@ import type { TenantMigrationSet } from '../db/migrations.js';
 import { PlatformLeases } from '../db/platform-leases.js';
 import { SQLSTATE, sqlState } from '../db/sql.js';
 import type { Failpoints } from '../kernel/failpoints.js';
+import { traced } from '../logging/tracer.js';
 import { DatabaseAdmin, type DatabaseAdminOptions } from '../provisioning/database-admin.js';
-import { ProvisioningService } from '../provisioning/provisioning-service.js';
+import { ProvisioningService, type TenantScheduleCleanup } from '../provisioning/provisioning-service.js';
 import { DirectTenantLogins, type TenantLogins } from '../provisioning/tenant-logins.js';
 import { loadTenantMigrations } from '../provisioning/tenant-migrations.js';
 import type { SecretStore } from '../secrets/secret-store.js';
@@ -30,6 +31,8 @@ export interface ProvisioningOptions {
   readonly failpoints?: Failpoints | undefined;
   /** The registered workflows' tables (`workflows.tenantMigrations()`), applied after the platform's. */
   readonly tenantMigrations?: readonly TenantMigrationSet[] | undefined;
+  /** Deletes a tenant's schedules when it is offboarded (`createScheduleCleanup`); none by default. */
+  readonly scheduleCleanup?: TenantScheduleCleanup | undefined;
 }
 
 export interface Provisioning {
@@ -69,10 +72,12 @@ export async function createProvisioning(
     logins: tenantLogins,
     endpoint: config.tenantEndpoint,
     leaseMs: config.provisioningLeaseSeconds * 1000,
+    metrics: core.metrics,
     ...(options.onCredentialsChanged === undefined
       ? {}
       : { onCredentialsChanged: options.onCredentialsChanged }),
     ...(options.failpoints === undefined ? {} : { failpoints: options.failpoints }),
+    ...(options.scheduleCleanup === undefined ? {} : { scheduleCleanup: options.scheduleCleanup }),
   });
   return {
     admin,
@@ -178,8 +183,9 @@ export async function createTenantLogins(
     import('@aws-sdk/client-rds'),
   ]);
   return new RdsProxyTenantLogins({
-    client: rdsClient ?? new RDSClient({}),
+    client: rdsClient ?? traced(new RDSClient({})),
     proxyName: config.tenantLogins.proxyName,
+    metrics: core.metrics,
     leases: new PlatformLeases(core.pool),
     stage: config.stage,
   });

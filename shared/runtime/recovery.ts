@@ -45,6 +45,7 @@ export function createRecovery(core: PlatformCore, options: RecoveryCapabilityOp
     lifecycle: options.lifecycle,
     logins: options.provisioning.tenantLogins,
     logger: options.logger,
+    metrics: core.metrics,
     options: { ...core.config.recovery, ...options.options },
   });
 }

@@ -1,4 +1,5 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { traced } from '../logging/tracer.js';
 import { StepFunctionsOrchestrator } from '../workflows/step-functions-orchestrator.js';
 import type { PlatformCore } from './core.js';
 
@@ -10,5 +11,5 @@ export function stepFunctionsOrchestrator(
   core: Pick<PlatformCore, 'config'>,
   stateMachineArns: Readonly<Record<string, string>> = core.config.stateMachineArns,
 ): StepFunctionsOrchestrator {
-  return new StepFunctionsOrchestrator({ client: new SFNClient({}), stateMachineArns });
+  return new StepFunctionsOrchestrator({ client: traced(new SFNClient({})), stateMachineArns });
 }

@@ -70,7 +70,7 @@ export function createTenantAccess(
 
 /** A task runner over a tenant access, for one set of workflows. */
 export function createTaskRunner(
-  core: Pick<PlatformCore, 'pool'>,
+  core: Pick<PlatformCore, 'pool'> & Partial<Pick<PlatformCore, 'metrics'>>,
   access: Pick<TenantAccess, 'tenants' | 'tenantConnections'>,
   options: Omit<TaskRunningOptions, 'secrets'>,
 ): TaskRunner {
@@ -80,6 +80,7 @@ export function createTaskRunner(
     store: new ExecutionStore(core.pool),
     tenantConnections: access.tenantConnections,
     logger: options.logger,
+    metrics: core.metrics,
     ...(options.failpoints === undefined ? {} : { failpoints: options.failpoints }),
   });
 }

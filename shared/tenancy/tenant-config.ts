@@ -6,7 +6,7 @@ import { z } from '../kernel/zod.js';
  * to every task as `ctx.tenant.config`:
  * - `settings`: free-form JSON the application reads (e.g. an allow-list of destinations);
  * - `features`: on/off flags;
- * - `limits`: numbers. The platform enforces the two it knows ({@link PLATFORM_LIMITS}); tasks may
+ * - `limits`: numbers. The platform enforces the ones it knows ({@link PLATFORM_LIMITS}); tasks may
  *   read others (e.g. `max_items_per_workflow`).
  */
 export interface TenantConfig {
@@ -21,6 +21,8 @@ export const PLATFORM_LIMITS = {
   maxConcurrentExecutions: 25,
   /** Size of an execution's input as JSON; a larger one gets 413. */
   maxInputBytes: 256 * 1024,
+  /** Schedules defined at once (enabled or paused); one more gets 429. */
+  maxSchedules: 50,
 } as const;
 
 export type PlatformLimits = { readonly [K in keyof typeof PLATFORM_LIMITS]: number };
@@ -51,6 +53,7 @@ export function effectiveLimits(config: TenantConfig): PlatformLimits {
   return {
     maxConcurrentExecutions: config.limits.maxConcurrentExecutions ?? PLATFORM_LIMITS.maxConcurrentExecutions,
     maxInputBytes: config.limits.maxInputBytes ?? PLATFORM_LIMITS.maxInputBytes,
+    maxSchedules: config.limits.maxSchedules ?? PLATFORM_LIMITS.maxSchedules,
   };
 }
 
@@ -62,6 +65,7 @@ const knownLimits = {
     .int('must be a whole number')
     .min(2)
     .max(10 * 1024 * 1024),
+  maxSchedules: z.number().int('must be a whole number').min(0).max(10_000),
 };
 const fitsSize = (value: unknown) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONFIG_BYTES;
 

@@ -1,6 +1,7 @@
 import type { Failpoints } from '../kernel/failpoints.js';
 import { assertValidTenantId } from '../kernel/tenant-id.js';
 import type { Logger } from '../logging/logger.js';
+import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import type { ExecutionStore, FinalOutcome } from './execution-store.js';
 
 export interface FinalizeCommand {
@@ -29,6 +30,8 @@ export class ExecutionFinalizer {
     private readonly options: {
       /** Crash injection for the recovery tests; never set in production. */
       readonly failpoints?: Failpoints | undefined;
+      /** Counts the executions ended, by outcome, once each. @default NO_METRICS */
+      readonly metrics?: Pick<PlatformMetrics, 'executionEnded'> | undefined;
     } = {},
   ) {}
 
@@ -48,6 +51,7 @@ export class ExecutionFinalizer {
     }
     const finalized = await this.store.finalize(tenantId, executionId, outcome, error);
     this.logger.info('execution finalized', { tenantId, executionId, outcome, finalized });
+    if (finalized) (this.options.metrics ?? NO_METRICS).executionEnded({ tenantId, executionId, outcome });
     return { finalized };
   }
 }

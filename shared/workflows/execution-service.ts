@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   ConfigurationError,
   ExecutionNotFoundError,
+  ForeignExecutionError,
   PayloadTooLargeError,
   TenantInactiveError,
   TenantNotFoundError,
@@ -10,9 +11,12 @@ import {
 import type { Failpoints } from '../kernel/failpoints.js';
 import { assertValidTenantId } from '../kernel/tenant-id.js';
 import type { Logger } from '../logging/logger.js';
+import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import { effectiveLimits } from '../tenancy/tenant-config.js';
 import { assertTenantActive, type TenantInfo, type TenantRegistry } from '../tenancy/tenant-registry.js';
+import { ExecutionNotRedrivableError, ExecutionStateConflictError } from './execution-control-errors.js';
 import type {
+  CancelledBy,
   ExecutionRecord,
   ExecutionStatus,
   ExecutionStore,
@@ -34,6 +38,8 @@ export interface ExecutionServiceDependencies {
   readonly logger: Logger;
   /** Crash injection for the recovery tests; never set in production. */
   readonly failpoints?: Failpoints | undefined;
+  /** Counts the executions started. @default NO_METRICS */
+  readonly metrics?: Pick<PlatformMetrics, 'executionStarted'> | undefined;
 }
 
 export interface StartExecutionCommand {
@@ -72,10 +78,15 @@ export class ExecutionService {
    * `limits.maxInputBytes`, then accepted by the workflow's input schema: a 400 otherwise) and the
    * tenant's concurrency (`limits.maxConcurrentExecutions`), records the execution, with the input
    * as the schema parsed it, and starts it. Nothing is recorded for an input that is refused.
+   *
+   * `options.executionId` is a caller-chosen id (a schedule's firing derives it from the schedule
+   * and the time it was due): when an execution with that id is already recorded, it is answered
+   * as it stands and nothing is started again, so a repeated call starts at most one execution.
    */
   async start(
     tenantId: string,
     command: StartExecutionCommand,
+    options: { readonly executionId?: string | undefined } = {},
   ): Promise<{ executionId: string; status: ExecutionStatus }> {
     const tenant = await this.#activeTenant(tenantId);
     const workflow = this.deps.workflows.require(command.workflow);
@@ -88,16 +99,25 @@ export class ExecutionService {
     }
     // After the size check, so the schema never parses more than the tenant allows.
     const input = parseWorkflowInput(workflow, command.input);
-    const executionId = randomUUID();
-    await this.deps.store.insertWithinLimit(
+    if (options.executionId !== undefined && !executionIdSchema.safeParse(options.executionId).success) {
+      throw new ValidationError('Invalid execution id', [`executionId: must be a UUID`]);
+    }
+    const executionId = options.executionId ?? randomUUID();
+    const recorded = await this.deps.store.insertWithinLimit(
       tenantId,
       { executionId, workflow: workflow.name, input },
       limits.maxConcurrentExecutions,
+      { ifAbsent: options.executionId !== undefined },
     );
+    if (!recorded.inserted) {
+      // Started (or left pending for recovery) by the call that recorded it.
+      return { executionId, status: recorded.status };
+    }
     await this.deps.failpoints?.reach('after-insert', { tenantId });
     try {
       const started = await this.deps.orchestrator.start({ workflow: workflow.name, tenantId, executionId });
       await this.deps.store.markStarted(tenantId, executionId, started.ref);
+      (this.deps.metrics ?? NO_METRICS).executionStarted({ tenantId, executionId, workflow: workflow.name });
       return { executionId, status: 'running' };
     } catch (error) {
       if (error instanceof ConfigurationError) {
@@ -178,6 +198,140 @@ export class ExecutionService {
           ? null
           : Math.round(metrics.totalDurationMs / metrics.executionsFinished),
     };
+  }
+
+  /**
+   * Cancels a pending or running execution. The cancel is recorded first (the row becomes `aborted`
+   * with `cancelledBy` and `cancelledAt`, and is counted), then the orchestrator is asked to stop
+   * it. From the record on, no task can commit, finalize cannot overwrite it and recovery leaves it
+   * alone; a stop that is lost (a crash, a failed call) is finished by a repeated cancel or by
+   * recovery. A repeated cancel answers as the first did (`alreadyCancelled: true`).
+   *
+   * Allowed for an active or an inactive tenant (stopping work is never refused); refused with a
+   * 423 while the tenant is being onboarded or offboarded, a 404 for an unknown execution, and a
+   * 409 naming the status for an execution that already ended otherwise.
+   */
+  async cancel(
+    tenantId: string,
+    executionId: string,
+    cancelledBy: CancelledBy,
+  ): Promise<{
+    executionId: string;
+    status: 'aborted';
+    cancelledAt: Date;
+    cancelledBy: CancelledBy;
+    alreadyCancelled: boolean;
+  }> {
+    await this.#knownTenant(tenantId);
+    const recorded = await this.deps.store.cancel(tenantId, executionId, cancelledBy);
+    if (recorded.kind === 'not_found') {
+      throw new ExecutionNotFoundError(tenantId, executionId);
+    }
+    if (recorded.kind === 'ended') {
+      throw new ExecutionStateConflictError(
+        executionId,
+        recorded.status,
+        `Execution '${executionId}' is already ${recorded.status}; only a pending or running execution can be cancelled`,
+      );
+    }
+    if (recorded.kind === 'cancelled' || !recorded.stopConfirmed) {
+      await this.stopCancelled(tenantId, executionId, recorded.workflow);
+    }
+    return {
+      executionId,
+      status: 'aborted',
+      cancelledAt: recorded.cancelledAt,
+      cancelledBy: recorded.cancelledBy,
+      alreadyCancelled: recorded.kind === 'already_cancelled',
+    };
+  }
+
+  /**
+   * Asks the orchestrator to stop a cancelled execution and records that it did. Never throws: a
+   * failure is logged and the stop stays unconfirmed, for a repeated cancel or recovery to finish.
+   * The cancel itself is already on record, so nothing the orchestrator still runs can commit.
+   * Returns whether the stop is confirmed.
+   */
+  async stopCancelled(tenantId: string, executionId: string, workflow: string): Promise<boolean> {
+    try {
+      await this.deps.orchestrator.stop(
+        { workflow, tenantId, executionId },
+        { error: 'Cancelled', cause: `Execution '${executionId}' was cancelled through the API` },
+      );
+    } catch (error) {
+      if (!(error instanceof ForeignExecutionError)) {
+        this.deps.logger.error(
+          'stopping a cancelled execution failed; a repeated cancel or recovery stops it',
+          {
+            tenantId,
+            executionId,
+            error,
+          },
+        );
+        return false;
+      }
+      // The execution by that name is not this one: nothing of this execution runs to be stopped.
+    }
+    await this.deps.store.markCancelStopped(tenantId, executionId);
+    return true;
+  }
+
+  /**
+   * Reruns a failed execution: the orchestrator redrives it from its failed task, and the tasks it
+   * already committed are skipped (the task runner finds them done). The tenant must be active and
+   * have a slot under `limits.maxConcurrentExecutions` (429 otherwise), as for a start. The row goes
+   * back to `running` (with `rerunCount` and `lastRerunAt`) before the redrive is asked for, so a
+   * redrive lost on the way is finished by recovery; a redrive the orchestrator refuses puts it back
+   * to `failed` and answers 409 with the orchestrator's reason.
+   *
+   * Only `failed` executions are rerun: a pending, running or succeeded one, and an aborted one
+   * (cancelled by a client, or stopped in the orchestrator), get a 409 naming the status.
+   */
+  async rerun(
+    tenantId: string,
+    executionId: string,
+  ): Promise<{ executionId: string; status: 'running'; rerunCount: number }> {
+    const tenant = await this.#activeTenant(tenantId);
+    const limits = effectiveLimits(tenant.config);
+    const admission = await this.deps.store.beginRerun(tenantId, executionId, limits.maxConcurrentExecutions);
+    if (admission.kind === 'not_found') {
+      throw new ExecutionNotFoundError(tenantId, executionId);
+    }
+    if (admission.kind === 'not_failed') {
+      throw new ExecutionStateConflictError(
+        executionId,
+        admission.status,
+        admission.cancelled
+          ? `Execution '${executionId}' is aborted: it was cancelled, and a cancelled execution is not rerun; start a new one`
+          : `Execution '${executionId}' is ${admission.status}; only a failed execution can be rerun`,
+      );
+    }
+    const handle = { workflow: admission.workflow, tenantId, executionId };
+    let refusal: Error | undefined;
+    try {
+      const outcome = await this.deps.orchestrator.redrive(handle);
+      if (outcome.kind === 'not_redrivable') {
+        refusal = new ExecutionNotRedrivableError(executionId, outcome.reason);
+      }
+    } catch (error) {
+      if (error instanceof ForeignExecutionError) {
+        refusal = error;
+      } else if (error instanceof ConfigurationError) {
+        refusal = new ExecutionNotRedrivableError(executionId, error.message);
+      } else {
+        // On record as running: recovery finds its orchestrator execution failed and redrives it.
+        this.deps.logger.error('redrive failed; the rerun is left to recovery', {
+          tenantId,
+          executionId,
+          error,
+        });
+      }
+    }
+    if (refusal !== undefined) {
+      await this.deps.store.undoRerun(tenantId, executionId, admission);
+      throw refusal;
+    }
+    return { executionId, status: 'running', rerunCount: admission.rerunCount };
   }
 
   /**

@@ -44,6 +44,12 @@ export interface ExecutionRecord extends ExecutionSummary {
   readonly orchestratorRef: string | null;
   /** How many times recovery has acted on this execution. */
   readonly attempts: number;
+  /** When a client cancelled it (`POST …/cancel`), and as whom; `null` for one never cancelled. */
+  readonly cancelledAt: Date | null;
+  readonly cancelledBy: CancelledBy | null;
+  /** How many times a client reran it (`POST …/rerun`), and when last. */
+  readonly rerunCount: number;
+  readonly lastRerunAt: Date | null;
   readonly tasks: readonly TaskRunRecord[];
 }
 
@@ -55,6 +61,39 @@ export interface TenantMetrics {
   readonly totalDurationMs: number;
   readonly lastActivityAt: Date | null;
 }
+
+/** Who cancelled an execution: the tenant's own API key, or the admin. */
+export type CancelledBy = 'tenant_api_key' | 'admin';
+
+/** What {@link ExecutionStore.cancel} found and did. */
+export type CancelRecord =
+  | ({ readonly kind: 'cancelled' } & CancelledExecution)
+  /** Cancelled before: `stopConfirmed` says whether the orchestrator's stop was confirmed since. */
+  | ({ readonly kind: 'already_cancelled'; readonly stopConfirmed: boolean } & CancelledExecution)
+  | { readonly kind: 'ended'; readonly status: ExecutionStatus }
+  | { readonly kind: 'not_found' };
+
+export interface CancelledExecution {
+  readonly workflow: string;
+  readonly cancelledAt: Date;
+  readonly cancelledBy: CancelledBy;
+}
+
+/** What {@link ExecutionStore.beginRerun} found and did. */
+export type RerunAdmission =
+  | {
+      readonly kind: 'admitted';
+      readonly workflow: string;
+      readonly rerunCount: number;
+      /** What the failed row held, for {@link ExecutionStore.undoRerun}. */
+      readonly failed: {
+        readonly error: string | null;
+        readonly finishedAt: Date | null;
+        readonly lastRerunAt: Date | null;
+      };
+    }
+  | { readonly kind: 'not_failed'; readonly status: ExecutionStatus; readonly cancelled: boolean }
+  | { readonly kind: 'not_found' };
 
 /** What a task changed in the workflow context: keys set and keys removed. */
 export interface ContextChanges {
@@ -119,12 +158,17 @@ export class ExecutionStore {
    * Inserts a `pending` execution if the tenant is active and has fewer than `maxConcurrent`
    * executions pending or running. The tenant's registry row is locked for the check, so two
    * concurrent starts cannot both take the last slot, and a deactivation cannot slip in between.
+   *
+   * With `ifAbsent`, an execution already recorded under this id is answered as it is
+   * (`inserted: false`) and nothing is inserted or checked against the limit: a caller that chose
+   * the id (a schedule's firing) can repeat the call and never start twice.
    */
   async insertWithinLimit(
     tenantId: string,
     execution: { executionId: string; workflow: string; input: JsonValue },
     maxConcurrent: number,
-  ): Promise<ExecutionSummary> {
+    options: { readonly ifAbsent?: boolean } = {},
+  ): Promise<ExecutionSummary & { readonly inserted: boolean }> {
     const executions = tenantTable(tenantId, 'executions');
     return inTransaction(this.pool, async (client) => {
       const tenant = await client.query<{ status: string }>(
@@ -136,6 +180,17 @@ export class ExecutionStore {
         throw new TenantNotFoundError(tenantId);
       }
       assertTenantActive({ tenantId, status });
+      if (options.ifAbsent === true) {
+        // Under the tenant row's lock, so a concurrent call with the same id waits and finds it.
+        const existing = await client.query<SummaryRow>(
+          `SELECT ${SUMMARY_COLUMNS} FROM ${executions} WHERE id = $1`,
+          [execution.executionId],
+        );
+        const [row] = existing.rows;
+        if (row !== undefined) {
+          return { ...toSummary(row), inserted: false };
+        }
+      }
       const inFlight = await client.query<{ count: number }>(
         `SELECT count(*)::int AS count FROM ${executions} WHERE status IN ('pending', 'running')`,
       );
@@ -149,7 +204,7 @@ export class ExecutionStore {
         `INSERT INTO ${executions} (id, workflow, input) VALUES ($1, $2, $3) RETURNING ${SUMMARY_COLUMNS}`,
         [execution.executionId, execution.workflow, JSON.stringify(execution.input)],
       );
-      return toSummary(single(rows, 'the execution store'));
+      return { ...toSummary(single(rows, 'the execution store')), inserted: true };
     });
   }
 
@@ -171,9 +226,14 @@ export class ExecutionStore {
         context: Record<string, JsonValue>;
         orchestrator_ref: string | null;
         attempts: number;
+        cancelled_at: Date | null;
+        cancelled_by: CancelledBy | null;
+        rerun_count: number;
+        last_rerun_at: Date | null;
       }
     >(
-      `SELECT ${SUMMARY_COLUMNS}, input, context, orchestrator_ref, attempts
+      `SELECT ${SUMMARY_COLUMNS}, input, context, orchestrator_ref, attempts,
+              cancelled_at, cancelled_by, rerun_count, last_rerun_at
          FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
       [executionId],
     );
@@ -200,6 +260,10 @@ export class ExecutionStore {
       context: row.context,
       orchestratorRef: row.orchestrator_ref,
       attempts: row.attempts,
+      cancelledAt: row.cancelled_at,
+      cancelledBy: row.cancelled_by,
+      rerunCount: row.rerun_count,
+      lastRerunAt: row.last_rerun_at,
       tasks: tasks.rows.map((task) => ({
         taskId: task.task_id,
         status: task.status,
@@ -288,13 +352,21 @@ export class ExecutionStore {
       : { kind: 'started', attempt: row.attempt, token };
   }
 
-  /** Proves the attempt is alive; recovery treats a stale heartbeat as a crashed task. */
-  async heartbeat(tenantId: string, executionId: string, taskId: string, attempt: number): Promise<void> {
-    await this.pool.query(
-      `UPDATE ${tenantTable(tenantId, 'task_runs')} SET heartbeat_at = now()
-        WHERE execution_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'`,
+  /**
+   * Proves the attempt is alive; recovery treats a stale heartbeat as a crashed task. Answers
+   * whether the execution is still in flight: `false` once it ended under the task (cancelled, or
+   * finalized), so the runner can abort the task's signal instead of working on for nothing.
+   */
+  async heartbeat(tenantId: string, executionId: string, taskId: string, attempt: number): Promise<boolean> {
+    const { rows } = await this.pool.query<{ in_flight: boolean }>(
+      `WITH beat AS (
+         UPDATE ${tenantTable(tenantId, 'task_runs')} SET heartbeat_at = now()
+          WHERE execution_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running')
+       SELECT status IN ('pending', 'running') AS in_flight
+         FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
       [executionId, taskId, attempt],
     );
+    return rows[0]?.in_flight ?? false;
   }
 
   /** Records a failed attempt, unless a later attempt has already taken over the row. */
@@ -399,6 +471,195 @@ export class ExecutionStore {
     );
     const row = rows[0];
     return row === undefined ? undefined : { taskId: row.task_id, attempt: row.attempt, error: row.error };
+  }
+
+  /**
+   * Cancels an execution in flight: in one transaction it becomes `aborted`, with who cancelled it
+   * and when, and is counted in the tenant's counters. This is the record of the intent, written
+   * before the orchestrator is asked to stop: from here on a task's completion
+   * (`complete_task`) finds the execution ended and rolls back, finalize leaves it as it is, and
+   * recovery's scan (in-flight executions only) never sees it again. A task that committed first
+   * holds the row until it commits, so the cancel lands after it and its commit stands.
+   */
+  async cancel(tenantId: string, executionId: string, cancelledBy: CancelledBy): Promise<CancelRecord> {
+    const executions = tenantTable(tenantId, 'executions');
+    return inTransaction(this.pool, async (client) => {
+      const { rows } = await client.query<{
+        workflow: string;
+        cancelled_at: Date;
+        cancelled_by: CancelledBy;
+        duration_ms: string;
+      }>(
+        `UPDATE ${executions}
+            SET status = 'aborted', error = $3, finished_at = now(), updated_at = now(),
+                cancelled_at = now(), cancelled_by = $2
+          WHERE id = $1 AND status IN ('pending', 'running')
+          RETURNING workflow, cancelled_at, cancelled_by,
+                    CASE
+                      WHEN NOT isfinite(COALESCE(started_at, created_at, now()))
+                        OR COALESCE(started_at, created_at, now()) >= now() THEN 0
+                      ELSE LEAST(extract(epoch FROM (now() - COALESCE(started_at, created_at))) * 1000,
+                                 $4::bigint)::bigint
+                    END AS duration_ms`,
+        [
+          executionId,
+          cancelledBy,
+          `Cancelled by ${cancelledBy === 'admin' ? 'the admin' : "the tenant's API key"}`,
+          MAX_RECORDED_DURATION_MS,
+        ],
+      );
+      const cancelled = rows[0];
+      if (cancelled !== undefined) {
+        await client.query(
+          `INSERT INTO ${METRICS} AS m (tenant_id, executions_finished, executions_aborted, total_duration_ms,
+                                        last_activity_at)
+           VALUES ($1, 1, 1, $2, now())
+           ON CONFLICT (tenant_id) DO UPDATE SET
+             executions_finished = m.executions_finished + 1,
+             executions_aborted  = m.executions_aborted + 1,
+             total_duration_ms   = m.total_duration_ms + EXCLUDED.total_duration_ms,
+             last_activity_at    = EXCLUDED.last_activity_at`,
+          [tenantId, Number(cancelled.duration_ms)],
+        );
+        return {
+          kind: 'cancelled',
+          workflow: cancelled.workflow,
+          cancelledAt: cancelled.cancelled_at,
+          cancelledBy: cancelled.cancelled_by,
+        };
+      }
+      const found = await client.query<{
+        workflow: string;
+        status: ExecutionStatus;
+        cancelled_at: Date | null;
+        cancelled_by: CancelledBy | null;
+        orchestrator_stopped_at: Date | null;
+      }>(
+        `SELECT workflow, status, cancelled_at, cancelled_by, orchestrator_stopped_at
+           FROM ${executions} WHERE id = $1`,
+        [executionId],
+      );
+      const row = found.rows[0];
+      if (row === undefined) {
+        return { kind: 'not_found' };
+      }
+      return row.cancelled_at === null || row.cancelled_by === null
+        ? { kind: 'ended', status: row.status }
+        : {
+            kind: 'already_cancelled',
+            workflow: row.workflow,
+            cancelledAt: row.cancelled_at,
+            cancelledBy: row.cancelled_by,
+            stopConfirmed: row.orchestrator_stopped_at !== null,
+          };
+    });
+  }
+
+  /** Records that the orchestrator confirmed the stop of a cancelled execution. */
+  async markCancelStopped(tenantId: string, executionId: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${tenantTable(tenantId, 'executions')} SET orchestrator_stopped_at = now()
+        WHERE id = $1 AND cancelled_at IS NOT NULL AND orchestrator_stopped_at IS NULL`,
+      [executionId],
+    );
+  }
+
+  /** Whether a client cancelled the execution. */
+  async isCancelled(tenantId: string, executionId: string): Promise<boolean> {
+    const { rows } = await this.pool.query(
+      `SELECT 1 FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1 AND cancelled_at IS NOT NULL`,
+      [executionId],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Takes a failed execution back to `running` for a rerun, if the tenant is active and has a slot
+   * under `maxConcurrent` (a {@link LimitExceededError} otherwise), counting the rerun. Written
+   * before the orchestrator is asked to redrive, under the tenant row's lock as a start is: if the
+   * redrive is then lost, recovery finds the execution running with a failed orchestrator
+   * execution and redrives it. Nothing changes for an execution that is not `failed`.
+   */
+  async beginRerun(tenantId: string, executionId: string, maxConcurrent: number): Promise<RerunAdmission> {
+    const executions = tenantTable(tenantId, 'executions');
+    return inTransaction(this.pool, async (client) => {
+      const tenant = await client.query<{ status: string }>(
+        `SELECT status FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`,
+        [tenantId],
+      );
+      const status = tenant.rows[0]?.status;
+      if (status === undefined) {
+        throw new TenantNotFoundError(tenantId);
+      }
+      assertTenantActive({ tenantId, status });
+      const found = await client.query<{
+        workflow: string;
+        status: ExecutionStatus;
+        error: string | null;
+        finished_at: Date | null;
+        last_rerun_at: Date | null;
+        cancelled_at: Date | null;
+      }>(
+        `SELECT workflow, status, error, finished_at, last_rerun_at, cancelled_at
+           FROM ${executions} WHERE id = $1 FOR UPDATE`,
+        [executionId],
+      );
+      const row = found.rows[0];
+      if (row === undefined) {
+        return { kind: 'not_found' };
+      }
+      if (row.status !== 'failed') {
+        return { kind: 'not_failed', status: row.status, cancelled: row.cancelled_at !== null };
+      }
+      const inFlight = await client.query<{ count: number }>(
+        `SELECT count(*)::int AS count FROM ${executions} WHERE status IN ('pending', 'running')`,
+      );
+      const count = inFlight.rows[0]?.count ?? 0;
+      if (count >= maxConcurrent) {
+        throw new LimitExceededError(
+          `Tenant '${tenantId}' already has ${count} executions pending or running, its limit (limits.maxConcurrentExecutions = ${maxConcurrent}); retry the rerun when one finishes`,
+        );
+      }
+      const { rows } = await client.query<{ rerun_count: number }>(
+        `UPDATE ${executions}
+            SET status = 'running', error = NULL, finished_at = NULL, updated_at = now(),
+                rerun_count = rerun_count + 1, last_rerun_at = now()
+          WHERE id = $1
+          RETURNING rerun_count`,
+        [executionId],
+      );
+      return {
+        kind: 'admitted',
+        workflow: row.workflow,
+        rerunCount: single(rows, 'the execution store').rerun_count,
+        failed: { error: row.error, finishedAt: row.finished_at, lastRerunAt: row.last_rerun_at },
+      };
+    });
+  }
+
+  /**
+   * Puts back what {@link beginRerun} changed, when the orchestrator refused the redrive: the
+   * execution is `failed` again as it was. Only the rerun that took it (its `rerunCount`), and only
+   * while nothing else moved it on.
+   */
+  async undoRerun(
+    tenantId: string,
+    executionId: string,
+    admission: Extract<RerunAdmission, { kind: 'admitted' }>,
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${tenantTable(tenantId, 'executions')}
+          SET status = 'failed', error = $3, finished_at = COALESCE($4, now()), updated_at = now(),
+              rerun_count = rerun_count - 1, last_rerun_at = $5
+        WHERE id = $1 AND status = 'running' AND rerun_count = $2`,
+      [
+        executionId,
+        admission.rerunCount,
+        admission.failed.error,
+        admission.failed.finishedAt,
+        admission.failed.lastRerunAt,
+      ],
+    );
   }
 
   async metrics(tenantId: string): Promise<TenantMetrics & { pending: number; running: number }> {

@@ -3,11 +3,12 @@
  * Adapters: `StepFunctionsOrchestrator` (AWS Step Functions) and `LocalOrchestrator`
  * (`local/`, the same ASL run in-process by aws-local-stepfunctions).
  *
- * An execution is addressed by its workflow, its tenant and its execution id. The execution id is
- * also the orchestrator's execution name, which is what makes a retried start idempotent and lets
- * recovery ask about an execution whose start call was lost before its reference was stored. Names
- * are unique per state machine, not per tenant, so execution ids must be globally unique (UUIDs),
- * and a name alone proves nothing: an `executions` row a tenant could have written may name another
+ * An execution is addressed by its workflow, its tenant and its execution id. From those two ids
+ * comes the orchestrator's execution name (`executionNameFor` in `execution-name.ts`:
+ * `<tenantId>-<executionId>`), which is what makes a retried start idempotent and lets recovery ask
+ * about an execution whose start call was lost before its reference was stored. Names are unique
+ * per state machine, not per tenant, so execution ids must be globally unique (UUIDs), and a name
+ * alone proves nothing: an `executions` row a tenant could have written may name another
  * tenant's execution. So every adapter checks that the execution by that name was started with this
  * handle's tenant and execution id as its input ({@link ExecutionInput}) before it tells anything
  * about it or acts on it: `describe` answers `foreign`, and `start`, `stop` and `redrive` throw a
@@ -76,7 +77,8 @@ export type RedriveOutcome =
 
 export interface Orchestrator {
   /**
-   * Starts the workflow's state machine with `name = executionId`; a repeat is deduplicated. Throws
+   * Starts the workflow's state machine with the name `executionNameFor` gives; a repeat is
+   * deduplicated. Throws
    * a `ForeignExecutionError` when the name is taken by an execution with other input.
    */
   start(request: StartExecutionRequest): Promise<StartedExecution>;

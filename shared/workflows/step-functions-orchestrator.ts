@@ -8,6 +8,7 @@ import {
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { ConfigurationError, ForeignExecutionError } from '../kernel/errors.js';
+import { executionNameFor, legacyExecutionNameFor } from './execution-name.js';
 import {
   carriesHandle,
   type ExecutionDescription,
@@ -24,8 +25,9 @@ import {
 const STATE_MACHINE_ARN_PATTERN = /^(arn:[^:]+:states:[^:]+:[^:]+):stateMachine:([^:]+)$/;
 
 /**
- * The ARN Step Functions gives the execution of a Standard state machine named `executionId`:
- * `arn:<partition>:states:<region>:<account>:execution:<stateMachineName>:<executionId>`.
+ * The ARN Step Functions gives the execution of a Standard state machine named `executionName`
+ * (see {@link executionNameFor}):
+ * `arn:<partition>:states:<region>:<account>:execution:<stateMachineName>:<executionName>`.
  *
  * Deriving it (rather than storing what `StartExecution` returned) is what lets recovery ask about
  * an execution whose start response was lost. The ARN names the execution only: whose it is comes
@@ -35,11 +37,11 @@ const STATE_MACHINE_ARN_PATTERN = /^(arn:[^:]+:states:[^:]+:[^:]+):stateMachine:
  *
  * @example
  * ```ts
- * executionArnFor('arn:aws:states:eu-west-1:123456789012:stateMachine:onboarding', 'exec_42');
- * // 'arn:aws:states:eu-west-1:123456789012:execution:onboarding:exec_42'
+ * executionArnFor('arn:aws:states:eu-west-1:123456789012:stateMachine:onboarding', 'acme-exec_42');
+ * // 'arn:aws:states:eu-west-1:123456789012:execution:onboarding:acme-exec_42'
  * ```
  */
-export function executionArnFor(stateMachineArn: string, executionId: string): string {
+export function executionArnFor(stateMachineArn: string, executionName: string): string {
   const match = STATE_MACHINE_ARN_PATTERN.exec(stateMachineArn);
   if (match === null) {
     throw new ConfigurationError(
@@ -47,7 +49,7 @@ export function executionArnFor(stateMachineArn: string, executionId: string): s
     );
   }
   const [, accountPrefix, stateMachineName] = match;
-  return `${accountPrefix}:execution:${stateMachineName}:${executionId}`;
+  return `${accountPrefix}:execution:${stateMachineName}:${executionName}`;
 }
 
 /**
@@ -81,9 +83,13 @@ export interface StepFunctionsOrchestratorProps {
 
 /**
  * {@link Orchestrator} over AWS Step Functions (Standard workflows). Each execution is started with
- * `name = executionId` and input `{ tenantId, executionId }` only: the context stays in the tenant
- * schema, because state payloads are capped at 256 KB. Every other call addresses the execution by
- * the ARN {@link executionArnFor} derives, so nothing needs the ARN `start` returned.
+ * the name {@link executionNameFor} gives (`<tenantId>-<executionId>`) and input
+ * `{ tenantId, executionId }` only: the context stays in the tenant schema, because state payloads
+ * are capped at 256 KB. Every other call addresses the execution by the ARN {@link executionArnFor}
+ * derives, so nothing needs the ARN `start` returned. Executions started before names carried the
+ * tenant id were named by the bare execution id: when no execution has the current name, the
+ * legacy name is looked up too, so they are still described, stopped and redriven, and recovery
+ * never starts a duplicate of one.
  *
  * An execution's name is not proof of whose it is: every call first reads the execution's input
  * (`DescribeExecution`) and goes on only if it is `{ tenantId, executionId }` of the handle, so an
@@ -142,23 +148,17 @@ export class StepFunctionsOrchestrator implements Orchestrator {
     // Key order is fixed, so a retried start sends the same input string, which AWS's
     // idempotency compares.
     const input: ExecutionInput = { tenantId: request.tenantId, executionId: request.executionId };
+    const name = executionNameFor(request);
     try {
       const started = await this.client.send(
-        new StartExecutionCommand({
-          stateMachineArn,
-          name: request.executionId,
-          input: JSON.stringify(input),
-        }),
+        new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }),
       );
-      return {
-        ref: started.executionArn ?? executionArnFor(stateMachineArn, request.executionId),
-        alreadyStarted: false,
-      };
+      return { ref: started.executionArn ?? executionArnFor(stateMachineArn, name), alreadyStarted: false };
     } catch (error) {
       if (!isAwsError(error, 'ExecutionAlreadyExists')) {
         throw error;
       }
-      const ref = executionArnFor(stateMachineArn, request.executionId);
+      const ref = executionArnFor(stateMachineArn, name);
       // AWS also answers ExecutionAlreadyExists when the name is taken by an execution with
       // different input: with names shared by every tenant, it must be checked to be this one.
       const existing = await this.client.send(new DescribeExecutionCommand({ executionArn: ref }));
@@ -167,7 +167,7 @@ export class StepFunctionsOrchestrator implements Orchestrator {
         throw new ForeignExecutionError(
           request.tenantId,
           request.executionId,
-          `Execution id '${request.executionId}' of workflow '${request.workflow}' is already the name of an execution with other input`,
+          `Execution name '${name}' of workflow '${request.workflow}' is already taken by an execution with other input`,
           { cause: error },
         );
       }
@@ -180,23 +180,19 @@ export class StepFunctionsOrchestrator implements Orchestrator {
    * by that name was not started with this handle's tenant and execution id.
    */
   async describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
-    const executionArn = this.executionArnOf(handle);
-    let described: DescribeExecutionCommandOutput;
-    try {
-      described = await this.client.send(new DescribeExecutionCommand({ executionArn }));
-    } catch (error) {
-      if (isAwsError(error, 'ExecutionDoesNotExist')) {
-        return { status: 'not_found', redrivable: false };
-      }
-      throw error;
+    const found = await this.find(handle);
+    if (found === undefined) {
+      return { status: 'not_found', redrivable: false };
     }
+    const { executionArn, described } = found;
     if (!carriesHandle(described.input, handle)) {
       // Checked before the status is mapped: nothing of someone else's execution is passed on.
       return { status: 'foreign', redrivable: false };
     }
     return {
       status: orchestratedStatusOf(described.status, executionArn),
-      ref: described.executionArn ?? executionArn,
+      // The ARN by which it was found: acting on it reaches a legacy-named execution too.
+      ref: executionArn,
       startedAt: described.startDate,
       stoppedAt: described.stopDate,
       error: described.error,
@@ -216,9 +212,8 @@ export class StepFunctionsOrchestrator implements Orchestrator {
    * when the execution is no longer running. Otherwise the failure propagates.
    */
   async stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
-    const executionArn = this.executionArnOf(handle);
-    const seen = await this.describeOwn(handle);
-    if (ENDED_STATUSES.has(seen.status)) {
+    const { seen, executionArn } = await this.describeOwn(handle);
+    if (ENDED_STATUSES.has(seen.status) || executionArn === undefined) {
       return;
     }
     try {
@@ -240,9 +235,8 @@ export class StepFunctionsOrchestrator implements Orchestrator {
    * reason); other errors propagate.
    */
   async redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
-    const executionArn = this.executionArnOf(handle);
-    const seen = await this.describeOwn(handle);
-    if (seen.status === 'not_found') {
+    const { executionArn } = await this.describeOwn(handle);
+    if (executionArn === undefined) {
       return { kind: 'not_redrivable', reason: 'Execution does not exist' };
     }
     try {
@@ -269,17 +263,43 @@ export class StepFunctionsOrchestrator implements Orchestrator {
     return arn;
   }
 
-  private executionArnOf(handle: ExecutionHandle): string {
-    return executionArnFor(this.stateMachineArnOf(handle.workflow), handle.executionId);
+  /**
+   * The execution by its current name ({@link executionNameFor}), else by its legacy name (the bare
+   * execution id, from before names carried the tenant id); `undefined` when neither exists. Whose
+   * it is, is still for the caller to check against its input.
+   */
+  private async find(
+    handle: ExecutionHandle,
+  ): Promise<{ executionArn: string; described: DescribeExecutionCommandOutput } | undefined> {
+    const stateMachineArn = this.stateMachineArnOf(handle.workflow);
+    for (const name of [executionNameFor(handle), legacyExecutionNameFor(handle)]) {
+      const executionArn = executionArnFor(stateMachineArn, name);
+      try {
+        return {
+          executionArn,
+          described: await this.client.send(new DescribeExecutionCommand({ executionArn })),
+        };
+      } catch (error) {
+        if (!isAwsError(error, 'ExecutionDoesNotExist')) {
+          throw error;
+        }
+      }
+    }
+    return undefined;
   }
 
-  /** {@link describe}, refusing with a `ForeignExecutionError` an execution that is not the handle's. */
-  private async describeOwn(handle: ExecutionHandle): Promise<ExecutionDescription> {
+  /**
+   * {@link describe}, refusing with a `ForeignExecutionError` an execution that is not the handle's.
+   * `executionArn` is the ARN of the execution found, by whichever name; absent for `not_found`.
+   */
+  private async describeOwn(
+    handle: ExecutionHandle,
+  ): Promise<{ seen: ExecutionDescription; executionArn: string | undefined }> {
     const seen = await this.describe(handle);
     if (seen.status === 'foreign') {
       throw new ForeignExecutionError(handle.tenantId, handle.executionId);
     }
-    return seen;
+    return { seen, executionArn: seen.ref };
   }
 
   /** Whether the execution has ended; `false` when that cannot be found out either. */

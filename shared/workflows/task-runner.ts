@@ -1,6 +1,7 @@
 import { ExecutionNotFoundError } from '../kernel/errors.js';
 import type { Failpoints } from '../kernel/failpoints.js';
 import type { Logger } from '../logging/logger.js';
+import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import type { TenantConnections } from '../tenancy/tenant-connections.js';
 import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import type { ExecutionStore } from './execution-store.js';
@@ -35,6 +36,8 @@ export interface TaskRunnerDependencies {
   readonly heartbeatIntervalMs?: number;
   /** Crash injection for the recovery tests; never set in production. */
   readonly failpoints?: Failpoints | undefined;
+  /** Times each attempt and counts the failed ones. @default NO_METRICS */
+  readonly metrics?: Pick<PlatformMetrics, 'taskRan'> | undefined;
 }
 
 /** Task errors are stored and returned to clients; keep a runaway message from bloating both. */
@@ -100,16 +103,30 @@ export class TaskRunner {
       return { outcome: 'already_succeeded' };
     }
     const { attempt, token } = start;
+    const attemptStarted = performance.now();
     const logger = this.#deps.logger.createChild({
       persistentKeys: { tenantId, workflow: execution.workflow, executionId, taskId, attempt },
     });
+    // Aborted by the timeout, or by a heartbeat that finds the execution ended under the task (a
+    // client cancelled it): either way the task's `signal` fires and its transaction rolls back.
+    const timeout = new AbortController();
     const heartbeat = setInterval(() => {
-      store.heartbeat(tenantId, executionId, taskId, attempt).catch((error: unknown) => {
-        logger.warn('heartbeat failed', { error });
-      });
+      store
+        .heartbeat(tenantId, executionId, taskId, attempt)
+        .then((inFlight) => {
+          if (!inFlight && !timeout.signal.aborted) {
+            timeout.abort(
+              new ExecutionNotRunnableError(
+                `Execution '${executionId}' ended (cancelled) while task '${taskId}' ran; its work is rolled back`,
+              ),
+            );
+          }
+        })
+        .catch((error: unknown) => {
+          logger.warn('heartbeat failed', { error });
+        });
     }, this.#heartbeatIntervalMs);
     heartbeat.unref();
-    const timeout = new AbortController();
     const timer = setTimeout(
       () => timeout.abort(new TaskTimedOutError(`Task '${taskId}' timed out after ${task.timeoutSeconds} s`)),
       task.timeoutSeconds * 1000,
@@ -180,8 +197,10 @@ export class TaskRunner {
         return { outcome: 'already_succeeded' };
       }
       await this.#deps.failpoints?.reach('after-commit', { tenantId, name: taskId });
+      this.#recordRun(invocation, execution.workflow, attemptStarted, false);
       return { outcome: 'succeeded', attempt };
     } catch (error) {
+      this.#recordRun(invocation, execution.workflow, attemptStarted, true);
       throw await this.#recordFailure(invocation, task, attempt, error, logger);
     } finally {
       clearInterval(heartbeat);
@@ -203,13 +222,21 @@ export class TaskRunner {
       .catch((recordError: unknown) =>
         logger.error('could not record the failed attempt', { error: recordError }),
       );
-    if (error instanceof TaskTimedOutError) {
+    // Passed on by name: a timeout is retried by the task's policy, and an execution that ended
+    // (cancelled) is not retried at all, where a TaskFailedError would be.
+    if (error instanceof TaskTimedOutError || error instanceof ExecutionNotRunnableError) {
       return error;
     }
     return new TaskFailedError(
       `Task '${task.id}' failed on attempt ${attempt} of ${task.retry.attempts}: ${message}`,
       { cause: error },
     );
+  }
+
+  /** The attempt's duration and whether it failed, as the task metrics count them. */
+  #recordRun(invocation: TaskInvocation, workflow: string, startedAt: number, failed: boolean): void {
+    const durationMs = performance.now() - startedAt;
+    (this.#deps.metrics ?? NO_METRICS).taskRan({ ...invocation, workflow, durationMs, failed });
   }
 }
 

@@ -59,7 +59,10 @@ export interface TaskContext<Input = JsonValue> {
   readonly db: Queryable;
   /** Every line carries the tenant, workflow, execution and task ids. */
   readonly logger: Logger;
-  /** Aborted when the task runs past its timeout; pass it on to long calls. */
+  /**
+   * Aborted when the task runs past its timeout, or when its execution is cancelled (noticed at
+   * the next heartbeat); pass it on to long calls. Either way the task's transaction rolls back.
+   */
   readonly signal: AbortSignal;
   /** A value from the workflow context, as the task's predecessors left it. */
   get<T extends JsonValue = JsonValue>(key: string): T | undefined;

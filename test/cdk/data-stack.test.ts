@@ -644,11 +644,17 @@ describe('DataStack', () => {
       });
     });
 
-    it('has Secrets Manager, Step Functions and X-Ray interface endpoints in the Lambda subnets', () => {
+    it('has Secrets Manager, Step Functions, EventBridge Scheduler and X-Ray interface endpoints in the Lambda subnets', () => {
       const endpoints = Object.values(prod.template.findResources('AWS::EC2::VPCEndpoint'));
 
-      expect(interfaceServicesOf(prod.template)).toEqual(['rds', 'secretsmanager', 'states', 'xray']);
-      expect(interfaceServicesOf(direct.template)).toEqual(['secretsmanager', 'states', 'xray']);
+      expect(interfaceServicesOf(prod.template)).toEqual([
+        'rds',
+        'scheduler',
+        'secretsmanager',
+        'states',
+        'xray',
+      ]);
+      expect(interfaceServicesOf(direct.template)).toEqual(['scheduler', 'secretsmanager', 'states', 'xray']);
       for (const endpoint of endpoints) {
         expect(endpoint.Properties).toMatchObject({ VpcEndpointType: 'Interface', PrivateDnsEnabled: true });
         expect(new Set(subnetGroupsOf(prod.template, endpoint.Properties.SubnetIds))).toEqual(
@@ -875,7 +881,13 @@ describe('DataStack', () => {
 
     it('keeps the same interface endpoints, X-Ray included, in every mode', () => {
       for (const [mode, { template }] of modes()) {
-        expect(interfaceServicesOf(template), mode).toEqual(['rds', 'secretsmanager', 'states', 'xray']);
+        expect(interfaceServicesOf(template), mode).toEqual([
+          'rds',
+          'scheduler',
+          'secretsmanager',
+          'states',
+          'xray',
+        ]);
       }
     });
   });

@@ -60,22 +60,45 @@ const START_AND_DESCRIBE = [
   'states:DescribeExecution on workflow executions',
 ];
 const REDRIVE = ['states:RedriveExecution on workflow executions'];
+/** Cancel (the executions API) and stopping a run cancelled while recovery restarted it. */
+const STOP = ['states:StopExecution on workflow executions'];
 /** Onboarding and offboarding: their two state machines and their executions, always deployed. */
 const LIFECYCLE_START_AND_DESCRIBE = [
   'states:StartExecution on lifecycle state machines',
   'states:DescribeExecution on lifecycle executions',
 ];
 const LIFECYCLE_REDRIVE = ['states:RedriveExecution on lifecycle executions'];
+/** The schedules API: the stage's EventBridge Scheduler schedules, and the role they invoke with. */
+const MANAGE_SCHEDULES = [
+  ...['CreateSchedule', 'DeleteSchedule', 'GetSchedule', 'UpdateSchedule'].map(
+    (action) => `scheduler:${action} on tenant schedules`,
+  ),
+  'iam:PassRole on scheduler role',
+];
+/** Offboarding deletes a tenant's schedules, and nothing else of Scheduler. */
+const DELETE_SCHEDULES = ['scheduler:DeleteSchedule on tenant schedules'];
+/** The firing function's on-failure destination (Lambda's SqsDestination grant). */
+const SEND_UNDELIVERED_FIRINGS = ['GetQueueAttributes', 'GetQueueUrl', 'SendMessage'].map(
+  (action) => `sqs:${action} on schedule firings dead-letter queue`,
+);
 
 const CORE_ENV = [
   'NODE_OPTIONS',
   'POWERTOOLS_LOG_LEVEL',
+  'POWERTOOLS_METRICS_NAMESPACE',
+  'POWERTOOLS_SERVICE_NAME',
   'TENANTFLOW_STAGE',
   'TENANTFLOW_DATABASE_HOST',
   'TENANTFLOW_DATABASE_PORT',
   'TENANTFLOW_DATABASE_NAME',
   'TENANTFLOW_DATABASE_SSL',
   'TENANTFLOW_DATABASE_SECRET_ARN',
+];
+const SCHEDULES_ENV = [
+  'TENANTFLOW_SCHEDULE_GROUP',
+  'TENANTFLOW_SCHEDULE_TARGET_ARN',
+  'TENANTFLOW_SCHEDULER_ROLE_ARN',
+  'TENANTFLOW_SCHEDULE_DEAD_LETTER_ARN',
 ];
 const PROVISIONING_ENV = [
   'TENANTFLOW_ADMIN_DATABASE_SECRET_ARN',
@@ -113,7 +136,7 @@ function expectedFunctions(
       ],
     },
     executionsApi: {
-      grants: [...CORE, ...(workflows ? START_AND_DESCRIBE : [])],
+      grants: [...CORE, ...(workflows ? [...START_AND_DESCRIBE, ...REDRIVE, ...STOP] : [])],
       env: [...CORE_ENV, 'TENANTFLOW_STATE_MACHINE_ARNS', 'TENANTFLOW_EXAMPLES'],
     },
     tenantsApi: {
@@ -127,8 +150,18 @@ function expectedFunctions(
       ],
     },
     provisioningStep: {
-      grants: [...CORE, ...PROVISIONING, ...proxyAuthList],
-      env: [...CORE_ENV, ...PROVISIONING_ENV, ...proxyName, 'TENANTFLOW_EXAMPLES'],
+      grants: [...CORE, ...PROVISIONING, ...proxyAuthList, ...DELETE_SCHEDULES],
+      env: [...CORE_ENV, ...PROVISIONING_ENV, ...proxyName, ...SCHEDULES_ENV, 'TENANTFLOW_EXAMPLES'],
+    },
+    // No Step Functions: creating a schedule starts nothing; the firing function does.
+    schedulesApi: {
+      grants: [...CORE, ...MANAGE_SCHEDULES],
+      env: [...CORE_ENV, ...SCHEDULES_ENV, 'TENANTFLOW_EXAMPLES'],
+    },
+    // No Scheduler permission: firing changes no schedule.
+    scheduleFire: {
+      grants: [...CORE, ...(workflows ? START_AND_DESCRIBE : []), ...SEND_UNDELIVERED_FIRINGS],
+      env: [...CORE_ENV, 'TENANTFLOW_STATE_MACHINE_ARNS', 'TENANTFLOW_EXAMPLES'],
     },
     // No admin login and no tenant secrets: recovery redrives the lifecycle's executions instead
     // of running DDL, and only puts proxy logins back.
@@ -138,7 +171,7 @@ function expectedFunctions(
         ...proxyAuthList,
         ...LIFECYCLE_START_AND_DESCRIBE,
         ...LIFECYCLE_REDRIVE,
-        ...(workflows ? [...START_AND_DESCRIBE, ...REDRIVE] : []),
+        ...(workflows ? [...START_AND_DESCRIBE, ...REDRIVE, ...STOP] : []),
       ],
       env: [
         ...CORE_ENV,
@@ -216,6 +249,18 @@ function grantsOf(synthesized: Synthesized, name: FunctionName): string[] {
     if (resource === TEST_PROXY_ARN) {
       return 'proxy';
     }
+    if (
+      resource ===
+      `arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/tenantflow-${fixture.config.stage}/*`
+    ) {
+      return 'tenant schedules';
+    }
+    if (resource === `<${logicalId(fixture.stack.schedules.schedulerRole)}.Arn>`) {
+      return 'scheduler role';
+    }
+    if (resource === `<${logicalId(fixture.stack.schedules.deadLetterQueue)}.Arn>`) {
+      return 'schedule firings dead-letter queue';
+    }
     if (machines.some((machine) => resource === `<${logicalId(machine.stateMachine)}>`)) {
       return 'workflow state machines';
     }
@@ -232,8 +277,13 @@ function grantsOf(synthesized: Synthesized, name: FunctionName): string[] {
   };
   const grants = statementsOfRole(synthesized.resources, logicalId(fn.executionRole)).flatMap((statement) => {
     expect(statement.Effect, `${name}: ${JSON.stringify(statement)}`).toBe('Allow');
-    expect(statement.Condition, `${name}: ${JSON.stringify(statement)}`).toBeUndefined();
     const actions = [statement.Action].flat() as string[];
+    // The one condition of the table: the scheduler role may be passed to Scheduler only.
+    expect(statement.Condition, `${name}: ${JSON.stringify(statement)}`).toEqual(
+      actions.includes('iam:PassRole')
+        ? { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } }
+        : undefined,
+    );
     const resources = ([statement.Resource].flat() as unknown[]).map(flatten).map(kindOf);
     return actions.flatMap((action) => resources.map((kind) => `${action} on ${kind}`));
   });
@@ -323,10 +373,19 @@ describe("examples: installing the example workflows is the deployment's choice 
       })
       .sort();
   /**
-   * The functions that load the workflows (run-task, executions, recovery) or their tables
-   * (tenants API, provisioning step, migrate).
+   * The functions that load the workflows (run-task, executions, recovery, schedule firing, the
+   * schedules API) or their tables (tenants API, provisioning step, migrate).
    */
-  const LOADERS = ['executionsApi', 'migrate', 'provisioningStep', 'recovery', 'runTask', 'tenantsApi'];
+  const LOADERS = [
+    'executionsApi',
+    'migrate',
+    'provisioningStep',
+    'recovery',
+    'runTask',
+    'scheduleFire',
+    'schedulesApi',
+    'tenantsApi',
+  ];
   /** The tenant lifecycle's, deployed with or without workflows. */
   const LIFECYCLE_MACHINES = ['tenantflow-qa-offboarding', 'tenantflow-qa-onboarding'];
 
@@ -371,7 +430,7 @@ describe("examples: installing the example workflows is the deployment's choice 
       ]),
     );
     expect(examplesVariables(without)).toEqual(LOADERS.map((name) => `${name}=off`));
-    for (const name of ['executionsApi', 'recovery'] as const) {
+    for (const name of ['executionsApi', 'recovery', 'scheduleFire'] as const) {
       expect(environmentOf(without, name).TENANTFLOW_STATE_MACHINE_ARNS, name).toBe('{}');
     }
     // The API still has its executions routes: they list no workflow and start none.

@@ -28,7 +28,8 @@ import {
 } from '../../cdk/constructs/shared-layer.js';
 import { TenantFunction } from '../../cdk/constructs/tenant-function.js';
 import { routeKey } from '../../cdk/constructs/tenantflow-api.js';
-import { API_ROUTES, GATEWAY_RESPONSES } from '../../functions/api/routes.js';
+import { apiGatewayBodyModel } from '../../functions/api/openapi.js';
+import { API_ROUTES, GATEWAY_RESPONSES, takesJsonBody } from '../../functions/api/routes.js';
 import { installedWorkflows } from '../../workflows/index.js';
 import {
   buildPlatform,
@@ -59,6 +60,8 @@ const ENTRIES = {
   finalize: 'functions/workflow/finalize.ts',
   recovery: 'functions/recovery/recover.ts',
   provisioningStep: 'functions/provisioning/step.ts',
+  schedulesApi: 'functions/api/schedules.ts',
+  scheduleFire: 'functions/schedules/fire.ts',
 } as const;
 type FunctionKey = keyof typeof ENTRIES;
 const FUNCTION_KEYS = Object.keys(ENTRIES) as FunctionKey[];
@@ -286,7 +289,7 @@ describe('PlatformStack', () => {
       },
     );
 
-    it('gives the state machine ARNs to the executions API and recovery only', () => {
+    it('gives the state machine ARNs to the executions API, recovery and schedule firing only', () => {
       // Prepare
       const holders = FUNCTION_KEYS.filter(
         (key) => environmentOf(key).TENANTFLOW_STATE_MACHINE_ARNS !== undefined,
@@ -294,7 +297,7 @@ describe('PlatformStack', () => {
       const arns = flatten(environmentOf('recovery').TENANTFLOW_STATE_MACHINE_ARNS);
 
       // Assert
-      expect(holders.sort()).toEqual(['executionsApi', 'recovery']);
+      expect(holders.sort()).toEqual(['executionsApi', 'recovery', 'scheduleFire']);
       for (const [name, machine] of fixture.stack.stateMachines) {
         expect(arns).toContain(`"${name}":"<${logicalId(machine.stateMachine)}>"`);
       }
@@ -414,7 +417,13 @@ describe('PlatformStack', () => {
         (source.startsWith('examples/') && source !== 'examples/tables.ts');
 
       // Assert
-      expect(loadsRegistry.sort()).toEqual(['executionsApi', 'recovery', 'runTask']);
+      expect(loadsRegistry.sort()).toEqual([
+        'executionsApi',
+        'recovery',
+        'runTask',
+        'scheduleFire',
+        'schedulesApi',
+      ]);
       expect(loadsTablesOnly.sort()).toEqual(['provisioningStep', 'tenantsApi']);
       for (const key of FUNCTION_KEYS) {
         const sources = sourcesOf(key).map(inProject);
@@ -815,7 +824,12 @@ describe('PlatformStack', () => {
       (key, route) => {
         // Prepare
         const method = methodsByRoute().get(key) ?? {};
-        const target = { tenants: 'tenantsApi', executions: 'executionsApi', health: 'health' } as const;
+        const target = {
+          tenants: 'tenantsApi',
+          executions: 'executionsApi',
+          schedules: 'schedulesApi',
+          health: 'health',
+        } as const;
         const integration = method.Integration as { Type: string; Uri: unknown };
 
         // Assert
@@ -856,15 +870,19 @@ describe('PlatformStack', () => {
         ValidateRequestBody: true,
         ValidateRequestParameters: true,
       });
-      expect(API_ROUTES.filter((route) => route.body === 'json').map(routeKey)).toEqual([
-        'POST /tenants',
-        'PATCH /tenants/{tenantId}',
-        'POST /tenants/{tenantId}/executions',
-      ]);
+      expect(API_ROUTES.filter(takesJsonBody).map(routeKey)).toEqual(
+        expect.arrayContaining([
+          'POST /tenants',
+          'PATCH /tenants/{tenantId}',
+          'POST /tenants/{tenantId}/executions',
+          'POST /tenants/{tenantId}/schedules',
+          'PATCH /tenants/{tenantId}/schedules/{scheduleId}',
+        ]),
+      );
       for (const route of API_ROUTES) {
         const method = methods.get(routeKey(route)) ?? {};
         const params = [...route.resource.matchAll(/\{([^}]+)\}/g)].map((match) => match[1]);
-        const hasBody = route.body === 'json';
+        const hasBody = takesJsonBody(route);
         expect(method.RequestParameters ?? {}).toEqual(
           Object.fromEntries(params.map((name) => [`method.request.path.${name}`, true])),
         );
@@ -874,6 +892,40 @@ describe('PlatformStack', () => {
         expect(method.RequestModels === undefined).toBe(!hasBody);
       }
     });
+
+    it.each(API_ROUTES.filter(takesJsonBody).map((route) => [routeKey(route), route] as const))(
+      '%s: checks the body against a draft-04 model of its own request schema',
+      (key, route) => {
+        // Prepare
+        const method = methodsByRoute().get(key) ?? {};
+        const models = method.RequestModels as Record<string, { Ref: string }>;
+        const modelId = models['application/json']?.Ref ?? '';
+        const model = resources[modelId];
+        const { body } = route.request;
+        if (body === undefined) {
+          throw new Error(`${key} takes no body`);
+        }
+        const expected = apiGatewayBodyModel(body);
+
+        // Assert: the model is the route's own, not a shared one, and is the handler's schema.
+        expect(Object.keys(models)).toEqual(['application/json']);
+        expect(model?.Type).toBe('AWS::ApiGateway::Model');
+        expect(model?.Properties).toMatchObject({
+          ContentType: 'application/json',
+          RestApiId: { Ref: logicalId(fixture.stack.api.restApi) },
+        });
+        expect(model?.Properties.Schema).toEqual(expected);
+        expect(expected.$schema).toBe('http://json-schema.org/draft-04/schema#');
+        expect(expected.type).toBe('object');
+        const otherModels = API_ROUTES.filter((other) => takesJsonBody(other) && other !== route).map(
+          (other) =>
+            ((methodsByRoute().get(routeKey(other))?.RequestModels ?? {}) as Record<string, { Ref: string }>)[
+              'application/json'
+            ]?.Ref,
+        );
+        expect(otherModels).not.toContain(modelId);
+      },
+    );
 
     it('installs GATEWAY_RESPONSES as they are', () => {
       // Prepare
@@ -1264,8 +1316,9 @@ describe('PlatformStack', () => {
           expect(actionsOf(statement).includes('states:StartExecution'), key).toBe(verb === 'Start');
         }
       }
+      // Cancel (StopExecution) and rerun (RedriveExecution) of the tenant's own executions.
       expect(granted('executionsApi')).toEqual([
-        'ReadWorkflowExecutions: states:DescribeExecution',
+        'ReadWorkflowExecutions: states:DescribeExecution,states:RedriveExecution,states:StopExecution',
         'StartWorkflowExecutions: states:StartExecution',
       ]);
       expect(granted('tenantsApi')).toEqual([
@@ -1274,7 +1327,8 @@ describe('PlatformStack', () => {
       ]);
       expect(granted('recovery')).toEqual([
         'ReadLifecycleExecutions: states:DescribeExecution,states:RedriveExecution',
-        'ReadWorkflowExecutions: states:DescribeExecution,states:RedriveExecution',
+        // StopExecution: a run it restarted while a client cancelled it is stopped again.
+        'ReadWorkflowExecutions: states:DescribeExecution,states:RedriveExecution,states:StopExecution',
         'StartLifecycleExecutions: states:StartExecution',
         'StartWorkflowExecutions: states:StartExecution',
       ]);

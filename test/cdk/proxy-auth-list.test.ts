@@ -224,7 +224,11 @@ describe('the reconcile after every deployment', () => {
 
     // Assert
     expect(direct.stack.proxyLogins).toBeUndefined();
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 0);
+    // The platform's alarms remain, but none about the proxy's auth list.
+    const alarmNames = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (alarm) => alarm.Properties?.AlarmName as string,
+    );
+    expect(alarmNames.filter((name) => /proxy/.test(name))).toEqual([]);
     template.resourceCountIs('AWS::Logs::MetricFilter', 0);
     // Only the migrations' trigger remains.
     template.resourceCountIs('Custom::Trigger', 1);

@@ -174,8 +174,9 @@ describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-l
         )
         .filter((value) => value !== undefined);
 
-      // Assert: run-task, the executions and tenants APIs, the provisioning step, recovery and
-      // migrate load the workflows or their tables (function-grants.test.ts has the table).
+      // Assert: run-task, the executions, tenants and schedules APIs, the provisioning step,
+      // recovery, schedule firing and migrate load the workflows or their tables
+      // (function-grants.test.ts has the table).
       const workflowMachines = installedWorkflows({ examples: installation.examples })
         .names()
         .map((name) => `tenantflow-dev-${name}`);
@@ -183,7 +184,7 @@ describe.skipIf(cfnLintMissing)('npx cdk synth, then cfn-lint (pip install cfn-l
         [...workflowMachines, 'tenantflow-dev-onboarding', 'tenantflow-dev-offboarding'].sort(),
       );
       expect(workflowMachines.length > 0).toBe(installation.examples);
-      expect(examplesSettings).toEqual(Array(6).fill(installation.examples ? 'on' : 'off'));
+      expect(examplesSettings).toEqual(Array(8).fill(installation.examples ? 'on' : 'off'));
     });
 
     it(`has ${installation.natGateways} NAT gateway(s) and the gateway endpoints asked for (${installation.gatewayEndpoints.join(', ') || 'none'}), read from the command line`, async () => {

@@ -45,7 +45,19 @@ describe('tenantDatabaseAccess: how tenant roles reach PostgreSQL', () => {
   const AUTH_LIST_KEEPERS = [...PROVISIONERS, 'recovery'];
 
   it('proxy (default): tenant secrets name the proxy, and the provisioning functions keep its auth list', () => {
-    expect(proxy.env.size).toBe(9);
+    expect([...proxy.env.keys()].sort()).toEqual([
+      'authorizer',
+      'executions-api',
+      'finalize',
+      'health',
+      'migrate',
+      'provisioning-step',
+      'recovery',
+      'run-task',
+      'schedule-fire',
+      'schedules-api',
+      'tenants-api',
+    ]);
     for (const [name, env] of proxy.env) {
       expect(env.TENANTFLOW_TENANT_DB_HOST, name).toBe(
         PROVISIONERS.includes(name) ? TEST_PROXY_ENDPOINT : undefined,

@@ -119,6 +119,51 @@ describe('npx tenantflow', () => {
     expect(execution.status).toBe('succeeded');
     expect(execution.context.processedItems).toBe(3);
 
+    // Its schedules: create, list, pause, delete; the one left is removed with the tenant.
+    const asTenant = { TENANTFLOW_TENANT_KEY: created.apiKey };
+    const schedule = json<{ scheduleId: string; state: string; nextDueAt: string }>(
+      await tenantflow(
+        [
+          ...api,
+          '--json',
+          'schedules',
+          'create',
+          TENANT,
+          'configurable_processing',
+          'cron(0 9 ? * MON-FRI *)',
+          '--timezone',
+          'Europe/Paris',
+          '--input',
+          '{"items":[1]}',
+        ],
+        asTenant,
+      ),
+    );
+    expect(schedule.state).toBe('enabled');
+    expect(Date.parse(schedule.nextDueAt)).toBeGreaterThan(Date.now());
+    const hourly = json<{ scheduleId: string }>(
+      await tenantflow(
+        [...api, '--json', 'schedules', 'create', TENANT, 'configurable_processing', 'rate(1 hour)'],
+        asTenant,
+      ),
+    );
+    const schedules = await tenantflow([...api, 'schedules', 'list', TENANT], asTenant);
+    expect(schedules.code, schedules.stderr).toBe(0);
+    expect(schedules.stdout).toMatch(/^SCHEDULE ID\s+WORKFLOW\s+EXPRESSION\s+TIMEZONE\s+STATE\s+NEXT DUE$/m);
+    expect(schedules.stdout).toContain('cron(0 9 ? * MON-FRI *)');
+    const paused = await tenantflow([...api, 'schedules', 'pause', TENANT, schedule.scheduleId], asTenant);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toMatch(/^state:\s+paused$/m);
+    const badExpression = await tenantflow(
+      [...api, 'schedules', 'update', TENANT, schedule.scheduleId, '--expression', 'cron(0 9 * * MON *)'],
+      asTenant,
+    );
+    expect(badExpression.code).toBe(1);
+    expect(badExpression.stderr).toContain("exactly one of them must be '?'");
+    const removed = await tenantflow([...api, 'schedules', 'delete', TENANT, hourly.scheduleId], asTenant);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain(`Schedule ${hourly.scheduleId} deleted.`);
+
     // Deactivate, then remove.
     const deactivated = await tenantflow([...api, 'tenants', 'deactivate', TENANT]);
     expect(deactivated.code, deactivated.stderr).toBe(0);

@@ -48,6 +48,8 @@ describe('migrateControlSchema', () => {
       'platform_locks',
       'recovery_events',
       'recovery_runs',
+      'schedule_firings',
+      'schedules',
       'schema_migrations',
       'tenant_metrics',
       'tenants',

@@ -9,6 +9,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { ConfigurationError, ConflictError, ForeignExecutionError } from '@tenantflow/shared/kernel/errors';
+import { executionNameFor } from '@tenantflow/shared/workflows/execution-name';
 import {
   executionArnFor,
   StepFunctionsOrchestrator,
@@ -18,6 +19,13 @@ import { MOTO_INSTALL_HINT } from '../../support/moto-setup.js';
 
 const motoEndpoint = inject('motoEndpoint');
 const motoMissing = motoEndpoint === '';
+
+/**
+ * Two tenant ids that share the 43 characters an execution name keeps of a tenant id, so their
+ * executions of one execution id have the same name: what the input check is there for.
+ */
+const TWIN_ACME = `${'t'.repeat(43)}_acme`;
+const TWIN_GLOBEX = `${'t'.repeat(43)}_globex`;
 
 /** A name no other test uses, so tests share one moto_server without seeing each other's executions. */
 const uniqueName = (prefix: string) => `${prefix}-${randomBytes(6).toString('hex')}`;
@@ -127,19 +135,19 @@ describe.skipIf(motoMissing)(
     : 'StepFunctionsOrchestrator on moto_server',
   () => {
     describe('start', () => {
-      it('starts an execution named after the execution id, whose ARN executionArnFor derives', async () => {
+      it('starts an execution named <tenantId>-<executionId>, whose ARN executionArnFor derives', async () => {
         const { orchestrator, workflow, stateMachineArn, listExecutions } = await freshWorkflow();
         const executionId = uniqueName('exec');
 
         const started = await orchestrator.start({ workflow, tenantId: 'acme', executionId });
 
         expect(started).toEqual({
-          ref: executionArnFor(stateMachineArn, executionId),
+          ref: executionArnFor(stateMachineArn, `acme-${executionId}`),
           alreadyStarted: false,
         });
         const executions = await listExecutions();
         expect(executions.map(({ name, executionArn }) => ({ name, executionArn }))).toEqual([
-          { name: executionId, executionArn: started.ref },
+          { name: `acme-${executionId}`, executionArn: started.ref },
         ]);
       });
 
@@ -183,19 +191,19 @@ describe.skipIf(motoMissing)(
         expect((await listExecutions()).map(({ executionArn }) => executionArn)).toEqual([first.ref]);
       });
 
-      it("refuses with a ConflictError an execution id already used by another tenant's execution", async () => {
+      it("refuses with a ConflictError an execution name already used by another tenant's execution", async () => {
         const { client, orchestrator, workflow, listExecutions } = await freshWorkflow();
         const executionId = uniqueName('exec');
-        const acmes = await orchestrator.start({ workflow, tenantId: 'acme', executionId });
+        const acmes = await orchestrator.start({ workflow, tenantId: TWIN_ACME, executionId });
 
-        const attempt = orchestrator.start({ workflow, tenantId: 'globex', executionId });
+        const attempt = orchestrator.start({ workflow, tenantId: TWIN_GLOBEX, executionId });
 
         await expect(attempt).rejects.toBeInstanceOf(ConflictError);
         await expect(attempt).rejects.toBeInstanceOf(ForeignExecutionError);
-        await expect(attempt).rejects.not.toThrow('acme');
+        await expect(attempt).rejects.not.toThrow('_acme');
         expect(await listExecutions()).toHaveLength(1);
         const described = await client.send(new DescribeExecutionCommand({ executionArn: acmes.ref }));
-        expect(JSON.parse(described.input ?? 'null')).toMatchObject({ tenantId: 'acme' });
+        expect(JSON.parse(described.input ?? 'null')).toMatchObject({ tenantId: TWIN_ACME });
       });
     });
 
@@ -235,9 +243,9 @@ describe.skipIf(motoMissing)(
       it("describes another tenant's execution by the same name as foreign, telling nothing of it", async () => {
         const { orchestrator, workflow } = await freshWorkflow();
         const executionId = uniqueName('exec');
-        await orchestrator.start({ workflow, tenantId: 'globex', executionId });
+        await orchestrator.start({ workflow, tenantId: TWIN_GLOBEX, executionId });
 
-        const description = await orchestrator.describe({ workflow, tenantId: 'acme', executionId });
+        const description = await orchestrator.describe({ workflow, tenantId: TWIN_ACME, executionId });
 
         expect(description).toStrictEqual({ status: 'foreign', redrivable: false });
       });
@@ -300,16 +308,16 @@ describe.skipIf(motoMissing)(
       it("refuses to stop another tenant's execution by the same name, which keeps running", async () => {
         const { orchestrator, workflow } = await freshWorkflow();
         const executionId = uniqueName('exec');
-        await orchestrator.start({ workflow, tenantId: 'globex', executionId });
+        await orchestrator.start({ workflow, tenantId: TWIN_GLOBEX, executionId });
 
         const attempt = orchestrator.stop(
-          { workflow, tenantId: 'acme', executionId },
+          { workflow, tenantId: TWIN_ACME, executionId },
           { error: 'Cancelled', cause: 'by the wrong tenant' },
         );
 
         await expect(attempt).rejects.toBeInstanceOf(ForeignExecutionError);
         await expect(attempt).rejects.not.toThrow('globex');
-        expect((await orchestrator.describe({ workflow, tenantId: 'globex', executionId })).status).toBe(
+        expect((await orchestrator.describe({ workflow, tenantId: TWIN_GLOBEX, executionId })).status).toBe(
           'running',
         );
       });
@@ -340,7 +348,7 @@ describe.skipIf(motoMissing)(
 describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', () => {
   const stateMachineArn = 'arn:aws:states:us-east-1:123456789012:stateMachine:onboarding';
   const handle = { workflow: 'onboarding', tenantId: 'acme', executionId: 'exec_42' };
-  const executionArn = executionArnFor(stateMachineArn, handle.executionId);
+  const executionArn = executionArnFor(stateMachineArn, executionNameFor(handle));
   /** What DescribeExecution answers for an execution started with another tenant's id by this name. */
   const globexInput = JSON.stringify({ tenantId: 'globex', executionId: handle.executionId });
 
@@ -405,7 +413,35 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
         kind: 'not_redrivable',
         reason: 'Execution does not exist',
       });
-      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.DescribeExecution']);
+      // By its name, then by the bare execution id it would have had before names carried the tenant.
+      expect(received.map(({ target, body }) => [target, body])).toEqual([
+        ['AWSStepFunctions.DescribeExecution', { executionArn }],
+        [
+          'AWSStepFunctions.DescribeExecution',
+          { executionArn: executionArnFor(stateMachineArn, handle.executionId) },
+        ],
+      ]);
+    });
+
+    it('redrives an execution started before names carried the tenant id by its legacy ARN', async () => {
+      const legacyArn = executionArnFor(stateMachineArn, handle.executionId);
+      const { orchestrator, received } = await orchestratorAnswering({
+        DescribeExecution: [
+          doesNotExist,
+          {
+            status: 200,
+            body: { ...describedAs('FAILED'), executionArn: legacyArn, redriveStatus: 'REDRIVABLE' },
+          },
+        ],
+        RedriveExecution: { status: 200, body: { redriveDate: Date.now() / 1_000 } },
+      });
+
+      expect((await orchestrator.redrive(handle)).kind).toBe('redriven');
+      expect(received.map(({ target, body }) => [target, body])).toEqual([
+        ['AWSStepFunctions.DescribeExecution', { executionArn }],
+        ['AWSStepFunctions.DescribeExecution', { executionArn: legacyArn }],
+        ['AWSStepFunctions.RedriveExecution', expect.objectContaining({ executionArn: legacyArn })],
+      ]);
     });
 
     it.each([
@@ -571,14 +607,20 @@ describe('StepFunctionsOrchestrator against a recorded AWS JSON 1.0 endpoint', (
     });
 
     it.each([
-      ['does not exist', doesNotExist],
-      ['has already ended', { status: 200, body: describedAs('SUCCEEDED') }],
-    ])('treats stopping an execution that %s as done, and sends no StopExecution', async (_, described) => {
-      const { orchestrator, received } = await orchestratorAnswering({ DescribeExecution: described });
+      // Looked up by its name and by its legacy name (the bare execution id).
+      ['does not exist', doesNotExist, 2],
+      ['has already ended', { status: 200, body: describedAs('SUCCEEDED') }, 1],
+    ] as const)(
+      'treats stopping an execution that %s as done, and sends no StopExecution',
+      async (_, described, lookups) => {
+        const { orchestrator, received } = await orchestratorAnswering({ DescribeExecution: described });
 
-      await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).resolves.toBeUndefined();
-      expect(received.map(({ target }) => target)).toEqual(['AWSStepFunctions.DescribeExecution']);
-    });
+        await expect(orchestrator.stop(handle, { error: 'E', cause: 'C' })).resolves.toBeUndefined();
+        expect(received.map(({ target }) => target)).toEqual(
+          Array.from({ length: lookups }, () => 'AWSStepFunctions.DescribeExecution'),
+        );
+      },
+    );
 
     it('treats ExecutionDoesNotExist from StopExecution as done without asking for the status again', async () => {
       const { orchestrator, received } = await orchestratorAnswering({

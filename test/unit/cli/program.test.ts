@@ -31,7 +31,7 @@ function harness(routes: Route[], env: NodeJS.ProcessEnv = { TENANTFLOW_ADMIN_TO
     for (const route of routes) {
       const answer = route(request);
       if (answer !== undefined) {
-        return new Response(answer.body === undefined ? '' : JSON.stringify(answer.body), {
+        return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), {
           status: answer.status,
         });
       }
@@ -333,5 +333,121 @@ describe('tenantflow migrate, recover, smoke', () => {
     expect(cli.scripts).toEqual([
       ['smoke', ['--api', 'http://localhost:4000/', '--admin-token', TOKEN, '--tenant-timeout', '600']],
     ]);
+  });
+});
+
+describe('tenantflow schedules', () => {
+  const SCHEDULE = {
+    scheduleId: 's1',
+    tenantId: 'acme',
+    workflow: 'report_pipeline',
+    expression: 'cron(0 9 ? * MON-FRI *)',
+    timezone: 'Europe/Paris',
+    input: { rows: [] },
+    state: 'enabled',
+    nextDueAt: '2026-03-30T07:00:00.000Z',
+  };
+
+  it("creates with the tenant's key, sending the expression, time zone, input and state", async () => {
+    const cli = harness(
+      [on('POST', /^\/tenants\/acme\/schedules$/, () => ({ status: 201, body: SCHEDULE }))],
+      { TENANTFLOW_TENANT_KEY: 'tfk_acme_key' },
+    );
+
+    const code = await cli.run([
+      'schedules',
+      'create',
+      'acme',
+      'report_pipeline',
+      'cron(0 9 ? * MON-FRI *)',
+      '--timezone',
+      'Europe/Paris',
+      '--input',
+      '{"rows":[]}',
+      '--paused',
+    ]);
+
+    expect(code).toBe(0);
+    expect(cli.seen[0]).toMatchObject({
+      authorization: 'Bearer tfk_acme_key',
+      body: {
+        workflow: 'report_pipeline',
+        expression: 'cron(0 9 ? * MON-FRI *)',
+        timezone: 'Europe/Paris',
+        input: { rows: [] },
+        state: 'paused',
+      },
+    });
+    expect(cli.stdout()).toMatch(/^nextDueAt:\s+2026-03-30T07:00:00.000Z$/m);
+  });
+
+  it('lists one page as a table and says how to get the next', async () => {
+    const cli = harness([
+      on('GET', /^\/tenants\/acme\/schedules\?limit=1$/, () => ({
+        status: 200,
+        body: { schedules: [SCHEDULE], nextToken: 'n2' },
+      })),
+    ]);
+
+    const code = await cli.run(['schedules', 'list', 'acme', '--limit', '1', '--key', 'tfk_k']);
+
+    expect(code).toBe(0);
+    expect(cli.stdout()).toBe(
+      [
+        'SCHEDULE ID  WORKFLOW         EXPRESSION               TIMEZONE      STATE    NEXT DUE',
+        's1           report_pipeline  cron(0 9 ? * MON-FRI *)  Europe/Paris  enabled  2026-03-30T07:00:00.000Z',
+      ].join('\n'),
+    );
+    expect(cli.stderr()).toBe('More: add --next-token n2');
+  });
+
+  it('pauses and resumes with PATCH state, and updates only what is given', async () => {
+    const cli = harness([
+      on('PATCH', /^\/tenants\/acme\/schedules\/s1$/, (request) => ({
+        status: 200,
+        body: { ...SCHEDULE, ...(request.body as object) },
+      })),
+    ]);
+
+    expect(await cli.run(['schedules', 'pause', 'acme', 's1', '--key', 'k'])).toBe(0);
+    expect(await cli.run(['schedules', 'resume', 'acme', 's1', '--key', 'k'])).toBe(0);
+    expect(
+      await cli.run(['schedules', 'update', 'acme', 's1', '--expression', 'rate(1 hour)', '--key', 'k']),
+    ).toBe(0);
+
+    expect(cli.seen.map((request) => request.body)).toEqual([
+      { state: 'paused' },
+      { state: 'enabled' },
+      { expression: 'rate(1 hour)' },
+    ]);
+  });
+
+  it('refuses an update that changes nothing (exit 2) without calling the API', async () => {
+    const cli = harness([]);
+
+    const code = await cli.run(['schedules', 'update', 'acme', 's1', '--key', 'k']);
+
+    expect(code).toBe(2);
+    expect(cli.seen).toEqual([]);
+    expect(cli.stderr()).toContain('at least one of --workflow, --expression, --timezone, --input');
+  });
+
+  it("deletes (204), and exits with the API's error when there is no such schedule", async () => {
+    const cli = harness([
+      on('DELETE', /^\/tenants\/acme\/schedules\/s1$/, () => ({ status: 204 })),
+      on('DELETE', /^\/tenants\/acme\/schedules\/s2$/, () => ({
+        status: 404,
+        body: {
+          error: { code: 'SCHEDULE_NOT_FOUND', message: "Schedule 's2' does not exist for tenant 'acme'" },
+        },
+      })),
+    ]);
+
+    expect(await cli.run(['schedules', 'delete', 'acme', 's1', '--key', 'k'])).toBe(0);
+    expect(cli.stdout()).toBe('Schedule s1 deleted.');
+    const missing = await cli.run(['schedules', 'delete', 'acme', 's2', '--key', 'k']);
+
+    expect(missing).not.toBe(0);
+    expect(cli.stderr()).toContain('404 SCHEDULE_NOT_FOUND');
   });
 });

@@ -1,17 +1,25 @@
 import type { TenantAdminService } from '@tenantflow/shared/lifecycle/tenant-admin-service';
 import { createLogger } from '@tenantflow/shared/logging/logger';
+import type { ScheduleService } from '@tenantflow/shared/schedules/schedule-service';
 import type { ExecutionService } from '@tenantflow/shared/workflows/execution-service';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { vi } from 'vitest';
 import { createExecutionsApi } from '../../../functions/api/executions.js';
-import { API_ROUTES, type ApiFunctionName, type ApiRoute } from '../../../functions/api/routes.js';
+import {
+  API_ROUTES,
+  type ApiFunctionName,
+  type ApiRoute,
+  takesJsonBody,
+} from '../../../functions/api/routes.js';
+import { createSchedulesApi } from '../../../functions/api/schedules.js';
 import { createTenantsApi } from '../../../functions/api/tenants.js';
 import { restEvent } from '../../support/api-gateway-events.js';
 
 export const ADMIN_TOKEN = 'unit-admin-token-0123456789abcdef';
 export const TENANT_ID = 'acme';
 const EXECUTION_ID = '00000000-0000-4000-8000-000000000001';
+const SCHEDULE_ID = '00000000-0000-4000-8000-000000000002';
 
 /**
  * The real API handlers, with services that only record their calls: what these tests check
@@ -36,6 +44,13 @@ export function apiWithRecordingServices() {
     get: vi.fn(async () => ({ executionId: EXECUTION_ID })),
     metrics: vi.fn(async () => ({})),
   };
+  const schedules = {
+    create: vi.fn(async () => ({ scheduleId: SCHEDULE_ID })),
+    list: vi.fn(async () => ({ schedules: [], next: undefined })),
+    get: vi.fn(async () => ({ scheduleId: SCHEDULE_ID })),
+    update: vi.fn(async () => ({ scheduleId: SCHEDULE_ID })),
+    delete: vi.fn(async () => {}),
+  };
   const logger = createLogger('unit-test');
   const handlers: Record<
     ApiFunctionName,
@@ -53,17 +68,18 @@ export function apiWithRecordingServices() {
       workflows: { list: () => [] } as unknown as WorkflowRegistry,
       logger,
     }),
+    schedules: createSchedulesApi({ schedules: schedules as unknown as ScheduleService, logger }),
     health: async () => ({ statusCode: 200, body: '{}' }),
   };
   const serviceCalls = () =>
-    [...Object.values(tenantAdmin), ...Object.values(executions)].reduce(
+    [...Object.values(tenantAdmin), ...Object.values(executions), ...Object.values(schedules)].reduce(
       (count, method) => count + method.mock.calls.length,
       0,
     );
   return { handlers, tenantAdmin, executions, serviceCalls };
 }
 
-export const JSON_BODY_ROUTES: readonly ApiRoute[] = API_ROUTES.filter((route) => route.body === 'json');
+export const JSON_BODY_ROUTES: readonly ApiRoute[] = API_ROUTES.filter(takesJsonBody);
 
 /** A valid body for each JSON route, so a test can change one thing about it. */
 export function validBodyFor(route: ApiRoute): Record<string, unknown> {
@@ -74,6 +90,10 @@ export function validBodyFor(route: ApiRoute): Record<string, unknown> {
       return { metadata: {} };
     case 'POST /tenants/{tenantId}/executions':
       return { workflow: 'echo', input: {} };
+    case 'POST /tenants/{tenantId}/schedules':
+      return { workflow: 'echo', expression: 'rate(1 hour)', input: {} };
+    case 'PATCH /tenants/{tenantId}/schedules/{scheduleId}':
+      return { input: {} };
     default:
       throw new Error(`No valid body known for ${route.method} ${route.resource}: add one here`);
   }
@@ -81,7 +101,7 @@ export function validBodyFor(route: ApiRoute): Record<string, unknown> {
 
 /** The field of a valid body that takes arbitrary JSON, where a hostile value can hide. */
 export function freeformFieldOf(route: ApiRoute): string {
-  return route.function === 'executions' ? 'input' : 'metadata';
+  return route.function === 'executions' || route.function === 'schedules' ? 'input' : 'metadata';
 }
 
 /**
@@ -92,8 +112,16 @@ export function eventFor(
   route: ApiRoute,
   options: { body?: string | null; headers?: Record<string, string>; isBase64Encoded?: boolean } = {},
 ): APIGatewayProxyEvent {
-  const path = route.resource.replace('{tenantId}', TENANT_ID).replace('{executionId}', EXECUTION_ID);
-  const pathParameters = route.resource.includes('{tenantId}') ? { tenantId: TENANT_ID } : null;
+  const path = route.resource
+    .replace('{tenantId}', TENANT_ID)
+    .replace('{executionId}', EXECUTION_ID)
+    .replace('{scheduleId}', SCHEDULE_ID);
+  const pathParameters = route.resource.includes('{tenantId}')
+    ? {
+        tenantId: TENANT_ID,
+        ...(route.resource.includes('{scheduleId}') ? { scheduleId: SCHEDULE_ID } : {}),
+      }
+    : null;
   const base = restEvent({
     httpMethod: route.method,
     path,

@@ -5,7 +5,7 @@ import { createLogger } from '@tenantflow/shared/logging/logger';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAuthorizerHandler } from '../../../functions/api/authorizer.js';
-import { API_ROUTES } from '../../../functions/api/routes.js';
+import { API_ROUTES, GATEWAY_RESPONSES } from '../../../functions/api/routes.js';
 import { createLocalApiServer, type LocalRoute } from '../../../local/api-gateway-adapter.js';
 import { ADMIN_TOKEN, apiWithRecordingServices, TENANT_ID } from '../http/api-test-doubles.js';
 
@@ -249,6 +249,45 @@ describe('createLocalApiServer', () => {
       expect((await errorOf(response)).reasons).toEqual([
         expect.stringMatching(/^path\.tenantId: contains a NUL character/),
       ]);
+    });
+  });
+
+  describe('gateway responses', () => {
+    it('answers an authorizer that fails (the registry unreachable) with 503 and Retry-After, not a bare 500', async () => {
+      const onHandlerCrash = vi.fn();
+      const server = createLocalApiServer({
+        routes: [
+          {
+            method: 'GET',
+            resource: '/workflows',
+            functionName: 'executions',
+            handler: async () => ({ statusCode: 200, body: '{}' }),
+            authorizer: async () => {
+              throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+            },
+          },
+        ],
+        gatewayResponses: GATEWAY_RESPONSES,
+        onHandlerCrash,
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      running.push({
+        close: () =>
+          new Promise<void>((resolve) => {
+            server.closeAllConnections();
+            server.close(() => resolve());
+          }),
+      });
+      const { port } = server.address() as AddressInfo;
+
+      const response = await fetch(`http://127.0.0.1:${port}/workflows`, {
+        headers: { authorization: 'Bearer anything' },
+      });
+
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('5');
+      expect(await response.json()).toEqual(GATEWAY_RESPONSES.AUTHORIZER_FAILURE.body);
+      expect(onHandlerCrash).toHaveBeenCalledOnce();
     });
   });
 });

@@ -181,6 +181,7 @@ describe('effectiveLimits', () => {
     expect(effectiveLimits(config)).toEqual({
       maxConcurrentExecutions: PLATFORM_LIMITS.maxConcurrentExecutions + 7,
       maxInputBytes: PLATFORM_LIMITS.maxInputBytes,
+      maxSchedules: PLATFORM_LIMITS.maxSchedules,
     });
   });
 
@@ -190,7 +191,11 @@ describe('effectiveLimits', () => {
       limits: { maxConcurrentExecutions: 1, maxInputBytes: 2, max_items_per_workflow: 100 },
     };
 
-    expect(effectiveLimits(config)).toEqual({ maxConcurrentExecutions: 1, maxInputBytes: 2 });
+    expect(effectiveLimits(config)).toEqual({
+      maxConcurrentExecutions: 1,
+      maxInputBytes: 2,
+      maxSchedules: PLATFORM_LIMITS.maxSchedules,
+    });
   });
 });
 

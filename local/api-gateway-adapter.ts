@@ -52,6 +52,9 @@ export interface LocalApiServerOptions {
   readonly gatewayResponses?: GatewayResponses;
 }
 
+/** How long an idle kept-alive connection stays open: longer than any client keeps one. */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 const serverDefaults = {
   stage: 'local',
   maxBodyBytes: 1024 * 1024,
@@ -146,7 +149,7 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
     }
   }
 
-  return createServer(function serveRequest(req, res) {
+  const server = createServer(function serveRequest(req, res) {
     // A listener's rejected promise is unhandled, and an unhandled rejection ends the process: one
     // odd request must cost a 500, never the whole local stack.
     serveLikeApiGateway(req, res).catch((error: unknown) => {
@@ -158,6 +161,14 @@ export function createLocalApiServer(options: LocalApiServerOptions): Server {
       }
     });
   });
+  // Node closes an idle kept-alive connection after 5 s. A client that sends on it just as that
+  // happens gets ECONNRESET, and a server that was paused (SIGSTOP, a laptop asleep, a debugger)
+  // longer than that closes every such connection the moment it resumes, under requests already
+  // sent. Keeping idle connections longer than clients do (undici keeps its idle sockets 4 s,
+  // load balancers 60 s) leaves the closing to them.
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
+  return server;
 }
 
 /**

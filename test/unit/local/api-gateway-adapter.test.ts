@@ -6,7 +6,11 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAuthorizerHandler } from '../../../functions/api/authorizer.js';
 import { API_ROUTES, GATEWAY_RESPONSES } from '../../../functions/api/routes.js';
-import { createLocalApiServer, type LocalRoute } from '../../../local/api-gateway-adapter.js';
+import {
+  createLocalApiServer,
+  KEEP_ALIVE_TIMEOUT_MS,
+  type LocalRoute,
+} from '../../../local/api-gateway-adapter.js';
 import { ADMIN_TOKEN, apiWithRecordingServices, TENANT_ID } from '../http/api-test-doubles.js';
 
 // These tests use the loopback interface only: the adapter's job is turning bytes on a socket
@@ -250,6 +254,13 @@ describe('createLocalApiServer', () => {
         expect.stringMatching(/^path\.tenantId: contains a NUL character/),
       ]);
     });
+  });
+
+  it('keeps an idle kept-alive connection open longer than clients keep theirs, so a reused one is not reset under a request', async () => {
+    const server = createLocalApiServer({ routes: [] });
+    expect(KEEP_ALIVE_TIMEOUT_MS).toBeGreaterThan(60_000);
+    expect(server.keepAliveTimeout).toBe(KEEP_ALIVE_TIMEOUT_MS);
+    expect(server.headersTimeout).toBeGreaterThan(server.keepAliveTimeout);
   });
 
   describe('gateway responses', () => {

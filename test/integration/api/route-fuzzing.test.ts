@@ -307,6 +307,13 @@ describe('every route under generated requests', () => {
     expect((await send({ method: 'GET', path: '/health' })).status).toBe(200);
     const admin = apiClient(local.url, ADMIN_TOKEN);
     expect((await admin('GET', '/workflows')).status).toBe(200);
+    // Whatever the generated requests got accepted (a tenant's config, metadata, a schedule) can
+    // still be listed: a stored value no read can serve would make the list a 500 for good.
+    expect((await admin('GET', '/tenants?limit=100')).status).toBe(200);
+    for (const tenantId of [acme, globex]) {
+      expect((await admin('GET', `/tenants/${tenantId}/executions?limit=100`)).status).toBeLessThan(500);
+      expect((await admin('GET', `/tenants/${tenantId}/schedules?limit=100`)).status).toBeLessThan(500);
+    }
     const fresh = `fuzz_after_${suffix}`;
     expect((await admin('POST', '/tenants', { body: { tenantId: fresh, name: 'after' } })).status).toBe(202);
     await local.platform.lifecycleOrchestrator.drain();

@@ -1,7 +1,15 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
-import { CONTROL_SCHEMA, type Queryable, qualified, single, tenantTable } from '../db/sql.js';
+import {
+  CONTROL_SCHEMA,
+  type Queryable,
+  qualified,
+  SQLSTATE,
+  single,
+  sqlState,
+  tenantTable,
+} from '../db/sql.js';
 import { LimitExceededError, TenantNotFoundError } from '../kernel/errors.js';
 import { assertTenantActive } from '../tenancy/tenant-registry.js';
 import type { JsonValue } from './task.js';
@@ -113,6 +121,30 @@ export type TaskAttemptStart =
     }
   | { readonly kind: 'already_succeeded' };
 
+/** An execution as the task runner reads it. */
+export interface ExecutionForTask {
+  readonly workflow: string;
+  readonly status: ExecutionStatus;
+  readonly input: JsonValue;
+  readonly context: Record<string, JsonValue>;
+}
+
+/** What {@link ExecutionStore.claimTask} found and did. */
+export type TaskClaim =
+  | { readonly kind: 'not_found' }
+  /** Ended (or cancelled): its tasks no longer run. Nothing was claimed. */
+  | { readonly kind: 'not_runnable'; readonly execution: ExecutionForTask }
+  /** The execution's workflow does not declare the task in this deployment. Nothing was claimed. */
+  | { readonly kind: 'unknown_task'; readonly execution: ExecutionForTask }
+  | { readonly kind: 'already_succeeded'; readonly execution: ExecutionForTask }
+  | {
+      readonly kind: 'started';
+      readonly execution: ExecutionForTask;
+      readonly attempt: number;
+      /** The attempt's secret, as in {@link TaskAttemptStart}. Keep it out of logs. */
+      readonly token: string;
+    };
+
 /** What `tenantflow_api.complete_task` answers. */
 export type TaskCompletion =
   | 'completed'
@@ -122,6 +154,12 @@ export type TaskCompletion =
   | 'not_found';
 
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
+/** How many times a start (or a rerun) tries another free slot after losing one to a concurrent start. */
+const ADMISSION_TRIES = 8;
+/** Random slots a start probes before it looks for a gap among the slots in use. */
+const RANDOM_SLOT_PROBES = 16;
+/** Slots are `integer`s; a larger limit is as good as no limit. */
+const MAX_ADMISSION_SLOTS = 2 ** 31 - 1;
 const COMPLETE_TASK = qualified('tenantflow_api', 'complete_task');
 const METRICS = qualified(CONTROL_SCHEMA, 'tenant_metrics');
 const SUMMARY_COLUMNS = 'id, workflow, status, error, created_at, updated_at, started_at, finished_at';
@@ -156,8 +194,16 @@ export class ExecutionStore {
 
   /**
    * Inserts a `pending` execution if the tenant is active and has fewer than `maxConcurrent`
-   * executions pending or running. The tenant's registry row is locked for the check, so two
-   * concurrent starts cannot both take the last slot, and a deactivation cannot slip in between.
+   * executions pending or running, in one statement (one round trip, one short transaction).
+   *
+   * The limit is exact without serializing the tenant's starts: the new execution takes a free
+   * admission slot below `maxConcurrent` (see tenant migration 0007), and the unique index on the
+   * slots of executions in flight means two concurrent starts can never both hold the same one, so
+   * at most `maxConcurrent` admitted executions are ever in flight. Two starts only wait for each
+   * other when they picked the same slot (the loser tries another, up to {@link ADMISSION_TRIES}
+   * times). The tenant's registry row is read `FOR SHARE`: starts do not block each other, but a
+   * deactivation (an UPDATE of the row) waits for the starts in progress, and a start that waited
+   * for a deactivation sees the tenant inactive.
    *
    * With `ifAbsent`, an execution already recorded under this id is answered as it is
    * (`inserted: false`) and nothing is inserted or checked against the limit: a caller that chose
@@ -170,42 +216,70 @@ export class ExecutionStore {
     options: { readonly ifAbsent?: boolean } = {},
   ): Promise<ExecutionSummary & { readonly inserted: boolean }> {
     const executions = tenantTable(tenantId, 'executions');
-    return inTransaction(this.pool, async (client) => {
-      const tenant = await client.query<{ status: string }>(
-        `SELECT status FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`,
-        [tenantId],
+    const input = JSON.stringify(execution.input);
+    const slots = Math.max(0, Math.min(Math.floor(maxConcurrent), MAX_ADMISSION_SLOTS));
+    for (let attempt = 1; ; attempt += 1) {
+      const { rows } = await this.pool.query<{
+        tenant_status: string | null;
+        in_flight: number;
+        free_slot: number | null;
+        existing: SummaryRow | null;
+        inserted: SummaryRow | null;
+      }>(
+        `WITH tenant AS (
+           SELECT status FROM ${TENANTS} WHERE tenant_id = $1 FOR SHARE
+         ), existing AS (
+           SELECT ${SUMMARY_COLUMNS} FROM ${executions} WHERE $6 AND id = $2
+         ), in_flight AS (
+           SELECT count(*)::int AS count FROM ${executions} WHERE status IN ('pending', 'running')
+         ), free_slot AS (
+           ${freeSlotQuery(executions, '$5', '$7')}
+         ), inserted AS (
+           INSERT INTO ${executions} (id, workflow, input, admission_slot)
+           SELECT $2, $3, $4, free_slot.slot
+             FROM tenant, in_flight, free_slot
+            WHERE tenant.status = 'active' AND in_flight.count < $5 AND NOT EXISTS (SELECT 1 FROM existing)
+           ON CONFLICT DO NOTHING
+           RETURNING ${SUMMARY_COLUMNS}
+         )
+         SELECT (SELECT status FROM tenant) AS tenant_status,
+                (SELECT count FROM in_flight) AS in_flight,
+                (SELECT slot FROM free_slot) AS free_slot,
+                (SELECT row_to_json(existing) FROM existing) AS existing,
+                (SELECT row_to_json(inserted) FROM inserted) AS inserted`,
+        [
+          tenantId,
+          execution.executionId,
+          execution.workflow,
+          input,
+          slots,
+          options.ifAbsent === true,
+          randomInt(Math.max(1, slots)),
+        ],
       );
-      const status = tenant.rows[0]?.status;
-      if (status === undefined) {
+      const row = single(rows, 'the execution store');
+      if (row.tenant_status === null) {
         throw new TenantNotFoundError(tenantId);
       }
-      assertTenantActive({ tenantId, status });
-      if (options.ifAbsent === true) {
-        // Under the tenant row's lock, so a concurrent call with the same id waits and finds it.
-        const existing = await client.query<SummaryRow>(
-          `SELECT ${SUMMARY_COLUMNS} FROM ${executions} WHERE id = $1`,
-          [execution.executionId],
-        );
-        const [row] = existing.rows;
-        if (row !== undefined) {
-          return { ...toSummary(row), inserted: false };
-        }
+      assertTenantActive({ tenantId, status: row.tenant_status });
+      if (row.existing !== null) {
+        return { ...toSummary(fromJsonRow(row.existing)), inserted: false };
       }
-      const inFlight = await client.query<{ count: number }>(
-        `SELECT count(*)::int AS count FROM ${executions} WHERE status IN ('pending', 'running')`,
-      );
-      const count = inFlight.rows[0]?.count ?? 0;
-      if (count >= maxConcurrent) {
+      if (row.inserted !== null) {
+        return { ...toSummary(fromJsonRow(row.inserted)), inserted: true };
+      }
+      // Nothing inserted: the tenant is at its limit, or a concurrent start took the slot this one
+      // picked (or, with `ifAbsent`, recorded the same id first: the next try answers it).
+      const atLimit = row.in_flight >= maxConcurrent || row.free_slot === null;
+      // With `ifAbsent`, try once more even at the limit: a concurrent call that recorded this id
+      // is answered, not refused.
+      const answerConcurrentRecord = options.ifAbsent === true && attempt === 1;
+      if ((atLimit && !answerConcurrentRecord) || attempt >= ADMISSION_TRIES) {
         throw new LimitExceededError(
-          `Tenant '${tenantId}' already has ${count} executions pending or running, its limit (limits.maxConcurrentExecutions = ${maxConcurrent}); retry when one finishes`,
+          `Tenant '${tenantId}' already has ${row.in_flight} executions pending or running, its limit (limits.maxConcurrentExecutions = ${maxConcurrent}); retry when one finishes`,
         );
       }
-      const { rows } = await client.query<SummaryRow>(
-        `INSERT INTO ${executions} (id, workflow, input) VALUES ($1, $2, $3) RETURNING ${SUMMARY_COLUMNS}`,
-        [execution.executionId, execution.workflow, JSON.stringify(execution.input)],
-      );
-      return { ...toSummary(single(rows, 'the execution store')), inserted: true };
-    });
+    }
   }
 
   /** Records the orchestrator's reference; `pending` becomes `running` unless a task got there first. */
@@ -305,25 +379,6 @@ export class ExecutionStore {
     return rows.length > 0;
   }
 
-  /** What the task runner needs of an execution before it runs a task. */
-  async loadForTask(
-    tenantId: string,
-    executionId: string,
-  ): Promise<
-    | { workflow: string; status: ExecutionStatus; input: JsonValue; context: Record<string, JsonValue> }
-    | undefined
-  > {
-    const { rows } = await this.pool.query<{
-      workflow: string;
-      status: ExecutionStatus;
-      input: JsonValue;
-      context: Record<string, JsonValue>;
-    }>(`SELECT workflow, status, input, context FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`, [
-      executionId,
-    ]);
-    return rows[0];
-  }
-
   /**
    * Starts (or restarts) a task's attempt: the attempt counter goes up by one and the heartbeat is
    * fresh. A task that already succeeded is left alone and reported, which is what makes a retried
@@ -350,6 +405,65 @@ export class ExecutionStore {
     return row === undefined
       ? { kind: 'already_succeeded' }
       : { kind: 'started', attempt: row.attempt, token };
+  }
+
+  /**
+   * What the task runner needs before it runs a task, in one statement: reads the execution and,
+   * if it is in flight and its workflow is one of `workflows` (those that declare the task in this
+   * deployment), starts the task's attempt as {@link beginTaskAttempt} does (`pending` becomes
+   * `running`, the attempt counter goes up, the attempt's token hash is stored). A task already
+   * succeeded is left alone and reported.
+   */
+  async claimTask(
+    tenantId: string,
+    executionId: string,
+    taskId: string,
+    workflows: readonly string[],
+  ): Promise<TaskClaim> {
+    const token = randomBytes(32).toString('base64url');
+    const executions = tenantTable(tenantId, 'executions');
+    const { rows } = await this.pool.query<{
+      workflow: string;
+      status: ExecutionStatus;
+      input: JsonValue;
+      context: Record<string, JsonValue>;
+      attempt: number | null;
+    }>(
+      `WITH execution AS (
+         SELECT workflow, status, input, context FROM ${executions} WHERE id = $1
+       ), runnable AS (
+         SELECT 1 FROM execution WHERE status IN ('pending', 'running') AND workflow = ANY ($4::text[])
+       ), started AS (
+         UPDATE ${executions}
+            SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+          WHERE id = $1 AND status = 'pending' AND workflow = ANY ($4::text[])
+       ), claimed AS (
+         INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run (execution_id, task_id, attempt_token_hashes)
+         SELECT $1, $2, ARRAY[$3::bytea] FROM runnable
+         ON CONFLICT (execution_id, task_id) DO UPDATE
+            SET attempt = run.attempt + 1, status = 'running', error = NULL,
+                heartbeat_at = now(), started_at = now(), finished_at = NULL,
+                attempt_token_hashes = run.attempt_token_hashes || EXCLUDED.attempt_token_hashes
+          WHERE run.status <> 'succeeded'
+         RETURNING attempt
+       )
+       SELECT workflow, status, input, context, (SELECT attempt FROM claimed) AS attempt FROM execution`,
+      [executionId, taskId, tokenHash(token), [...workflows]],
+    );
+    const row = rows[0];
+    if (row === undefined) {
+      return { kind: 'not_found' };
+    }
+    const execution = { workflow: row.workflow, status: row.status, input: row.input, context: row.context };
+    if (row.status !== 'pending' && row.status !== 'running') {
+      return { kind: 'not_runnable', execution };
+    }
+    if (!workflows.includes(row.workflow)) {
+      return { kind: 'unknown_task', execution };
+    }
+    return row.attempt === null
+      ? { kind: 'already_succeeded', execution }
+      : { kind: 'started', execution, attempt: row.attempt, token };
   }
 
   /**
@@ -423,11 +537,13 @@ export class ExecutionStore {
     outcome: FinalOutcome,
     error: string | null,
   ): Promise<boolean> {
-    return inTransaction(this.pool, async (client) => {
-      // CASE evaluates the subtraction only for a finite past timestamp: with ±infinity it fails
-      // ("cannot convert infinity to bigint"), and a future one would count a negative duration.
-      const { rows } = await client.query<{ duration_ms: string }>(
-        `UPDATE ${tenantTable(tenantId, 'executions')}
+    // One statement (one round trip, one commit): the final status, and the tenant's counters only
+    // when this call is the one that ended the execution. CASE evaluates the subtraction only for a
+    // finite past timestamp: with ±infinity it fails ("cannot convert infinity to bigint"), and a
+    // future one would count a negative duration.
+    const { rows } = await this.pool.query<{ duration_ms: string }>(
+      `WITH finalized AS (
+         UPDATE ${tenantTable(tenantId, 'executions')}
             SET status = $2, error = $3, finished_at = now(), updated_at = now()
           WHERE id = $1 AND status IN ('pending', 'running')
           RETURNING CASE
@@ -435,28 +551,24 @@ export class ExecutionStore {
                         OR COALESCE(started_at, created_at, now()) >= now() THEN 0
                       ELSE LEAST(extract(epoch FROM (now() - COALESCE(started_at, created_at))) * 1000,
                                  $4::bigint)::bigint
-                    END AS duration_ms`,
-        [executionId, outcome, error, MAX_RECORDED_DURATION_MS],
-      );
-      const finalized = rows[0];
-      if (finalized === undefined) {
-        return false;
-      }
-      await client.query(
-        `INSERT INTO ${METRICS} AS m (tenant_id, executions_finished, executions_succeeded, executions_failed,
+                    END AS duration_ms
+       ), counted AS (
+         INSERT INTO ${METRICS} AS m (tenant_id, executions_finished, executions_succeeded, executions_failed,
                                       executions_aborted, total_duration_ms, last_activity_at)
-         VALUES ($1, 1, ($2 = 'succeeded')::int, ($2 = 'failed')::int, ($2 = 'aborted')::int, $3, now())
+         SELECT $5, 1, ($2 = 'succeeded')::int, ($2 = 'failed')::int, ($2 = 'aborted')::int, duration_ms, now()
+           FROM finalized
          ON CONFLICT (tenant_id) DO UPDATE SET
            executions_finished  = m.executions_finished + 1,
            executions_succeeded = m.executions_succeeded + EXCLUDED.executions_succeeded,
            executions_failed    = m.executions_failed + EXCLUDED.executions_failed,
            executions_aborted   = m.executions_aborted + EXCLUDED.executions_aborted,
            total_duration_ms    = m.total_duration_ms + EXCLUDED.total_duration_ms,
-           last_activity_at     = EXCLUDED.last_activity_at`,
-        [tenantId, outcome, Number(finalized.duration_ms)],
-      );
-      return true;
-    });
+           last_activity_at     = EXCLUDED.last_activity_at
+       )
+       SELECT duration_ms FROM finalized`,
+      [executionId, outcome, error, MAX_RECORDED_DURATION_MS, tenantId],
+    );
+    return rows.length > 0;
   }
 
   /** The task that failed last, with its error: what a failed execution reports. */
@@ -574,14 +686,29 @@ export class ExecutionStore {
   }
 
   /**
-   * Takes a failed execution back to `running` for a rerun, if the tenant is active and has a slot
-   * under `maxConcurrent` (a {@link LimitExceededError} otherwise), counting the rerun. Written
-   * before the orchestrator is asked to redrive, under the tenant row's lock as a start is: if the
+   * Takes a failed execution back to `running` for a rerun, if the tenant is active and has a free
+   * admission slot under `maxConcurrent` (a {@link LimitExceededError} otherwise; the slot is what
+   * keeps the limit exact against concurrent starts, see {@link insertWithinLimit}), counting the
+   * rerun. Written before the orchestrator is asked to redrive, under the tenant row's lock: if the
    * redrive is then lost, recovery finds the execution running with a failed orchestrator
    * execution and redrives it. Nothing changes for an execution that is not `failed`.
    */
   async beginRerun(tenantId: string, executionId: string, maxConcurrent: number): Promise<RerunAdmission> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#tryRerun(tenantId, executionId, maxConcurrent);
+      } catch (error) {
+        // Lost the free slot it picked to a concurrent start: pick again.
+        if (sqlState(error) !== SQLSTATE.uniqueViolation || attempt >= ADMISSION_TRIES) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  async #tryRerun(tenantId: string, executionId: string, maxConcurrent: number): Promise<RerunAdmission> {
     const executions = tenantTable(tenantId, 'executions');
+    const slots = Math.max(0, Math.min(Math.floor(maxConcurrent), MAX_ADMISSION_SLOTS));
     return inTransaction(this.pool, async (client) => {
       const tenant = await client.query<{ status: string }>(
         `SELECT status FROM ${TENANTS} WHERE tenant_id = $1 FOR UPDATE`,
@@ -620,14 +747,21 @@ export class ExecutionStore {
           `Tenant '${tenantId}' already has ${count} executions pending or running, its limit (limits.maxConcurrentExecutions = ${maxConcurrent}); retry the rerun when one finishes`,
         );
       }
-      const { rows } = await client.query<{ rerun_count: number }>(
+      // Back in flight, so it needs a free admission slot like a start (tenant migration 0007).
+      const { rows } = await client.query<{ rerun_count: number; admission_slot: number | null }>(
         `UPDATE ${executions}
             SET status = 'running', error = NULL, finished_at = NULL, updated_at = now(),
-                rerun_count = rerun_count + 1, last_rerun_at = now()
+                rerun_count = rerun_count + 1, last_rerun_at = now(),
+                admission_slot = (${freeSlotQuery(executions, '$2', '$3')})
           WHERE id = $1
-          RETURNING rerun_count`,
-        [executionId],
+          RETURNING rerun_count, admission_slot`,
+        [executionId, slots, randomInt(Math.max(1, slots))],
       );
+      if (rows[0] !== undefined && rows[0].admission_slot === null) {
+        throw new LimitExceededError(
+          `Tenant '${tenantId}' already has ${count} executions pending or running, its limit (limits.maxConcurrentExecutions = ${maxConcurrent}); retry the rerun when one finishes`,
+        );
+      }
       return {
         kind: 'admitted',
         workflow: row.workflow,
@@ -695,6 +829,40 @@ export class ExecutionStore {
 /** What is stored of an attempt's token: `complete_task` looks for `sha256(token)` among them. */
 function tokenHash(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * A free admission slot below `limit` (a parameter), or no row. A few slots from a random place
+ * first (`offset`, a parameter), so concurrent starts rarely pick the same one; then, if those are
+ * all taken, every slot just above one in use (and 0), which finds a free slot whenever there is
+ * one, in as many index probes as there are executions in flight. Not `generate_series` over the
+ * whole range: PostgreSQL materializes it, thousands of rows per start for a large limit.
+ */
+function freeSlotQuery(executions: string, limit: string, offset: string): string {
+  return `SELECT candidate.slot
+            FROM (SELECT ((step + ${offset}::int) % ${limit}::int) AS slot
+                    FROM generate_series(0, LEAST(${limit}::int, ${RANDOM_SLOT_PROBES}) - 1) AS step
+                  UNION ALL
+                  SELECT 0
+                  UNION ALL
+                  SELECT admission_slot + 1 FROM ${executions}
+                   WHERE status IN ('pending', 'running') AND admission_slot IS NOT NULL) AS candidate
+           WHERE candidate.slot < ${limit}::int
+             AND NOT EXISTS (SELECT 1 FROM ${executions} AS e
+                              WHERE e.admission_slot = candidate.slot AND e.status IN ('pending', 'running'))
+           LIMIT 1`;
+}
+
+/** A summary row as `row_to_json` gives it: its timestamps are strings there. */
+function fromJsonRow(row: Record<string, unknown>): SummaryRow {
+  const at = (value: unknown) => (value === null || value === undefined ? null : new Date(String(value)));
+  return {
+    ...(row as SummaryRow),
+    created_at: at(row.created_at) as Date,
+    updated_at: at(row.updated_at) as Date,
+    started_at: at(row.started_at),
+    finished_at: at(row.finished_at),
+  };
 }
 
 function toSummary(row: SummaryRow): ExecutionSummary {

@@ -81,24 +81,28 @@ export class TaskRunner {
   async #runInTenant(invocation: TaskInvocation, tenant: TaskContext['tenant']): Promise<TaskRunOutcome> {
     const { store } = this.#deps;
     const { tenantId, executionId, taskId } = invocation;
-    const execution = await store.loadForTask(tenantId, executionId);
-    if (execution === undefined) {
+    // One round trip: the execution read and the attempt started, only for a workflow that declares
+    // the task (so an unknown task leaves no run behind).
+    const declaring = this.#deps.workflows
+      .list()
+      .filter((workflow) => workflow.task(taskId) !== undefined)
+      .map((workflow) => workflow.name);
+    const start = await store.claimTask(tenantId, executionId, taskId, declaring);
+    if (start.kind === 'not_found') {
       throw new ExecutionNotFoundError(tenantId, executionId);
     }
-    if (execution.status !== 'pending' && execution.status !== 'running') {
+    const { execution } = start;
+    if (start.kind === 'not_runnable') {
       throw new ExecutionNotRunnableError(
         `Execution '${executionId}' is ${execution.status}; its tasks no longer run`,
       );
     }
-    const workflow = this.#deps.workflows.get(execution.workflow);
-    const task = workflow?.task(taskId);
-    if (task === undefined) {
+    const task = this.#deps.workflows.get(execution.workflow)?.task(taskId);
+    if (start.kind === 'unknown_task' || task === undefined) {
       throw new UnknownTaskError(
         `Workflow '${execution.workflow}' has no task '${taskId}' in this deployment`,
       );
     }
-
-    const start = await store.beginTaskAttempt(tenantId, executionId, taskId);
     if (start.kind === 'already_succeeded') {
       return { outcome: 'already_succeeded' };
     }

@@ -9,6 +9,7 @@ import { defineTask, type TaskContext } from '@tenantflow/shared/workflows/task'
 import { TaskRunner } from '@tenantflow/shared/workflows/task-runner';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
 
@@ -347,6 +348,32 @@ describe('TaskRunner', () => {
       attempt: 2,
       error: null,
     });
+  });
+
+  it('costs a task five round trips above its body: tenant lookup, claim, BEGIN, completion, COMMIT', async () => {
+    const executionId = await newExecution(acme, 'once');
+    const prototype = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const original = prototype.query;
+    const sent: string[] = [];
+    prototype.query = function countedQuery(this: unknown, ...args: unknown[]) {
+      sent.push(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text));
+      return original.apply(this, args);
+    };
+    let outcome: Awaited<ReturnType<TaskRunner['run']>>;
+    try {
+      outcome = await runner.run({ tenantId: acme, executionId, taskId: 'count_once' });
+    } finally {
+      prototype.query = original;
+    }
+
+    expect(outcome).toMatchObject({ outcome: 'succeeded', attempt: 1 });
+    // The execution read and the attempt's start are one statement; the body itself sends nothing.
+    expect(sent).toHaveLength(5);
+    expect(sent.filter((text) => text.includes('task_runs'))).toHaveLength(1);
+    expect(sent.slice(2).map((text) => text.trim().split(/\s+/)[0])).toEqual(['BEGIN', 'SELECT', 'COMMIT']);
+    const record = await execution(acme, executionId);
+    expect(record.status).toBe('running');
+    expect(record.context).toMatchObject({ counted: true });
   });
 
   it('does not run a task again once it succeeded', async () => {

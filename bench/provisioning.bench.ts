@@ -3,7 +3,6 @@ import { qualified, quoteIdent } from '@tenantflow/shared/db/sql';
 import type { FailpointPoint, FailpointSite, Failpoints } from '@tenantflow/shared/kernel/failpoints';
 import { BOOKKEEPING_TABLES, tenantRoleName } from '@tenantflow/shared/provisioning/database-admin';
 import { generatePassword, scramSha256Verifier } from '@tenantflow/shared/provisioning/passwords';
-import { loadTenantMigrations } from '@tenantflow/shared/provisioning/tenant-migrations';
 import type pg from 'pg';
 import type { PlatformServices } from '../local/platform-services.js';
 import { benchTenantId, type Distribution, distribution, timed, withClient } from './support.js';
@@ -13,7 +12,6 @@ const TENANT_CONNECTION_LIMIT = 20;
 /** DatabaseAdmin's default tenant-role timeouts, which `pinSearchPath` stores on the role. */
 const TENANT_STATEMENT_TIMEOUT_MS = 300_000;
 const TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
-/** The entry point tenant roles complete their tasks through (shared/migrations/control/0006_platform_role.sql). */
 
 /** Tenants provisioned on each side before timing starts: the first run also does the one-time lock-down. */
 const WARM_UP_TENANTS = 5;
@@ -66,16 +64,17 @@ export class ProvisioningStepTimer implements Failpoints {
  * does between steps (reading the stored secret, closing the connection) lands in the next one.
  */
 export const STEP_CONTENTS: Readonly<Record<string, string>> = {
-  'lock-down': 'id check (own admin connection), registry row, claim, new admin connection, lock-down check',
-  schema: 'schema owner check, CREATE SCHEMA',
-  role: 'read stored secret, SCRAM verifier, role check, CREATE ROLE, attribute check',
+  'lock-down':
+    'id check (platform pool), registry row, claim, admin connection (reset of a kept one), lock-down check',
+  schema: 'read stored secret, schema owner check, CREATE SCHEMA',
+  role: 'SCRAM verifier, role check, CREATE ROLE with its three defaults (one round trip)',
   secret: 'secret file written and fsynced',
   login: 'admit the login (nothing to do with direct logins)',
   grants:
-    'grants transaction: tenants group membership, schema USAGE (platform role too), default privileges',
-  'search-path': 'ALTER ROLE SET search_path and the two timeouts',
-  migrations: 'migration transaction with history table, REVOKE/GRANTs on it and the bookkeeping',
-  activate: 'close admin connection, release claim (status, key hash)',
+    'grants transaction in one round trip: tenants group, schema USAGE (platform role too), default privileges',
+  'search-path': 'nothing when the role was created with its defaults (else the three ALTER ROLE SET)',
+  migrations: 'a transaction per migration set, each with its history table and the bookkeeping grants',
+  activate: 'release claim (status, key hash, secret reference); the admin connection is kept',
 };
 
 export interface StepSegment {
@@ -123,7 +122,8 @@ export async function benchmarkProvisioning(
   stepTimer: ProvisioningStepTimer,
   tenants: number,
 ): Promise<ProvisioningBenchmarkResult> {
-  const migrations = await loadTenantMigrations();
+  // Every set the service applies: the platform's migrations and the application's tables.
+  const migrations = platform.admin.tenantMigrationSets().flatMap((set) => set.migrations);
   const platformRole = await platform.admin.platformRoleName();
   stepTimer.clear();
   const service: number[] = [];
@@ -289,17 +289,17 @@ async function provisionFloorTenant(
   const statements = [
     `CREATE SCHEMA ${schema}`,
     `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${TENANT_CONNECTION_LIMIT} PASSWORD ${verifier}`,
+    // The role's defaults before the group membership, as the service sends them: each membership
+    // change makes PostgreSQL rebuild the admin's role walk that ALTER ROLE's check needs.
+    `ALTER ROLE ${role} SET search_path = ${schema}`,
+    `ALTER ROLE ${role} SET statement_timeout = ${TENANT_STATEMENT_TIMEOUT_MS}`,
+    `ALTER ROLE ${role} SET idle_in_transaction_session_timeout = ${TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
     // CONNECT and complete_task come with membership of the tenants group, as the service does it.
     `GRANT ${quoteIdent(`${floor.platformRole}_tenants`)} TO ${role} WITH INHERIT TRUE, SET FALSE`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
     `GRANT USAGE ON SCHEMA ${schema} TO ${platform}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role}`,
-    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`,
-    `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`,
-    `ALTER ROLE ${role} SET search_path = ${schema}`,
-    `ALTER ROLE ${role} SET statement_timeout = ${TENANT_STATEMENT_TIMEOUT_MS}`,
-    `ALTER ROLE ${role} SET idle_in_transaction_session_timeout = ${TENANT_IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
   ];
   for (const statement of statements) {
     await client.query(statement);

@@ -1,5 +1,5 @@
-import type pg from 'pg';
-import { connectionUser, withDedicatedClient } from '../db/connections.js';
+import pg from 'pg';
+import { connectionUser } from '../db/connections.js';
 import {
   MIGRATIONS_TABLE,
   type Migration,
@@ -82,6 +82,34 @@ export interface DatabaseAdminOptions {
   readonly statementTimeoutMs?: number;
   /** `statement_timeout` of a migration's statements. Default 5 min. */
   readonly migrationStatementTimeoutMs?: number;
+  /**
+   * Admin connections kept open between uses, so consecutive provisions do not each pay for a new
+   * login (a TCP connection, SCRAM, a backend process). 0 closes each one after use. Default 1.
+   */
+  readonly idleConnections?: number;
+  /** How long an unused admin connection stays open. Default 5 s. */
+  readonly idleConnectionMs?: number;
+}
+
+/** An admin connection waiting for its next use. */
+interface IdleConnection {
+  readonly client: pg.Client;
+  readonly parkedAt: number;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * How long a dedicated admin connection may take to open: a server that accepts the TCP connection
+ * and never answers (a proxy whose target is not available yet) must not hold the caller for long.
+ */
+const ADMIN_CONNECT_TIMEOUT_MS = 5_000;
+
+/** What {@link DatabaseAdmin.ensureRole} did. */
+export interface RoleOutcome {
+  /** The role was created by this call (not taken over). */
+  readonly created: boolean;
+  /** Its defaults ({@link DatabaseAdmin.pinSearchPath}'s) were stored with it. */
+  readonly defaultsPinned: boolean;
 }
 
 export interface TenantDatabaseState {
@@ -146,6 +174,10 @@ export class DatabaseAdmin {
   readonly #adminUrl: string | undefined;
   readonly #platformRole: DatabaseAdminOptions['platformRole'];
   #platformRoleName: Promise<string> | undefined;
+  /** Connections parked for the next use, most recent last. */
+  readonly #idle: IdleConnection[] = [];
+  /** Set once the tenants group is known to exist: it is created once and never dropped. */
+  #tenantGroupExists = false;
 
   constructor(options: DatabaseAdminOptions) {
     const { platformRole, adminUrl, catalog, ...rest } = options;
@@ -161,27 +193,122 @@ export class DatabaseAdmin {
       statementTimeoutMs: 60_000,
       migrationStatementTimeoutMs: 300_000,
       applicationMigrations: [],
+      idleConnections: 1,
+      idleConnectionMs: 5_000,
       ...rest,
     };
     this.#platformRole = platformRole;
   }
 
   /**
-   * Runs `work` on a new dedicated admin connection, closed afterwards. The session's
-   * `search_path` is `pg_catalog` and its waits are bounded: state on a dedicated connection that
-   * is never pooled (the exception isolation rule 1 allows).
+   * Runs `work` on a dedicated admin connection that nothing else uses meanwhile. The session's
+   * `search_path` is `pg_catalog` and its waits are bounded: state on a dedicated connection, never
+   * on a pooled one (the exception isolation rule 1 allows).
+   *
+   * The connection may be one an earlier call left open (up to `idleConnections`, for
+   * `idleConnectionMs`): every session-level thing is reset before it is used again (as
+   * `DISCARD ALL` does), so nothing one tenant's provisioning set reaches the next. One whose work
+   * failed is closed, never reused.
    */
-  withConnection<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-    if (this.#adminUrl === undefined) {
-      return Promise.reject(this.#options.missingAdminLogin());
+  async withConnection<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.#checkOut();
+    let result: T;
+    try {
+      result = await work(client);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
     }
-    return withDedicatedClient(this.#adminUrl, async (client) => {
-      await client.query(
-        `SET search_path = pg_catalog; SET lock_timeout = ${this.#options.lockTimeoutMs}; ` +
-          `SET statement_timeout = ${this.#options.statementTimeoutMs}`,
-      );
-      return work(client);
+    this.#park(client);
+    return result;
+  }
+
+  /** Closes the admin connections kept open for reuse. The admin stays usable: the next use opens one. */
+  async close(): Promise<void> {
+    const idle = this.#idle.splice(0);
+    await Promise.all(
+      idle.map(({ client, timer }) => {
+        clearTimeout(timer);
+        return client.end().catch(() => undefined);
+      }),
+    );
+  }
+
+  /** The `SET`s every admin session starts with. */
+  #sessionSettings(): string {
+    return (
+      `SET search_path = pg_catalog; SET lock_timeout = ${this.#options.lockTimeoutMs}; ` +
+      `SET statement_timeout = ${this.#options.statementTimeoutMs}`
+    );
+  }
+
+  async #checkOut(): Promise<pg.Client> {
+    if (this.#adminUrl === undefined) {
+      throw this.#options.missingAdminLogin();
+    }
+    for (let parked = this.#idle.pop(); parked !== undefined; parked = this.#idle.pop()) {
+      clearTimeout(parked.timer);
+      const { client } = parked;
+      // A frozen process (a Lambda between invocations) runs no timer: the clock says it is stale.
+      if (Date.now() - parked.parkedAt > this.#options.idleConnectionMs) {
+        await client.end().catch(() => undefined);
+        continue;
+      }
+      socketOf(client)?.ref();
+      try {
+        // What DISCARD ALL does, statement by statement: DISCARD ALL itself cannot run in a
+        // multi-statement string, and this keeps the reset and the settings to one round trip.
+        await client.query(
+          'ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; ' +
+            `SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD SEQUENCES; DISCARD TEMP; ${this.#sessionSettings()}`,
+        );
+        return client;
+      } catch {
+        await client.end().catch(() => undefined);
+      }
+    }
+    const client = new pg.Client({
+      connectionString: this.#adminUrl,
+      application_name: 'tenantflow-admin',
+      connectionTimeoutMillis: ADMIN_CONNECT_TIMEOUT_MS,
     });
+    // An idle connection the server closes must not crash the process; it is found dead and dropped.
+    client.on('error', function ignoreErrorOfUnusedConnection() {});
+    client.on('end', () => this.#forget(client));
+    try {
+      await client.connect();
+      await client.query(this.#sessionSettings());
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return client;
+  }
+
+  /** Keeps `client` for the next use, or closes it when enough are kept already. */
+  #park(client: pg.Client): void {
+    if (this.#idle.length >= this.#options.idleConnections) {
+      void client.end().catch(() => undefined);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#forget(client);
+      void client.end().catch(() => undefined);
+    }, this.#options.idleConnectionMs);
+    // An idle admin connection never keeps the process alive.
+    timer.unref();
+    socketOf(client)?.unref();
+    this.#idle.push({ client, parkedAt: Date.now(), timer });
+  }
+
+  #forget(client: pg.Client): void {
+    const index = this.#idle.findIndex((parked) => parked.client === client);
+    if (index >= 0) {
+      const [parked] = this.#idle.splice(index, 1);
+      if (parked !== undefined) {
+        clearTimeout(parked.timer);
+      }
+    }
   }
 
   /** The admin role's name, from its connection string (undefined when the URL names none). */
@@ -424,7 +551,7 @@ export class DatabaseAdmin {
    * walk them all on each of the admin's privilege checks once the cache is invalidated, which
    * every onboarding does.
    */
-  async ensureRole(client: pg.Client, tenantId: string, password: string): Promise<void> {
+  async ensureRole(client: pg.Client, tenantId: string, password: string): Promise<RoleOutcome> {
     const name = tenantRoleName(tenantId);
     const role = quoteIdent(name);
     const verifier = client.escapeLiteral(scramSha256Verifier(password));
@@ -433,13 +560,23 @@ export class DatabaseAdmin {
     // non-superuser cannot ALTER them); on a role that exists they are checked instead.
     const create = `CREATE ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT ${limit} PASSWORD ${verifier}`;
     const alter = `ALTER ROLE ${role} WITH LOGIN NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT ${limit} PASSWORD ${verifier}`;
-    if (await roleExists(client, name)) {
-      await client.query(alter);
-    } else if (!(await createRole(client, create))) {
-      // Another run created it between our check and our CREATE: take it over with our password.
-      await client.query(alter);
+    // A new role gets its defaults ({@link pinSearchPath}'s) in the same implicit transaction, so
+    // it never exists without them. Done here, before the tenants group is granted to it, because
+    // PostgreSQL's check that the admin may alter a role walks every role the admin administers
+    // (one per tenant) and rebuilds that walk's cache after each membership change: one rebuild
+    // instead of two at every onboarding.
+    if (
+      !(await roleExists(client, name)) &&
+      (await createRole(client, [create, ...this.#roleDefaults(tenantId)].join('; ')))
+    ) {
+      // Created just now, with every privileged attribute off: nothing to check.
+      return { created: true, defaultsPinned: true };
     }
+    // It existed, or another run created it between our check and our CREATE: take it over with
+    // our password, once it is known to carry nothing privileged.
+    await client.query(alter);
     await assertUnprivileged(client, name, 'tenant role');
+    return { created: false, defaultsPinned: false };
   }
 
   /** Sets a new password on an existing tenant role (credential rotation). */
@@ -462,31 +599,59 @@ export class DatabaseAdmin {
     const schema = quoteIdent(tenantId);
     const role = quoteIdent(tenantRoleName(tenantId));
     const platform = quoteIdent(await this.platformRoleName());
-    if (!(await roleExists(client, await this.tenantGroupName()))) {
-      // A database prepared by an earlier version (or with one role for everything) has no group yet.
-      await this.#ensureTenantGroup(client);
+    const group = await this.tenantGroupName();
+    if (!this.#tenantGroupExists) {
+      if (!(await roleExists(client, group))) {
+        // A database prepared by an earlier version (or with one role for everything) has no group yet.
+        await this.#ensureTenantGroup(client);
+      }
+      this.#tenantGroupExists = true;
     }
-    await this.#inTransaction(client, async () => {
-      // CONNECT and the entry point come with membership of the tenants group: one pg_auth_members
-      // row per tenant, instead of an entry per tenant in three ACLs that every GRANT rewrites
-      // whole (and serialises on). Inherited, never SET: the group is no identity to assume.
+    // Tables exist only once a migration has run, and every run creates the platform's history
+    // table: without it there is nothing for the ON ALL grants (each a scan of all of pg_class,
+    // which has no index by schema alone and grows with every tenant) nor the bookkeeping to fix.
+    const { rows: history } = await client.query<{ migrated: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_class
+                       WHERE relname = $2 AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)) AS migrated`,
+      [tenantId, MIGRATIONS_TABLE],
+    );
+    const migrated = history[0]?.migrated !== false;
+    // One round trip opens the transaction and sends every statement (a multi-statement string,
+    // which PostgreSQL runs in order and stops at the first error, leaving the transaction
+    // aborted for the ROLLBACK below): one round trip and one commit instead of one per grant.
+    await client.query('BEGIN');
+    try {
       await client.query(
-        `GRANT ${quoteIdent(await this.tenantGroupName())} TO ${role} WITH INHERIT TRUE, SET FALSE`,
+        [
+          `SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(this.#options.lockTimeoutMs))}`,
+          `SET LOCAL statement_timeout = ${Math.max(1, Math.trunc(this.#options.statementTimeoutMs))}`,
+          // CONNECT and the entry point come with membership of the tenants group: one
+          // pg_auth_members row per tenant, instead of an entry per tenant in three ACLs that every
+          // GRANT rewrites whole (and serialises on). Inherited, never SET: the group is no
+          // identity to assume.
+          `GRANT ${quoteIdent(group)} TO ${role} WITH INHERIT TRUE, SET FALSE`,
+          `REVOKE CREATE ON SCHEMA ${schema} FROM ${role}`,
+          `GRANT USAGE ON SCHEMA ${schema} TO ${role}`,
+          `GRANT USAGE ON SCHEMA ${schema} TO ${platform}`,
+          `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
+          `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role}`,
+          // Tables that already exist (a fleet run bringing a tenant to these rules) get the same rights.
+          ...(migrated
+            ? [
+                `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`,
+                `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`,
+              ]
+            : []),
+        ].join('; '),
       );
-      await client.query(`REVOKE CREATE ON SCHEMA ${schema} FROM ${role}`);
-      await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
-      await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${platform}`);
-      await client.query(
-        `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${role}`,
-      );
-      await client.query(
-        `ALTER DEFAULT PRIVILEGES IN SCHEMA ${schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${role}`,
-      );
-      // Tables that already exist (a resumed run that migrated before granting) get the same rights.
-      await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
-      await client.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
-      await this.#protectBookkeeping(client, tenantId);
-    });
+      if (migrated) {
+        await this.#protectBookkeeping(client, tenantId, { roleExists: true });
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
   }
 
   /**
@@ -496,14 +661,18 @@ export class DatabaseAdmin {
    * timeouts.
    */
   async pinSearchPath(client: pg.Client, tenantId: string): Promise<void> {
+    // One string: one round trip, and one implicit transaction (all three or none).
+    await client.query(this.#roleDefaults(tenantId).join('; '));
+  }
+
+  /** The tenant role's stored defaults, as `ALTER ROLE … SET` statements. */
+  #roleDefaults(tenantId: string): string[] {
     const role = quoteIdent(tenantRoleName(tenantId));
-    await client.query(`ALTER ROLE ${role} SET search_path = ${quoteIdent(tenantId)}`);
-    await client.query(
+    return [
+      `ALTER ROLE ${role} SET search_path = ${quoteIdent(tenantId)}`,
       `ALTER ROLE ${role} SET statement_timeout = ${this.#options.tenantStatementTimeoutMs}`,
-    );
-    await client.query(
       `ALTER ROLE ${role} SET idle_in_transaction_session_timeout = ${this.#options.tenantIdleInTransactionTimeoutMs}`,
-    );
+    ];
   }
 
   /**
@@ -535,14 +704,19 @@ export class DatabaseAdmin {
     }
     // Provisioning (alwaysProtectHistory) has just granted; a fleet run brings an older tenant's
     // rights to the current rules before anything else, refused schema or not.
+    const hasRole = await roleExists(client, tenantRoleName(tenantId));
     if (
       options.alwaysProtectHistory !== true &&
-      (await roleExists(client, tenantRoleName(tenantId))) &&
+      hasRole &&
       !(await this.#tenantRulesCurrent(client, tenantId))
     ) {
       await this.grantTenantAccess(client, tenantId);
     }
     const report = { schema: tenantId, applied: [] as string[], alreadyApplied: 0 };
+    // Once a schema is known to hold only the admin's objects, the next set need not look again:
+    // only a role with CREATE on it could add one, and the tenant role has none (its rights were
+    // brought to the current rules above, or just granted by provisioning).
+    let knownClean = false;
     for (const set of sets) {
       const migrated = await migrateSchema(client, tenantId, set.migrations, {
         historyTable: set.historyTable,
@@ -552,7 +726,8 @@ export class DatabaseAdmin {
         beforeApplying: async (checking) => {
           // The full scan of the schema's catalogs grows with the fleet; an indexed look at what the
           // tenant role owns tells first whether there can be anything to find.
-          if (!(await this.#mayHoldForeignObjects(checking, tenantId))) {
+          if (knownClean || !(await this.#mayHoldForeignObjects(checking, tenantId))) {
+            knownClean = true;
             return;
           }
           const foreign = await this.foreignObjects(checking, tenantId);
@@ -560,7 +735,7 @@ export class DatabaseAdmin {
             throw new MigrationError(describeForeignObjects(tenantId, foreign));
           }
         },
-        afterApplying: () => this.#protectBookkeeping(client, tenantId),
+        afterApplying: () => this.#protectBookkeeping(client, tenantId, { roleExists: hasRole }),
         lockTimeoutMs: this.#options.lockTimeoutMs,
         statementTimeoutMs: this.#options.migrationStatementTimeoutMs,
       });
@@ -569,6 +744,14 @@ export class DatabaseAdmin {
       report.alreadyApplied += migrated.alreadyApplied;
     }
     return report;
+  }
+
+  /**
+   * Every set of migrations a tenant schema gets, in the order they run: the platform's, then the
+   * application's (its registered workflows' tables).
+   */
+  tenantMigrationSets(): readonly Pick<TenantMigrationSet, 'name' | 'historyTable' | 'migrations'>[] {
+    return this.#migrationSets();
   }
 
   /** The platform's migrations first, then each application set, in registration order. */
@@ -716,17 +899,22 @@ export class DatabaseAdmin {
    * The bookkeeping (executions, task runs, migration history) is the platform's: the tenant role
    * may read its own, never write or lock it; the platform role reads and writes it.
    */
-  async #protectBookkeeping(client: Queryable, tenantId: string): Promise<void> {
+  async #protectBookkeeping(
+    client: Queryable,
+    tenantId: string,
+    known: { readonly roleExists?: boolean } = {},
+  ): Promise<void> {
     const roleName = tenantRoleName(tenantId);
-    const hasRole = await roleExists(client, roleName);
+    const hasRole = known.roleExists ?? (await roleExists(client, roleName));
     const role = quoteIdent(roleName);
     const platformName = await this.platformRoleName();
     const platform = quoteIdent(platformName);
     // Only the tables whose rights are not already right: a migration that alters a bookkeeping
     // table leaves its grants as they were, and a fleet run then sends no GRANT at all.
     const { rows } = await client.query<{ name: string }>(
-      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname = ANY ($2::text[])
+      `SELECT c.relname AS name FROM pg_class c
+        WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
+          AND c.relkind = 'r' AND c.relname = ANY ($2::text[])
           AND (($3 AND (has_table_privilege($4, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                         OR NOT has_table_privilege($4, c.oid, 'SELECT')))
                OR (NOT c.relname = ANY ($6::text[]) AND NOT (has_table_privilege($5, c.oid, 'SELECT') AND has_table_privilege($5, c.oid, 'INSERT')
@@ -740,15 +928,19 @@ export class DatabaseAdmin {
         this.#historyTables(),
       ],
     );
+    const statements: string[] = [];
     for (const { name } of rows) {
       const table = qualified(tenantId, name);
       if (hasRole) {
-        await client.query(`REVOKE ALL ON ${table} FROM ${role}`);
-        await client.query(`GRANT SELECT ON ${table} TO ${role}`);
+        statements.push(`REVOKE ALL ON ${table} FROM ${role}`, `GRANT SELECT ON ${table} TO ${role}`);
       }
       if (!this.#historyTables().includes(name)) {
-        await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO ${platform}`);
+        statements.push(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO ${platform}`);
       }
+    }
+    if (statements.length > 0) {
+      // One round trip, inside the caller's transaction.
+      await client.query(statements.join('; '));
     }
   }
 
@@ -798,6 +990,15 @@ async function retryConcurrentUpdate(client: Queryable, statement: string, attem
       await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
     }
   }
+}
+
+/** The client's socket, to let an idle connection not hold the process open. */
+function socketOf(client: pg.Client): { ref(): void; unref(): void } | undefined {
+  const stream = (client as unknown as { connection?: { stream?: { ref?: unknown; unref?: unknown } } })
+    .connection?.stream;
+  return typeof stream?.ref === 'function' && typeof stream.unref === 'function'
+    ? (stream as { ref(): void; unref(): void })
+    : undefined;
 }
 
 async function currentNames(client: Queryable): Promise<{ db: string; me: string }> {
@@ -860,8 +1061,9 @@ async function appliedVersions(
   tables: readonly string[],
 ): Promise<Map<string, Set<number>>> {
   const { rows: found } = await client.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = ANY ($2::text[])`,
+    // By (relname, relnamespace), pg_class's index: the catalog grows with every tenant's tables.
+    `SELECT c.relname AS name FROM pg_class c
+      WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND c.relname = ANY ($2::text[])`,
     [schema, tables],
   );
   const applied = new Map<string, Set<number>>(tables.map((table) => [table, new Set()]));

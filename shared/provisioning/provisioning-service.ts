@@ -210,8 +210,14 @@ export class ProvisioningService {
     assertValidTenantId(request.tenantId);
     const metadata = request.metadata ?? {};
     const config = request.config ?? emptyTenantConfig();
-    if ((await registry.get(request.tenantId)) === undefined) {
+    try {
       await this.#assertRoomFor(request.tenantId);
+    } catch (error) {
+      // A run left in `provisioning` has created some of what the check refuses: it is resumed
+      // below. Looked up only when the check fails, so a new tenant costs no registry read here.
+      if ((await registry.get(request.tenantId)) === undefined) {
+        throw error;
+      }
     }
     let tenant: TenantInfo;
     try {
@@ -242,16 +248,100 @@ export class ProvisioningService {
     return this.resumeProvisioning(tenant.tenantId);
   }
 
-  /** Runs every onboarding step of a tenant in `provisioning`, in-process, and activates it with a new API key. */
+  /**
+   * Runs every onboarding step of a tenant in `provisioning`, in-process, and activates it with a
+   * new API key. The same steps as the state machine's, under one claim and on one admin
+   * connection: the claim is taken once and released once (as `active`, or with the error and the
+   * step it stopped at), and renewed between steps only when a third of its lease has gone. The
+   * password the role is created with is the one stored, so it is set once.
+   */
   async resumeProvisioning(tenantId: string): Promise<ProvisionResult> {
-    for (const step of ONBOARDING_STEPS) {
-      if (step !== 'activate') {
-        await this.#onboardingStep(tenantId, step, { waitForProxy: true });
+    const { admin, secrets, registry } = this.#deps;
+    let step: OnboardingStep = ONBOARDING_STEPS[0];
+    const owner = await this.#claim(tenantId, 'provisioning', step);
+    let claimedAt = Date.now();
+    const enter = async (next: OnboardingStep): Promise<void> => {
+      step = next;
+      if (Date.now() - claimedAt < this.#leaseMs / 3) {
+        return;
       }
-    }
+      const renewed = await registry.claim(tenantId, {
+        owner,
+        status: 'provisioning',
+        leaseMs: this.#leaseMs,
+        step: next,
+      });
+      if (renewed === undefined) {
+        throw new ProvisioningInProgressError(
+          `Provisioning of tenant '${tenantId}' took longer than its lease and another run took over`,
+        );
+      }
+      claimedAt = Date.now();
+    };
     const apiKey = generateApiKey(tenantId);
-    const tenant = await this.#activate(tenantId, hashApiKey(apiKey));
-    return { tenant, apiKey };
+    let secretRef: string | undefined;
+    let tenant: TenantInfo | undefined;
+    try {
+      await admin.withConnection(async (client: pg.Client) => {
+        // schema-and-role, with the stored password if an earlier run got that far.
+        const stored = await secrets.get(tenantId);
+        const password = stored?.password ?? generatePassword();
+        await this.#reached('lock-down', tenantId, () => admin.lockDown(client));
+        await this.#reached('schema', tenantId, () => admin.ensureSchema(client, tenantId));
+        let defaultsPinned = false;
+        await this.#reached('role', tenantId, async () => {
+          ({ defaultsPinned } = await admin.ensureRole(client, tenantId, password));
+        });
+        // credentials: the role has this password now, so storing it is all that is left.
+        await enter('credentials');
+        await this.#reached('secret', tenantId, async () => {
+          secretRef = await secrets.put(tenantId, this.#secretFor(tenantId, password));
+          await this.#deps.onCredentialsChanged?.(tenantId);
+        });
+        await enter('login');
+        await this.#logins.admit(tenantId, secretRef as string);
+        await this.#reached('login', tenantId, async () => {});
+        await enter('migrations');
+        await this.#reached('grants', tenantId, () => admin.grantTenantAccess(client, tenantId));
+        await this.#reached('search-path', tenantId, async () => {
+          // Stored with the role when this run created it; a role an earlier run created gets them now.
+          if (!defaultsPinned) {
+            await admin.pinSearchPath(client, tenantId);
+          }
+        });
+        await this.#reached('migrations', tenantId, async () => {
+          await admin.migrateTenant(client, tenantId, { alwaysProtectHistory: true });
+        });
+      });
+      step = 'activate';
+      await this.#reached('activate', tenantId, async () => {
+        tenant = await registry.releaseClaim(tenantId, owner, {
+          status: 'active',
+          lastError: null,
+          currentStep: null,
+          apiKeyHash: hashApiKey(apiKey),
+          ...(secretRef === undefined ? {} : { secretRef }),
+        });
+        if (tenant === undefined) {
+          throw new ProvisioningInProgressError(
+            `Provisioning of tenant '${tenantId}' took longer than its lease and another run took over`,
+          );
+        }
+      });
+    } catch (error) {
+      await registry
+        .releaseClaim(tenantId, owner, {
+          lastError: describeFailure(error),
+          currentStep: step,
+          ...(secretRef === undefined ? {} : { secretRef }),
+        })
+        .catch(() => undefined);
+      throw error;
+    }
+    const onboarded = tenant as TenantInfo;
+    const durationMs = Date.now() - onboarded.createdAt.getTime();
+    (this.#deps.metrics ?? NO_METRICS).provisioningTook({ tenantId, lifecycle: 'onboarding', durationMs });
+    return { tenant: onboarded, apiKey };
   }
 
   /**
@@ -426,7 +516,9 @@ export class ProvisioningService {
             await this.#reached('schema', tenantId, () => admin.ensureSchema(client, tenantId));
             // The stored password, if an earlier run got that far; `credentials` sets it otherwise.
             const password = (await secrets.get(tenantId))?.password ?? generatePassword();
-            await this.#reached('role', tenantId, () => admin.ensureRole(client, tenantId, password));
+            await this.#reached('role', tenantId, async () => {
+              await admin.ensureRole(client, tenantId, password);
+            });
           });
           return { done: true, release: {} };
         case 'credentials': {

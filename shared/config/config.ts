@@ -38,6 +38,7 @@ function stateMachineArnMap(keys: string) {
  * soon after, long enough that a client's burst of requests costs one registry read.
  */
 export const DEFAULT_AUTHORIZER_CACHE_SECONDS = 5;
+export const DEFAULT_TASK_TENANT_CACHE_SECONDS = 5;
 
 /**
  * Every environment variable tenantflow reads, validated once. Lambdas get them from CDK; the
@@ -83,6 +84,7 @@ const environmentSchema = z.object({
     .optional(),
   TENANTFLOW_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).optional(),
   TENANTFLOW_AUTHORIZER_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).optional(),
+  TENANTFLOW_TASK_TENANT_CACHE_SECONDS: z.coerce.number().int().min(0).max(60).optional(),
   TENANTFLOW_ADMIN_DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string')
@@ -218,6 +220,12 @@ export interface TenantflowConfig {
    */
   readonly authorizerCacheSeconds: number;
   /**
+   * Seconds the task runner trusts a tenant it found active before reading the registry again
+   * (`TENANTFLOW_TASK_TENANT_CACHE_SECONDS`, 0–60): how long after a deactivation a task may still
+   * start. Its work never commits: the completion checks the registry again.
+   */
+  readonly taskTenantCacheSeconds: number;
+  /**
    * Whether an IAM caller identity on the event is proof of an admin. Only in AWS, where API
    * Gateway sets it after verifying SigV4 on IAM-authorised routes; never locally.
    */
@@ -312,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): TenantflowConf
     databaseUrl: database.kind === 'url' ? database.url : undefined,
     adminToken: values.TENANTFLOW_ADMIN_TOKEN,
     authorizerCacheSeconds: values.TENANTFLOW_AUTHORIZER_CACHE_SECONDS ?? DEFAULT_AUTHORIZER_CACHE_SECONDS,
+    taskTenantCacheSeconds: values.TENANTFLOW_TASK_TENANT_CACHE_SECONDS ?? DEFAULT_TASK_TENANT_CACHE_SECONDS,
     trustIamAdminIdentity: !local,
     // One invocation at a time per Lambda sandbox needs one or two connections; the local server more.
     dbPoolMax: values.TENANTFLOW_DB_POOL_MAX ?? (local ? 10 : 2),

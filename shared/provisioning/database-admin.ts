@@ -22,11 +22,22 @@ export function tenantRoleName(tenantId: string): string {
 
 /** The schema of the functions tenant roles may call (see `shared/migrations/control/0006_platform_role.sql`). */
 export const TENANT_API_SCHEMA = 'tenantflow_api';
-const COMPLETE_TASK = `${quoteIdent(TENANT_API_SCHEMA)}.${quoteIdent('complete_task')}(text, text, text, text, jsonb, text[])`;
+/**
+ * The functions tenant roles may call (EXECUTE, through the tenants group), as `regprocedure` reads
+ * them. All are SECURITY DEFINER: they run with the platform role's rights, so they are handed to it.
+ */
+const TENANT_API_PROCEDURES = [
+  'complete_task(text, text, text, text, jsonb, text[])',
+  'claim_task(text, text, text, text[], bytea, bytea)',
+  'finish_task(text, text, text, text, jsonb, text[])',
+].map((signature) => `${TENANT_API_SCHEMA}.${signature}`);
+/** As GRANT, REVOKE and ALTER FUNCTION take them (every name here is a plain lower-case identifier). */
+const apiFunctionSql = (procedure: string) =>
+  `${quoteIdent(TENANT_API_SCHEMA)}.${procedure.slice(TENANT_API_SCHEMA.length + 1)}`;
 
 /**
  * The platform's bookkeeping in every tenant schema. The platform role reads and writes it; the
- * tenant role may only read it, and completes its tasks through `tenantflow_api.complete_task`.
+ * tenant role may only read it, and claims and completes its tasks through `tenantflow_api`'s functions.
  */
 export const BOOKKEEPING_TABLES = ['executions', 'task_runs'] as const;
 
@@ -318,7 +329,7 @@ export class DatabaseAdmin {
 
   /**
    * The group every tenant role is a member of, and through which it gets CONNECT on the database,
-   * USAGE on `tenantflow_api` and EXECUTE on `complete_task`: `<platform role>_tenants`.
+   * USAGE on `tenantflow_api` and EXECUTE on its functions: `<platform role>_tenants`.
    */
   async tenantGroupName(): Promise<string> {
     const name = `${await this.platformRoleName()}_tenants`;
@@ -345,8 +356,8 @@ export class DatabaseAdmin {
     const { rows } = await client.query<{ granted: boolean }>(
       `SELECT has_database_privilege($1, current_database(), 'CONNECT')
               AND has_schema_privilege($1, $2, 'USAGE')
-              AND has_function_privilege($1, $3, 'EXECUTE') AS granted`,
-      [name, TENANT_API_SCHEMA, `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`],
+              AND (SELECT bool_and(has_function_privilege($1, f, 'EXECUTE')) FROM unnest($3::text[]) f) AS granted`,
+      [name, TENANT_API_SCHEMA, TENANT_API_PROCEDURES],
     );
     if (rows[0]?.granted === true) {
       return;
@@ -355,7 +366,9 @@ export class DatabaseAdmin {
       const { db } = await currentNames(client);
       await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${group}`);
       await client.query(`GRANT USAGE ON SCHEMA ${quoteIdent(TENANT_API_SCHEMA)} TO ${group}`);
-      await client.query(`GRANT EXECUTE ON FUNCTION ${COMPLETE_TASK} TO ${group}`);
+      for (const procedure of TENANT_API_PROCEDURES) {
+        await client.query(`GRANT EXECUTE ON FUNCTION ${apiFunctionSql(procedure)} TO ${group}`);
+      }
     });
   }
 
@@ -467,19 +480,24 @@ export class DatabaseAdmin {
         `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ${qualified(CONTROL_SCHEMA, MIGRATIONS_TABLE)} FROM ${platform}`,
       );
       await client.query(`GRANT USAGE ON SCHEMA ${api} TO ${platform}`);
-      const { rows: owner } = await client.query<{ owned: boolean }>(
-        `SELECT pg_get_userbyid(proowner) = $1 AS owned FROM pg_proc WHERE oid = $2::regprocedure`,
-        [platformName, `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`],
+      const { rows: notOwned } = await client.query<{ procedure: string }>(
+        `SELECT procedure FROM unnest($2::text[]) AS procedure
+          WHERE (SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = procedure::regprocedure) IS DISTINCT FROM $1`,
+        [platformName, TENANT_API_PROCEDURES],
       );
-      if (owner[0]?.owned !== true) {
+      if (notOwned.length > 0) {
         // PostgreSQL lets a function change owner only to a role with CREATE on its schema. The
         // platform role (never a tenant role) holds it inside this one transaction, so no other
         // session ever sees it: granted, used, revoked, committed together.
         await client.query(`GRANT CREATE ON SCHEMA ${api} TO ${platform}`);
-        await client.query(`ALTER FUNCTION ${COMPLETE_TASK} OWNER TO ${platform}`);
+        for (const { procedure } of notOwned) {
+          await client.query(`ALTER FUNCTION ${apiFunctionSql(procedure)} OWNER TO ${platform}`);
+        }
         await client.query(`REVOKE CREATE ON SCHEMA ${api} FROM ${platform}`);
       }
-      await client.query(`REVOKE ALL ON FUNCTION ${COMPLETE_TASK} FROM PUBLIC`);
+      for (const procedure of TENANT_API_PROCEDURES) {
+        await client.query(`REVOKE ALL ON FUNCTION ${apiFunctionSql(procedure)} FROM PUBLIC`);
+      }
     });
   }
 
@@ -879,7 +897,7 @@ export class DatabaseAdmin {
       `SELECT NOT has_schema_privilege($1, $2, 'CREATE')
               AND has_schema_privilege($1, $2, 'USAGE')
               AND has_schema_privilege($3, $2, 'USAGE')
-              AND has_function_privilege($1, $4, 'EXECUTE')
+              AND (SELECT bool_and(has_function_privilege($1, f, 'EXECUTE')) FROM unnest($4::text[]) f)
               AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                                WHERE n.nspname = $2 AND c.relname = ANY ($5::text[])
                                  AND has_table_privilege($1, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'))
@@ -888,7 +906,7 @@ export class DatabaseAdmin {
         tenantRoleName(tenantId),
         tenantId,
         await this.platformRoleName(),
-        `${TENANT_API_SCHEMA}.complete_task(text, text, text, text, jsonb, text[])`,
+        TENANT_API_PROCEDURES,
         [...BOOKKEEPING_TABLES, ...this.#historyTables()],
       ],
     );

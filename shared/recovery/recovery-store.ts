@@ -201,11 +201,14 @@ export class RecoveryStore {
                  FROM ${executions} e
                  LEFT JOIN LATERAL (
                    SELECT max(r.heartbeat_at) AS last_heartbeat_at,
-                          array_agg(r.task_id ORDER BY r.task_id) FILTER (
+                          array_agg(DISTINCT r.task_id ORDER BY r.task_id) FILTER (
                             WHERE r.status = 'running'
                               AND r.heartbeat_at < now() - make_interval(secs => $2::double precision)
                           ) AS stale_task_runs
-                     FROM ${taskRuns} r WHERE r.execution_id = e.id
+                     FROM (SELECT task_id, status, heartbeat_at FROM ${taskRuns} WHERE execution_id = e.id
+                           UNION ALL
+                           SELECT live.key, 'running', (live.value->>'heartbeatAt')::timestamptz
+                             FROM jsonb_each(e.running_tasks) AS live) r
                  ) runs ON true
                 WHERE e.status IN ('pending', 'running')
                   AND (e.recovery_lease_until IS NULL OR e.recovery_lease_until < now())
@@ -242,23 +245,45 @@ export class RecoveryStore {
   }
 
   /**
-   * Marks the execution's running tasks whose heartbeat is stale as failed, so nobody reads a dead
-   * attempt as alive. Only a row that is still running and still stale changes; returns their ids.
-   * A runner that was merely slow can still commit: completion does not require `running`.
+   * Takes the execution's tasks whose heartbeat is stale off the running list, so nobody reads a
+   * dead attempt as alive, and returns their ids:
+   * - attempts the heartbeats reported in `running_tasks` are removed from it. Their own task_runs
+   *   row is written only when they end, and is left alone: an attempt that is gone rolled back
+   *   and wrote nothing, and one that was merely slow can still commit.
+   * - committed runs still `running` (written that way before claims moved into the task's
+   *   transaction) are marked failed, skipping a row a live attempt holds locked: recovery never
+   *   waits on a tenant's transaction.
    */
   async markTaskRunsLost(
     tenantId: string,
     executionId: string,
     heartbeatStaleAfterSeconds: number,
   ): Promise<string[]> {
+    const executions = tenantTable(tenantId, 'executions');
+    const taskRuns = tenantTable(tenantId, 'task_runs');
     const { rows } = await this.pool.query<{ task_id: string }>(
-      `UPDATE ${tenantTable(tenantId, 'task_runs')}
-          SET status = 'failed', finished_at = now(),
-              error = 'Heartbeat lost: no sign of life since ' || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
-                      '; the process running attempt ' || attempt || ' is gone'
-        WHERE execution_id = $1 AND status = 'running'
-          AND heartbeat_at < now() - make_interval(secs => $2::double precision)
-        RETURNING task_id`,
+      `WITH stale AS (
+         SELECT live.key AS task_id
+           FROM ${executions} e, jsonb_each(e.running_tasks) AS live
+          WHERE e.id = $1
+            AND (live.value->>'heartbeatAt')::timestamptz < now() - make_interval(secs => $2::double precision)
+       ), forgotten AS (
+         UPDATE ${executions} SET running_tasks = running_tasks - ARRAY(SELECT task_id FROM stale)
+          WHERE id = $1 AND EXISTS (SELECT 1 FROM stale)
+       ), lockable AS (
+         SELECT task_id FROM ${taskRuns}
+          WHERE execution_id = $1 AND status = 'running'
+            AND heartbeat_at < now() - make_interval(secs => $2::double precision)
+            FOR UPDATE SKIP LOCKED
+       ), committed AS (
+         UPDATE ${taskRuns}
+            SET status = 'failed', finished_at = now(),
+                error = 'Heartbeat lost: no sign of life since ' || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
+                        '; the process running attempt ' || attempt || ' is gone'
+          WHERE execution_id = $1 AND task_id IN (SELECT task_id FROM lockable)
+         RETURNING task_id
+       )
+       SELECT task_id FROM stale UNION SELECT task_id FROM committed`,
       [executionId, heartbeatStaleAfterSeconds],
     );
     return rows.map((row) => row.task_id).sort();

@@ -112,9 +112,13 @@ export async function createDatabaseAdmin(
     // The login the platform pool uses; when a URL does not name it, asked once (DDL only).
     platformRole: core.platformRole ?? (() => currentRole(core.pool)),
   };
-  return database.kind === 'url'
-    ? new DatabaseAdmin(adminOptions)
-    : new CredentialsReportingDatabaseAdmin(adminOptions, () => core.reportCredentialsRejected());
+  const admin =
+    database.kind === 'url'
+      ? new DatabaseAdmin(adminOptions)
+      : new CredentialsReportingDatabaseAdmin(adminOptions, () => core.reportCredentialsRejected());
+  // The admin keeps its last connection open for a moment, for the next provision: closed with the core.
+  core.closeWith(() => admin.close());
+  return admin;
 }
 
 async function awsAdminUrl(core: PlatformCore): Promise<string | undefined> {

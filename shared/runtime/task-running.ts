@@ -2,6 +2,7 @@ import { databaseTls } from '../config/database-credentials.js';
 import type { Failpoints } from '../kernel/failpoints.js';
 import type { Logger } from '../logging/logger.js';
 import type { SecretStore } from '../secrets/secret-store.js';
+import { PgTenantRegistry } from '../tenancy/pg-tenant-registry.js';
 import { TenantConnections } from '../tenancy/tenant-connections.js';
 import { TenantContextSwitch } from '../tenancy/tenant-context.js';
 import { ExecutionStore } from '../workflows/execution-store.js';
@@ -65,7 +66,17 @@ export function createTenantAccess(
       : {}),
   });
   core.closeWith(() => tenantConnections.close());
-  return { tenants: new TenantContextSwitch(core.registry), tenantConnections, secrets };
+  // A task trusts a tenant found active for a few seconds: a burst of tasks costs one registry read,
+  // and the completion reads the registry again, so a deactivated tenant's work never commits.
+  const tenants = new TenantContextSwitch(core.registry, undefined, {
+    trustActiveForMs: config.taskTenantCacheSeconds * 1000,
+  });
+  // A change made in this process (the local server's API) reaches the next task at once.
+  if (core.registry instanceof PgTenantRegistry) {
+    const unsubscribe = core.registry.onChange((tenantId) => tenants.forget(tenantId));
+    core.closeWith(async () => unsubscribe());
+  }
+  return { tenants, tenantConnections, secrets };
 }
 
 /** A task runner over a tenant access, for one set of workflows. */

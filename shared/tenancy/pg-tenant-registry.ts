@@ -50,7 +50,25 @@ const COLUMNS = 'tenant_id, name, status, metadata, config, created_at, last_err
  * ```
  */
 export class PgTenantRegistry implements TenantRegistry {
+  readonly #changeListeners = new Set<(tenantId: string) => void>();
+
   constructor(private readonly db: Queryable) {}
+
+  /**
+   * Calls `listener` with a tenant's id after this registry changed its status, profile or
+   * config, or removed it: what caches a tenant in this process forget it by. Returns the unsubscribe.
+   * A change made by another process is not seen here; such caches are bounded in time.
+   */
+  onChange(listener: (tenantId: string) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #changed(tenantId: string): void {
+    for (const listener of this.#changeListeners) {
+      listener(tenantId);
+    }
+  }
 
   async create(tenant: NewTenant): Promise<TenantInfo> {
     try {
@@ -113,6 +131,7 @@ export class PgTenantRegistry implements TenantRegistry {
         RETURNING ${COLUMNS}`,
       [tenantId, status, allowedFrom ?? null],
     );
+    this.#changed(tenantId);
     if (rows[0] !== undefined) {
       return { kind: 'updated', tenant: toTenantInfo(rows[0]) };
     }
@@ -160,6 +179,7 @@ export class PgTenantRegistry implements TenantRegistry {
         result.currentStep ?? null,
       ],
     );
+    this.#changed(tenantId);
     return rows[0] === undefined ? undefined : toTenantInfo(rows[0]);
   }
 
@@ -205,6 +225,7 @@ export class PgTenantRegistry implements TenantRegistry {
       [tenantId, onlyIfStatus ?? null],
     );
     const outcome = single(rows, 'the tenant registry');
+    this.#changed(tenantId);
     if (outcome.removed) {
       return 'removed';
     }
@@ -234,6 +255,7 @@ export class PgTenantRegistry implements TenantRegistry {
         MAX_CONFIG_BYTES,
       ],
     );
+    this.#changed(tenantId);
     if (rows[0] !== undefined) {
       return toTenantInfo(rows[0]);
     }

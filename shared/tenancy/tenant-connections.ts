@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { surviveConnectionLossWhileCheckedOut } from '../db/connections.js';
+import { type PipelinedStatement, pipelined } from '../db/pipelined-query.js';
 import { type Queryable, SQLSTATE, sqlState } from '../db/sql.js';
 import { TenantContextRequiredError, TenantNotFoundError } from '../kernel/errors.js';
 import { assertValidTenantId } from '../kernel/tenant-id.js';
@@ -17,7 +18,24 @@ export interface TenantDb extends Queryable {
    * Runs `work` in one transaction on one connection; rolls back if it throws. When `signal`
    * aborts, the connection is closed at once, which rolls the transaction back on the server.
    */
-  transaction<T>(work: (client: Queryable) => Promise<T>, options?: { signal?: AbortSignal }): Promise<T>;
+  transaction<T>(
+    work: (client: Queryable, opened: pg.QueryResult | undefined) => Promise<T>,
+    options?: TransactionOptions<T>,
+  ): Promise<T>;
+}
+
+export interface TransactionOptions<T> {
+  readonly signal?: AbortSignal;
+  /**
+   * Sent with `BEGIN` in the same round trip, as the transaction's first statement; its result is
+   * `work`'s second argument. If it fails, `work` does not run and the transaction rolls back.
+   */
+  readonly withBegin?: PipelinedStatement;
+  /**
+   * Sent with `COMMIT` in the same round trip, after `work` returned `value`. If it fails, the
+   * server skips that COMMIT, the transaction rolls back and its error is thrown.
+   */
+  readonly withCommit?: (value: T) => PipelinedStatement;
 }
 
 export interface TenantConnectionsOptions {
@@ -91,9 +109,18 @@ export class TenantConnections {
         }
         options?.signal?.addEventListener('abort', destroy, { once: true });
         try {
-          await client.query('BEGIN');
-          const result = await work(client);
-          await client.query('COMMIT');
+          let opened: pg.QueryResult | undefined;
+          if (options?.withBegin === undefined) {
+            await client.query('BEGIN');
+          } else {
+            [, opened] = await pipelined(client, [{ text: 'BEGIN' }, options.withBegin]);
+          }
+          const result = await work(client, opened);
+          if (options?.withCommit === undefined) {
+            await client.query('COMMIT');
+          } else {
+            await pipelined(client, [options.withCommit(result), { text: 'COMMIT' }]);
+          }
           return result;
         } catch (error) {
           if (!destroyed) {

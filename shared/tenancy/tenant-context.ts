@@ -23,6 +23,21 @@ import {
  */
 const currentTenantStorage = new AsyncLocalStorage<string>();
 
+/** Active tenants a switch remembers at most (the least recently found go first). */
+const MAX_REMEMBERED_TENANTS = 1000;
+
+export interface TenantContextSwitchOptions {
+  /**
+   * How long `switch()` may trust that a tenant it found active still is, without reading the
+   * registry again. 0 (the default) reads it on every switch. The task runner uses a few seconds:
+   * a task of a tenant deactivated meanwhile may then start, but `tenantflow_api.finish_task`
+   * checks the registry again at the commit, so none of its work lands.
+   */
+  readonly trustActiveForMs?: number;
+  /** The clock, for tests. @default Date.now */
+  readonly now?: () => number;
+}
+
 /** How many unknown-tenant ids an error message lists before summarising. */
 const MAX_TENANTS_IN_MESSAGE = 20;
 
@@ -81,10 +96,19 @@ export class TenantContextSwitch {
   #totalSwitches = 0;
   #activeSwitches = 0;
 
+  readonly #trustActiveForMs: number;
+  readonly #now: () => number;
+  /** Tenants found active, and until when a switch may trust that without reading the registry. */
+  readonly #recentlyActive = new Map<string, { readonly tenant: TenantInfo; readonly until: number }>();
+
   constructor(
     private readonly registry: TenantRegistry,
     private readonly registration?: TenantRegistration,
-  ) {}
+    options: TenantContextSwitchOptions = {},
+  ) {
+    this.#trustActiveForMs = options.trustActiveForMs ?? 0;
+    this.#now = options.now ?? Date.now;
+  }
 
   /**
    * Registers a tenant through this switch's {@link TenantRegistration} (provisioning, in a
@@ -160,11 +184,40 @@ export class TenantContextSwitch {
     // Written without async/await on purpose: every promise costs extra while AsyncLocalStorage
     // is in use, and the switch sits on the path of every task. A registry that answers
     // synchronously (the memory adapter) costs no promise at all for the lookup.
+    const recent = this.#recentlyActive.get(tenantId);
+    if (recent !== undefined && recent.until > this.#now()) {
+      return this.#enter(tenantId, recent.tenant, fn);
+    }
     const lookup = this.registry.get(tenantId);
     if (isPromiseLike(lookup)) {
-      return Promise.resolve(lookup).then((tenant) => this.#enter(tenantId, tenant, fn));
+      return Promise.resolve(lookup).then((tenant) =>
+        this.#enter(tenantId, this.#remember(tenantId, tenant), fn),
+      );
     }
-    return this.#enter(tenantId, lookup, fn);
+    return this.#enter(tenantId, this.#remember(tenantId, lookup), fn);
+  }
+
+  /** Reads the registry at the next `switch()` to `tenantId` (its status or config changed). */
+  forget(tenantId: string): void {
+    this.#recentlyActive.delete(tenantId);
+  }
+
+  /** Keeps an active tenant for {@link TenantContextSwitchOptions.trustActiveForMs}; forgets any other answer. */
+  #remember(tenantId: string, tenant: TenantInfo | undefined): TenantInfo | undefined {
+    if (this.#trustActiveForMs <= 0) {
+      return tenant;
+    }
+    this.#recentlyActive.delete(tenantId);
+    if (tenant?.status === 'active') {
+      this.#recentlyActive.set(tenantId, { tenant, until: this.#now() + this.#trustActiveForMs });
+      if (this.#recentlyActive.size > MAX_REMEMBERED_TENANTS) {
+        const [oldest] = this.#recentlyActive.keys();
+        if (oldest !== undefined) {
+          this.#recentlyActive.delete(oldest);
+        }
+      }
+    }
+    return tenant;
   }
 
   #enter<T>(
@@ -237,6 +290,7 @@ export class TenantContextSwitch {
   }
 
   async #setActive(tenantId: string, active: boolean): Promise<TenantInfo> {
+    this.#recentlyActive.delete(tenantId);
     // Only between active and inactive: a tenant still being provisioned or deprovisioned is not
     // the operator's to flip, or a half-built tenant could be put to work.
     const change = await this.registry.setStatus(tenantId, active ? 'active' : 'inactive', [

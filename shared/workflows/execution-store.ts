@@ -1,6 +1,7 @@
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomInt } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
+import type { PipelinedStatement } from '../db/pipelined-query.js';
 import {
   CONTROL_SCHEMA,
   type Queryable,
@@ -153,6 +154,9 @@ export type TaskCompletion =
   | 'execution_ended'
   | 'not_found';
 
+/** Why `finish_task` refused to complete an attempt: what `complete_task` answered, or the tenant is no longer active. */
+export type CompletionRefusal = Exclude<TaskCompletion, 'completed'> | 'tenant_inactive';
+
 const TENANTS = qualified(CONTROL_SCHEMA, 'tenants');
 /** How many times a start (or a rerun) tries another free slot after losing one to a concurrent start. */
 const ADMISSION_TRIES = 8;
@@ -161,6 +165,18 @@ const RANDOM_SLOT_PROBES = 16;
 /** Slots are `integer`s; a larger limit is as good as no limit. */
 const MAX_ADMISSION_SLOTS = 2 ** 31 - 1;
 const COMPLETE_TASK = qualified('tenantflow_api', 'complete_task');
+const CLAIM_TASK = qualified('tenantflow_api', 'claim_task');
+const FINISH_TASK = qualified('tenantflow_api', 'finish_task');
+const CLAIM_KEY = qualified(CONTROL_SCHEMA, 'task_claim_key');
+/** What `finish_task` raises with, its refusal as the error's DETAIL. */
+const TASK_NOT_COMPLETED = 'TF409';
+const COMPLETION_REFUSALS = [
+  'already_succeeded',
+  'unknown_attempt',
+  'execution_ended',
+  'not_found',
+  'tenant_inactive',
+] as const;
 const METRICS = qualified(CONTROL_SCHEMA, 'tenant_metrics');
 const SUMMARY_COLUMNS = 'id, workflow, status, error, created_at, updated_at, started_at, finished_at';
 
@@ -190,6 +206,8 @@ interface SummaryRow extends Record<string, unknown> {
  * so the task's writes, its context changes and its completion commit together.
  */
 export class ExecutionStore {
+  #claimKeyRead: Promise<Buffer> | undefined;
+
   constructor(private readonly pool: pg.Pool) {}
 
   /**
@@ -304,10 +322,11 @@ export class ExecutionStore {
         cancelled_by: CancelledBy | null;
         rerun_count: number;
         last_rerun_at: Date | null;
+        running_tasks: Record<string, { attempt: number; startedAt: string; heartbeatAt: string }>;
       }
     >(
       `SELECT ${SUMMARY_COLUMNS}, input, context, orchestrator_ref, attempts,
-              cancelled_at, cancelled_by, rerun_count, last_rerun_at
+              cancelled_at, cancelled_by, rerun_count, last_rerun_at, running_tasks
          FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
       [executionId],
     );
@@ -338,15 +357,18 @@ export class ExecutionStore {
       cancelledBy: row.cancelled_by,
       rerunCount: row.rerun_count,
       lastRerunAt: row.last_rerun_at,
-      tasks: tasks.rows.map((task) => ({
-        taskId: task.task_id,
-        status: task.status,
-        attempt: task.attempt,
-        error: task.error,
-        startedAt: task.started_at,
-        finishedAt: task.finished_at,
-        heartbeatAt: task.heartbeat_at,
-      })),
+      tasks: withRunningAttempts(
+        tasks.rows.map((task) => ({
+          taskId: task.task_id,
+          status: task.status,
+          attempt: task.attempt,
+          error: task.error,
+          startedAt: task.started_at,
+          finishedAt: task.finished_at,
+          heartbeatAt: task.heartbeat_at,
+        })),
+        row.running_tasks,
+      ),
     };
   }
 
@@ -408,49 +430,58 @@ export class ExecutionStore {
   }
 
   /**
-   * What the task runner needs before it runs a task, in one statement: reads the execution and,
-   * if it is in flight and its workflow is one of `workflows` (those that declare the task in this
-   * deployment), starts the task's attempt as {@link beginTaskAttempt} does (`pending` becomes
-   * `running`, the attempt counter goes up, the attempt's token hash is stored). A task already
-   * succeeded is left alone and reported.
+   * The statement that claims a task's attempt **inside the task's own transaction**, on the
+   * tenant-role connection (the task runner sends it with `BEGIN`, in one round trip), and the
+   * attempt's token. `tenantflow_api.claim_task` reads the execution and, if it is in flight and its
+   * workflow is one of `workflows` (those that declare the task in this deployment), starts the
+   * task's attempt: the counter goes up and the token's hash is stored. A task already succeeded is
+   * left alone. Read the answer with {@link readTaskClaim}.
+   *
+   * The claim carries the platform's proof, an HMAC of the claim under the key in
+   * `tenantflow.task_claim_key` (read once per process, by the platform role), so SQL running as
+   * the tenant cannot claim an attempt of its own and complete it. The attempt is recorded when the
+   * task's transaction commits; one that rolled back is recorded by {@link recordTaskFailure}.
    */
-  async claimTask(
+  async taskClaim(
     tenantId: string,
     executionId: string,
     taskId: string,
     workflows: readonly string[],
-  ): Promise<TaskClaim> {
+  ): Promise<{ readonly statement: PipelinedStatement; readonly token: string }> {
     const token = randomBytes(32).toString('base64url');
-    const executions = tenantTable(tenantId, 'executions');
-    const { rows } = await this.pool.query<{
-      workflow: string;
-      status: ExecutionStatus;
-      input: JsonValue;
-      context: Record<string, JsonValue>;
-      attempt: number | null;
-    }>(
-      `WITH execution AS (
-         SELECT workflow, status, input, context FROM ${executions} WHERE id = $1
-       ), runnable AS (
-         SELECT 1 FROM execution WHERE status IN ('pending', 'running') AND workflow = ANY ($4::text[])
-       ), started AS (
-         UPDATE ${executions}
-            SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
-          WHERE id = $1 AND status = 'pending' AND workflow = ANY ($4::text[])
-       ), claimed AS (
-         INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run (execution_id, task_id, attempt_token_hashes)
-         SELECT $1, $2, ARRAY[$3::bytea] FROM runnable
-         ON CONFLICT (execution_id, task_id) DO UPDATE
-            SET attempt = run.attempt + 1, status = 'running', error = NULL,
-                heartbeat_at = now(), started_at = now(), finished_at = NULL,
-                attempt_token_hashes = run.attempt_token_hashes || EXCLUDED.attempt_token_hashes
-          WHERE run.status <> 'succeeded'
-         RETURNING attempt
-       )
-       SELECT workflow, status, input, context, (SELECT attempt FROM claimed) AS attempt FROM execution`,
-      [executionId, taskId, tokenHash(token), [...workflows]],
-    );
-    const row = rows[0];
+    const hash = tokenHash(token);
+    const proof = createHmac('sha256', await this.#claimKey())
+      .update(claimMessage(tenantId, executionId, taskId, hash))
+      .digest();
+    return {
+      token,
+      statement: {
+        text: `SELECT workflow, status, input, context, attempt
+                 FROM ${CLAIM_TASK}($1, $2, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)),
+                                    decode($5, 'hex'), decode($6, 'hex'))`,
+        values: [
+          tenantId,
+          executionId,
+          taskId,
+          JSON.stringify(workflows),
+          hash.toString('hex'),
+          proof.toString('hex'),
+        ],
+      },
+    };
+  }
+
+  /** What the statement of {@link taskClaim} answered, for the attempt whose token is `token`. */
+  readTaskClaim(result: pg.QueryResult | undefined, workflows: readonly string[], token: string): TaskClaim {
+    const row = result?.rows[0] as
+      | {
+          workflow: string;
+          status: ExecutionStatus;
+          input: JsonValue;
+          context: Record<string, JsonValue>;
+          attempt: number | null;
+        }
+      | undefined;
     if (row === undefined) {
       return { kind: 'not_found' };
     }
@@ -467,34 +498,104 @@ export class ExecutionStore {
   }
 
   /**
-   * Proves the attempt is alive; recovery treats a stale heartbeat as a crashed task. Answers
-   * whether the execution is still in flight: `false` once it ended under the task (cancelled, or
-   * finalized), so the runner can abort the task's signal instead of working on for nothing.
+   * The statement that completes the attempt, sent with `COMMIT` in one round trip:
+   * `tenantflow_api.finish_task` is {@link completeTask} that raises on anything but `completed`,
+   * so the server skips that COMMIT. {@link completionRefusal} reads why from the error.
    */
-  async heartbeat(tenantId: string, executionId: string, taskId: string, attempt: number): Promise<boolean> {
+  taskCompletion(
+    tenantId: string,
+    executionId: string,
+    taskId: string,
+    token: string,
+    changes: ContextChanges,
+  ): PipelinedStatement {
+    return {
+      text: `SELECT ${FINISH_TASK}($1, $2, $3, $4, $5::jsonb, ARRAY(SELECT jsonb_array_elements_text($6::jsonb)))`,
+      values: [
+        tenantId,
+        executionId,
+        taskId,
+        token,
+        JSON.stringify(changes.set),
+        JSON.stringify(changes.unset),
+      ],
+    };
+  }
+
+  /** Why `finish_task` refused a completion, from its error; undefined for any other error. */
+  static completionRefusal(error: unknown): CompletionRefusal | undefined {
+    if (sqlState(error) !== TASK_NOT_COMPLETED) {
+      return undefined;
+    }
+    const detail = (error as { detail?: unknown }).detail;
+    return COMPLETION_REFUSALS.find((refusal) => refusal === detail) ?? 'not_found';
+  }
+
+  /** The claim key, read once; a failed read is retried by the next claim. */
+  #claimKey(): Promise<Buffer> {
+    this.#claimKeyRead ??= this.pool
+      .query<{ hmac_key: Buffer }>(`SELECT hmac_key FROM ${CLAIM_KEY}`)
+      .then(({ rows }) => single(rows, CLAIM_KEY).hmac_key)
+      .catch((error: unknown) => {
+        this.#claimKeyRead = undefined;
+        throw error;
+      });
+    return this.#claimKeyRead;
+  }
+
+  /**
+   * Proves the execution's task is alive: recovery treats an execution without progress for its
+   * stale threshold as stuck, and this counts as progress. Answers whether the execution is still
+   * in flight: `false` once it ended under the task (cancelled, or finalized), so the runner can
+   * abort the task's signal instead of working on for nothing.
+   *
+   * It writes the execution's row (`running_tasks`, which {@link get} shows as the task running),
+   * not the attempt's: the attempt is claimed inside the task's transaction, so its task_runs row
+   * is not visible (or is locked) until that transaction ends.
+   */
+  async heartbeat(
+    tenantId: string,
+    executionId: string,
+    attempt: { readonly taskId: string; readonly attempt: number; readonly startedAt: Date },
+  ): Promise<boolean> {
     const { rows } = await this.pool.query<{ in_flight: boolean }>(
-      `WITH beat AS (
-         UPDATE ${tenantTable(tenantId, 'task_runs')} SET heartbeat_at = now()
-          WHERE execution_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running')
-       SELECT status IN ('pending', 'running') AS in_flight
-         FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1`,
-      [executionId, taskId, attempt],
+      `UPDATE ${tenantTable(tenantId, 'executions')}
+          SET updated_at = now(),
+              running_tasks = running_tasks || jsonb_build_object($2::text, jsonb_build_object(
+                'attempt', $3::int, 'startedAt', $4::timestamptz, 'heartbeatAt', now()))
+        WHERE id = $1 AND status IN ('pending', 'running')
+       RETURNING true AS in_flight`,
+      [executionId, attempt.taskId, attempt.attempt, attempt.startedAt],
     );
     return rows[0]?.in_flight ?? false;
   }
 
-  /** Records a failed attempt, unless a later attempt has already taken over the row. */
+  /**
+   * Records a failed attempt, unless the task succeeded or a later attempt was recorded meanwhile.
+   * The attempt's claim rolled back with the task's transaction, so this writes the run as it
+   * ended: inserted for a first attempt, updated for a retry.
+   */
   async recordTaskFailure(
     tenantId: string,
     executionId: string,
     taskId: string,
     attempt: number,
     error: string,
+    startedAt: Date = new Date(),
   ): Promise<void> {
     await this.pool.query(
-      `UPDATE ${tenantTable(tenantId, 'task_runs')} SET status = 'failed', error = $4, finished_at = now()
-        WHERE execution_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'`,
-      [executionId, taskId, attempt, error],
+      `WITH stopped AS (
+         UPDATE ${tenantTable(tenantId, 'executions')} SET running_tasks = running_tasks - $2
+          WHERE id = $1 AND running_tasks ? $2)
+       INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run
+              (execution_id, task_id, status, attempt, error, started_at, heartbeat_at, finished_at)
+       SELECT $1, $2, 'failed', $3, $4, $5, now(), now()
+        WHERE EXISTS (SELECT 1 FROM ${tenantTable(tenantId, 'executions')} WHERE id = $1)
+       ON CONFLICT (execution_id, task_id) DO UPDATE
+          SET status = 'failed', attempt = EXCLUDED.attempt, error = EXCLUDED.error,
+              started_at = EXCLUDED.started_at, heartbeat_at = now(), finished_at = now()
+        WHERE run.status <> 'succeeded' AND run.attempt <= EXCLUDED.attempt`,
+      [executionId, taskId, attempt, error, startedAt],
     );
   }
 
@@ -544,7 +645,7 @@ export class ExecutionStore {
     const { rows } = await this.pool.query<{ duration_ms: string }>(
       `WITH finalized AS (
          UPDATE ${tenantTable(tenantId, 'executions')}
-            SET status = $2, error = $3, finished_at = now(), updated_at = now()
+            SET status = $2, error = $3, finished_at = now(), updated_at = now(), running_tasks = '{}'
           WHERE id = $1 AND status IN ('pending', 'running')
           RETURNING CASE
                       WHEN NOT isfinite(COALESCE(started_at, created_at, now()))
@@ -829,6 +930,44 @@ export class ExecutionStore {
 /** What is stored of an attempt's token: `complete_task` looks for `sha256(token)` among them. */
 function tokenHash(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * The task runs as committed, with the attempts the heartbeats report running (`running_tasks`)
+ * in place of an older run of the same task: an attempt's own row shows only once it ends.
+ */
+function withRunningAttempts(
+  runs: readonly TaskRunRecord[],
+  running: Readonly<Record<string, { attempt: number; startedAt: string; heartbeatAt: string }>> | null,
+): TaskRunRecord[] {
+  const byTask = new Map(runs.map((run) => [run.taskId, run]));
+  for (const [taskId, live] of Object.entries(running ?? {})) {
+    const committed = byTask.get(taskId);
+    if (committed !== undefined && (committed.status === 'succeeded' || committed.attempt >= live.attempt)) {
+      continue;
+    }
+    byTask.set(taskId, {
+      taskId,
+      status: 'running',
+      attempt: live.attempt,
+      error: null,
+      startedAt: new Date(live.startedAt),
+      finishedAt: null,
+      heartbeatAt: new Date(live.heartbeatAt),
+    });
+  }
+  return [...byTask.values()].sort(
+    (a, b) => a.startedAt.getTime() - b.startedAt.getTime() || a.taskId.localeCompare(b.taskId),
+  );
+}
+
+/**
+ * The bytes `claim_task` checks the proof against: each id length-prefixed (in bytes), so no two
+ * different claims give the same bytes, then the token's hash.
+ */
+function claimMessage(tenantId: string, executionId: string, taskId: string, hash: Buffer): Buffer {
+  const part = (value: string) => `${Buffer.byteLength(value, 'utf8')}:${value},`;
+  return Buffer.concat([Buffer.from(part(tenantId) + part(executionId) + part(taskId), 'utf8'), hash]);
 }
 
 /**

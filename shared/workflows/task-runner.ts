@@ -1,10 +1,11 @@
-import { ExecutionNotFoundError } from '../kernel/errors.js';
+import { SQLSTATE, sqlState } from '../db/sql.js';
+import { ExecutionNotFoundError, TenantInactiveError } from '../kernel/errors.js';
 import type { Failpoints } from '../kernel/failpoints.js';
 import type { Logger } from '../logging/logger.js';
 import { NO_METRICS, type PlatformMetrics } from '../logging/metrics.js';
 import type { TenantConnections } from '../tenancy/tenant-connections.js';
 import type { TenantContextSwitch } from '../tenancy/tenant-context.js';
-import type { ExecutionStore } from './execution-store.js';
+import { type ExecutionForTask, ExecutionStore, type TaskClaim } from './execution-store.js';
 import {
   ExecutionNotRunnableError,
   TaskFailedError,
@@ -39,6 +40,9 @@ export interface TaskRunnerDependencies {
   /** Times each attempt and counts the failed ones. @default NO_METRICS */
   readonly metrics?: Pick<PlatformMetrics, 'taskRan'> | undefined;
 }
+
+/** When a running attempt first reports itself (then every heartbeat interval). */
+const FIRST_HEARTBEAT_MS = 500;
 
 /** Task errors are stored and returned to clients; keep a runaway message from bloating both. */
 const MAX_ERROR_LENGTH = 2000;
@@ -81,42 +85,139 @@ export class TaskRunner {
   async #runInTenant(invocation: TaskInvocation, tenant: TaskContext['tenant']): Promise<TaskRunOutcome> {
     const { store } = this.#deps;
     const { tenantId, executionId, taskId } = invocation;
-    // One round trip: the execution read and the attempt started, only for a workflow that declares
-    // the task (so an unknown task leaves no run behind).
+    // The claim only for a workflow that declares the task, so an unknown task leaves no run behind.
     const declaring = this.#deps.workflows
       .list()
       .filter((workflow) => workflow.task(taskId) !== undefined)
       .map((workflow) => workflow.name);
-    const start = await store.claimTask(tenantId, executionId, taskId, declaring);
-    if (start.kind === 'not_found') {
-      throw new ExecutionNotFoundError(tenantId, executionId);
-    }
-    const { execution } = start;
-    if (start.kind === 'not_runnable') {
-      throw new ExecutionNotRunnableError(
-        `Execution '${executionId}' is ${execution.status}; its tasks no longer run`,
-      );
-    }
-    const task = this.#deps.workflows.get(execution.workflow)?.task(taskId);
-    if (start.kind === 'unknown_task' || task === undefined) {
-      throw new UnknownTaskError(
-        `Workflow '${execution.workflow}' has no task '${taskId}' in this deployment`,
-      );
-    }
-    if (start.kind === 'already_succeeded') {
-      return { outcome: 'already_succeeded' };
-    }
-    const { attempt, token } = start;
-    const attemptStarted = performance.now();
-    const logger = this.#deps.logger.createChild({
-      persistentKeys: { tenantId, workflow: execution.workflow, executionId, taskId, attempt },
-    });
+    const claim = await store.taskClaim(tenantId, executionId, taskId, declaring);
+    const db = await this.#deps.tenantConnections.tenantDb(tenantId);
     // Aborted by the timeout, or by a heartbeat that finds the execution ended under the task (a
     // client cancelled it): either way the task's `signal` fires and its transaction rolls back.
     const timeout = new AbortController();
-    const heartbeat = setInterval(() => {
-      store
-        .heartbeat(tenantId, executionId, taskId, attempt)
+    let running: RunningAttempt | undefined;
+    try {
+      // One transaction on the tenant-role connection, in two round trips besides the task's own
+      // queries: BEGIN with the claim, then the completion with COMMIT. The claim, the task's
+      // writes, its context changes and its completion commit together or not at all.
+      await db.transaction(
+        async (client, opened) => {
+          const attempt = this.#startedAttempt(
+            store.readTaskClaim(opened, declaring, claim.token),
+            invocation,
+          );
+          running = this.#watch(invocation, attempt, timeout);
+          const { task, execution, logger } = running;
+          const context = new ContextDraft(execution.context);
+          await untilAborted(
+            Promise.resolve(
+              task.run({
+                taskId,
+                workflow: execution.workflow,
+                executionId,
+                attempt: attempt.attempt,
+                input: execution.input,
+                tenant,
+                db: client,
+                logger,
+                signal: timeout.signal,
+                get: (key) => context.get(key) as never,
+                set: (key, value) => context.set(key, value),
+              }),
+            ),
+            timeout.signal,
+          );
+          await this.#deps.failpoints?.reach('after-body', { tenantId, name: taskId });
+          await this.#deps.failpoints?.reach('before-commit', { tenantId, name: taskId });
+          return context.changes();
+        },
+        {
+          signal: timeout.signal,
+          withBegin: claim.statement,
+          withCommit: (changes) => store.taskCompletion(tenantId, executionId, taskId, claim.token, changes),
+        },
+      );
+    } catch (error) {
+      if (error instanceof ClaimRefused) {
+        if (error.outcome !== undefined) {
+          return error.outcome;
+        }
+        throw error.cause;
+      }
+      if (running === undefined) {
+        if (sqlState(error) === SQLSTATE.lockNotAvailable) {
+          // Another attempt of this task holds its row (claim_task's lock_timeout): retried by the
+          // task's policy, by when that attempt has committed or rolled back.
+          throw new TaskFailedError(
+            `Task '${taskId}' of execution '${executionId}' is still running in another attempt; this one did not start`,
+            { cause: error },
+          );
+        }
+        // The claim itself failed (a lost connection, a refused proof): no attempt to record.
+        throw error;
+      }
+      const refusal = ExecutionStore.completionRefusal(error);
+      if (refusal === 'already_succeeded') {
+        // Another attempt committed first: this one rolled back, so its effects never count twice.
+        running.stop();
+        return { outcome: 'already_succeeded' };
+      }
+      this.#recordRun(invocation, running, true);
+      throw await this.#recordFailure(
+        invocation,
+        running,
+        completionError(invocation, running, refusal, error),
+      );
+    } finally {
+      running?.stop();
+    }
+    const committed = running as RunningAttempt | undefined;
+    if (committed === undefined) {
+      throw new Error('unreachable: a committed task transaction ran its attempt');
+    }
+    await this.#deps.failpoints?.reach('after-commit', { tenantId, name: taskId });
+    this.#recordRun(invocation, committed, false);
+    return { outcome: 'succeeded', attempt: committed.attempt };
+  }
+
+  /** The attempt the claim started, or a {@link ClaimRefused} that rolls the transaction back. */
+  #startedAttempt(claim: TaskClaim, invocation: TaskInvocation): StartedClaim {
+    const { executionId, taskId } = invocation;
+    if (claim.kind === 'not_found') {
+      throw new ClaimRefused(new ExecutionNotFoundError(invocation.tenantId, executionId));
+    }
+    const { execution } = claim;
+    if (claim.kind === 'not_runnable') {
+      throw new ClaimRefused(
+        new ExecutionNotRunnableError(
+          `Execution '${executionId}' is ${execution.status}; its tasks no longer run`,
+        ),
+      );
+    }
+    const task = this.#deps.workflows.get(execution.workflow)?.task(taskId);
+    if (claim.kind === 'unknown_task' || task === undefined) {
+      throw new ClaimRefused(
+        new UnknownTaskError(`Workflow '${execution.workflow}' has no task '${taskId}' in this deployment`),
+      );
+    }
+    if (claim.kind === 'already_succeeded') {
+      throw new ClaimRefused(undefined, { outcome: { outcome: 'already_succeeded' } });
+    }
+    return { execution, task, attempt: claim.attempt };
+  }
+
+  /** Starts the attempt's timeout and heartbeat; `stop()` ends both. */
+  #watch(invocation: TaskInvocation, claim: StartedClaim, timeout: AbortController): RunningAttempt {
+    const { tenantId, executionId, taskId } = invocation;
+    const { execution, task, attempt } = claim;
+    const startedAt = new Date();
+    const startedMs = performance.now();
+    const logger = this.#deps.logger.createChild({
+      persistentKeys: { tenantId, workflow: execution.workflow, executionId, taskId, attempt },
+    });
+    const beat = () => {
+      this.#deps.store
+        .heartbeat(tenantId, executionId, { taskId, attempt, startedAt })
         .then((inFlight) => {
           if (!inFlight && !timeout.signal.aborted) {
             timeout.abort(
@@ -129,106 +230,60 @@ export class TaskRunner {
         .catch((error: unknown) => {
           logger.warn('heartbeat failed', { error });
         });
-    }, this.#heartbeatIntervalMs);
-    heartbeat.unref();
+    };
+    // The first beat comes early, so a task that runs for more than a moment shows as running; a
+    // short task ends before it and costs no write besides its own commit.
+    let heartbeat: NodeJS.Timeout | undefined;
+    const firstBeat = setTimeout(
+      () => {
+        beat();
+        heartbeat = setInterval(beat, this.#heartbeatIntervalMs);
+        heartbeat.unref();
+      },
+      Math.min(FIRST_HEARTBEAT_MS, this.#heartbeatIntervalMs),
+    );
+    firstBeat.unref();
     const timer = setTimeout(
       () => timeout.abort(new TaskTimedOutError(`Task '${taskId}' timed out after ${task.timeoutSeconds} s`)),
       task.timeoutSeconds * 1000,
     );
     timer.unref();
-
-    try {
-      const db = await this.#deps.tenantConnections.tenantDb(tenantId);
-      const committed = await db
-        .transaction(
-          async (client) => {
-            const context = new ContextDraft(execution.context);
-            await untilAborted(
-              Promise.resolve(
-                task.run({
-                  taskId,
-                  workflow: execution.workflow,
-                  executionId,
-                  attempt,
-                  input: execution.input,
-                  tenant,
-                  db: client,
-                  logger,
-                  signal: timeout.signal,
-                  get: (key) => context.get(key) as never,
-                  set: (key, value) => context.set(key, value),
-                }),
-              ),
-              timeout.signal,
-            );
-            await this.#deps.failpoints?.reach('after-body', { tenantId, name: taskId });
-            const completion = await store.completeTask(
-              client,
-              tenantId,
-              executionId,
-              taskId,
-              token,
-              context.changes(),
-            );
-            if (completion === 'already_succeeded') {
-              // Another attempt committed first: roll this one back so its effects never count twice.
-              throw new AlreadyCommitted();
-            }
-            if (completion === 'execution_ended') {
-              // Finalized (failed, aborted) while this task ran: its effects must not land after the end.
-              throw new ExecutionNotRunnableError(
-                `Execution '${executionId}' ended while task '${taskId}' ran`,
-              );
-            }
-            if (completion !== 'completed') {
-              // Not an attempt the platform started (or its run vanished): this one must not commit.
-              throw new ExecutionNotRunnableError(
-                `Task '${taskId}' attempt ${attempt} of execution '${executionId}' can no longer commit (${completion})`,
-              );
-            }
-            await this.#deps.failpoints?.reach('before-commit', { tenantId, name: taskId });
-            return true;
-          },
-          { signal: timeout.signal },
-        )
-        .catch((error: unknown) => {
-          if (error instanceof AlreadyCommitted) {
-            return false;
-          }
-          throw error;
-        });
-      if (!committed) {
-        return { outcome: 'already_succeeded' };
-      }
-      await this.#deps.failpoints?.reach('after-commit', { tenantId, name: taskId });
-      this.#recordRun(invocation, execution.workflow, attemptStarted, false);
-      return { outcome: 'succeeded', attempt };
-    } catch (error) {
-      this.#recordRun(invocation, execution.workflow, attemptStarted, true);
-      throw await this.#recordFailure(invocation, task, attempt, error, logger);
-    } finally {
-      clearInterval(heartbeat);
-      clearTimeout(timer);
-    }
+    return {
+      ...claim,
+      logger,
+      startedAt,
+      startedMs,
+      stop: () => {
+        clearTimeout(firstBeat);
+        clearInterval(heartbeat);
+        clearTimeout(timer);
+      },
+    };
   }
 
-  async #recordFailure(
-    invocation: TaskInvocation,
-    task: TaskDefinition,
-    attempt: number,
-    error: unknown,
-    logger: Logger,
-  ): Promise<Error> {
+  async #recordFailure(invocation: TaskInvocation, running: RunningAttempt, error: unknown): Promise<Error> {
+    const { task, attempt, logger, startedAt } = running;
     const message = (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_LENGTH);
     logger.error('task attempt failed', { error });
     await this.#deps.store
-      .recordTaskFailure(invocation.tenantId, invocation.executionId, invocation.taskId, attempt, message)
+      .recordTaskFailure(
+        invocation.tenantId,
+        invocation.executionId,
+        invocation.taskId,
+        attempt,
+        message,
+        startedAt,
+      )
       .catch((recordError: unknown) =>
         logger.error('could not record the failed attempt', { error: recordError }),
       );
     // Passed on by name: a timeout is retried by the task's policy, and an execution that ended
     // (cancelled) is not retried at all, where a TaskFailedError would be.
-    if (error instanceof TaskTimedOutError || error instanceof ExecutionNotRunnableError) {
+    if (
+      error instanceof TaskTimedOutError ||
+      error instanceof ExecutionNotRunnableError ||
+      error instanceof TenantInactiveError
+    ) {
       return error;
     }
     return new TaskFailedError(
@@ -238,13 +293,69 @@ export class TaskRunner {
   }
 
   /** The attempt's duration and whether it failed, as the task metrics count them. */
-  #recordRun(invocation: TaskInvocation, workflow: string, startedAt: number, failed: boolean): void {
-    const durationMs = performance.now() - startedAt;
-    (this.#deps.metrics ?? NO_METRICS).taskRan({ ...invocation, workflow, durationMs, failed });
+  #recordRun(invocation: TaskInvocation, running: RunningAttempt, failed: boolean): void {
+    const durationMs = performance.now() - running.startedMs;
+    (this.#deps.metrics ?? NO_METRICS).taskRan({
+      ...invocation,
+      workflow: running.execution.workflow,
+      durationMs,
+      failed,
+    });
   }
 }
 
-class AlreadyCommitted extends Error {}
+/** What the claim started: the execution as the task sees it, the task, the attempt's number. */
+interface StartedClaim {
+  readonly execution: ExecutionForTask;
+  readonly task: TaskDefinition;
+  readonly attempt: number;
+}
+
+interface RunningAttempt extends StartedClaim {
+  readonly logger: Logger;
+  readonly startedAt: Date;
+  readonly startedMs: number;
+  /** Ends the attempt's heartbeat and timeout. */
+  readonly stop: () => void;
+}
+
+/**
+ * The claim started no attempt: thrown inside the transaction so it rolls back (it wrote nothing),
+ * then answered with `outcome`, or by throwing `cause`. Nothing is recorded as failed.
+ */
+class ClaimRefused extends Error {
+  readonly outcome: TaskRunOutcome | undefined;
+
+  constructor(cause: Error | undefined, options: { outcome?: TaskRunOutcome } = {}) {
+    super(cause?.message ?? 'claim refused', { cause });
+    this.outcome = options.outcome;
+  }
+}
+
+/** The error of an attempt whose completion failed: why `finish_task` refused it, or the error itself. */
+function completionError(
+  invocation: TaskInvocation,
+  running: RunningAttempt,
+  refusal: ReturnType<typeof ExecutionStore.completionRefusal>,
+  error: unknown,
+): unknown {
+  const { tenantId, executionId, taskId } = invocation;
+  if (refusal === 'tenant_inactive') {
+    // Deactivated while the task ran: fail closed, nothing of it lands.
+    return new TenantInactiveError(tenantId);
+  }
+  if (refusal === 'execution_ended') {
+    // Finalized (failed, aborted) while this task ran: its effects must not land after the end.
+    return new ExecutionNotRunnableError(`Execution '${executionId}' ended while task '${taskId}' ran`);
+  }
+  if (refusal !== undefined) {
+    // Not an attempt the platform started (or its run vanished): this one must not commit.
+    return new ExecutionNotRunnableError(
+      `Task '${taskId}' attempt ${running.attempt} of execution '${executionId}' can no longer commit (${refusal})`,
+    );
+  }
+  return error;
+}
 
 /** The workflow context as one task sees and changes it; only its changes are written back. */
 class ContextDraft {

@@ -130,7 +130,11 @@ async function insertStuck(tenantId: string, attempts = 0): Promise<string> {
 async function backdate(tenantId: string, executionId: string, attempts?: number): Promise<void> {
   await env.platform.pool.query(
     `UPDATE ${tenantTable(tenantId, 'executions')}
-        SET updated_at = now() - interval '1 hour', attempts = COALESCE($2, attempts) WHERE id = $1`,
+        SET updated_at = now() - interval '1 hour', attempts = COALESCE($2, attempts),
+            running_tasks = COALESCE(
+              (SELECT jsonb_object_agg(key, value || jsonb_build_object('heartbeatAt', now() - interval '1 hour'))
+                 FROM jsonb_each(running_tasks)), '{}')
+        WHERE id = $1`,
     [executionId, attempts ?? null],
   );
   await env.platform.pool.query(

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { CONTROL_MIGRATIONS_DIR } from '@tenantflow/shared/db/control-schema';
 import { checksumOf, loadMigrations, type Migration, migrateSchema } from '@tenantflow/shared/db/migrations';
 import { CONTROL_SCHEMA, quoteIdent, tenantTable } from '@tenantflow/shared/db/sql';
@@ -1021,6 +1021,76 @@ describe('F1: forging the bookkeeping', () => {
     });
   }
 
+  /**
+   * `claim_task` runs with the platform's rights inside the tenant's own transaction; a claim the
+   * tenant could make itself would give it a token of its own choosing, and with it a completion.
+   */
+  async function claimTask(
+    tenantId: string,
+    execution: string,
+    proof: string | null,
+    hash = 'ab'.repeat(32),
+  ) {
+    return attacker.query(
+      `SELECT * FROM tenantflow_api.claim_task($1, $2, 'record', ARRAY['security_record'], decode($3, 'hex'), decode($4, 'hex'))`,
+      [tenantId, execution, hash, proof],
+    );
+  }
+
+  const claims: Array<[string, () => Promise<string | null>]> = [
+    ['claims an attempt of its own task without a proof', async () => null],
+    ['claims an attempt of its own task with a made-up proof', async () => 'cd'.repeat(32)],
+    [
+      'claims an attempt with a proof keyed by the hash it can read',
+      async () =>
+        createHmac('sha256', Buffer.from(await readableTokenHash(), 'hex'))
+          .update('x')
+          .digest('hex'),
+    ],
+  ];
+  for (const [name, proof] of claims) {
+    attack(name, async () => {
+      const before = await bookkeepingOf(acme);
+      const error = await refusal(claimTask(acme, executionId, await proof()), 'claim_task');
+      expect(error).toMatchObject({
+        code: INSUFFICIENT_PRIVILEGE,
+        message: expect.stringMatching(/claim was not made by the platform/),
+      });
+      expect(await bookkeepingOf(acme)).toEqual(before);
+    });
+  }
+
+  attack("claims globex's task under globex's tenant id", async () => {
+    const before = await bookkeepingOf(globex);
+    const error = await refusal(claimTask(globex, globexExecution, 'cd'.repeat(32)), 'claim_task');
+    expect(error).toMatchObject({
+      code: INSUFFICIENT_PRIVILEGE,
+      message: expect.stringMatching(/may not claim tasks of tenant/),
+    });
+    expect(await bookkeepingOf(globex)).toEqual(before);
+  });
+
+  attack('reads the key that proves a claim', async () => {
+    await expectDenied(
+      attacker,
+      'SELECT hmac_key FROM tenantflow.task_claim_key',
+      /permission denied for schema/,
+    );
+  });
+
+  attack('finishes its own running task without the token, then commits', async () => {
+    const before = await bookkeepingOf(acme);
+    const error = await refusal(
+      attacker.query(
+        `SELECT tenantflow_api.finish_task($1, $2, 'record', 'guessed-token', '{"forged": true}'::jsonb, ARRAY[]::text[])`,
+        [acme, executionId],
+      ),
+      'finish_task',
+    );
+    expect(error).toMatchObject({ code: 'TF409', detail: 'unknown_attempt' });
+    expect(await bookkeepingOf(acme)).toEqual(before);
+  });
+
   attack('completes a task that does not exist', async () => {
     const before = await bookkeepingOf(acme);
     const { rows } = await completeTask(acme, executionId, 'no_such_task', 'guessed-token');
@@ -1716,7 +1786,13 @@ describe('L1: locks a tenant takes do not stall anyone else', () => {
     });
 
     it('leaves no platform row locked by the refused complete_task', async () => {
-      const { ms } = await elapsed(() => store.heartbeat(acme, runningExecution, 'record', runningAttempt));
+      const { ms } = await elapsed(() =>
+        store.heartbeat(acme, runningExecution, {
+          taskId: 'record',
+          attempt: runningAttempt,
+          startedAt: new Date(),
+        }),
+      );
       expect(ms).toBeLessThan(2_000);
       const platform = await env.platform.pool.connect();
       try {

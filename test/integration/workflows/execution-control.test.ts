@@ -368,21 +368,16 @@ describe('A cancel racing a task commit', () => {
 
   it('lets a task that committed first stand, and lands the cancel after it', async () => {
     const executionId = await recordedRunning(acme, 'quick');
-    const held = gate.hold('before-commit', { tenantId: acme, name: 'quick_write' });
+    // The completion and the COMMIT are one round trip: a cancel lands before both or after both.
+    const held = gate.hold('after-commit', { tenantId: acme, name: 'quick_write' });
     const run = runner.run({ tenantId: acme, executionId, taskId: 'quick_write' });
     await held.reached;
 
-    // The task's completion holds the execution's row until it commits: the cancel waits for it.
-    let cancelSettled = false;
-    const cancel = executions.cancel(acme, executionId, 'tenant_api_key').finally(() => {
-      cancelSettled = true;
-    });
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(cancelSettled).toBe(false);
+    const cancel = await executions.cancel(acme, executionId, 'tenant_api_key');
     held.release();
 
     expect(await run).toMatchObject({ outcome: 'succeeded' });
-    expect((await cancel).alreadyCancelled).toBe(false);
+    expect(cancel.alreadyCancelled).toBe(false);
     const view = await executions.get(acme, executionId);
     expect(view.status).toBe('aborted');
     expect(view.context).toEqual({ written: true });

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tenantTable } from '@tenantflow/shared/db/sql';
 import { TenantflowError } from '@tenantflow/shared/kernel/errors';
 import { createLogger } from '@tenantflow/shared/logging/logger';
+import { TenantContextSwitch } from '@tenantflow/shared/tenancy/tenant-context';
 import { ExecutionStore, type TaskRunRecord } from '@tenantflow/shared/workflows/execution-store';
 import { toStateError } from '@tenantflow/shared/workflows/state-errors';
 import { defineTask, type TaskContext } from '@tenantflow/shared/workflows/task';
@@ -23,6 +24,7 @@ let env: TestPlatform;
 let acme: string;
 let globex: string;
 let dormant: string;
+let lapsing: string;
 let store: ExecutionStore;
 let runner: TaskRunner;
 const logger = createLogger('task-runner-test');
@@ -58,10 +60,20 @@ function barrier(parties: number): () => Promise<void> {
   };
 }
 
-let concurrentArrival = barrier(2);
+/** A promise that settles when `open()` is called. */
+function gate(): { readonly opened: Promise<void>; readonly open: () => void } {
+  let open: () => void = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+/** Holds the racing task's body until the test opens it. */
+let raceGate = gate();
 let parallelArrival = barrier(2);
 let lateQuery: Promise<'refused' | 'accepted'> | undefined;
-/** What the heartbeat task saw of its own task run, mid-run. */
+/** What the heartbeat task saw of its execution, mid-run. */
 const heartbeatsSeen: Array<{ status: string; startedAt: Date; heartbeatAt: Date }> = [];
 
 const whoAmI = defineTask({
@@ -113,9 +125,8 @@ const raceToCommit = defineTask({
   id: 'race_to_commit',
   run: async (ctx) => {
     countCall(ctx);
-    await concurrentArrival();
-    await sleep(100);
-    // A label per attempt, so the table's unique key cannot be what keeps the second row out.
+    await raceGate.opened;
+    // A label per attempt, so the table's unique key cannot be what keeps a second row out.
     await insertResult(ctx, `race_to_commit-${ctx.attempt}`);
   },
 });
@@ -177,9 +188,9 @@ const slowBeat = defineTask({
       started_at: Date;
       heartbeat_at: Date;
     }>(
-      `SELECT status, started_at, heartbeat_at FROM ${tenantTable(ctx.tenant.id, 'task_runs')}
-        WHERE execution_id = $1 AND task_id = $2`,
-      [ctx.executionId, ctx.taskId],
+      `SELECT status, created_at AS started_at, updated_at AS heartbeat_at
+         FROM ${tenantTable(ctx.tenant.id, 'executions')} WHERE id = $1`,
+      [ctx.executionId],
     );
     for (const row of rows) {
       heartbeatsSeen.push({ status: row.status, startedAt: row.started_at, heartbeatAt: row.heartbeat_at });
@@ -203,7 +214,21 @@ const outlivedExecution = defineTask({
   },
 });
 
+/** Writes, then waits for the test (which deactivates its tenant meanwhile), then tries to commit. */
+let lapseGate = gate();
+let lapseWaiting = false;
+const lapseWrite = defineTask({
+  id: 'lapse_write',
+  run: async (ctx) => {
+    await insertResult(ctx, 'lapse_write');
+    ctx.set('late', true);
+    lapseWaiting = true;
+    await lapseGate.opened;
+  },
+});
+
 const workflows = new WorkflowRegistry([
+  defineWorkflow({ name: 'lapse', tasks: [lapseWrite] }),
   defineWorkflow({ name: 'identity', tasks: [whoAmI] }),
   defineWorkflow({
     name: 'atomic',
@@ -228,7 +253,9 @@ beforeAll(async () => {
   acme = env.id('acme');
   globex = env.id('globex');
   dormant = env.id('dormant');
+  lapsing = env.id('lapsing');
   for (const [tenantId, name] of [
+    [lapsing, 'Lapsing'],
     [acme, 'Acme'],
     [globex, 'Globex'],
     [dormant, 'Dormant'],
@@ -350,7 +377,7 @@ describe('TaskRunner', () => {
     });
   });
 
-  it('costs a task five round trips above its body: tenant lookup, claim, BEGIN, completion, COMMIT', async () => {
+  it('costs a task three round trips above its body: tenant lookup, BEGIN with the claim, the completion with COMMIT', async () => {
     const executionId = await newExecution(acme, 'once');
     const prototype = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
     const original = prototype.query;
@@ -359,18 +386,26 @@ describe('TaskRunner', () => {
       sent.push(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text));
       return original.apply(this, args);
     };
+    // A switch that reads the registry every time, as the first task of a burst does.
+    const reading = new TaskRunner({
+      tenants: new TenantContextSwitch(env.platform.registry),
+      workflows,
+      store,
+      tenantConnections: env.platform.tenantConnections,
+      logger,
+    });
     let outcome: Awaited<ReturnType<TaskRunner['run']>>;
     try {
-      outcome = await runner.run({ tenantId: acme, executionId, taskId: 'count_once' });
+      outcome = await reading.run({ tenantId: acme, executionId, taskId: 'count_once' });
     } finally {
       prototype.query = original;
     }
 
     expect(outcome).toMatchObject({ outcome: 'succeeded', attempt: 1 });
-    // The execution read and the attempt's start are one statement; the body itself sends nothing.
-    expect(sent).toHaveLength(5);
-    expect(sent.filter((text) => text.includes('task_runs'))).toHaveLength(1);
-    expect(sent.slice(2).map((text) => text.trim().split(/\s+/)[0])).toEqual(['BEGIN', 'SELECT', 'COMMIT']);
+    // The body itself sends nothing; the claim opens the transaction and the completion ends it.
+    expect(sent).toHaveLength(3);
+    expect(sent[1]).toMatch(/^BEGIN;\s+SELECT[\s\S]*tenantflow_api"?\."?claim_task/);
+    expect(sent[2]).toMatch(/tenantflow_api"?\."?finish_task[\s\S]*;\s+COMMIT$/);
     const record = await execution(acme, executionId);
     expect(record.status).toBe('running');
     expect(record.context).toMatchObject({ counted: true });
@@ -388,22 +423,46 @@ describe('TaskRunner', () => {
     expect(await taskRun(acme, executionId, 'count_once')).toMatchObject({ status: 'succeeded', attempt: 1 });
   });
 
-  it('commits exactly one of two concurrent invocations of the same task', async () => {
+  it('runs one of two concurrent invocations of the same task: the second waits for the first, then finds it done', async () => {
     const executionId = await newExecution(acme, 'race');
-    concurrentArrival = barrier(2);
     const callsBefore = callsOf('race_to_commit');
+    raceGate = gate();
 
-    const outcomes = await Promise.all([
-      runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' }),
-      runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' }),
-    ]);
+    const first = runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' });
+    await expect.poll(() => callsOf('race_to_commit') - callsBefore).toBe(1);
+    const second = runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' });
+    await sleep(200);
+    raceGate.open();
+    const outcomes = await Promise.all([first, second]);
 
-    // Both bodies ran (the interesting case): only the commit decides.
-    expect(callsOf('race_to_commit') - callsBefore).toBe(2);
-    expect(outcomes.map((outcome) => outcome.outcome).sort()).toEqual(['already_succeeded', 'succeeded']);
+    expect(outcomes.map((outcome) => outcome.outcome)).toEqual(['succeeded', 'already_succeeded']);
+    expect(callsOf('race_to_commit') - callsBefore).toBe(1);
     expect(await results(acme, executionId)).toHaveLength(1);
-    expect(await taskRun(acme, executionId, 'race_to_commit')).toMatchObject({ status: 'succeeded' });
+    expect(await taskRun(acme, executionId, 'race_to_commit')).toMatchObject({
+      status: 'succeeded',
+      attempt: 1,
+    });
   });
+
+  it('refuses a second invocation whose first still holds the task past the claim lock timeout, running nothing twice', async () => {
+    const executionId = await newExecution(acme, 'race');
+    const callsBefore = callsOf('race_to_commit');
+    raceGate = gate();
+
+    const first = runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' });
+    await expect.poll(() => callsOf('race_to_commit') - callsBefore).toBe(1);
+    const error = await rejection(runner.run({ tenantId: acme, executionId, taskId: 'race_to_commit' }));
+    raceGate.open();
+
+    expect(error.code).toBe('TASK_FAILED');
+    expect(error.message).toMatch(/still running in another attempt/);
+    expect(await first).toEqual({ outcome: 'succeeded', attempt: 1 });
+    expect(callsOf('race_to_commit') - callsBefore).toBe(1);
+    expect(await taskRun(acme, executionId, 'race_to_commit')).toMatchObject({
+      status: 'succeeded',
+      attempt: 1,
+    });
+  }, 15_000);
 
   it('abandons a task past its timeout, rolls it back and records why', async () => {
     const executionId = await newExecution(acme, 'timeout');
@@ -438,6 +497,37 @@ describe('TaskRunner', () => {
       expect(error.code).toBe('TENANT_INACTIVE');
       expect(callsOf('count_once')).toBe(callsBefore);
       expect((await execution(dormant, executionId)).tasks).toEqual([]);
+    });
+
+    it('commits nothing of a task whose tenant was deactivated while it ran, even when its start trusted an earlier lookup', async () => {
+      const trusting = new TaskRunner({
+        tenants: new TenantContextSwitch(env.platform.registry, undefined, { trustActiveForMs: 60_000 }),
+        workflows,
+        store,
+        tenantConnections: env.platform.tenantConnections,
+        logger,
+      });
+      const executionId = await newExecution(lapsing, 'lapse');
+      const next = await newExecution(lapsing, 'once');
+      lapseGate = gate();
+      const running = trusting.run({ tenantId: lapsing, executionId, taskId: 'lapse_write' });
+      await expect.poll(() => lapseWaiting).toBe(true);
+      await env.platform.tenants.deactivateTenant(lapsing);
+
+      lapseGate.open();
+      const error = await rejection(running);
+
+      expect(error.code).toBe('TENANT_INACTIVE');
+      expect(await results(lapsing, executionId)).toEqual([]);
+      const record = await execution(lapsing, executionId);
+      expect(record.context).toEqual({});
+      expect(record.tasks).toMatchObject([{ taskId: 'lapse_write', status: 'failed' }]);
+      // The switch still trusts its earlier lookup: the next task starts, and again nothing commits.
+      const again = await rejection(
+        trusting.run({ tenantId: lapsing, executionId: next, taskId: 'count_once' }),
+      );
+      expect(again.code).toBe('TENANT_INACTIVE');
+      expect((await execution(lapsing, next)).context).toEqual({});
     });
 
     it('refuses an unknown tenant', async () => {
@@ -523,7 +613,7 @@ describe('TaskRunner', () => {
     expect(await results(globex, 'g-1')).toEqual(globexBefore);
   });
 
-  it('moves the heartbeat forward while the task runs', async () => {
+  it('moves the execution forward with heartbeats while the task runs', async () => {
     const executionId = await newExecution(acme, 'heartbeat');
     heartbeatsSeen.length = 0;
 
@@ -531,7 +621,8 @@ describe('TaskRunner', () => {
 
     expect(heartbeatsSeen).toHaveLength(1);
     const [seen] = heartbeatsSeen;
-    expect(seen?.status).toBe('running');
+    // The attempt is claimed in the task's transaction, so only the execution shows it alive.
+    expect(seen?.status).toBe('pending');
     expect(seen?.heartbeatAt.getTime()).toBeGreaterThan(seen?.startedAt.getTime() ?? Infinity);
   });
 

@@ -27,3 +27,64 @@ describe('TenantContextSwitch instances', () => {
     expect(getCurrentTenantId()).toBeUndefined();
   });
 });
+
+describe('TenantContextSwitch trusting an active tenant for a while', () => {
+  /** A registry that counts its lookups. */
+  function countingRegistry() {
+    const registry = new MemoryTenantRegistry();
+    let lookups = 0;
+    const get = registry.get.bind(registry);
+    registry.get = (tenantId: string) => {
+      lookups += 1;
+      return get(tenantId);
+    };
+    return { registry, lookups: () => lookups };
+  }
+
+  it('reads the registry once per window for a tenant it found active', async () => {
+    const { registry, lookups } = countingRegistry();
+    let now = 1_000;
+    const tenants = new TenantContextSwitch(registry, directRegistration(registry), {
+      trustActiveForMs: 5_000,
+      now: () => now,
+    });
+    await tenants.registerTenant('acme', 'Acme');
+    const before = lookups();
+
+    for (let index = 0; index < 3; index += 1) {
+      expect(await tenants.switch('acme', () => getCurrentTenantId())).toBe('acme');
+    }
+    expect(lookups() - before).toBe(1);
+    now += 5_001;
+    await tenants.switch('acme', () => undefined);
+    expect(lookups() - before).toBe(2);
+  });
+
+  it('never remembers a refusal, and forgets a tenant it deactivates itself', async () => {
+    const { registry, lookups } = countingRegistry();
+    const tenants = new TenantContextSwitch(registry, directRegistration(registry), {
+      trustActiveForMs: 60_000,
+    });
+    await tenants.registerTenant('acme', 'Acme');
+    await tenants.switch('acme', () => undefined);
+
+    await tenants.deactivateTenant('acme');
+    await expect(tenants.switch('acme', () => undefined)).rejects.toMatchObject({ code: 'TENANT_INACTIVE' });
+    const before = lookups();
+    await expect(tenants.switch('acme', () => undefined)).rejects.toMatchObject({ code: 'TENANT_INACTIVE' });
+    await expect(tenants.switch('nobody', () => undefined)).rejects.toMatchObject({
+      code: 'TENANT_NOT_FOUND',
+    });
+    expect(lookups() - before).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reads the registry on every switch by default', async () => {
+    const { registry, lookups } = countingRegistry();
+    const tenants = new TenantContextSwitch(registry, directRegistration(registry));
+    await tenants.registerTenant('acme', 'Acme');
+    const before = lookups();
+    await tenants.switch('acme', () => undefined);
+    await tenants.switch('acme', () => undefined);
+    expect(lookups() - before).toBe(2);
+  });
+});

@@ -149,18 +149,21 @@ export interface FreshNodeOptions {
 
 /**
  * `await import(bundle)` in a new `node` with nothing in its environment, timed inside the child
- * so node's own start-up is left out. The child must exit by itself: a handler module that opened
+ * so node's own start-up is left out: the wall time, and the CPU time the process spent meanwhile
+ * (every thread), which other load on a shared machine inflates far less than the wall time. The child must exit by itself: a handler module that opened
  * a connection or started a timer at import would keep it alive until the timeout.
  */
 export async function importInFreshNode(
   file: string,
   options: FreshNodeOptions = {},
-): Promise<{ importMs: number; handlerType: string }> {
+): Promise<{ importMs: number; cpuMs: number; handlerType: string }> {
   const script = [
+    'const cpu = process.cpuUsage();',
     'const start = performance.now();',
     `const module = await import(${JSON.stringify(pathToFileURL(file).href)});`,
     'const importMs = performance.now() - start;',
-    'console.log(JSON.stringify({ importMs, handlerType: typeof module.handler }));',
+    'const { user, system } = process.cpuUsage(cpu);',
+    'console.log(JSON.stringify({ importMs, cpuMs: (user + system) / 1000, handlerType: typeof module.handler }));',
   ].join('\n');
   const { stdout } = await run(
     process.execPath,
@@ -171,7 +174,7 @@ export async function importInFreshNode(
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     },
   );
-  return JSON.parse(stdout) as { importMs: number; handlerType: string };
+  return JSON.parse(stdout) as { importMs: number; cpuMs: number; handlerType: string };
 }
 
 function outputOf(metafile: Metafile, outfile: string): Metafile['outputs'][string] {

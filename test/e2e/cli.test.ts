@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, CreateStackCommand, DeleteStackCommand } from '@aws-sdk/client-cloudformation';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../support/tenantflow-process.js';
+import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
 
 /**
  * `npx tenantflow`, run as a user runs it (the bin npm links into node_modules/.bin, in a process

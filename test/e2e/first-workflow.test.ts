@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workflows } from '../../docs/first-workflow/workflows.js';
-import { killTenantflow, startTenantflow } from '../support/tenantflow-process.js';
+import { killTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
 
 /**
  * docs/first-workflow.md, as a reader follows it: the code it shows is the module it starts the

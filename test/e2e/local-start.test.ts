@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiClient } from '../support/http.js';
-import { onboardOverHttp, waitForTenant } from '../support/onboarding.js';
 import {
   exited,
   isAlive,
   killTenantflow,
   postmasterPid as postmasterPidOf,
   startTenantflow as startProcess,
-} from '../support/tenantflow-process.js';
+} from '../../local/tenantflow-process.js';
+import { apiClient } from '../support/http.js';
+import { onboardOverHttp, waitForTenant } from '../support/onboarding.js';
 
 const postmasterPid = () => postmasterPidOf(home);
 

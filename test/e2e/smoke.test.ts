@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
 import { apiClient } from '../support/http.js';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../support/tenantflow-process.js';
 
 /**
  * `npm run smoke`, the command users run after `cdk deploy`, run as they run it (through npm, in a

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
 import { type ApiResponse, apiClient } from '../support/http.js';
 import { waitForTenant } from '../support/onboarding.js';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../support/tenantflow-process.js';
 
 /**
  * The examples, end to end: `npm start`'s entry point in its own process, with its own embedded

@@ -7,17 +7,17 @@ import { PROVISIONING_STEPS } from '@tenantflow/shared/provisioning/provisioning
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FAILPOINT_EXIT_CODE } from '../../../local/failpoints.js';
-import { DOOMED_EXIT_CODE } from '../../support/crash-workflows.js';
-import { createTestDatabase } from '../../support/database.js';
-import { apiClient } from '../../support/http.js';
-import { waitForTenant } from '../../support/onboarding.js';
 import {
   ExitedBeforeReadyError,
   exited,
   killTenantflow,
   type StartedTenantflow,
   startTenantflow,
-} from '../../support/tenantflow-process.js';
+} from '../../../local/tenantflow-process.js';
+import { DOOMED_EXIT_CODE } from '../../support/crash-workflows.js';
+import { createTestDatabase } from '../../support/database.js';
+import { apiClient } from '../../support/http.js';
+import { waitForTenant } from '../../support/onboarding.js';
 import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
 
 /**

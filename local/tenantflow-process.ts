@@ -2,6 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/**
+ * `npm start` run as a child process, as a user runs it, for the end-to-end tests and the fault
+ * benchmark: started, found ready, killed, and the embedded PostgreSQL under its home stopped.
+ */
+
 /** A running `npm start` (its entry point, `local/start.ts`), as a user would run it. */
 export interface StartedTenantflow {
   readonly child: ChildProcess;
@@ -13,9 +18,14 @@ const children = new Set<ChildProcess>();
 
 /**
  * Spawns `local/start.ts` on a free port with its own embedded PostgreSQL under `home`, and
- * resolves once it prints that it is ready. `env` is added to the environment.
+ * resolves once it prints that it is ready (rejects after `readyTimeoutMs`). `env` is added to the
+ * environment.
  */
-export function startTenantflow(home: string, env: NodeJS.ProcessEnv = {}): Promise<StartedTenantflow> {
+export function startTenantflow(
+  home: string,
+  env: NodeJS.ProcessEnv = {},
+  options: { readonly readyTimeoutMs?: number } = {},
+): Promise<StartedTenantflow> {
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: '0',
@@ -35,7 +45,10 @@ export function startTenantflow(home: string, env: NodeJS.ProcessEnv = {}): Prom
   child.on('exit', () => children.delete(child));
   let output = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tenantflow did not become ready:\n${output}`)), 45_000);
+    const timer = setTimeout(
+      () => reject(new Error(`tenantflow did not become ready:\n${output}`)),
+      options.readyTimeoutMs ?? 45_000,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const ready = /tenantflow ready on (http:\/\/\S+)/.exec(output);

@@ -1,9 +1,5 @@
-import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
+import { describe, expect, it } from 'vitest';
+import { type CommandResult, npmStartForSuite, printedJson, runCommand } from '../support/e2e.js';
 
 /**
  * `npx tenantflow executions cancel|rerun`, run as a user runs them against one `npm start`: a
@@ -14,57 +10,23 @@ import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../l
 const TENANT = 'cli_rerun_e2e';
 const ADMIN_TOKEN = 'cli-execution-control-e2e-admin-token';
 
-let home: string;
-let started: StartedTenantflow;
+const server = npmStartForSuite('tenantflow-e2e-cli-control-', { TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN });
 
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'tenantflow-e2e-cli-control-'));
-  // The embedded PostgreSQL runs as the `postgres` OS user when tests run as root.
-  await chmod(home, 0o755);
-  started = await startTenantflow(home, { TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN });
-}, 60_000);
-
-afterAll(async () => {
-  await killTenantflow(home);
-  await rm(home, { recursive: true, force: true });
-});
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
+function tenantflow(args: readonly string[], key?: string): Promise<CommandResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, TENANTFLOW_HOME: server.home };
+  delete env.TENANTFLOW_ADMIN_TOKEN;
+  delete env.TENANTFLOW_TENANT_KEY;
+  if (key !== undefined) {
+    env.TENANTFLOW_TENANT_KEY = key;
+  }
+  return runCommand(
+    process.execPath,
+    ['node_modules/.bin/tenantflow', '--api', server.started.url, '--admin-token', ADMIN_TOKEN, ...args],
+    env,
+  );
 }
 
-function tenantflow(args: readonly string[], key?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, TENANTFLOW_HOME: home };
-    delete env.TENANTFLOW_ADMIN_TOKEN;
-    delete env.TENANTFLOW_TENANT_KEY;
-    if (key !== undefined) {
-      env.TENANTFLOW_TENANT_KEY = key;
-    }
-    const child = spawn(
-      process.execPath,
-      ['node_modules/.bin/tenantflow', '--api', started.url, '--admin-token', ADMIN_TOKEN, ...args],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function json<T>(result: CliResult): T {
-  expect(result.code, result.stdout + result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as T;
-}
+const json = printedJson;
 
 describe('npx tenantflow executions cancel and rerun', () => {
   it('reruns a failed execution to success, and refuses to cancel or rerun it once it succeeded', async () => {
@@ -83,7 +45,7 @@ describe('npx tenantflow executions cancel and rerun', () => {
     const { executionId, status } = JSON.parse(failed.stdout) as { executionId: string; status: string };
     expect(status).toBe('failed');
 
-    const patched = await fetch(`${started.url}/tenants/${TENANT}`, {
+    const patched = await fetch(`${server.started.url}/tenants/${TENANT}`, {
       method: 'PATCH',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify({ config: { settings: { allowedDestinations: ['warehouse'] } } }),

@@ -1,10 +1,6 @@
-import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CloudFormationClient, CreateStackCommand, DeleteStackCommand } from '@aws-sdk/client-cloudformation';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
+import { describe, expect, inject, it } from 'vitest';
+import { type CommandResult, npmStartForSuite, printedJson, runCommand } from '../support/e2e.js';
 
 /**
  * `npx tenantflow`, run as a user runs it (the bin npm links into node_modules/.bin, in a process
@@ -15,57 +11,20 @@ import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../l
 const motoEndpoint = inject('motoEndpoint');
 const TENANT = 'cli_e2e';
 
-let home: string;
-let started: StartedTenantflow;
+const server = npmStartForSuite('tenantflow-e2e-cli-', { TENANTFLOW_ADMIN_TOKEN: '' });
 
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'tenantflow-e2e-cli-'));
-  // The embedded PostgreSQL runs as the `postgres` OS user when tests run as root.
-  await chmod(home, 0o755);
-  started = await startTenantflow(home, { TENANTFLOW_ADMIN_TOKEN: '' });
-}, 60_000);
-
-afterAll(async () => {
-  await killTenantflow(home);
-  await rm(home, { recursive: true, force: true });
-});
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
+function tenantflow(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, TENANTFLOW_HOME: server.home, ...env };
+  delete childEnv.TENANTFLOW_ADMIN_TOKEN;
+  delete childEnv.TENANTFLOW_TENANT_KEY;
+  return runCommand(process.execPath, ['node_modules/.bin/tenantflow', ...args], childEnv);
 }
 
-function tenantflow(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, TENANTFLOW_HOME: home, ...env };
-    delete childEnv.TENANTFLOW_ADMIN_TOKEN;
-    delete childEnv.TENANTFLOW_TENANT_KEY;
-    const child = spawn(process.execPath, ['node_modules/.bin/tenantflow', ...args], {
-      env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function json<T>(result: CliResult): T {
-  expect(result.code, result.stdout + result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as T;
-}
+const json = printedJson;
 
 describe('npx tenantflow', () => {
   it('walks a tenant through its life: create --wait, list, get, a workflow, deactivate, delete --wait', async () => {
-    const api = ['--api', started.url];
+    const api = ['--api', server.started.url];
 
     // Register, and wait for onboarding.
     const created = json<{ status: string; apiKey: string }>(
@@ -177,7 +136,7 @@ describe('npx tenantflow', () => {
   }, 90_000);
 
   it("exits 1 with the API's message for an unknown tenant", async () => {
-    const result = await tenantflow(['--api', started.url, 'tenants', 'get', 'nobody_here']);
+    const result = await tenantflow(['--api', server.started.url, 'tenants', 'get', 'nobody_here']);
 
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
@@ -188,13 +147,13 @@ describe('npx tenantflow', () => {
   it('exits 1 when the API refuses the credentials, and 2 on a usage error', async () => {
     const refused = await tenantflow([
       '--api',
-      started.url,
+      server.started.url,
       '--admin-token',
       'not-the-admin-token-012345',
       'tenants',
       'list',
     ]);
-    const usage = await tenantflow(['--api', started.url, 'tenants', 'create', 'x']);
+    const usage = await tenantflow(['--api', server.started.url, 'tenants', 'create', 'x']);
 
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('401 UNAUTHENTICATED');
@@ -232,7 +191,7 @@ describe('npx tenantflow', () => {
           StackName: stackName,
           TemplateBody: JSON.stringify({
             Resources: { Topic: { Type: 'AWS::SNS::Topic' } },
-            Outputs: { ApiUrl: { Value: started.url } },
+            Outputs: { ApiUrl: { Value: server.started.url } },
           }),
         }),
       );
@@ -248,7 +207,7 @@ describe('npx tenantflow', () => {
       try {
         // Act
         const found = await tenantflow(['--stage', stage, '--json', 'tenants', 'list'], awsEnv);
-        const direct = await tenantflow(['--api', started.url, '--json', 'tenants', 'list']);
+        const direct = await tenantflow(['--api', server.started.url, '--json', 'tenants', 'list']);
         const missing = await tenantflow(['--stage', `${stage}x`, 'tenants', 'list'], awsEnv);
 
         // Assert

@@ -1,11 +1,7 @@
-import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killTenantflow, type StartedTenantflow, startTenantflow } from '../../local/tenantflow-process.js';
+import { describe, expect, it } from 'vitest';
+import { type CommandResult, npmStartForSuite, runCommand } from '../support/e2e.js';
 import { apiClient } from '../support/http.js';
 
 /**
@@ -16,50 +12,16 @@ import { apiClient } from '../support/http.js';
 
 const ADMIN_TOKEN = 'e2e-admin-token-smoke-0123456789ab';
 
-let home: string;
-let started: StartedTenantflow;
-
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'tenantflow-e2e-smoke-'));
-  // The embedded PostgreSQL runs as the `postgres` OS user when tests run as root.
-  await chmod(home, 0o755);
-  started = await startTenantflow(home, { TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN });
-}, 60_000);
-
-afterAll(async () => {
-  await killTenantflow(home);
-  await rm(home, { recursive: true, force: true });
-});
-
-interface CommandResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+const server = npmStartForSuite('tenantflow-e2e-smoke-', { TENANTFLOW_ADMIN_TOKEN: ADMIN_TOKEN });
 
 function npmRunSmoke(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '--silent', 'smoke', '--', ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCommand('npm', ['run', '--silent', 'smoke', '--', ...args], { ...process.env, ...env });
 }
 
 describe('npm run smoke', () => {
   it('passes against npm start, runs every example, and leaves no tenant behind', async () => {
     // Act
-    const result = await npmRunSmoke(['--api', started.url, '--admin-token', ADMIN_TOKEN]);
+    const result = await npmRunSmoke(['--api', server.started.url, '--admin-token', ADMIN_TOKEN]);
 
     // Assert
     expect(result.stdout).toMatch(/^Verdict: PASSED \(13 of 13 steps passed in .*\)$/m);
@@ -73,7 +35,7 @@ describe('npm run smoke', () => {
     expect(result.stdout).toMatch(
       /PASS {2}GET \/tenants\/smoke_[0-9a-f]{8}_a\/metrics .* 3 finished: 3 succeeded/,
     );
-    const tenants = await apiClient(started.url, ADMIN_TOKEN)('GET', '/tenants');
+    const tenants = await apiClient(server.started.url, ADMIN_TOKEN)('GET', '/tenants');
     expect(tenants.body.tenants).toEqual([]);
   }, 120_000);
 
@@ -81,7 +43,7 @@ describe('npm run smoke', () => {
     // Act
     const result = await npmRunSmoke([
       '--api',
-      started.url,
+      server.started.url,
       '--admin-token',
       'not-the-admin-token-0123456789',
     ]);

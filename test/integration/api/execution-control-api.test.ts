@@ -1,14 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
-import { createTestDatabase } from '../../support/database.js';
+import { describe, expect, it } from 'vitest';
 import { apiClient } from '../../support/http.js';
-import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
+import { localPlatformSuite } from '../../support/local-platform-suite.js';
+import { tenantIdSuffix } from '../../support/tenants.js';
 
 /**
  * `POST …/executions/{id}/cancel` and `…/rerun` over HTTP on the local server: who may call them,
@@ -53,43 +49,19 @@ const workflows = new WorkflowRegistry([
   defineWorkflow({ name: 'quick', tasks: [quick] }),
 ]);
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let home: string;
-let local: LocalPlatform;
-let admin: ReturnType<typeof apiClient>;
-const keys: Record<string, string> = {};
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  home = await mkdtemp(join(tmpdir(), 'tenantflow-execution-control-api-'));
-  local = await startLocalPlatform({
-    home,
-    port: 0,
-    databaseUrl: database.url,
-    adminToken: ADMIN_TOKEN,
-    workflows,
-    retryIntervalMs: 0,
-  });
-  admin = apiClient(local.url, ADMIN_TOKEN);
-  for (const tenantId of [acme, globex]) {
-    const created = await admin('POST', '/tenants', {
-      body: { tenantId, name: tenantId, config: { limits: { maxConcurrentExecutions: 2 } } },
-    });
-    expect(created.status).toBe(202);
-    keys[tenantId] = created.body.apiKey;
-  }
-  await local.platform.lifecycleOrchestrator.drain();
+const suite = localPlatformSuite({
+  homePrefix: 'tenantflow-execution-control-api-',
+  adminToken: ADMIN_TOKEN,
+  workflows,
+  tenants: [acme, globex].map((tenantId) => ({
+    tenantId,
+    config: { limits: { maxConcurrentExecutions: 2 } },
+  })),
+  tenantSuffix: suffix,
+  beforeStop: () => releaseHeld(),
 });
-
-afterAll(async () => {
-  releaseHeld();
-  await local?.stop();
-  await database?.drop();
-  await dropTenantRoles(inject('superuserUrl'), suffix);
-  await rm(home, { recursive: true, force: true });
-});
-
-const asTenant = (tenantId: string) => apiClient(local.url, keys[tenantId]);
+const admin: ReturnType<typeof apiClient> = (...args) => suite.admin(...args);
+const asTenant = (tenantId: string) => suite.asTenant(tenantId);
 
 async function start(tenantId: string, workflow: string): Promise<string> {
   const started = await asTenant(tenantId)('POST', `/tenants/${tenantId}/executions`, { body: { workflow } });
@@ -182,7 +154,10 @@ describe('POST /tenants/{tenantId}/executions/{executionId}/cancel', () => {
     expect((await asTenant(acme)('POST', `/tenants/${acme}/executions/nope/cancel`)).status).toBe(400);
     const foreign = await asTenant(globex)('POST', `/tenants/${acme}/executions/${executionId}/cancel`);
     expect(foreign.status).toBe(403);
-    const anonymous = await apiClient(local.url)('POST', `/tenants/${acme}/executions/${executionId}/cancel`);
+    const anonymous = await apiClient(suite.local.url)(
+      'POST',
+      `/tenants/${acme}/executions/${executionId}/cancel`,
+    );
     expect(anonymous.status).toBe(401);
   });
 });

@@ -1,15 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalPlatform, startLocalPlatform } from '../../../local/local-platform.js';
+import { describe, expect, it } from 'vitest';
 import { installedWorkflows } from '../../../workflows/index.js';
-import { createTestDatabase } from '../../support/database.js';
 import { apiClient } from '../../support/http.js';
-import { dropTenantRoles, tenantIdSuffix } from '../../support/tenants.js';
+import { localPlatformSuite } from '../../support/local-platform-suite.js';
+import { tenantIdSuffix } from '../../support/tenants.js';
 
 /**
  * The tenant routes over HTTP on the local server: the REQUEST authorizer and its policy, the
@@ -41,51 +37,19 @@ const workflows = new WorkflowRegistry([
   defineWorkflow({ name: 'hold', tasks: [hold] }),
 ]).include(installedWorkflows({ examples: true }));
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let home: string;
-let local: LocalPlatform;
-let admin: ReturnType<typeof apiClient>;
-const keys: Record<string, string> = {};
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  home = await mkdtemp(join(tmpdir(), 'tenantflow-executions-api-'));
-  local = await startLocalPlatform({
-    home,
-    port: 0,
-    databaseUrl: database.url,
-    adminToken: ADMIN_TOKEN,
-    workflows,
-    retryIntervalMs: 0,
-  });
-  admin = apiClient(local.url, ADMIN_TOKEN);
-  for (const tenantId of [acme, globex]) {
-    const created = await admin('POST', '/tenants', {
-      body: {
-        tenantId,
-        name: tenantId,
-        config: { settings: { colour: 'blue' }, limits: { maxConcurrentExecutions: 2 } },
-      },
-    });
-    expect(created.status).toBe(202);
-    keys[tenantId] = created.body.apiKey;
-  }
-  // Their onboardings run in the local lifecycle orchestrator; the keys work once they end.
-  await local.platform.lifecycleOrchestrator.drain();
-  for (const tenantId of [acme, globex]) {
-    expect((await admin('GET', `/tenants/${tenantId}`)).body.status).toBe('active');
-  }
+const suite = localPlatformSuite({
+  homePrefix: 'tenantflow-executions-api-',
+  adminToken: ADMIN_TOKEN,
+  workflows,
+  tenants: [acme, globex].map((tenantId) => ({
+    tenantId,
+    config: { settings: { colour: 'blue' }, limits: { maxConcurrentExecutions: 2 } },
+  })),
+  tenantSuffix: suffix,
+  beforeStop: () => releaseHeld(),
 });
-
-afterAll(async () => {
-  releaseHeld();
-  await local?.stop();
-  await database?.drop();
-  await dropTenantRoles(inject('superuserUrl'), suffix);
-  await rm(home, { recursive: true, force: true });
-});
-
-const asTenant = (tenantId: string) => apiClient(local.url, keys[tenantId]);
+const admin: ReturnType<typeof apiClient> = (...args) => suite.admin(...args);
+const asTenant = (tenantId: string) => suite.asTenant(tenantId);
 
 async function finished(tenantId: string, executionId: string) {
   const call = asTenant(tenantId);
@@ -102,15 +66,15 @@ async function finished(tenantId: string, executionId: string) {
 describe('executions API', () => {
   describe('authentication and tenant access', () => {
     it('answers 401 without credentials, with a malformed header, and with an unknown key', async () => {
-      const call = apiClient(local.url);
+      const call = apiClient(suite.local.url);
       const missing = await call('GET', `/tenants/${acme}/executions`);
       expect(missing.status).toBe(401);
       expect(missing.body.error).toMatchObject({
         code: 'UNAUTHENTICATED',
         message: expect.stringContaining('Bearer'),
       });
-      const malformed = await fetch(`${local.url}/tenants/${acme}/executions`, {
-        headers: { authorization: `Basic ${keys[acme]}` },
+      const malformed = await fetch(`${suite.local.url}/tenants/${acme}/executions`, {
+        headers: { authorization: `Basic ${suite.apiKey(acme)}` },
       });
       expect(malformed.status).toBe(401);
       const forged = `tfk_${acme}_${'A'.repeat(43)}`;

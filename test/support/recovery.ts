@@ -1,7 +1,14 @@
 import type { Logger } from '@tenantflow/shared/logging/logger';
 import { type RecoveryOptions, RecoveryService, RecoveryStore } from '@tenantflow/shared/recovery';
 import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
-import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
+import type {
+  ExecutionDescription,
+  ExecutionHandle,
+  Orchestrator,
+  RedriveOutcome,
+  StartExecutionRequest,
+  StartedExecution,
+} from '@tenantflow/shared/workflows/orchestrator';
 import type { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
 import type pg from 'pg';
 import type { TestPlatform } from './platform.js';
@@ -40,4 +47,25 @@ export function testRecovery(
     logger: setup.logger,
     options: { ...TEST_RECOVERY_OPTIONS, ...setup.options },
   });
+}
+
+/** An orchestrator in front of another, recording what recovery asked it to start or redrive. */
+export class CountingOrchestrator<Inner extends Orchestrator = Orchestrator> implements Orchestrator {
+  readonly starts: string[] = [];
+  readonly redrives: string[] = [];
+  constructor(readonly inner: Inner) {}
+  start(request: StartExecutionRequest): Promise<StartedExecution> {
+    this.starts.push(request.executionId);
+    return this.inner.start(request);
+  }
+  describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
+    return this.inner.describe(handle);
+  }
+  stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
+    return this.inner.stop(handle, reason);
+  }
+  redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
+    this.redrives.push(handle.executionId);
+    return this.inner.redrive(handle);
+  }
 }

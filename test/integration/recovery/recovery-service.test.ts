@@ -11,14 +11,7 @@ import {
 } from '@tenantflow/shared/recovery';
 import { compileToAsl } from '@tenantflow/shared/workflows/asl';
 import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
-import type {
-  ExecutionDescription,
-  ExecutionHandle,
-  Orchestrator,
-  RedriveOutcome,
-  StartExecutionRequest,
-  StartedExecution,
-} from '@tenantflow/shared/workflows/orchestrator';
+import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
@@ -29,7 +22,7 @@ import { createRecoverHandler } from '../../../functions/recovery/recover.js';
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
 import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
-import { testRecovery } from '../../support/recovery.js';
+import { CountingOrchestrator, testRecovery } from '../../support/recovery.js';
 
 /**
  * The recovery service against a real PostgreSQL and the real local orchestrator (the same ASL and
@@ -72,27 +65,6 @@ const steps = defineWorkflow({
   dependsOn: { second: ['first'] },
 });
 const workflows = new WorkflowRegistry([steps]);
-
-/** The local orchestrator, with every start recorded, to prove what was started how often. */
-class CountingOrchestrator implements Orchestrator {
-  readonly starts: string[] = [];
-  readonly redrives: string[] = [];
-  constructor(readonly inner: LocalOrchestrator) {}
-  start(request: StartExecutionRequest): Promise<StartedExecution> {
-    this.starts.push(request.executionId);
-    return this.inner.start(request);
-  }
-  describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
-    return this.inner.describe(handle);
-  }
-  stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
-    return this.inner.stop(handle, reason);
-  }
-  redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
-    this.redrives.push(handle.executionId);
-    return this.inner.redrive(handle);
-  }
-}
 
 let env: TestPlatform;
 let store: ExecutionStore;

@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { LocalOrchestrator } from '../../../local/local-orchestrator.js';
 import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
-import { testRecovery } from '../../support/recovery.js';
+import { CountingOrchestrator, testRecovery } from '../../support/recovery.js';
 
 /**
  * Recovery trusts nothing a tenant could have written. A tenant's `executions` rows only name
@@ -64,27 +64,6 @@ const steps = defineWorkflow({
   dependsOn: { second: ['first'] },
 });
 const workflows = new WorkflowRegistry([steps]);
-
-/** An orchestrator in front of another, recording what recovery asked it to start or redrive. */
-class CountingOrchestrator implements Orchestrator {
-  readonly starts: string[] = [];
-  readonly redrives: string[] = [];
-  constructor(private readonly inner: Orchestrator) {}
-  start(request: StartExecutionRequest): Promise<StartedExecution> {
-    this.starts.push(request.executionId);
-    return this.inner.start(request);
-  }
-  describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
-    return this.inner.describe(handle);
-  }
-  stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
-    return this.inner.stop(handle, reason);
-  }
-  redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
-    this.redrives.push(handle.executionId);
-    return this.inner.redrive(handle);
-  }
-}
 
 /**
  * Executions that start and then run for ever: what recovery starts stays running, so it keeps its

@@ -385,10 +385,12 @@ async function applyInOneRoundTrip(
       migrationTransactionSql(tenantId, plan.pending, {
         statementTimeoutMs: context.statementTimeoutMs,
         quoteLiteral: pg.escapeLiteral,
-        // lockPlatformResource's row lock, the one provisioning and migrateTenant take.
+        // lockPlatformResource's row lock, the one provisioning and migrateTenant take, in one
+        // statement: ON CONFLICT DO UPDATE locks the existing row as FOR UPDATE does (it changes
+        // the key, so the strongest row lock) even when its WHERE lets nothing be written.
         lock: [
-          `INSERT INTO ${PLATFORM_LOCKS} (name) VALUES (${lockName}) ON CONFLICT (name) DO NOTHING`,
-          `SELECT 1 FROM ${PLATFORM_LOCKS} WHERE name = ${lockName} FOR UPDATE`,
+          `INSERT INTO ${PLATFORM_LOCKS} AS held (name) VALUES (${lockName})
+             ON CONFLICT (name) DO UPDATE SET name = excluded.name WHERE false`,
         ],
         // The tenant may read its history, never write it: default privileges gave it more.
         afterCreatingHistory: (table) => [
@@ -428,9 +430,14 @@ async function applyInOneRoundTrip(
 }
 
 /**
- * A `DO` block that fails the transaction when, after the migrations, a bookkeeping or history
- * table's grants are not the current rules (a migration created one): `migrateTenant` then grants
- * them. Values are quoted literals; the block's dollar-quote tag is refused inside it.
+ * A statement that fails the transaction when, after the migrations, a bookkeeping or history
+ * table's grants are not the current rules (a migration created one, or changed its grants, its
+ * owner or the roles the tenant is in): `migrateTenant` then grants them. The same test as the
+ * fleet read's, by privilege rather than by ACL text, so whatever way a migration loosened them
+ * shows. Plain SQL, not a `DO` block, which PL/pgSQL would compile and plan on every schema: it
+ * fails by dividing by zero, as SQL has no RAISE. The schema and roles are resolved once, when the
+ * statement is planned (`regnamespace`, `regrole`: a missing one fails it too), and a privilege
+ * that cannot be told (NULL) counts as wrong. Values are quoted literals.
  */
 function bookkeepingRightsCheck(
   tenantId: string,
@@ -438,28 +445,21 @@ function bookkeepingRightsCheck(
   historyTables: readonly string[],
 ): string {
   const literal = pg.escapeLiteral;
-  const role = literal(tenantRoleName(tenantId));
-  const platform = literal(platformRole);
-  const bookkeeping = `ARRAY[${BOOKKEEPING_TABLES.map(literal).join(', ')}]::name[]`;
-  const history = `ARRAY[${historyTables.map(literal).join(', ')}]::name[]`;
-  const platformMay = (privilege: string) =>
-    `pg_catalog.has_table_privilege(${platform}, c.oid, '${privilege}')`;
-  const body = `BEGIN
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-              WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${literal(tenantId)})
-                AND c.relname = ANY (${bookkeeping} || ${history})
-                AND (pg_catalog.has_table_privilege(${role}, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-                     OR NOT pg_catalog.has_table_privilege(${role}, c.oid, 'SELECT')
-                     OR (c.relname = ANY (${bookkeeping})
-                         AND NOT (${['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map(platformMay).join(' AND ')})))) THEN
-    RAISE EXCEPTION 'the bookkeeping of schema % needs its grants renewed', ${literal(tenantId)};
-  END IF;
-END`;
-  const tag = '$tenantflow_check$';
-  if (body.includes(tag)) {
-    throw new Error(`A name in schema '${tenantId}' holds ${tag}`);
-  }
-  return `DO ${tag}${body}${tag}`;
+  const schema = `${literal(quoteIdent(tenantId))}::pg_catalog.regnamespace`;
+  const role = `${literal(quoteIdent(tenantRoleName(tenantId)))}::pg_catalog.regrole`;
+  const platform = `${literal(quoteIdent(platformRole))}::pg_catalog.regrole`;
+  const names = (tables: readonly string[]) => `ARRAY[${tables.map(literal).join(', ')}]::pg_catalog.name[]`;
+  const platformMay = ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+    .map((privilege) => `pg_catalog.has_table_privilege(${platform}, c.oid, '${privilege}')`)
+    .join(' AND ');
+  return `SELECT 1 / (NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = ${schema}
+       AND c.relname = ANY (${names([...BOOKKEEPING_TABLES, ...historyTables])})
+       AND (pg_catalog.has_table_privilege(${role}, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') IS NOT FALSE
+            OR pg_catalog.has_table_privilege(${role}, c.oid, 'SELECT') IS NOT TRUE
+            OR (c.relname = ANY (${names(BOOKKEEPING_TABLES)}) AND (${platformMay}) IS NOT TRUE))))::integer
+    AS bookkeeping_grants_are_current`;
 }
 
 async function migrateOneByOne(

@@ -254,6 +254,34 @@ describe('migrateFleet, one round trip per schema', () => {
     );
     expect(rights).toEqual({ writes: false });
   });
+
+  it("does not commit in one round trip a migration that loosens the tenant's rights through a role it joins, its tables' grants unchanged", async () => {
+    // Prepare: a role that may write the tenant's executions; the migration makes the tenant a member.
+    const tenantId = await provisioned('joins');
+    const writer = env.id('writer');
+    await env.adminPool.query(`CREATE ROLE "${writer}" NOLOGIN`);
+    await env.adminPool.query(`GRANT INSERT ON "${tenantId}".executions TO "${writer}"`);
+    const joining = nextMigration('join_writer', `GRANT "${writer}" TO "${tenantId}_user" WITH INHERIT TRUE`);
+    const admin = adminWith([...shipped, joining]);
+    const oneByOne = vi.spyOn(admin, 'migrateTenant').mockRejectedValue(new Error('refused'));
+    try {
+      // Act
+      const summary = await migrateFleet(only(tenantId), admin);
+
+      // Assert: the one-round-trip transaction rolled back, so the schema went to migrateTenant.
+      expect(oneByOne).toHaveBeenCalledTimes(1);
+      expect(summary).toMatchObject({ total: 1, migrated: 0, failed: [{ tenantId, error: 'refused' }] });
+      const [state] = await look<{ member: boolean; recorded: number }>(
+        `SELECT pg_has_role($1, $2, 'MEMBER') AS member,
+                (SELECT count(*)::int FROM "${tenantId}".schema_migrations WHERE version = $3) AS recorded`,
+        [`${tenantId}_user`, writer, joining.version],
+      );
+      expect(state).toEqual({ member: false, recorded: 0 });
+    } finally {
+      await env.adminPool.query(`REVOKE ALL ON "${tenantId}".executions FROM "${writer}"`);
+      await env.adminPool.query(`DROP ROLE "${writer}"`);
+    }
+  });
 });
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 4_000): Promise<void> {

@@ -946,6 +946,9 @@ export class DatabaseAdmin {
         this.#historyTables(),
       ],
     );
+    if (hasRole) {
+      await this.#refuseOtherMemberships(client, tenantId);
+    }
     const statements: string[] = [];
     for (const { name } of rows) {
       const table = qualified(tenantId, name);
@@ -959,6 +962,25 @@ export class DatabaseAdmin {
     if (statements.length > 0) {
       // One round trip, inside the caller's transaction.
       await client.query(statements.join('; '));
+    }
+  }
+
+  /**
+   * A tenant role belongs to the tenants group and to nothing else. A membership a migration
+   * granted would hand the tenant another role's rights (through `SET ROLE`, even without
+   * inheritance), which no check of its own rights would show: refused, so the migration rolls back.
+   */
+  async #refuseOtherMemberships(client: Queryable, tenantId: string): Promise<void> {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT pg_get_userbyid(m.roleid) AS name FROM pg_auth_members m
+        WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = $1) AND pg_get_userbyid(m.roleid) <> $2
+        ORDER BY 1`,
+      [tenantRoleName(tenantId), await this.tenantGroupName()],
+    );
+    if (rows.length > 0) {
+      throw new MigrationError(
+        `A migration of tenant '${tenantId}' made its role a member of ${rows.map((row) => `'${row.name}'`).join(', ')}: a tenant role may belong only to the tenants group, so the migration is refused`,
+      );
     }
   }
 

@@ -398,7 +398,12 @@ async function applyInOneRoundTrip(
           `GRANT SELECT ON ${qualified(tenantId, table)} TO ${role}`,
         ],
         beforeCommit: [
-          bookkeepingRightsCheck(tenantId, await context.admin.platformRoleName(), historyTables),
+          bookkeepingRightsCheck(
+            tenantId,
+            await context.admin.platformRoleName(),
+            await context.admin.tenantGroupName(),
+            historyTables,
+          ),
         ],
       }),
     );
@@ -442,9 +447,11 @@ async function applyInOneRoundTrip(
 function bookkeepingRightsCheck(
   tenantId: string,
   platformRole: string,
+  tenantGroup: string,
   historyTables: readonly string[],
 ): string {
   const literal = pg.escapeLiteral;
+  const group = `${literal(quoteIdent(tenantGroup))}::pg_catalog.regrole`;
   const schema = `${literal(quoteIdent(tenantId))}::pg_catalog.regnamespace`;
   const role = `${literal(quoteIdent(tenantRoleName(tenantId)))}::pg_catalog.regrole`;
   const platform = `${literal(quoteIdent(platformRole))}::pg_catalog.regrole`;
@@ -458,7 +465,9 @@ function bookkeepingRightsCheck(
        AND c.relname = ANY (${names([...BOOKKEEPING_TABLES, ...historyTables])})
        AND (pg_catalog.has_table_privilege(${role}, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') IS NOT FALSE
             OR pg_catalog.has_table_privilege(${role}, c.oid, 'SELECT') IS NOT TRUE
-            OR (c.relname = ANY (${names(BOOKKEEPING_TABLES)}) AND (${platformMay}) IS NOT TRUE))))::integer
+            OR (c.relname = ANY (${names(BOOKKEEPING_TABLES)}) AND (${platformMay}) IS NOT TRUE)))
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+                     WHERE m.member = ${role} AND m.roleid <> ${group}))::integer
     AS bookkeeping_grants_are_current`;
 }
 

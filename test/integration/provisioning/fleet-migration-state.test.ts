@@ -282,6 +282,37 @@ describe('migrateFleet, one round trip per schema', () => {
       await env.adminPool.query(`DROP ROLE "${writer}"`);
     }
   });
+
+  it('refuses a migration that makes the tenant role a member of another role, even one it could only SET ROLE to', async () => {
+    // Prepare: a role that may write the tenant's executions; the migration lets the tenant SET ROLE
+    // to it (no inheritance), which no check of the tenant role's own rights would show.
+    const tenantId = await provisioned('setrole');
+    const writer = env.id('setwriter');
+    await env.adminPool.query(`CREATE ROLE "${writer}" NOLOGIN`);
+    await env.adminPool.query(`GRANT INSERT ON "${tenantId}".executions TO "${writer}"`);
+    const joining = nextMigration(
+      'set_writer',
+      `GRANT "${writer}" TO "${tenantId}_user" WITH INHERIT FALSE, SET TRUE`,
+    );
+    const admin = adminWith([...shipped, joining]);
+    try {
+      // Act
+      const summary = await migrateFleet(only(tenantId), admin);
+
+      // Assert: refused for that schema, rolled back, named in the report.
+      expect(summary).toMatchObject({ total: 1, migrated: 0, failed: [{ tenantId }] });
+      expect(summary.failed[0]?.error).toMatch(/may belong only to the tenants group/);
+      const [state] = await look<{ member: boolean; recorded: number }>(
+        `SELECT pg_has_role($1, $2, 'MEMBER') AS member,
+                (SELECT count(*)::int FROM "${tenantId}".schema_migrations WHERE version = $3) AS recorded`,
+        [`${tenantId}_user`, writer, joining.version],
+      );
+      expect(state).toEqual({ member: false, recorded: 0 });
+    } finally {
+      await env.adminPool.query(`REVOKE ALL ON "${tenantId}".executions FROM "${writer}"`);
+      await env.adminPool.query(`DROP ROLE "${writer}"`);
+    }
+  });
 });
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 4_000): Promise<void> {

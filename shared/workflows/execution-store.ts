@@ -2,15 +2,7 @@ import { createHash, createHmac, randomBytes, randomInt } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../db/connections.js';
 import type { PipelinedStatement } from '../db/pipelined-query.js';
-import {
-  CONTROL_SCHEMA,
-  type Queryable,
-  qualified,
-  SQLSTATE,
-  single,
-  sqlState,
-  tenantTable,
-} from '../db/sql.js';
+import { CONTROL_SCHEMA, qualified, SQLSTATE, single, sqlState, tenantTable } from '../db/sql.js';
 import { LimitExceededError, TenantNotFoundError } from '../kernel/errors.js';
 import { assertTenantActive } from '../tenancy/tenant-registry.js';
 import type { JsonValue } from './task.js';
@@ -110,18 +102,6 @@ export interface ContextChanges {
   readonly unset: readonly string[];
 }
 
-export type TaskAttemptStart =
-  | {
-      readonly kind: 'started';
-      readonly attempt: number;
-      /**
-       * The attempt's secret: only its SHA-256 is stored. {@link ExecutionStore.completeTask}
-       * needs it, so SQL running as the tenant cannot mark tasks done. Keep it out of logs.
-       */
-      readonly token: string;
-    }
-  | { readonly kind: 'already_succeeded' };
-
 /** An execution as the task runner reads it. */
 export interface ExecutionForTask {
   readonly workflow: string;
@@ -142,7 +122,10 @@ export type TaskClaim =
       readonly kind: 'started';
       readonly execution: ExecutionForTask;
       readonly attempt: number;
-      /** The attempt's secret, as in {@link TaskAttemptStart}. Keep it out of logs. */
+      /**
+       * The attempt's secret: only its SHA-256 is stored, and `complete_task` needs it, so SQL running
+       * as the tenant cannot mark tasks done. Keep it out of logs.
+       */
       readonly token: string;
     };
 
@@ -164,7 +147,6 @@ const ADMISSION_TRIES = 8;
 const RANDOM_SLOT_PROBES = 16;
 /** Slots are `integer`s; a larger limit is as good as no limit. */
 const MAX_ADMISSION_SLOTS = 2 ** 31 - 1;
-const COMPLETE_TASK = qualified('tenantflow_api', 'complete_task');
 const CLAIM_TASK = qualified('tenantflow_api', 'claim_task');
 const FINISH_TASK = qualified('tenantflow_api', 'finish_task');
 const CLAIM_KEY = qualified(CONTROL_SCHEMA, 'task_claim_key');
@@ -402,34 +384,6 @@ export class ExecutionStore {
   }
 
   /**
-   * Starts (or restarts) a task's attempt: the attempt counter goes up by one and the heartbeat is
-   * fresh. A task that already succeeded is left alone and reported, which is what makes a retried
-   * invocation a no-op.
-   */
-  async beginTaskAttempt(tenantId: string, executionId: string, taskId: string): Promise<TaskAttemptStart> {
-    const token = randomBytes(32).toString('base64url');
-    const { rows } = await this.pool.query<{ attempt: number }>(
-      `WITH started AS (
-         UPDATE ${tenantTable(tenantId, 'executions')}
-            SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
-          WHERE id = $1 AND status = 'pending')
-       INSERT INTO ${tenantTable(tenantId, 'task_runs')} AS run (execution_id, task_id, attempt_token_hashes)
-       VALUES ($1, $2, ARRAY[$3::bytea])
-       ON CONFLICT (execution_id, task_id) DO UPDATE
-          SET attempt = run.attempt + 1, status = 'running', error = NULL,
-              heartbeat_at = now(), started_at = now(), finished_at = NULL,
-              attempt_token_hashes = run.attempt_token_hashes || EXCLUDED.attempt_token_hashes
-        WHERE run.status <> 'succeeded'
-       RETURNING attempt`,
-      [executionId, taskId, tokenHash(token)],
-    );
-    const row = rows[0];
-    return row === undefined
-      ? { kind: 'already_succeeded' }
-      : { kind: 'started', attempt: row.attempt, token };
-  }
-
-  /**
    * The statement that claims a task's attempt **inside the task's own transaction**, on the
    * tenant-role connection (the task runner sends it with `BEGIN`, in one round trip), and the
    * attempt's token. `tenantflow_api.claim_task` reads the execution and, if it is in flight and its
@@ -597,29 +551,6 @@ export class ExecutionStore {
         WHERE run.status <> 'succeeded' AND run.attempt <= EXCLUDED.attempt`,
       [executionId, taskId, attempt, error, startedAt],
     );
-  }
-
-  /**
-   * Inside the task's transaction (the tenant-role connection): applies the task's context changes
-   * and marks the attempt succeeded, through `tenantflow_api.complete_task` (the tenant role cannot
-   * write the bookkeeping itself), which accepts only the token of one of the task's attempts. The
-   * caller must roll back on anything but `completed`: `already_succeeded` (another attempt committed
-   * first, so this one's effects must not count twice), `execution_ended` (finalized while the task
-   * ran; nothing may land after the end), `unknown_attempt` or `not_found`.
-   */
-  async completeTask(
-    client: Queryable,
-    tenantId: string,
-    executionId: string,
-    taskId: string,
-    token: string,
-    changes: ContextChanges,
-  ): Promise<TaskCompletion> {
-    const { rows } = await client.query<{ outcome: TaskCompletion }>(
-      `SELECT ${COMPLETE_TASK}($1, $2, $3, $4, $5::jsonb, $6::text[]) AS outcome`,
-      [tenantId, executionId, taskId, token, JSON.stringify(changes.set), [...changes.unset]],
-    );
-    return rows[0]?.outcome ?? 'not_found';
   }
 
   /**

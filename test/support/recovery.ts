@@ -49,10 +49,11 @@ export function testRecovery(
   });
 }
 
-/** An orchestrator in front of another, recording what recovery asked it to start or redrive. */
+/** An orchestrator in front of another, recording what recovery asked it to start, stop or redrive. */
 export class CountingOrchestrator<Inner extends Orchestrator = Orchestrator> implements Orchestrator {
   readonly starts: string[] = [];
   readonly redrives: string[] = [];
+  readonly stops: string[] = [];
   constructor(readonly inner: Inner) {}
   start(request: StartExecutionRequest): Promise<StartedExecution> {
     this.starts.push(request.executionId);
@@ -62,6 +63,7 @@ export class CountingOrchestrator<Inner extends Orchestrator = Orchestrator> imp
     return this.inner.describe(handle);
   }
   stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
+    this.stops.push(handle.executionId);
     return this.inner.stop(handle, reason);
   }
   redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {

@@ -12,14 +12,7 @@ import type { RecoveryService } from '@tenantflow/shared/recovery';
 import { createRecoveryHistory } from '@tenantflow/shared/runtime/recovery-history';
 import { compileToAsl } from '@tenantflow/shared/workflows/asl';
 import { ExecutionStore } from '@tenantflow/shared/workflows/execution-store';
-import type {
-  ExecutionDescription,
-  ExecutionHandle,
-  Orchestrator,
-  RedriveOutcome,
-  StartExecutionRequest,
-  StartedExecution,
-} from '@tenantflow/shared/workflows/orchestrator';
+import type { Orchestrator } from '@tenantflow/shared/workflows/orchestrator';
 import { defineTask } from '@tenantflow/shared/workflows/task';
 import { defineWorkflow } from '@tenantflow/shared/workflows/workflow';
 import { WorkflowRegistry } from '@tenantflow/shared/workflows/workflow-registry';
@@ -31,7 +24,11 @@ import { LOCAL_TARGETS, localLambdas } from '../../../local/local-runtime.js';
 import { lambdaContext, restEvent } from '../../support/api-gateway-events.js';
 import { createTestDatabase } from '../../support/database.js';
 import { createTestPlatform, type TestPlatform } from '../../support/platform.js';
-import { testRecovery } from '../../support/recovery.js';
+import { CountingOrchestrator, testRecovery } from '../../support/recovery.js';
+import {
+  completeTask as completeWithToken,
+  runningAttempt as startRunningAttempt,
+} from '../../support/task-attempts.js';
 
 /** The version after the last of `migrations` (versions may have gaps: the numbering is never reused). */
 const versionAfter = (migrations: readonly { version: number }[]) =>
@@ -128,29 +125,6 @@ const workflows = new WorkflowRegistry([
   defineWorkflow({ name: 'security_fragile', tasks: [fragile] }),
   defineWorkflow({ name: 'security_linger', tasks: [linger] }),
 ]);
-
-/** An orchestrator in front of another, recording what recovery asked it to change. */
-class CountingOrchestrator implements Orchestrator {
-  readonly starts: string[] = [];
-  readonly redrives: string[] = [];
-  readonly stops: string[] = [];
-  constructor(private readonly inner: Orchestrator) {}
-  start(request: StartExecutionRequest): Promise<StartedExecution> {
-    this.starts.push(request.executionId);
-    return this.inner.start(request);
-  }
-  describe(handle: ExecutionHandle): Promise<ExecutionDescription> {
-    return this.inner.describe(handle);
-  }
-  stop(handle: ExecutionHandle, reason: { error: string; cause: string }): Promise<void> {
-    this.stops.push(handle.executionId);
-    return this.inner.stop(handle, reason);
-  }
-  redrive(handle: ExecutionHandle): Promise<RedriveOutcome> {
-    this.redrives.push(handle.executionId);
-    return this.inner.redrive(handle);
-  }
-}
 
 // --- The suite's world -------------------------------------------------------------------------
 
@@ -926,13 +900,9 @@ describe('F1: forging the bookkeeping', () => {
   beforeAll(async () => {
     // acme has an execution with a task attempt running; only the platform holds its token.
     executionId = await newExecution(acme, 'security_record');
-    const attempt = await store.beginTaskAttempt(acme, executionId, 'record');
-    if (attempt.kind !== 'started') {
-      throw new Error('the attempt did not start');
-    }
-    taskToken = attempt.token;
+    taskToken = (await startRunningAttempt(env.platform.pool, acme, executionId, 'record')).token;
     globexExecution = await newExecution(globex, 'security_record');
-    await store.beginTaskAttempt(globex, globexExecution, 'record');
+    await startRunningAttempt(env.platform.pool, globex, globexExecution, 'record');
   });
 
   const writes: Array<[string, () => string, RegExp]> = [
@@ -1147,7 +1117,7 @@ describe('F1: forging the bookkeeping', () => {
     // Control: the entry point the forgeries were refused by does work for the runner.
     const db = await env.platform.tenantConnections.tenantDb(acme);
     const outcome = await db.transaction((client) =>
-      store.completeTask(client, acme, executionId, 'record', taskToken, { set: { done: true }, unset: [] }),
+      completeWithToken(client, acme, executionId, 'record', taskToken, { set: { done: true }, unset: [] }),
     );
     expect(outcome).toBe('completed');
     expect((await store.get(acme, executionId))?.context).toEqual({ done: true });
@@ -1668,12 +1638,12 @@ describe('L1: locks a tenant takes do not stall anyone else', () => {
     let reader: pg.Client;
     let completer: pg.Client;
     let runningExecution: string;
-    let runningAttempt: number;
+    let runningAttemptNumber: number;
 
     beforeAll(async () => {
       runningExecution = await newExecution(acme, 'security_record');
-      const attempt = await store.beginTaskAttempt(acme, runningExecution, 'record');
-      runningAttempt = attempt.kind === 'started' ? attempt.attempt : -1;
+      runningAttemptNumber = (await startRunningAttempt(env.platform.pool, acme, runningExecution, 'record'))
+        .attempt;
       for (const name of Object.values(held)) {
         tried(name);
       }
@@ -1789,7 +1759,7 @@ describe('L1: locks a tenant takes do not stall anyone else', () => {
       const { ms } = await elapsed(() =>
         store.heartbeat(acme, runningExecution, {
           taskId: 'record',
-          attempt: runningAttempt,
+          attempt: runningAttemptNumber,
           startedAt: new Date(),
         }),
       );
